@@ -1,0 +1,121 @@
+"""Action kinds, object references and what each kind of action means.
+
+The tuple `ACTION_KINDS` is the policy's discrete action space: its order is part of the
+encoder version and of every trained model, so extend it only at the end and bump
+`remediator.encoding.ENCODER_VERSION`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum, IntEnum
+from typing import Any, Mapping
+
+
+class ActionKind(str, Enum):
+    NOOP = "noop"
+    RESTART_ROLLOUT = "restart_rollout"
+    ROLLBACK_ROLLOUT = "rollback_rollout"
+    SCALE_OUT = "scale_out"
+    RESTORE_REPLICAS = "restore_replicas"
+    RAISE_MEMORY_LIMIT = "raise_memory_limit"
+    RAISE_CPU_LIMIT = "raise_cpu_limit"
+    RAISE_HPA_MAX = "raise_hpa_max"
+    DELETE_POD = "delete_pod"
+    CORDON_DRAIN_NODE = "cordon_drain_node"
+    EXPAND_VOLUME = "expand_volume"
+    RESTART_DEPENDENCY = "restart_dependency"
+    ESCALATE = "escalate"
+
+
+ACTION_KINDS: tuple[ActionKind, ...] = tuple(ActionKind)
+ACTION_INDEX: dict[ActionKind, int] = {k: i for i, k in enumerate(ACTION_KINDS)}
+
+# Kinds that never change the cluster: they pass the guards and need no undo.
+PASSIVE_KINDS: frozenset[ActionKind] = frozenset({ActionKind.NOOP, ActionKind.ESCALATE})
+
+
+class Risk(IntEnum):
+    LOW = 0
+    MEDIUM = 1
+    HIGH = 2
+
+
+@dataclass(frozen=True)
+class ObjectRef:
+    """A Kubernetes object: kind, namespace ("" for cluster-scoped) and name."""
+
+    kind: str
+    namespace: str
+    name: str
+
+    def __str__(self) -> str:
+        ns = f"{self.namespace}/" if self.namespace else ""
+        return f"{self.kind}/{ns}{self.name}"
+
+
+@dataclass(frozen=True)
+class Action:
+    """One concrete remediation: a kind, the object it acts on and its parameters."""
+
+    kind: ActionKind
+    target: ObjectRef
+    params: Mapping[str, Any] = field(default_factory=dict)
+    rationale: str = ""
+
+    def describe(self) -> str:
+        args = ", ".join(f"{k}={v}" for k, v in sorted(self.params.items()))
+        return f"{self.kind.value}({self.target}{', ' + args if args else ''})"
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    """What an action kind does to a cluster, for guards, RBAC and the reward."""
+
+    kind: ActionKind
+    target_kind: str
+    risk: Risk
+    cuts_capacity: bool
+    loses_data: bool
+    # (api group/resource, verb) pairs the executor needs; the Helm ClusterRole matches these.
+    rbac: tuple[tuple[str, str], ...]
+    description: str
+
+
+def _spec(kind: ActionKind, target: str, risk: Risk, rbac: tuple[tuple[str, str], ...],
+          description: str, cuts: bool = False, loses: bool = False) -> ActionSpec:
+    return ActionSpec(kind, target, risk, cuts, loses, rbac, description)
+
+
+_D = "apps/deployments"
+SPECS: dict[ActionKind, ActionSpec] = {s.kind: s for s in (
+    _spec(ActionKind.NOOP, "Deployment", Risk.LOW, (), "wait one interval and observe again"),
+    _spec(ActionKind.RESTART_ROLLOUT, "Deployment", Risk.LOW, ((_D, "patch"),),
+          "rolling restart through a pod-template annotation"),
+    _spec(ActionKind.ROLLBACK_ROLLOUT, "Deployment", Risk.MEDIUM,
+          ((_D, "patch"), ("apps/replicasets", "list")),
+          "roll back to the previous ReplicaSet's pod template"),
+    _spec(ActionKind.SCALE_OUT, "Deployment", Risk.LOW, (("apps/deployments/scale", "patch"),),
+          "add replicas through the scale subresource"),
+    _spec(ActionKind.RESTORE_REPLICAS, "Deployment", Risk.LOW,
+          (("apps/deployments/scale", "patch"),),
+          "set replicas back to the last known good count"),
+    _spec(ActionKind.RAISE_MEMORY_LIMIT, "Deployment", Risk.MEDIUM, ((_D, "patch"),),
+          "raise the container memory limit (rolls the pods)"),
+    _spec(ActionKind.RAISE_CPU_LIMIT, "Deployment", Risk.MEDIUM, ((_D, "patch"),),
+          "raise the container CPU limit (rolls the pods)"),
+    _spec(ActionKind.RAISE_HPA_MAX, "HorizontalPodAutoscaler", Risk.LOW,
+          (("autoscaling/horizontalpodautoscalers", "patch"),),
+          "raise the autoscaler's maxReplicas"),
+    _spec(ActionKind.DELETE_POD, "Pod", Risk.LOW, (("pods", "delete"),),
+          "delete one unhealthy pod so its ReplicaSet replaces it", cuts=True),
+    _spec(ActionKind.CORDON_DRAIN_NODE, "Node", Risk.HIGH,
+          (("nodes", "patch"), ("pods", "list"), ("pods/eviction", "create")),
+          "cordon the node and evict its pods through the Eviction API", cuts=True),
+    _spec(ActionKind.EXPAND_VOLUME, "PersistentVolumeClaim", Risk.MEDIUM,
+          (("persistentvolumeclaims", "patch"),), "grow the claim's requested storage"),
+    _spec(ActionKind.RESTART_DEPENDENCY, "Deployment", Risk.MEDIUM, ((_D, "patch"),),
+          "rolling restart of a direct dependency of the alerted workload"),
+    _spec(ActionKind.ESCALATE, "Deployment", Risk.LOW, (),
+          "hand the incident to a human and stop acting"),
+)}
