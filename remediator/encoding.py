@@ -29,7 +29,7 @@ KNOWN_ALERTS: tuple[str, ...] = (
 # Seconds after which "time since" features saturate: the default incident horizon.
 HORIZON_S = 1800.0
 
-_SIGNALS = 31
+_SIGNALS = 32
 OBS_SIZE = len(KNOWN_ALERTS) + 1 + _SIGNALS + 2 * len(ACTION_KINDS) + 2
 
 
@@ -70,6 +70,7 @@ def encode(snapshot: Snapshot) -> npt.NDArray[np.float32]:
         _clip(s.cpu_ratio, 2.0),
         _clip(s.throttle_ratio),
         _squash(s.request_rate, 50.0),
+        _clip(s.request_rate / s.request_rate_baseline / 4.0) if s.request_rate_baseline > 0 else 0.25,
         _clip(s.error_ratio),
         _clip(s.error_ratio / slo.error_ratio / 10.0),
         _clip(s.latency_p99_s / slo.latency_p99_s / 4.0),
@@ -108,7 +109,7 @@ def feature_names() -> tuple[str, ...]:
     """Names of the observation's entries, for plots and debugging."""
     sig = ("desired/baseline", "scaled_to_zero", "available/desired", "ready/pods", "restarts",
            "oom", "error_exit", "crashloop", "mem_ratio", "mem_slope", "cpu_ratio", "throttle",
-           "request_rate", "error_ratio", "error/slo", "latency/slo", "hpa", "hpa_ratio",
+           "request_rate", "traffic/normal", "error_ratio", "error/slo", "latency/slo", "hpa", "hpa_ratio",
            "hpa_at_max", "node_ready", "pvc", "pvc_used", "pvc_filling", "deps", "dep_errors",
            "dep_available", "dep_latency/slo", "recent_rollout", "has_previous_revision",
            "pdb_at_min", "protected")

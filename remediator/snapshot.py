@@ -47,6 +47,9 @@ REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
 
 # Counters are turned into rates over this trailing window (seconds).
 RATE_WINDOW_S = 120.0
+# The "normal" request rate is read from this window before the alert fired: [start-900s, start-300s].
+BASELINE_END_BEFORE_ALERT_S = 300.0
+BASELINE_WINDOW_S = 600.0
 
 K8sObject = Mapping[str, Any]
 
@@ -121,6 +124,7 @@ class Signals:
     cpu_ratio: float = 0.0
     throttle_ratio: float = 0.0
     request_rate: float = 0.0
+    request_rate_baseline: float = 0.0
     error_ratio: float = 0.0
     latency_p99_s: float = 0.0
     hpa_present: float = 0.0
@@ -313,8 +317,8 @@ def _last(points: Sequence[tuple[float, float]]) -> float:
 
 
 def _rate(points: Sequence[tuple[float, float]], now: float, window: float = RATE_WINDOW_S) -> float:
-    """Per-second increase of a counter over the trailing window, tolerating resets."""
-    pts = [p for p in points if p[0] >= now - window - 1e-6]
+    """Per-second increase of a counter over the window ending at `now`, tolerating resets."""
+    pts = [p for p in points if now - window - 1e-6 <= p[0] <= now + 1e-6]
     if len(pts) < 2:
         return 0.0
     inc = 0.0
@@ -357,6 +361,7 @@ def _quantile(buckets: Mapping[float, float], q: float) -> float:
 @dataclass
 class _ServiceTraffic:
     requests: float = 0.0
+    baseline: float = 0.0
     errors: float = 0.0
     buckets: dict[float, float] = field(default_factory=dict)
 
@@ -369,13 +374,16 @@ class _ServiceTraffic:
         return _quantile(self.buckets, 0.99)
 
 
-def _traffic(series: Sequence[Series], now: float) -> dict[tuple[str, str], _ServiceTraffic]:
+def _traffic(series: Sequence[Series], now: float,
+             alert_start: float) -> dict[tuple[str, str], _ServiceTraffic]:
     out: dict[tuple[str, str], _ServiceTraffic] = defaultdict(_ServiceTraffic)
     for s in series:
         key = (s.labels.get("namespace", ""), s.labels.get("service", ""))
         if s.name == "http_requests_total":
             r = _rate(s.points, now)
             out[key].requests += r
+            out[key].baseline += _rate(s.points, alert_start - BASELINE_END_BEFORE_ALERT_S,
+                                       BASELINE_WINDOW_S)
             if s.labels.get("code", "200").startswith("5"):
                 out[key].errors += r
         elif s.name == "http_request_duration_seconds_bucket":
@@ -517,7 +525,7 @@ def build_snapshot(alert: Alert, series: Sequence[Series], objects: Sequence[K8s
                 pvc_cap = _last(s.points)
 
     traffic = _traffic([s for s in series if s.labels.get("namespace", ns) == ns
-                        and s.labels.get("service") in dep_names | {wname}], now)
+                        and s.labels.get("service") in dep_names | {wname}], now, alert.starts_at)
     own = traffic.get((ns, wname), _ServiceTraffic())
 
     pods = sorted(pod_names | pods_seen)
@@ -568,6 +576,7 @@ def build_snapshot(alert: Alert, series: Sequence[Series], objects: Sequence[K8s
         cpu_ratio=max(cpu_ratios, default=0.0),
         throttle_ratio=max(throttle, default=0.0),
         request_rate=own.requests,
+        request_rate_baseline=own.baseline,
         error_ratio=own.error_ratio,
         latency_p99_s=own.p99,
         hpa_present=1.0 if hpa_ref else 0.0,
