@@ -1,0 +1,538 @@
+"""The simulated cluster: pods, rollouts, traffic, autoscaling and volumes, tick by tick.
+
+Faults do not script outcomes: they set conditions (a revision that crashes, a leak, a
+hung process, a node that stops) and the mechanics below decide what each action does
+to them, the way a real cluster would. Only the alerted workload's neighbourhood (itself,
+its direct dependencies, the nodes) is simulated, so cost does not grow with topology size.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable
+
+from remediator.actions import Action, ActionKind
+from remediator.snapshot import DEPENDS_ON_ANNOTATION, PROTECTED_LABEL, REVISION_ANNOTATION, Series
+from simulator.topology import ServiceSpec, Topology
+
+TICK_S = 15.0
+TIMEOUT_S = 10.0
+BUCKETS: tuple[float, ...] = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, math.inf)
+_LN100 = math.log(100.0)
+NODE_POD_GRACE_S = 40.0  # node-monitor grace period: pods turn NotReady
+NODE_EVICTION_S = 300.0  # default not-ready toleration: pods are evicted
+# How many trailing samples of each series the observer sees (a bit over the 2 min rate window).
+WINDOW_POINTS = 10
+LONG_POINTS = 41  # 10 minutes, for volume trends
+
+
+@dataclass(frozen=True)
+class Revision:
+    """A pod template: what the image does and the limits it runs with."""
+
+    number: int
+    created_at: float
+    mem_limit: float
+    cpu_limit: float
+    crash_after_s: float = 0.0  # > 0: the process exits with an error this long after start
+    error_ratio: float = 0.0  # bad configuration: a share of requests fail
+    leak_plateau: float = 0.0  # > 0: memory climbs toward this many bytes
+    leak_tau_s: float = 180.0
+
+
+@dataclass
+class Pod:
+    name: str
+    node: str
+    revision: int
+    ready_at: float
+    mem: float
+    restarts: int = 0
+    last_reason: str = ""
+    waiting_until: float = 0.0
+    running_since: float = 0.0
+    stuck: bool = False  # readiness never passes
+    hung: bool = False  # accepts requests and never answers
+    slow_s: float = 0.0  # extra latency this process adds (a stuck pool, GC thrash)
+    ready: bool = False
+    counters: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])  # cpu s, periods, throttled
+
+
+@dataclass
+class Workload:
+    spec: ServiceSpec
+    namespace: str
+    desired: int
+    revisions: list[Revision]
+    pods: list[Pod] = field(default_factory=list)
+    hpa_max: int = 0
+    hpa_min: int = 0
+    pvc_cap: float = 0.0
+    pvc_used: float = 0.0
+    pvc_fill_per_s: float = 0.0
+    pvc_resize: tuple[float, float] | None = None  # (at, new capacity)
+    traffic_factor: float = 1.0
+    extra_latency_s: float = 0.0
+    crash_when_deps_down: bool = False
+    rollout_queue: list[tuple[float, str]] = field(default_factory=list)  # (when, old pod to replace)
+    labels: dict[str, str] = field(default_factory=dict)
+    pdb_min: int | None = None
+    requests: list[float] = field(default_factory=lambda: [0.0, 0.0])  # ok, 5xx
+    buckets: list[float] = field(default_factory=lambda: [0.0] * len(BUCKETS))
+    error_ratio: float = 0.0
+    p99: float = 0.0
+    rps: float = 0.0
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def current(self) -> Revision:
+        return self.revisions[-1]
+
+    def revision(self, number: int) -> Revision:
+        for r in self.revisions:
+            if r.number == number:
+                return r
+        return self.revisions[-1]
+
+    def ready_pods(self) -> list[Pod]:
+        return [p for p in self.pods if p.ready]
+
+    @property
+    def available(self) -> int:
+        return sum(1 for p in self.pods if p.ready)
+
+
+@dataclass
+class Node:
+    name: str
+    ready: bool = True
+    cordoned: bool = False
+    down_since: float | None = None
+
+
+class Cluster:
+    """State and mechanics. `rng` drives every random timing so a seed replays exactly."""
+
+    def __init__(self, topology: Topology, focus: str, rng: random.Random, noise: float = 0.02,
+                 namespace: str | None = None) -> None:
+        self.topology = topology
+        self.rng = rng
+        self.noise = noise
+        self.now = 0.0
+        self.nodes = {n.name: Node(n.name) for n in topology.nodes}
+        spec = topology.service(focus)
+        self.namespace = namespace or spec.namespace
+        names = (focus, *spec.deps)
+        self.workloads: dict[str, Workload] = {}
+        for name in names:
+            self.workloads[name] = self._make_workload(topology.service(name))
+        self.focus = self.workloads[focus]
+        self._buffers: dict[tuple[str, tuple[tuple[str, str], ...]], list[tuple[float, float]]] = {}
+        self._labels: dict[tuple[str, tuple[tuple[str, str], ...]], dict[str, str]] = {}
+        self._pod_seq = 0
+        self._timers: list[tuple[float, Callable[[], None]]] = []
+
+    def at(self, when: float, fn: Callable[[], None]) -> None:
+        """Run `fn` at the first tick at or after `when` (fault onsets, transient blips)."""
+        self._timers.append((when, fn))
+        self._timers.sort(key=lambda x: x[0])
+
+    # ------------------------------------------------------------------ building
+
+    def _make_workload(self, spec: ServiceSpec) -> Workload:
+        rev = Revision(1, -86400.0 * self.rng.uniform(1, 30), spec.mem_limit, spec.cpu_limit)
+        w = Workload(spec=spec, namespace=self.namespace, desired=spec.replicas, revisions=[rev],
+                     hpa_max=spec.hpa_max, hpa_min=spec.replicas if spec.hpa_max else 0,
+                     pvc_cap=spec.pvc_bytes, pvc_used=spec.pvc_bytes * self.rng.uniform(0.3, 0.5),
+                     labels=dict(spec.labels), pdb_min=spec.pdb_min_available)
+        for _ in range(spec.replicas):
+            w.pods.append(self._new_pod(w, rev.number, started=-3600.0))
+        return w
+
+    def _new_pod(self, w: Workload, revision: int, started: float) -> Pod:
+        self._pod_seq += 1
+        schedulable = [n for n in self.nodes.values() if n.ready and not n.cordoned] or list(self.nodes.values())
+        counts = {n.name: 0 for n in schedulable}
+        for p in w.pods:
+            if p.node in counts:
+                counts[p.node] += 1
+        node = min(schedulable, key=lambda n: (counts[n.name], self.rng.random())).name
+        startup = self.rng.uniform(5.0, 20.0)
+        suffix = f"{self._pod_seq:05x}"[-5:]
+        return Pod(name=f"{w.name}-{7000 + revision:x}f{revision}-{suffix}", node=node, revision=revision,
+                   ready_at=started + startup, mem=w.spec.mem_base * self.rng.uniform(0.9, 1.1),
+                   running_since=started + startup)
+
+    def add_revision(self, w: Workload, **changes: Any) -> Revision:
+        base = w.current
+        rev = replace(base, number=max(r.number for r in w.revisions) + 1, created_at=self.now, **changes)
+        w.revisions.append(rev)
+        self._roll(w)
+        return rev
+
+    def _roll(self, w: Workload) -> None:
+        """Rolling update, one surge pod at a time: each old pod is replaced after a startup."""
+        step = self.rng.uniform(10.0, 25.0)
+        old = [p.name for p in w.pods if p.revision != w.current.number]
+        w.rollout_queue = [(self.now + i * step, name) for i, name in enumerate(old)]
+
+    # ------------------------------------------------------------------ actions
+
+    def apply(self, action: Action) -> bool:
+        """Execute an action on the cluster; False when its precondition does not hold."""
+        kind, p = action.kind, action.params
+        w = self.workloads.get(action.target.name, self.focus)
+        if kind in (ActionKind.NOOP, ActionKind.ESCALATE):
+            return True
+        if kind in (ActionKind.RESTART_ROLLOUT, ActionKind.RESTART_DEPENDENCY):
+            if action.target.name not in self.workloads:
+                return False
+            self.add_revision(w)
+            return True
+        if kind is ActionKind.ROLLBACK_ROLLOUT:
+            if len(w.revisions) < 2:
+                return False
+            prev = w.revisions[-2]
+            w.revisions.append(replace(prev, number=w.current.number + 1, created_at=self.now))
+            self._roll(w)
+            return True
+        if kind is ActionKind.SCALE_OUT:
+            target = int(p["replicas"]) if "replicas" in p else math.ceil(w.desired * float(p.get("factor", 1.5)))
+            w.desired = max(w.desired, target)
+            return True
+        if kind is ActionKind.RESTORE_REPLICAS:
+            w.desired = int(p.get("replicas", w.spec.replicas))
+            return True
+        if kind is ActionKind.RAISE_MEMORY_LIMIT:
+            self.add_revision(w, mem_limit=w.current.mem_limit * float(p.get("factor", 1.5)))
+            return True
+        if kind is ActionKind.RAISE_CPU_LIMIT:
+            self.add_revision(w, cpu_limit=w.current.cpu_limit * float(p.get("factor", 1.5)))
+            return True
+        if kind is ActionKind.RAISE_HPA_MAX:
+            if not w.hpa_max:
+                return False
+            w.hpa_max = int(p["max_replicas"]) if "max_replicas" in p else math.ceil(
+                w.hpa_max * float(p.get("factor", 1.5)))
+            return True
+        if kind is ActionKind.DELETE_POD:
+            return self._delete_pod(action.target.name)
+        if kind is ActionKind.CORDON_DRAIN_NODE:
+            node = self.nodes.get(action.target.name)
+            if node is None:
+                return False
+            node.cordoned = True
+            for wl in self.workloads.values():
+                for pod in [q for q in wl.pods if q.node == node.name]:
+                    self._replace_pod(wl, pod)
+            return True
+        if kind is ActionKind.EXPAND_VOLUME:
+            if not w.pvc_cap:
+                return False
+            w.pvc_resize = (self.now + self.rng.uniform(30.0, 90.0), w.pvc_cap * float(p.get("factor", 1.5)))
+            return True
+        return False
+
+    def _delete_pod(self, name: str) -> bool:
+        for w in self.workloads.values():
+            for pod in w.pods:
+                if pod.name == name:
+                    self._replace_pod(w, pod)
+                    return True
+        return False
+
+    def _replace_pod(self, w: Workload, pod: Pod) -> None:
+        w.pods.remove(pod)
+        w.pods.append(self._new_pod(w, w.current.number, started=self.now))
+
+    # ------------------------------------------------------------------ time
+
+    def step(self) -> None:
+        """Advance one scrape interval and record every series."""
+        self.now += TICK_S
+        t = self.now
+        while self._timers and self._timers[0][0] <= t:
+            self._timers.pop(0)[1]()
+        for node in self.nodes.values():
+            if not node.ready and node.down_since is None:
+                node.down_since = t
+        for w in self.workloads.values():
+            self._advance_rollout(w, t)
+            self._reconcile(w, t)
+            if w.pvc_resize and t >= w.pvc_resize[0]:
+                w.pvc_cap, w.pvc_resize = w.pvc_resize[1], None
+        deps_down = {name: w.available == 0 or w.error_ratio > 0.5 for name, w in self.workloads.items()}
+        for name, w in self.workloads.items():
+            any_dep_down = any(deps_down.get(d, False) for d in w.spec.deps)
+            for pod in w.pods:
+                self._pod_tick(w, pod, t, crash=w.crash_when_deps_down and any_dep_down)
+        # Dependencies first, so callers see this tick's dependency health.
+        for w in sorted(self.workloads.values(), key=lambda x: x is self.focus):
+            self._traffic_tick(w, t)
+        self._autoscale(t)
+        self._record(t)
+
+    def _advance_rollout(self, w: Workload, t: float) -> None:
+        while w.rollout_queue and w.rollout_queue[0][0] <= t:
+            _, name = w.rollout_queue.pop(0)
+            old = next((p for p in w.pods if p.name == name), None)
+            if old is not None:
+                self._replace_pod(w, old)
+
+    def _reconcile(self, w: Workload, t: float) -> None:
+        """ReplicaSet controller: pod count follows desired; pods on dead nodes get evicted."""
+        for pod in list(w.pods):
+            node = self.nodes[pod.node]
+            if not node.ready and node.down_since is not None and t - node.down_since >= NODE_EVICTION_S:
+                self._replace_pod(w, pod)
+        while len(w.pods) < w.desired:
+            w.pods.append(self._new_pod(w, w.current.number, started=t))
+        while len(w.pods) > w.desired:
+            w.pods.remove(max(w.pods, key=lambda p: (not p.ready, p.ready_at)))
+
+    def _pod_tick(self, w: Workload, pod: Pod, t: float, crash: bool) -> None:
+        rev = w.revision(pod.revision)
+        node = self.nodes[pod.node]
+        if not node.ready and node.down_since is not None and t - node.down_since >= NODE_POD_GRACE_S:
+            pod.ready = False
+            return
+        if t < pod.ready_at or t < pod.waiting_until:
+            pod.ready = False
+            return
+        if rev.leak_plateau > 0:
+            pod.mem = rev.leak_plateau - (rev.leak_plateau - pod.mem) * math.exp(-TICK_S / rev.leak_tau_s)
+        exited = ""
+        if pod.mem >= rev.mem_limit:
+            exited = "OOMKilled"
+        elif rev.crash_after_s > 0 and t - pod.running_since >= rev.crash_after_s:
+            exited = "Error"
+        elif crash and t - pod.running_since >= 5.0:
+            exited = "Error"
+        if exited:
+            pod.restarts += 1
+            pod.last_reason = exited
+            backoff = min(10.0 * 2 ** (pod.restarts - 1), 300.0)
+            pod.waiting_until = t + backoff
+            pod.ready_at = pod.running_since = t + backoff + self.rng.uniform(3.0, 8.0)
+            pod.mem = w.spec.mem_base
+            pod.ready = False
+            return
+        pod.ready = not pod.stuck
+
+    def _traffic_tick(self, w: Workload, t: float) -> None:
+        diurnal = 1.0 + 0.15 * math.sin(2 * math.pi * t / 86400.0)
+        rps = w.spec.base_rps * diurnal * w.traffic_factor * (1.0 + self.rng.gauss(0.0, self.noise))
+        rps = max(rps, 0.0)
+        serving = [p for p in w.pods if p.ready]
+        dep_err = 0.0
+        dep_lat = 0.0
+        for d in w.spec.deps:
+            dw = self.workloads.get(d)
+            if dw is not None:
+                dep_err = max(dep_err, dw.error_ratio)
+                dep_lat = max(dep_lat, dw.p99 if dw.rps > 0 else 0.0)
+        if not serving:
+            err, p99, u_by_pod = 1.0, 0.01, {}
+        else:
+            per_pod = rps / len(serving)
+            u_by_pod = {}
+            for pod in serving:
+                u_by_pod[pod.name] = per_pod * w.spec.cpu_per_request / w.revision(pod.revision).cpu_limit
+            u = sum(u_by_pod.values()) / len(u_by_pod)
+            queue = 1.0 + 2.0 * max(0.0, u - 0.7) / 0.3 if u < 1.0 else 3.0 + 20.0 * (u - 1.0)
+            shed = max(0.0, 1.0 - 1.3 / u) if u > 1.3 else 0.0
+            hung = sum(1 for p in serving if p.hung) / len(serving)
+            bad = sum(w.revision(p.revision).error_ratio for p in serving) / len(serving)
+            full = 0.5 if w.pvc_cap and w.pvc_used >= w.pvc_cap else 0.0
+            ok = (1 - shed) * (1 - bad) * (1 - 0.9 * dep_err) * (1 - hung) * (1 - full) * (1 - 0.001)
+            err = 1.0 - ok
+            slow = sum(p.slow_s for p in serving) / len(serving)
+            p99 = w.spec.base_latency_s * queue + dep_lat * 0.8 + w.extra_latency_s + slow
+            if hung > 0.01:
+                p99 = TIMEOUT_S
+            p99 = min(p99, TIMEOUT_S)
+        w.rps, w.error_ratio, w.p99 = rps, err, p99
+        n = rps * TICK_S
+        w.requests[0] += n * (1 - err)
+        w.requests[1] += n * err
+        for i, le in enumerate(BUCKETS):
+            w.buckets[i] += n if math.isinf(le) else n * (1.0 - math.exp(-le * _LN100 / p99))
+        for pod in w.pods:
+            u = u_by_pod.get(pod.name, 0.0)
+            limit = w.revision(pod.revision).cpu_limit
+            usage = min(u, 1.0) * limit
+            periods = 10.0 * TICK_S
+            throttled = periods * min(1.0, max(0.0, (u - 0.6) / 0.6))
+            c = pod.counters
+            c[0] += usage * TICK_S
+            c[1] += periods
+            c[2] += throttled
+        if w.pvc_cap:
+            w.pvc_used = min(w.pvc_cap, w.pvc_used + w.pvc_fill_per_s * TICK_S)
+
+    def _autoscale(self, t: float) -> None:
+        if int(t / TICK_S) % 4:
+            return  # the HPA syncs every minute here
+        for w in self.workloads.values():
+            if not w.hpa_max:
+                continue
+            ready = w.ready_pods()
+            if not ready:
+                continue
+            per_pod = w.rps / len(ready)
+            u = sum(per_pod * w.spec.cpu_per_request / w.revision(p.revision).cpu_limit
+                    for p in ready) / len(ready)
+            want = math.ceil(len(ready) * min(u, 1.0) / 0.7) if u > 0.8 else w.desired
+            w.desired = max(w.hpa_min, min(w.hpa_max, max(w.desired, want)))
+
+    # ------------------------------------------------------------------ metrics
+
+    def _put(self, name: str, labels: tuple[tuple[str, str], ...], t: float, v: float) -> None:
+        key = (name, labels)
+        buf = self._buffers.get(key)
+        if buf is None:
+            buf = self._buffers[key] = []
+            self._labels[key] = dict(labels)
+        buf.append((t, v))
+
+    def _gauge(self, v: float) -> float:
+        return v * (1.0 + self.rng.gauss(0.0, self.noise)) if self.noise and v else v
+
+    def _record(self, t: float) -> None:
+        ns = self.namespace
+        for node in self.nodes.values():
+            self._put("kube_node_status_condition",
+                      (("condition", "Ready"), ("node", node.name), ("status", "true")), t,
+                      1.0 if node.ready else 0.0)
+        for w in self.workloads.values():
+            d = (("deployment", w.name), ("namespace", ns))
+            self._put("kube_deployment_spec_replicas", d, t, float(w.desired))
+            self._put("kube_deployment_status_replicas_available", d, t, float(w.available))
+            svc = (("namespace", ns), ("service", w.name))
+            self._put("http_requests_total", (("code", "200"),) + svc, t, w.requests[0])
+            self._put("http_requests_total", (("code", "500"),) + svc, t, w.requests[1])
+            for le, v in zip(BUCKETS, w.buckets):
+                self._put("http_request_duration_seconds_bucket",
+                          (("le", "+Inf" if math.isinf(le) else repr(le)),) + svc, t, v)
+            if w.hpa_max:
+                h = (("horizontalpodautoscaler", w.name), ("namespace", ns))
+                self._put("kube_horizontalpodautoscaler_status_current_replicas", h, t, float(w.desired))
+                self._put("kube_horizontalpodautoscaler_spec_max_replicas", h, t, float(w.hpa_max))
+            if w.pvc_cap:
+                c = (("namespace", ns), ("persistentvolumeclaim", f"{w.name}-data"))
+                self._put("kubelet_volume_stats_used_bytes", c, t, w.pvc_used)
+                self._put("kubelet_volume_stats_capacity_bytes", c, t, w.pvc_cap)
+            if w is not self.focus:
+                continue
+            for pod in w.pods:
+                pl = (("container", "app"), ("namespace", ns), ("pod", pod.name))
+                rev = w.revision(pod.revision)
+                self._put("kube_pod_status_ready", (("condition", "true"), ("namespace", ns), ("pod", pod.name)),
+                          t, 1.0 if pod.ready else 0.0)
+                self._put("kube_pod_container_status_restarts_total", pl, t, float(pod.restarts))
+                if pod.last_reason:
+                    self._put("kube_pod_container_status_last_terminated_reason",
+                              pl + (("reason", pod.last_reason),), t, 1.0)
+                if t < pod.waiting_until:
+                    self._put("kube_pod_container_status_waiting_reason",
+                              pl + (("reason", "CrashLoopBackOff"),), t, 1.0)
+                self._put("container_memory_working_set_bytes", pl, t, self._gauge(pod.mem))
+                self._put("kube_pod_container_resource_limits", pl + (("resource", "memory"),), t, rev.mem_limit)
+                self._put("kube_pod_container_resource_limits", pl + (("resource", "cpu"),), t, rev.cpu_limit)
+                self._put("container_cpu_usage_seconds_total", pl, t, pod.counters[0])
+                self._put("container_cpu_cfs_periods_total", pl, t, pod.counters[1])
+                self._put("container_cpu_cfs_throttled_periods_total", pl, t, pod.counters[2])
+
+    def series(self, until: float, alert_start: float) -> list[Series]:
+        """What a Prometheus scrape would show at `until`: trailing windows plus the pre-alert baseline."""
+        out = []
+        base_lo, base_hi = alert_start - 900.0, alert_start - 300.0
+        live_pods = {p.name for w in self.workloads.values() for p in w.pods}
+        for key, buf in self._buffers.items():
+            name = key[0]
+            labels = self._labels[key]
+            pod = labels.get("pod")
+            if pod is not None and pod not in live_pods:
+                continue
+            end = len(buf)
+            while end and buf[end - 1][0] > until:
+                end -= 1
+            if not end or buf[end - 1][0] < until - 2 * TICK_S:
+                continue  # stale: the series is gone
+            n = LONG_POINTS if name.startswith("kubelet_volume") else WINDOW_POINTS
+            pts = buf[max(0, end - n):end]
+            if name in ("http_requests_total", "kube_deployment_spec_replicas"):
+                pre = [x for x in buf[:max(0, end - n)] if base_lo <= x[0] <= base_hi]
+                pts = pre + pts
+            out.append(Series(name, labels, pts))
+        return out
+
+    # ------------------------------------------------------------------ objects
+
+    def objects(self) -> list[dict[str, Any]]:
+        """The Kubernetes objects around the incident, as the API server would return them."""
+        ns = self.namespace
+        out: list[dict[str, Any]] = []
+        for w in self.workloads.values():
+            labels = {"app": w.name, **w.labels}
+            volumes = [{"name": "data", "persistentVolumeClaim": {"claimName": f"{w.name}-data"}}] if w.pvc_cap else []
+            out.append({
+                "kind": "Deployment",
+                "metadata": {"name": w.name, "namespace": ns, "labels": labels,
+                             "annotations": {DEPENDS_ON_ANNOTATION: ",".join(w.spec.deps),
+                                             REVISION_ANNOTATION: str(w.current.number)}},
+                "spec": {"replicas": w.desired, "selector": {"matchLabels": {"app": w.name}},
+                         "template": {"metadata": {"labels": {"app": w.name}},
+                                      "spec": {"volumes": volumes}}},
+            })
+            for rev in w.revisions[-3:]:
+                out.append({"kind": "ReplicaSet", "metadata": {
+                    "name": f"{w.name}-{7000 + rev.number:x}f{rev.number}", "namespace": ns,
+                    "creationTimestamp": rev.created_at,
+                    "annotations": {REVISION_ANNOTATION: str(rev.number)},
+                    "ownerReferences": [{"kind": "Deployment", "name": w.name}]}})
+            for pod in w.pods:
+                out.append({"kind": "Pod", "metadata": {
+                    "name": pod.name, "namespace": ns,
+                    "ownerReferences": [{"kind": "ReplicaSet", "name": f"{w.name}-{7000 + pod.revision:x}f{pod.revision}"}]},
+                    "spec": {"nodeName": pod.node}})
+            if w.hpa_max:
+                out.append({"kind": "HorizontalPodAutoscaler", "metadata": {"name": w.name, "namespace": ns},
+                            "spec": {"scaleTargetRef": {"kind": "Deployment", "name": w.name},
+                                     "minReplicas": w.hpa_min, "maxReplicas": w.hpa_max}})
+            if w.pdb_min is not None:
+                out.append({"kind": "PodDisruptionBudget", "metadata": {"name": w.name, "namespace": ns},
+                            "spec": {"minAvailable": w.pdb_min, "selector": {"matchLabels": {"app": w.name}}},
+                            "status": {"disruptionsAllowed": max(0, w.available - w.pdb_min)}})
+        return out
+
+
+def protected(w: Workload) -> bool:
+    return w.labels.get(PROTECTED_LABEL, "") == "true"
+
+
+def true_signals(cluster: Cluster) -> Any:
+    """The focus workload's health as ground truth (no scrape noise or delay), for verification."""
+    from remediator.snapshot import Signals
+
+    w = cluster.focus
+    mem_ratio = slope = 0.0
+    for pod in w.pods:
+        rev = w.revision(pod.revision)
+        if pod.ready:
+            mem_ratio = max(mem_ratio, pod.mem / rev.mem_limit)
+            if rev.leak_plateau > pod.mem:
+                slope = max(slope, (rev.leak_plateau - pod.mem) / rev.leak_tau_s * 60.0 / rev.mem_limit)
+    fill = w.pvc_fill_per_s * 60.0
+    return Signals(
+        desired_replicas=float(w.desired), baseline_replicas=float(w.spec.replicas),
+        available_replicas=float(w.available), error_ratio=w.error_ratio,
+        latency_p99_s=w.p99 if w.rps > 0 else 0.0, mem_ratio=mem_ratio, mem_slope_per_min=slope,
+        pvc_present=1.0 if w.pvc_cap else 0.0,
+        pvc_used_ratio=w.pvc_used / w.pvc_cap if w.pvc_cap else 0.0,
+        pvc_minutes_to_full=(w.pvc_cap - w.pvc_used) / fill if fill > 0 else math.inf)

@@ -1,0 +1,19 @@
+"""The fault library: one module per fault, each registered by name in `FAULTS`."""
+
+from simulator.faults import (  # noqa: F401  (importing registers)
+    bad_config_rollout,
+    bad_rollout,
+    cpu_limit_low,
+    dependency_outage,
+    hung_process,
+    memory_leak,
+    no_fault,
+    node_not_ready,
+    pod_stuck_not_ready,
+    scaled_to_zero,
+    traffic_spike,
+    volume_filling,
+)
+from simulator.faults.base import FAULTS, Effect, Fault
+
+__all__ = ["FAULTS", "Effect", "Fault"]

@@ -1,0 +1,82 @@
+"""What a fault is: its onset, the conditions it sets, the alert it raises, and how each
+action kind changes it. The effect table is a declaration that tests check against the
+mechanics of `simulator.cluster`, not a script the simulator follows."""
+
+from __future__ import annotations
+
+import random
+from abc import ABC, abstractmethod
+from enum import Enum
+from typing import ClassVar
+
+from remediator.actions import ActionKind
+from simulator.cluster import Cluster, Workload
+from simulator.topology import ServiceSpec
+
+A = ActionKind
+
+
+class Effect(str, Enum):
+    FIXES = "fixes"
+    PARTLY = "partly"
+    NOTHING = "nothing"
+    WORSE = "worse"
+
+
+class Fault(ABC):
+    """One fault kind. Subclasses are registered by name with `@register`."""
+
+    name: ClassVar[str]
+    family: ClassVar[str]  # faults in one family raise look-alike alerts
+    # How each action kind, applied first, changes the incident; kinds left out change nothing.
+    effects: ClassVar[dict[ActionKind, Effect]]
+    # What an expert who knows the fault does, in order of preference.
+    best: ClassVar[tuple[ActionKind, ...]]
+    # Seconds before the alert fires that the fault starts: (low, high).
+    lead_s: ClassVar[tuple[float, float]] = (240.0, 420.0)
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+
+    def suits(self, spec: ServiceSpec) -> bool:
+        """Whether the fault can happen to this service as it is."""
+        return True
+
+    def adapt(self, spec: ServiceSpec) -> ServiceSpec:
+        """Give a service what the fault needs (an HPA, a volume, a dependency)."""
+        return spec
+
+    @abstractmethod
+    def inject(self, cluster: Cluster) -> None:
+        """Set the fault's conditions at onset (`cluster.now`)."""
+
+    @abstractmethod
+    def alert(self, cluster: Cluster) -> tuple[str, dict[str, str]]:
+        """The alert name and labels that fire for it, read at firing time."""
+
+    def effect(self, kind: ActionKind) -> Effect:
+        return self.effects.get(kind, Effect.NOTHING)
+
+
+def worst_pod(w: Workload) -> str:
+    pods = sorted(w.pods, key=lambda p: (p.ready, -p.restarts, p.name))
+    return pods[0].name if pods else f"{w.name}-0"
+
+
+def pod_alert(cluster: Cluster, name: str) -> tuple[str, dict[str, str]]:
+    w = cluster.focus
+    return name, {"namespace": w.namespace, "pod": worst_pod(w), "container": "app"}
+
+
+def service_alert(cluster: Cluster, name: str) -> tuple[str, dict[str, str]]:
+    return name, {"namespace": cluster.focus.namespace, "service": cluster.focus.name}
+
+
+FAULTS: dict[str, type[Fault]] = {}
+
+
+def register(cls: type[Fault]) -> type[Fault]:
+    if cls.name in FAULTS:
+        raise ValueError(f"fault {cls.name!r} registered twice")
+    FAULTS[cls.name] = cls
+    return cls

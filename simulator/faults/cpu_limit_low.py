@@ -1,0 +1,34 @@
+"""A CPU limit set too low for normal traffic: the container is throttled and slow."""
+
+from dataclasses import replace
+
+from simulator.cluster import Cluster
+from simulator.faults.base import A, Effect, Fault, pod_alert, register, service_alert
+from simulator.topology import ServiceSpec
+
+
+@register
+class CpuLimitLow(Fault):
+    name = "cpu_limit_low"
+    family = "latency"
+    effects = {A.RAISE_CPU_LIMIT: Effect.FIXES, A.SCALE_OUT: Effect.FIXES,
+               A.RESTART_ROLLOUT: Effect.WORSE, A.ROLLBACK_ROLLOUT: Effect.NOTHING,
+               A.RESTART_DEPENDENCY: Effect.NOTHING, A.RAISE_MEMORY_LIMIT: Effect.NOTHING}
+    best = (A.RAISE_CPU_LIMIT, A.SCALE_OUT)
+
+    def suits(self, spec: ServiceSpec) -> bool:
+        return spec.hpa_max == 0  # an HPA on CPU would scale this away by itself
+
+    def adapt(self, spec: ServiceSpec) -> ServiceSpec:
+        return replace(spec, hpa_max=0)
+
+    def inject(self, cluster: Cluster) -> None:
+        w = cluster.focus
+        demand = w.spec.cpu_per_request * w.spec.base_rps / w.spec.replicas
+        limit = demand / self.rng.uniform(1.05, 1.2)
+        w.revisions = [replace(r, cpu_limit=limit) for r in w.revisions]
+
+    def alert(self, cluster: Cluster) -> tuple[str, dict[str, str]]:
+        if self.rng.random() < 0.5:
+            return pod_alert(cluster, "CPUThrottlingHigh")
+        return service_alert(cluster, "ServiceLatencyHigh")

@@ -1,0 +1,23 @@
+"""Processes that hang: they pass a shallow readiness probe and never answer (no liveness probe)."""
+
+from simulator.cluster import Cluster
+from simulator.faults.base import A, Effect, Fault, register, service_alert
+
+
+@register
+class HungProcess(Fault):
+    name = "hung_process"
+    family = "latency"
+    effects = {A.RESTART_ROLLOUT: Effect.FIXES, A.DELETE_POD: Effect.PARTLY,
+               A.SCALE_OUT: Effect.NOTHING, A.RAISE_CPU_LIMIT: Effect.FIXES,
+               A.ROLLBACK_ROLLOUT: Effect.NOTHING, A.RESTART_DEPENDENCY: Effect.NOTHING,
+               A.RAISE_HPA_MAX: Effect.NOTHING}
+    best = (A.RESTART_ROLLOUT,)
+
+    def inject(self, cluster: Cluster) -> None:
+        pods = cluster.focus.pods
+        for pod in self.rng.sample(pods, k=max(2, len(pods) // 2) if len(pods) > 1 else 1):
+            pod.hung = True
+
+    def alert(self, cluster: Cluster) -> tuple[str, dict[str, str]]:
+        return service_alert(cluster, "ServiceLatencyHigh")

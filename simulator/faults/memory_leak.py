@@ -1,0 +1,28 @@
+"""A memory leak in the application: pods climb to their limit and are OOMKilled."""
+
+from dataclasses import replace
+
+from simulator.cluster import Cluster
+from simulator.faults.base import A, Effect, Fault, pod_alert, register
+
+
+@register
+class MemoryLeak(Fault):
+    name = "memory_leak"
+    family = "crashloop"
+    effects = {A.RAISE_MEMORY_LIMIT: Effect.FIXES, A.RESTART_ROLLOUT: Effect.PARTLY,
+               A.ROLLBACK_ROLLOUT: Effect.NOTHING, A.SCALE_OUT: Effect.NOTHING,
+               A.DELETE_POD: Effect.NOTHING, A.RESTART_DEPENDENCY: Effect.NOTHING}
+    best = (A.RAISE_MEMORY_LIMIT,)
+    lead_s = (540.0, 720.0)
+
+    def inject(self, cluster: Cluster) -> None:
+        w = cluster.focus
+        # The working set settles 10-35% above the limit: a 1.5x limit holds it.
+        plateau = w.current.mem_limit * self.rng.uniform(1.1, 1.35)
+        tau = self.rng.uniform(90.0, 200.0)
+        w.revisions = [replace(r, leak_plateau=plateau * r.mem_limit / w.current.mem_limit, leak_tau_s=tau)
+                       for r in w.revisions]
+
+    def alert(self, cluster: Cluster) -> tuple[str, dict[str, str]]:
+        return pod_alert(cluster, "KubePodCrashLooping")
