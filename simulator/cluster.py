@@ -75,6 +75,7 @@ class Workload:
     pvc_resize: tuple[float, float] | None = None  # (at, new capacity)
     traffic_factor: float = 1.0
     extra_latency_s: float = 0.0
+    extra_error: float = 0.0  # a share of requests failing upstream of the pods (LB, network)
     crash_when_deps_down: bool = False
     rollout_queue: list[tuple[float, str]] = field(default_factory=list)  # (when, old pod to replace)
     labels: dict[str, str] = field(default_factory=dict)
@@ -119,11 +120,13 @@ class Cluster:
     """State and mechanics. `rng` drives every random timing so a seed replays exactly."""
 
     def __init__(self, topology: Topology, focus: str, rng: random.Random, noise: float = 0.02,
-                 namespace: str | None = None) -> None:
+                 namespace: str | None = None, start: float = 0.0) -> None:
         self.topology = topology
         self.rng = rng
         self.noise = noise
-        self.now = 0.0
+        self.now = start
+        self._pod_seq = 0
+        self._timers: list[tuple[float, Callable[[], None]]] = []
         self.nodes = {n.name: Node(n.name) for n in topology.nodes}
         spec = topology.service(focus)
         self.namespace = namespace or spec.namespace
@@ -134,8 +137,6 @@ class Cluster:
         self.focus = self.workloads[focus]
         self._buffers: dict[tuple[str, tuple[tuple[str, str], ...]], list[tuple[float, float]]] = {}
         self._labels: dict[tuple[str, tuple[tuple[str, str], ...]], dict[str, str]] = {}
-        self._pod_seq = 0
-        self._timers: list[tuple[float, Callable[[], None]]] = []
 
     def at(self, when: float, fn: Callable[[], None]) -> None:
         """Run `fn` at the first tick at or after `when` (fault onsets, transient blips)."""
@@ -145,13 +146,13 @@ class Cluster:
     # ------------------------------------------------------------------ building
 
     def _make_workload(self, spec: ServiceSpec) -> Workload:
-        rev = Revision(1, -86400.0 * self.rng.uniform(1, 30), spec.mem_limit, spec.cpu_limit)
+        rev = Revision(1, self.now - 86400.0 * self.rng.uniform(1, 30), spec.mem_limit, spec.cpu_limit)
         w = Workload(spec=spec, namespace=self.namespace, desired=spec.replicas, revisions=[rev],
                      hpa_max=spec.hpa_max, hpa_min=spec.replicas if spec.hpa_max else 0,
                      pvc_cap=spec.pvc_bytes, pvc_used=spec.pvc_bytes * self.rng.uniform(0.3, 0.5),
                      labels=dict(spec.labels), pdb_min=spec.pdb_min_available)
         for _ in range(spec.replicas):
-            w.pods.append(self._new_pod(w, rev.number, started=-3600.0))
+            w.pods.append(self._new_pod(w, rev.number, started=self.now - 3600.0))
         return w
 
     def _new_pod(self, w: Workload, revision: int, started: float) -> Pod:
@@ -335,7 +336,8 @@ class Cluster:
             dw = self.workloads.get(d)
             if dw is not None:
                 dep_err = max(dep_err, dw.error_ratio)
-                dep_lat = max(dep_lat, dw.p99 if dw.rps > 0 else 0.0)
+                # Callers wait on their dependency's slowness beyond its normal latency.
+                dep_lat = max(dep_lat, dw.p99 - dw.spec.base_latency_s if dw.rps > 0 else 0.0)
         if not serving:
             err, p99, u_by_pod = 1.0, 0.01, {}
         else:
@@ -349,10 +351,11 @@ class Cluster:
             hung = sum(1 for p in serving if p.hung) / len(serving)
             bad = sum(w.revision(p.revision).error_ratio for p in serving) / len(serving)
             full = 0.5 if w.pvc_cap and w.pvc_used >= w.pvc_cap else 0.0
-            ok = (1 - shed) * (1 - bad) * (1 - 0.9 * dep_err) * (1 - hung) * (1 - full) * (1 - 0.001)
+            ok = ((1 - shed) * (1 - bad) * (1 - 0.9 * dep_err) * (1 - hung) * (1 - full) * (1 - w.extra_error)
+                  * (1 - 0.001))
             err = 1.0 - ok
             slow = sum(p.slow_s for p in serving) / len(serving)
-            p99 = w.spec.base_latency_s * queue + dep_lat * 0.8 + w.extra_latency_s + slow
+            p99 = w.spec.base_latency_s * queue + dep_lat * 0.9 + w.extra_latency_s + slow
             if hung > 0.01:
                 p99 = TIMEOUT_S
             p99 = min(p99, TIMEOUT_S)

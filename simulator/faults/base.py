@@ -30,8 +30,10 @@ class Fault(ABC):
     family: ClassVar[str]  # faults in one family raise look-alike alerts
     # How each action kind, applied first, changes the incident; kinds left out change nothing.
     effects: ClassVar[dict[ActionKind, Effect]]
-    # What an expert who knows the fault does, in order of preference.
+    # What an expert who knows the fault does: these steps, in order, without waiting between.
     best: ClassVar[tuple[ActionKind, ...]]
+    # If a guard refuses a step, what the expert does instead.
+    fallback: ClassVar[tuple[ActionKind, ...]] = ()
     # Seconds before the alert fires that the fault starts: (low, high).
     lead_s: ClassVar[tuple[float, float]] = (240.0, 420.0)
 

@@ -14,7 +14,8 @@ class CpuLimitLow(Fault):
     effects = {A.RAISE_CPU_LIMIT: Effect.FIXES, A.SCALE_OUT: Effect.FIXES,
                A.RESTART_ROLLOUT: Effect.WORSE, A.ROLLBACK_ROLLOUT: Effect.NOTHING,
                A.RESTART_DEPENDENCY: Effect.NOTHING, A.RAISE_MEMORY_LIMIT: Effect.NOTHING}
-    best = (A.RAISE_CPU_LIMIT, A.SCALE_OUT)
+    best = (A.RAISE_CPU_LIMIT,)
+    fallback = (A.SCALE_OUT,)
 
     def suits(self, spec: ServiceSpec) -> bool:
         return spec.hpa_max == 0  # an HPA on CPU would scale this away by itself

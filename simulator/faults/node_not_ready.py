@@ -11,7 +11,8 @@ class NodeNotReady(Fault):
     effects = {A.CORDON_DRAIN_NODE: Effect.FIXES, A.RESTART_ROLLOUT: Effect.FIXES,
                A.DELETE_POD: Effect.PARTLY, A.SCALE_OUT: Effect.PARTLY,
                A.ROLLBACK_ROLLOUT: Effect.NOTHING, A.RAISE_MEMORY_LIMIT: Effect.FIXES}
-    best = (A.CORDON_DRAIN_NODE, A.RESTART_ROLLOUT)
+    best = (A.CORDON_DRAIN_NODE,)
+    fallback = (A.RESTART_ROLLOUT,)
     lead_s = (75.0, 120.0)
 
     def inject(self, cluster: Cluster) -> None:

@@ -14,7 +14,8 @@ class TrafficSpike(Fault):
     effects = {A.RAISE_HPA_MAX: Effect.FIXES, A.SCALE_OUT: Effect.NOTHING,
                A.RESTART_ROLLOUT: Effect.WORSE, A.ROLLBACK_ROLLOUT: Effect.NOTHING,
                A.RESTART_DEPENDENCY: Effect.NOTHING, A.DELETE_POD: Effect.NOTHING}
-    best = (A.RAISE_HPA_MAX, A.RAISE_CPU_LIMIT)
+    best = (A.RAISE_HPA_MAX,)
+    fallback = (A.RAISE_CPU_LIMIT,)
 
     def suits(self, spec: ServiceSpec) -> bool:
         return spec.hpa_max > 0

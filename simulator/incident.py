@@ -1,0 +1,208 @@
+"""One simulated incident from alert to recovery: the state the env and the benchmark drive."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import dataclass, replace
+
+from remediator.actions import Action, ActionKind, ObjectRef
+from remediator.guards import Executed
+from remediator.snapshot import PROTECTED_LABEL, Alert, Attempt, Snapshot, build_snapshot
+from remediator.verify import RecoveryTracker
+from simulator.cluster import TICK_S, Cluster, true_signals
+from simulator.faults import FAULTS, Fault
+from simulator.safety import unsafe_reason
+from simulator.topology import Topology
+
+EPOCH = 1_767_225_600.0  # 2026-01-01T00:00:00Z: simulated clocks start here
+PRE_ALERT_S = 900.0  # simulated history before the alert fires
+HORIZON_S = 1800.0
+DECISION_S = 60.0  # after acting, wait this long before deciding again
+APPROVAL_S = (60.0, 180.0)  # a human answers an approval request within this
+HUMAN_S = (600.0, 900.0)  # after an escalation, a human starts fixing within this
+VARIANTS = ("", "misleading", "protected", "kube_system", "pdb_at_min")
+
+
+@dataclass(frozen=True)
+class IncidentSpec:
+    """A seeded incident: which faults hit which service, and how it is dressed."""
+
+    faults: tuple[str, ...]
+    service: str
+    seed: int
+    variant: str = ""
+    noise: float = 0.02
+
+    @property
+    def fault(self) -> str:
+        return self.faults[0]
+
+
+class Incident:
+    def __init__(self, topology: Topology, spec: IncidentSpec, horizon_s: float = HORIZON_S) -> None:
+        for f in spec.faults:
+            if f not in FAULTS:
+                raise ValueError(f"unknown fault {f!r}; known: {', '.join(sorted(FAULTS))}")
+        if spec.variant not in VARIANTS:
+            raise ValueError(f"unknown variant {spec.variant!r}; known: {', '.join(VARIANTS)}")
+        self.spec = spec
+        self.horizon_s = horizon_s
+        rng = random.Random(spec.seed)
+        self.rng = rng
+        self.faults: list[Fault] = [FAULTS[f](rng) for f in spec.faults]
+        svc = topology.service(spec.service)
+        for fault in self.faults:
+            if not fault.suits(svc):
+                svc = fault.adapt(svc)
+        namespace = None
+        if spec.variant == "protected":
+            svc = replace(svc, labels={**svc.labels, PROTECTED_LABEL: "true"})
+        elif spec.variant == "kube_system":
+            namespace = "kube-system"
+        elif spec.variant == "pdb_at_min":
+            svc = replace(svc, pdb_min_available=svc.replicas)
+        topology = Topology(topology.nodes, tuple(svc if s.name == svc.name else s for s in topology.services))
+        self.cluster = c = Cluster(topology, spec.service, rng, noise=spec.noise, namespace=namespace,
+                                        start=EPOCH)
+        self.alert_at = EPOCH + PRE_ALERT_S
+        for i, fault in enumerate(self.faults):
+            lo, hi = fault.lead_s
+            c.at(self.alert_at - rng.uniform(lo, hi) + 60.0 * i, lambda f=fault: f.inject(c))
+        if spec.variant == "misleading":
+            self._red_herrings()
+        while c.now < self.alert_at:
+            c.step()
+        name, labels = self.faults[0].alert(c)
+        labels.setdefault("severity", "warning")
+        fp = hashlib.sha256(f"{name}{sorted(labels.items())}{spec.seed}".encode()).hexdigest()[:16]
+        self.alert = Alert(name=name, labels=labels, starts_at=self.alert_at, fingerprint=fp,
+                           annotations={"summary": f"{name} on {spec.service}"})
+        self.attempts: list[Attempt] = []
+        self.executed: list[Executed] = []
+        self.tracker = RecoveryTracker(replace(self._slo(), consecutive=4))
+        self.escalated = False
+        self.unsafe: list[str] = []
+
+    def _slo(self):  # type: ignore[no-untyped-def]
+        from remediator.snapshot import Slo
+        return Slo()
+
+    def _red_herrings(self) -> None:
+        """Signals that point the wrong way: a harmless rollout, an old OOM kill."""
+        c, w = self.cluster, self.cluster.focus
+        c.at(self.alert_at - self.rng.uniform(700.0, 850.0), lambda: c.add_revision(w))
+        if self.rng.random() < 0.5:
+            c.at(self.alert_at - 600.0, lambda: setattr(self.rng.choice(w.pods), "last_reason", "OOMKilled"))
+
+    # ------------------------------------------------------------------ observing
+
+    @property
+    def now(self) -> float:
+        return self.cluster.now
+
+    @property
+    def elapsed(self) -> float:
+        return self.cluster.now - self.alert_at
+
+    @property
+    def recovered(self) -> bool:
+        return self.tracker.recovered_at is not None
+
+    @property
+    def done(self) -> bool:
+        return self.recovered or self.escalated or self.elapsed >= self.horizon_s
+
+    @property
+    def recovery_s(self) -> float:
+        """Alert to verified recovery; the horizon when it never came."""
+        if self.tracker.recovered_at is None:
+            return self.horizon_s
+        return min(self.tracker.recovered_at - self.alert_at, self.horizon_s)
+
+    def observe(self) -> Snapshot:
+        c = self.cluster
+        # Scrapes lag: the newest sample the agent can see is one interval old.
+        series = c.series(until=c.now - TICK_S, alert_start=self.alert_at)
+        return build_snapshot(self.alert, series, c.objects(), now=c.now, history=tuple(self.attempts))
+
+    # ------------------------------------------------------------------ acting
+
+    def advance(self, seconds: float) -> None:
+        end = self.cluster.now + seconds
+        while self.cluster.now < end - 1e-6 and not self.recovered and self.elapsed < self.horizon_s:
+            self.cluster.step()
+            self.tracker.observe(true_signals(self.cluster), self.cluster.now)
+
+    def deny(self, action: Action) -> None:
+        """A guard refused the action: it is recorded, the clock moves on one interval."""
+        self.attempts.append(Attempt(action.kind, self.now, executed=False, target=str(action.target)))
+        self.advance(TICK_S)
+
+    def execute(self, action: Action, approval: bool = False) -> bool:
+        """Run an action (after a human's approval delay if needed); False if its precondition failed."""
+        if approval:
+            self.advance(self.rng.uniform(*APPROVAL_S))
+            if self.done:
+                return False
+        if action.kind is ActionKind.ESCALATE:
+            self.attempts.append(Attempt(action.kind, self.now, executed=True, target=str(action.target)))
+            self._human_takes_over()
+            return True
+        reason = unsafe_reason(action, self.cluster)
+        if reason:
+            self.unsafe.append(reason)
+        ok = self.cluster.apply(action)
+        self.attempts.append(Attempt(action.kind, self.now, executed=ok, target=str(action.target)))
+        entry = Executed(action, self.now)
+        self.advance(TICK_S if action.kind is ActionKind.NOOP and False else DECISION_S)
+        self.executed.append(replace(entry, succeeded=self.recovered))
+        return ok
+
+    def _human_takes_over(self) -> None:
+        """After an escalation a human applies the right fix, without our guards."""
+        self.advance(self.rng.uniform(*HUMAN_S))
+        for kind in self.best_plan():
+            if self.recovered or self.elapsed >= self.horizon_s:
+                break
+            target = self._target_for(kind)
+            if target is not None and self.cluster.apply(Action(kind, target, self._params(kind))):
+                self.advance(180.0)
+        self.advance(self.horizon_s)
+        self.escalated = True
+
+    def best_plan(self) -> list[ActionKind]:
+        """The expert sequence for all injected faults: one kind that fixes them all if there
+        is one, else each fault's steps, rollbacks first (a rollback would undo later changes)."""
+        from simulator.faults import Effect
+
+        if len(self.faults) > 1:
+            for kind in self.faults[0].best + self.faults[1].best:
+                if all(f.effect(kind) is Effect.FIXES for f in self.faults):
+                    return [kind]
+        plan: list[ActionKind] = []
+        for f in self.faults:
+            plan += [k for k in f.best if k not in plan]
+        return sorted(plan, key=lambda k: k is not ActionKind.ROLLBACK_ROLLOUT)
+
+    def fallback_plan(self) -> list[ActionKind]:
+        return [k for f in self.faults for k in f.fallback]
+
+    def _target_for(self, kind: ActionKind) -> ObjectRef | None:
+        snap = self.observe()
+        w = snap.workload
+        if kind is ActionKind.DELETE_POD:
+            return ObjectRef("Pod", self.cluster.namespace, snap.pods[0]) if snap.pods else None
+        if kind is ActionKind.CORDON_DRAIN_NODE:
+            return ObjectRef("Node", "", snap.node) if snap.node else None
+        if kind is ActionKind.RESTART_DEPENDENCY:
+            return snap.dependencies[0] if snap.dependencies else None
+        return w
+
+    def _params(self, kind: ActionKind) -> dict[str, float]:
+        if kind is ActionKind.RESTORE_REPLICAS:
+            return {"replicas": float(self.cluster.focus.spec.replicas)}
+        if kind in (ActionKind.RAISE_MEMORY_LIMIT, ActionKind.RAISE_CPU_LIMIT, ActionKind.RAISE_HPA_MAX,
+                    ActionKind.SCALE_OUT, ActionKind.EXPAND_VOLUME):
+            return {"factor": 2.0}
+        return {}

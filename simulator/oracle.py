@@ -1,0 +1,40 @@
+"""The oracle ranker: it knows the injected fault and applies the best fix at once.
+
+Its MTTR is the lower bound the others are measured against. It still goes through the
+guards: where the workload is off limits it escalates, as the rules say it must.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from remediator.actions import ActionKind
+from remediator.propose.base import Candidate
+from remediator.rank.base import Ranked, by_scores
+from remediator.snapshot import Snapshot
+from simulator.incident import Incident
+
+A = ActionKind
+SETTLE_S = 120.0
+
+
+class OracleRanker:
+    name = "oracle"
+
+    def __init__(self, incident: Incident) -> None:
+        self.incident = incident
+
+    def rank(self, snapshot: Snapshot, candidates: Sequence[Candidate]) -> list[Ranked]:
+        inc = self.incident
+        executed = [a for a in snapshot.history if a.executed and a.kind is not A.NOOP]
+        done = {a.kind for a in executed}
+        plan = inc.best_plan()
+        pending = [k for k in plan if k not in done]
+        if inc.spec.variant in ("protected", "kube_system") and plan != [A.NOOP]:
+            order = [A.ESCALATE]
+        elif not pending and executed and snapshot.at - executed[-1].at < SETTLE_S:
+            order = [A.NOOP]  # the fix is rolling out: wait for it
+        else:
+            order = pending + [k for k in inc.fallback_plan() if k not in done] + [A.NOOP, A.ESCALATE]
+        scores = [float(len(order) - order.index(c.kind)) if c.kind in order else -1.0 for c in candidates]
+        return by_scores(candidates, scores)

@@ -1,0 +1,157 @@
+"""Scenario suites: a topology, a weighted fault mix, variants, a count and a seed, as YAML.
+
+    name: eval
+    seed: 7
+    incidents: 260
+    horizon_s: 1800
+    topology: {services: 18, seed: 11, namespace: shop}
+    noise: [0.01, 0.06]          # scrape noise, drawn per incident
+    faults:                      # name: weight  (or name: {weight: W})
+      memory_leak: 1
+      bad_rollout: 1
+    variants:                    # share of incidents dressed this way
+      misleading: 0.15
+      multi_fault: 0.08
+      protected: 0.03
+"""
+
+from __future__ import annotations
+
+import random
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from simulator.faults import FAULTS
+from simulator.incident import HORIZON_S, IncidentSpec
+from simulator.topology import Topology, generate
+
+
+class SuiteError(ValueError):
+    """A suite file that cannot be used, with where and why."""
+
+
+class FaultWeight(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    weight: float = Field(1.0, ge=0)
+
+
+class TopologyConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    services: int = Field(12, ge=2, le=500)
+    seed: int = 0
+    namespace: str = "shop"
+    nodes: int | None = Field(None, ge=2)
+    name_offset: int = 0
+
+    def build(self) -> Topology:
+        return generate(self.services, self.seed, namespace=self.namespace, n_nodes=self.nodes,
+                        name_offset=self.name_offset)
+
+
+class Variants(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    misleading: float = Field(0.0, ge=0, le=1)
+    multi_fault: float = Field(0.0, ge=0, le=1)
+    protected: float = Field(0.0, ge=0, le=1)
+    kube_system: float = Field(0.0, ge=0, le=1)
+    pdb_at_min: float = Field(0.0, ge=0, le=1)
+
+
+class Suite(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    seed: int = 0
+    incidents: int = Field(100, ge=1)
+    horizon_s: float = Field(HORIZON_S, gt=0)
+    topology: TopologyConfig = TopologyConfig()
+    noise: tuple[float, float] = (0.01, 0.05)
+    faults: dict[str, FaultWeight]
+    variants: Variants = Variants()
+
+    @field_validator("faults", mode="before")
+    @classmethod
+    def _weights(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            return {k: {"weight": w} if isinstance(w, (int, float)) else w for k, w in v.items()}
+        return v
+
+    @field_validator("faults")
+    @classmethod
+    def _known(cls, v: dict[str, FaultWeight]) -> dict[str, FaultWeight]:
+        unknown = sorted(set(v) - set(FAULTS))
+        if unknown:
+            raise ValueError(f"unknown fault(s) {', '.join(unknown)}; known: {', '.join(sorted(FAULTS))}")
+        if not any(w.weight > 0 for w in v.values()):
+            raise ValueError("at least one fault needs a positive weight")
+        return v
+
+    @model_validator(mode="after")
+    def _noise(self) -> Suite:
+        lo, hi = self.noise
+        if not 0 <= lo <= hi <= 0.5:
+            raise ValueError(f"noise range {list(self.noise)} must satisfy 0 <= low <= high <= 0.5")
+        return self
+
+    def sample(self, rng: random.Random, topology: Topology) -> IncidentSpec:
+        """One incident drawn from the mix; deterministic for a given rng state."""
+        names = sorted(self.faults)
+        weights = [self.faults[n].weight for n in names]
+        fault = rng.choices(names, weights)[0]
+        faults = [fault]
+        v = self.variants
+        if fault != "no_fault" and rng.random() < v.multi_fault:
+            others = [n for n in names if n not in (fault, "no_fault") and FAULTS[n].family != FAULTS[fault].family]
+            if others:
+                faults.append(rng.choice(others))
+        suitable = [s.name for s in topology.services if FAULTS[fault](rng).suits(s)]
+        service = rng.choice(suitable or [s.name for s in topology.services])
+        variant = ""
+        r = rng.random()
+        for name in ("protected", "kube_system", "pdb_at_min", "misleading"):
+            share = getattr(v, name)
+            if r < share:
+                variant = name
+                break
+            r -= share
+        return IncidentSpec(faults=tuple(faults), service=service, seed=rng.randrange(2**31),
+                            variant=variant, noise=rng.uniform(*self.noise))
+
+    def specs(self, seed: int | None = None, count: int | None = None) -> list[IncidentSpec]:
+        rng = random.Random(self.seed if seed is None else seed)
+        topo = self.topology.build()
+        return [self.sample(rng, topo) for _ in range(count or self.incidents)]
+
+
+def builtin_suites() -> list[str]:
+    return sorted(p.name.removesuffix(".yaml") for p in resources.files("simulator.scenarios").iterdir()
+                  if p.name.endswith(".yaml"))
+
+
+def load_suite(name_or_path: str) -> Suite:
+    """A shipped suite by name (`default`, `eval`, ...) or a YAML file by path."""
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        if not path.is_file():
+            raise SuiteError(f"suite file {path} does not exist")
+        text, where = path.read_text(), str(path)
+    else:
+        res = resources.files("simulator.scenarios").joinpath(f"{name_or_path}.yaml")
+        if not res.is_file():
+            raise SuiteError(f"no suite named {name_or_path!r}; shipped suites: {', '.join(builtin_suites())} "
+                             "(or give a path to a YAML file)")
+        text, where = res.read_text(), f"suite {name_or_path}"
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise SuiteError(f"{where}: not valid YAML: {e}") from e
+    if not isinstance(data, dict):
+        raise SuiteError(f"{where}: a suite is a mapping with at least 'name' and 'faults'")
+    try:
+        return Suite.model_validate(data)
+    except ValidationError as e:
+        lines = [f"{where}: {'.'.join(str(x) for x in err['loc']) or '(top)'}: {err['msg']}" for err in e.errors()]
+        raise SuiteError("\n".join(lines)) from e
