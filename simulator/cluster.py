@@ -26,6 +26,11 @@ NODE_EVICTION_S = 300.0  # default not-ready toleration: pods are evicted
 # How many trailing samples of each series the observer sees (a bit over the 2 min rate window).
 WINDOW_POINTS = 10
 LONG_POINTS = 41  # 10 minutes, for volume trends
+_LE = tuple("+Inf" if math.isinf(le) else repr(le) for le in BUCKETS)
+
+
+def _desired(wls: Any, name: str) -> float:
+    return next(float(w[1]) for w in wls if w[0] == name)
 
 
 @dataclass(frozen=True)
@@ -135,8 +140,9 @@ class Cluster:
         for name in names:
             self.workloads[name] = self._make_workload(topology.service(name))
         self.focus = self.workloads[focus]
-        self._buffers: dict[tuple[str, tuple[tuple[str, str], ...]], list[tuple[float, float]]] = {}
-        self._labels: dict[tuple[str, tuple[tuple[str, str], ...]], dict[str, str]] = {}
+        # One frame per tick: (t, nodes, workloads, focus pods); see `_record`.
+        self._frames: list[tuple[float, Any, Any, Any]] = []
+        self._label_dicts: dict[tuple[tuple[str, str], ...], dict[str, str]] = {}
 
     def at(self, when: float, fn: Callable[[], None]) -> None:
         """Run `fn` at the first tick at or after `when` (fault onsets, transient blips)."""
@@ -395,84 +401,96 @@ class Cluster:
 
     # ------------------------------------------------------------------ metrics
 
-    def _put(self, name: str, labels: tuple[tuple[str, str], ...], t: float, v: float) -> None:
-        key = (name, labels)
-        buf = self._buffers.get(key)
-        if buf is None:
-            buf = self._buffers[key] = []
-            self._labels[key] = dict(labels)
-        buf.append((t, v))
-
     def _gauge(self, v: float) -> float:
         return v * (1.0 + self.rng.gauss(0.0, self.noise)) if self.noise and v else v
 
     def _record(self, t: float) -> None:
-        ns = self.namespace
-        for node in self.nodes.values():
-            self._put("kube_node_status_condition",
-                      (("condition", "Ready"), ("node", node.name), ("status", "true")), t,
-                      1.0 if node.ready else 0.0)
-        for w in self.workloads.values():
-            d = (("deployment", w.name), ("namespace", ns))
-            self._put("kube_deployment_spec_replicas", d, t, float(w.desired))
-            self._put("kube_deployment_status_replicas_available", d, t, float(w.available))
-            svc = (("namespace", ns), ("service", w.name))
-            self._put("http_requests_total", (("code", "200"),) + svc, t, w.requests[0])
-            self._put("http_requests_total", (("code", "500"),) + svc, t, w.requests[1])
-            for le, v in zip(BUCKETS, w.buckets):
-                self._put("http_request_duration_seconds_bucket",
-                          (("le", "+Inf" if math.isinf(le) else repr(le)),) + svc, t, v)
-            if w.hpa_max:
-                h = (("horizontalpodautoscaler", w.name), ("namespace", ns))
-                self._put("kube_horizontalpodautoscaler_status_current_replicas", h, t, float(w.desired))
-                self._put("kube_horizontalpodautoscaler_spec_max_replicas", h, t, float(w.hpa_max))
-            if w.pvc_cap:
-                c = (("namespace", ns), ("persistentvolumeclaim", f"{w.name}-data"))
-                self._put("kubelet_volume_stats_used_bytes", c, t, w.pvc_used)
-                self._put("kubelet_volume_stats_capacity_bytes", c, t, w.pvc_cap)
-            if w is not self.focus:
-                continue
-            for pod in w.pods:
-                pl = (("container", "app"), ("namespace", ns), ("pod", pod.name))
-                rev = w.revision(pod.revision)
-                self._put("kube_pod_status_ready", (("condition", "true"), ("namespace", ns), ("pod", pod.name)),
-                          t, 1.0 if pod.ready else 0.0)
-                self._put("kube_pod_container_status_restarts_total", pl, t, float(pod.restarts))
-                if pod.last_reason:
-                    self._put("kube_pod_container_status_last_terminated_reason",
-                              pl + (("reason", pod.last_reason),), t, 1.0)
-                if t < pod.waiting_until:
-                    self._put("kube_pod_container_status_waiting_reason",
-                              pl + (("reason", "CrashLoopBackOff"),), t, 1.0)
-                self._put("container_memory_working_set_bytes", pl, t, self._gauge(pod.mem))
-                self._put("kube_pod_container_resource_limits", pl + (("resource", "memory"),), t, rev.mem_limit)
-                self._put("kube_pod_container_resource_limits", pl + (("resource", "cpu"),), t, rev.cpu_limit)
-                self._put("container_cpu_usage_seconds_total", pl, t, pod.counters[0])
-                self._put("container_cpu_cfs_periods_total", pl, t, pod.counters[1])
-                self._put("container_cpu_cfs_throttled_periods_total", pl, t, pod.counters[2])
+        """Keep this tick's readings as one compact frame; series are cut from frames on demand."""
+        nodes = tuple((n.name, 1.0 if n.ready else 0.0) for n in self.nodes.values())
+        wls = tuple((w.name, float(w.desired), float(w.available), w.requests[0], w.requests[1],
+                     tuple(w.buckets), float(w.hpa_max), w.pvc_used, w.pvc_cap)
+                    for w in self.workloads.values())
+        f = self.focus
+        pods = tuple((p.name, 1.0 if p.ready else 0.0, float(p.restarts), p.last_reason, t < p.waiting_until,
+                      self._gauge(p.mem), f.revision(p.revision).mem_limit, f.revision(p.revision).cpu_limit,
+                      p.counters[0], p.counters[1], p.counters[2]) for p in f.pods)
+        self._frames.append((t, nodes, wls, pods))
 
     def series(self, until: float, alert_start: float) -> list[Series]:
         """What a Prometheus scrape would show at `until`: trailing windows plus the pre-alert baseline."""
-        out = []
+        frames = self._frames
+        end = len(frames)
+        while end and frames[end - 1][0] > until:
+            end -= 1
+        if not end:
+            return []
+        recent = frames[max(0, end - WINDOW_POINTS):end]
+        long = frames[max(0, end - LONG_POINTS):end]
         base_lo, base_hi = alert_start - 900.0, alert_start - 300.0
-        live_pods = {p.name for w in self.workloads.values() for p in w.pods}
-        for key, buf in self._buffers.items():
-            name = key[0]
-            labels = self._labels[key]
-            pod = labels.get("pod")
-            if pod is not None and pod not in live_pods:
-                continue
-            end = len(buf)
-            while end and buf[end - 1][0] > until:
-                end -= 1
-            if not end or buf[end - 1][0] < until - 2 * TICK_S:
-                continue  # stale: the series is gone
-            n = LONG_POINTS if name.startswith("kubelet_volume") else WINDOW_POINTS
-            pts = buf[max(0, end - n):end]
-            if name in ("http_requests_total", "kube_deployment_spec_replicas"):
-                pre = [x for x in buf[:max(0, end - n)] if base_lo <= x[0] <= base_hi]
-                pts = pre + pts
-            out.append(Series(name, labels, pts))
+        pre = [fr for fr in frames[:max(0, end - WINDOW_POINTS)] if base_lo <= fr[0] <= base_hi]
+        ns = self.namespace
+        pts: dict[tuple[str, tuple[tuple[str, str], ...]], list[tuple[float, float]]] = {}
+
+        def put(name: str, labels: tuple[tuple[str, str], ...], t: float, v: float) -> None:
+            key = (name, labels)
+            lst = pts.get(key)
+            if lst is None:
+                lst = pts[key] = []
+            lst.append((t, v))
+
+        for t, nodes, _, _ in recent:
+            for node, ready in nodes:
+                put("kube_node_status_condition", (("condition", "Ready"), ("node", node), ("status", "true")),
+                    t, ready)
+        for fr in pre + recent:
+            t = fr[0]
+            for name, desired, _, ok, err, _, _, _, _ in fr[2]:
+                put("kube_deployment_spec_replicas", (("deployment", name), ("namespace", ns)), t, desired)
+                svc = (("namespace", ns), ("service", name))
+                put("http_requests_total", (("code", "200"),) + svc, t, ok)
+                put("http_requests_total", (("code", "500"),) + svc, t, err)
+        for t, _, wls, _ in recent:
+            for name, _, available, _, _, buckets, hpa_max, _, _ in wls:
+                put("kube_deployment_status_replicas_available", (("deployment", name), ("namespace", ns)),
+                    t, available)
+                svc = (("namespace", ns), ("service", name))
+                for le, v in zip(_LE, buckets):
+                    put("http_request_duration_seconds_bucket", (("le", le),) + svc, t, v)
+                if hpa_max:
+                    h = (("horizontalpodautoscaler", name), ("namespace", ns))
+                    put("kube_horizontalpodautoscaler_status_current_replicas", h, t, _desired(wls, name))
+                    put("kube_horizontalpodautoscaler_spec_max_replicas", h, t, hpa_max)
+        for t, _, wls, _ in long:
+            for name, _, _, _, _, _, _, used, cap in wls:
+                if cap:
+                    c = (("namespace", ns), ("persistentvolumeclaim", f"{name}-data"))
+                    put("kubelet_volume_stats_used_bytes", c, t, used)
+                    put("kubelet_volume_stats_capacity_bytes", c, t, cap)
+        live = {p[0] for p in recent[-1][3]}
+        for t, _, _, pods in recent:
+            for name, ready, restarts, reason, waiting, mem, mem_limit, cpu_limit, c0, c1, c2 in pods:
+                if name not in live:
+                    continue
+                pl = (("container", "app"), ("namespace", ns), ("pod", name))
+                put("kube_pod_status_ready", (("condition", "true"), ("namespace", ns), ("pod", name)), t, ready)
+                put("kube_pod_container_status_restarts_total", pl, t, restarts)
+                if reason:
+                    put("kube_pod_container_status_last_terminated_reason", pl + (("reason", reason),), t, 1.0)
+                if waiting:
+                    put("kube_pod_container_status_waiting_reason", pl + (("reason", "CrashLoopBackOff"),), t, 1.0)
+                put("container_memory_working_set_bytes", pl, t, mem)
+                put("kube_pod_container_resource_limits", pl + (("resource", "memory"),), t, mem_limit)
+                put("kube_pod_container_resource_limits", pl + (("resource", "cpu"),), t, cpu_limit)
+                put("container_cpu_usage_seconds_total", pl, t, c0)
+                put("container_cpu_cfs_periods_total", pl, t, c1)
+                put("container_cpu_cfs_throttled_periods_total", pl, t, c2)
+        labels_cache = self._label_dicts
+        out = []
+        for (name, labels), points in pts.items():
+            d = labels_cache.get(labels)
+            if d is None:
+                d = labels_cache[labels] = dict(labels)
+            out.append(Series(name, d, points))
         return out
 
     # ------------------------------------------------------------------ objects

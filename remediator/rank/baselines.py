@@ -13,6 +13,8 @@ from remediator.snapshot import Snapshot
 A = ActionKind
 # An SRE waits this long after a change before deciding it did not work.
 SETTLE_S = 150.0
+# Pages with no visible cause that clear within this long after firing are transients.
+TRANSIENT_S = 180.0
 
 
 class RandomRanker:
@@ -76,6 +78,9 @@ def expert_plan(s: Snapshot) -> list[ActionKind]:
             plan += [A.RAISE_CPU_LIMIT, A.SCALE_OUT]
         if g.dep_latency_p99_s > slo.latency_p99_s:
             plan.append(A.RESTART_DEPENDENCY)
+    if (slow or g.error_ratio > slo.error_ratio) and not plan and s.since_alert_s < TRANSIENT_S:
+        # No cause in sight: most such pages are transient. Look again before touching anything.
+        return [A.NOOP]
     if slow or g.error_ratio > slo.error_ratio:
         plan += [A.RESTART_ROLLOUT, A.SCALE_OUT]
     if g.pods > g.ready_pods or g.available_replicas < g.desired_replicas:

@@ -1,0 +1,134 @@
+"""`remediator simulate` and `remediator benchmark`: the offline simulator mode."""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from remediator.commands.common import console, fail, out, progress_bar, write_json
+
+SuiteOpt = Annotated[str, typer.Option("--suite", help="a shipped suite name (default, eval, ...) or a YAML file")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="seed for the incidents (replaces the suite's)")]
+JsonOpt = Annotated[Optional[Path], typer.Option("--json", help="write the JSON report here ('-' for stdout)")]
+
+
+def _suite(name: str):  # type: ignore[no-untyped-def]
+    from simulator.suite import SuiteError, load_suite
+
+    try:
+        return load_suite(name)
+    except SuiteError as e:
+        fail(str(e))
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def simulate(suite: SuiteOpt = "default",
+                 ranker: Annotated[str, typer.Option("--ranker", help="oracle, rules, random, llm, rl, "
+                                                     "dqn:FILE.zip, ppo:FILE.zip")] = "rules",
+                 episodes: Annotated[int, typer.Option("--episodes", min=1)] = 20,
+                 seed: SeedOpt = 0, json: JsonOpt = None) -> None:
+        """Run one ranker on simulated incidents and show what it did, incident by incident."""
+        from remediator.benchmark import RankerError, ranker_factory
+        from remediator.guards import GuardPolicy
+        from remediator.propose.catalog import CatalogProposer
+        from simulator.incident import Incident
+        from simulator.runner import run_episode
+
+        s = _suite(suite)
+        try:
+            label, factory = ranker_factory(ranker, seed)
+        except RankerError as e:
+            fail(str(e))
+        topology = s.topology.build()
+        proposer, policy = CatalogProposer(), GuardPolicy()
+        table = Table(title=f"{label} on suite {s.name}, seed {seed}")
+        for col in ("#", "fault", "variant", "alert", "recovered", "time", "actions"):
+            table.add_column(col)
+        rows = []
+        with progress_bar() as bar:
+            task = bar.add_task(f"simulate {label}", total=episodes)
+            for i, spec in enumerate(s.specs(seed=seed, count=episodes)):
+                inc = Incident(topology, spec, s.horizon_s)
+                res = run_episode(inc, factory(inc), proposer, policy)
+                rows.append({"fault": "+".join(spec.faults), "variant": spec.variant, "alert": inc.alert.name,
+                             "service": spec.service, "recovered": res.recovered, "recovery_s": res.recovery_s,
+                             "actions": res.kinds, "guard_denials": res.guard_denials,
+                             "unsafe_executed": res.unsafe_executed})
+                table.add_row(str(i), rows[-1]["fault"], spec.variant or "-", inc.alert.name,
+                              "yes" if res.recovered else "[red]no[/]", f"{res.recovery_s / 60:.1f}m",
+                              " ".join(k for k in res.kinds if k != "noop") or "noop")
+                bar.advance(task)
+        out.print(table)
+        times = [r["recovery_s"] for r in rows]
+        summary = {"mttr_s": round(statistics.fmean(times), 2),
+                   "success_rate": round(sum(r["recovered"] for r in rows) / len(rows), 4),
+                   "unsafe_executed": sum(r["unsafe_executed"] for r in rows)}
+        out.print(f"MTTR {summary['mttr_s'] / 60:.2f} min, success {summary['success_rate']:.1%}, "
+                  f"unsafe executed {summary['unsafe_executed']}")
+        write_json(json, {"suite": s.name, "seed": seed, "ranker": label, "episodes": rows, "summary": summary})
+
+    @app.command()
+    def benchmark(suite: SuiteOpt = "eval",
+                  rankers: Annotated[str, typer.Option("--rankers", help="comma-separated rankers")] =
+                  "oracle,rules,llm,random,rl",
+                  seed: SeedOpt = 7,
+                  episodes: Annotated[Optional[int], typer.Option("--episodes", min=1,
+                                                                  help="default: the suite's count")] = None,
+                  json: JsonOpt = None,
+                  plot: Annotated[Optional[Path], typer.Option("--plot", help="write a PNG plot here")] = None,
+                  ) -> None:
+        """Run every ranker on the same seeded incidents; table, JSON report and plot."""
+        from remediator.benchmark import RankerError, plot_report, ranker_factory, run_benchmark
+
+        s = _suite(suite)
+        names = [r.strip() for r in rankers.split(",") if r.strip()]
+        if not names:
+            fail("--rankers names no ranker")
+        try:
+            for n in names:
+                ranker_factory(n, seed)
+        except RankerError as e:
+            fail(str(e))
+        count = episodes or s.incidents
+        with progress_bar() as bar:
+            tasks = {}
+
+            def advance(label: str, n: int) -> None:
+                if label not in tasks:
+                    tasks[label] = bar.add_task(f"benchmark {label}", total=count)
+                bar.advance(tasks[label], n)
+
+            report = run_benchmark(s, names, seed, episodes, progress=advance)
+        _print_report(report)
+        write_json(json, report)
+        if plot is not None:
+            plot_report(report, plot)
+            console.print(f"wrote {plot}")
+        if any(r["unsafe_executed"] for r in report["rankers"].values()):
+            console.print("[bold red]unsafe actions were executed[/]")
+            raise typer.Exit(1)
+
+
+def _print_report(report: dict) -> None:  # type: ignore[type-arg]
+    t = Table(title=f"suite {report['suite']} · seed {report['seed']} · {report['episodes']} incidents "
+                    "(simulated time)")
+    for col in ("ranker", "MTTR", "p95", "success", "actions/inc", "acted on no-fault", "denials", "unsafe"):
+        t.add_column(col, justify="right")
+    for name, r in report["rankers"].items():
+        t.add_row(name, f"{r['mttr_s'] / 60:.2f}m", f"{r['p95_s'] / 60:.1f}m", f"{r['success_rate']:.1%}",
+                  f"{r['actions_per_incident']:.2f}", f"{r['noop_incident_actions']:.1%}",
+                  str(r["guard_denials"]), str(r["unsafe_executed"]))
+    out.print(t)
+    f = Table(title="MTTR (minutes) per fault")
+    f.add_column("fault")
+    names = list(report["rankers"])
+    for n in names:
+        f.add_column(n, justify="right")
+    for fault, by in report["per_fault"].items():
+        f.add_row(fault, *(f"{by[n]['mttr_s'] / 60:.1f}" if n in by else "-" for n in names))
+    out.print(f)

@@ -1,0 +1,714 @@
+"""Safety guards: may this action run on this incident, now?
+
+Every candidate action gets a `Verdict` before anything touches a cluster: `allow`, `deny`
+or `needs_approval`, always with a reason a human can read in the ledger ("cooldown:
+Deployment/shop/cart was acted on 120s ago (cooldown 300s)"). Guards are *pure functions*
+of (action, snapshot, history, policy, now): no clock, no client, no I/O. The simulator,
+the replay and the operator therefore get the same verdict from the same inputs, and a
+test can sit on either side of every boundary without sleeping.
+
+    >>> from remediator.actions import Action, ActionKind, ObjectRef
+    >>> from remediator.snapshot import Alert, Signals, Snapshot
+    >>> cart = ObjectRef("Deployment", "shop", "cart")
+    >>> snap = Snapshot(alert=Alert("KubeHpaMaxedOut", {"namespace": "shop"}), at=1000.0,
+    ...                 workload=cart, signals=Signals(desired_replicas=3))
+    >>> judge(Action(ActionKind.SCALE_OUT, cart, {"replicas": 5}), snap, [], GuardPolicy(), 1000.0)
+    Verdict(decision=<Decision.ALLOW: 'allow'>, reason='all guards passed', guard='')
+    >>> judge(Action(ActionKind.SCALE_OUT, cart, {"replicas": 9}), snap, [], GuardPolicy(), 1000.0).reason
+    'bounds: scale_out from 3 to 9 replicas is a factor of 3, above max_scale_factor 2'
+    >>> done = [Executed(Action(ActionKind.RESTART_ROLLOUT, cart), at=880.0, succeeded=True)]
+    >>> judge(Action(ActionKind.SCALE_OUT, cart, {"factor": 1.5}), snap, done, GuardPolicy(), 1000.0).reason
+    'cooldown: Deployment/shop/cart was acted on 120s ago by restart_rollout (cooldown 300s, retry in 180s)'
+
+How `judge` decides:
+
+1. `noop` and `escalate` (`PASSIVE_KINDS`) change nothing and are always allowed, even in
+   a denied namespace or on a protected workload.
+2. The deny guards of `GUARDS` run in a fixed order — namespace, protected, freeze,
+   circuit_breaker, scope, bounds, precondition, pdb, cooldown, target_budget,
+   global_budget — and the first deny wins. Policy that makes an action impossible comes
+   before timing that merely makes it early, so a reason never says "wait" about an action
+   that would never be allowed.
+3. The `risk` guard then asks for approval for kinds at or above `policy.approval_risk`.
+4. Otherwise the action is allowed: "all guards passed". With `policy.dry_run` the
+   decision stays ALLOW (the executor does a server-side dry run) and the reason starts
+   with "dry-run: ", so the ledger shows no change was meant to happen.
+
+Counting targets. Cooldown, budgets and the circuit breaker count per *workload target*
+(`target_key`): the alerted Deployment, its pods, its HPA and its PVC are one target,
+keyed by the Deployment; a node is its own target; `restart_dependency` counts against the
+dependency it restarts (the object that actually changes). History entries carry no
+snapshot, so their key is inferred against the current snapshot: a pod belongs to the
+alerted workload when the snapshot lists it or its name is `<workload>-<hash>[-<suffix>]`;
+an HPA or PVC when it is the snapshot's HPA or PVC; anything else falls back to a
+Deployment named after the pod (its name minus the ReplicaSet and pod suffixes) or the HPA,
+and to the object itself for a PVC.
+
+Known limits, on purpose: a guard only sees the alerted workload. `protected` therefore
+judges `restart_dependency` and `cordon_drain_node` by the alerted workload's labels (a
+dependency's or a neighbour's labels are not in the snapshot), and `pdb` judges a node
+drain by the alerted workload's PodDisruptionBudget only (the Eviction API still enforces
+every other budget on the way). `judge_all` judges each candidate independently against the
+same history: it ranks alternatives, it does not plan a batch.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from enum import StrEnum
+from fnmatch import fnmatchcase
+from typing import Any
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+
+from remediator.actions import PASSIVE_KINDS, SPECS, Action, ActionKind, ObjectRef, Risk
+from remediator.snapshot import Snapshot
+
+__all__ = [
+    "GUARDS", "Decision", "Executed", "FreezeWindow", "Guard", "GuardPolicy", "ParamError", "Verdict",
+    "judge", "judge_all", "planned_replicas", "target_key",
+]
+
+HOUR_S = 3600.0
+PROTECTED_VALUES = ("true", "yes", "1")
+
+
+# ---------------------------------------------------------------------------- verdicts
+
+
+class Decision(StrEnum):
+    """A str enum: `Decision.ALLOW == "allow"`, and it formats as its value."""
+
+    ALLOW = "allow"
+    DENY = "deny"
+    NEEDS_APPROVAL = "needs_approval"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the guards decided about one action, why, and which guard decided ("" = allow)."""
+
+    decision: Decision
+    reason: str
+    guard: str
+
+    @property
+    def allowed(self) -> bool:
+        return self.decision is Decision.ALLOW
+
+
+@dataclass(frozen=True)
+class Executed:
+    """An action that was executed at `at` (unix seconds) and, once verified, how it went.
+
+    `succeeded` is None while the outcome is unknown and False when the remediation failed;
+    only False counts towards the circuit breaker. Every executed non-passive action counts
+    towards cooldowns and budgets, whatever its outcome.
+    """
+
+    action: Action
+    at: float
+    succeeded: bool | None = None
+
+
+Guard = Callable[[Action, Snapshot, Sequence["Executed"], "GuardPolicy", float], "Verdict | None"]
+"""A guard returns None to let the action pass, or a DENY / NEEDS_APPROVAL verdict."""
+
+
+# ---------------------------------------------------------------------------- policy
+
+_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_FULL_WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+_PERIODIC = re.compile(r"^(?:(?P<day>[A-Za-z]+)\s+)?(?P<hour>\d{1,2}):(?P<minute>\d{2})$")
+_DAY_MIN, _WEEK_MIN = 1440.0, 10080.0
+# 1970-01-01 was a Thursday: shift the epoch so that minute 0 of the week is Monday 00:00 UTC.
+_EPOCH_WEEKDAY = 3
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_point(text: str) -> tuple[str, float]:
+    """("absolute", unix seconds) | ("daily", minute of day) | ("weekly", minute of week)."""
+    s = text.strip()
+    m = _PERIODIC.match(s)
+    if m is not None:
+        hour, minute = int(m["hour"]), int(m["minute"])
+        if hour > 23 or minute > 59:
+            raise ValueError(f"{text!r}: time of day must be HH:MM between 00:00 and 23:59")
+        day = m["day"]
+        if day is None:
+            return "daily", hour * 60.0 + minute
+        name = day.lower()
+        if name in _WEEKDAYS:
+            index = _WEEKDAYS.index(name)
+        elif name in _FULL_WEEKDAYS:
+            index = _FULL_WEEKDAYS.index(name)
+        else:
+            raise ValueError(f"{text!r}: unknown weekday {day!r} (use Mon, Tue, ..., Sun)")
+        return "weekly", index * _DAY_MIN + hour * 60.0 + minute
+    try:
+        when = datetime.fromisoformat(s.replace("Z", "+00:00") if s.endswith("Z") else s)
+    except ValueError:
+        raise ValueError(f"{text!r} is neither an ISO datetime (2024-12-20T18:00:00Z), "
+                         "a weekly time (Fri 18:00) nor a daily time (18:00)") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return "absolute", when.timestamp()
+
+
+class FreezeWindow(BaseModel, frozen=True, extra="forbid"):
+    """A change freeze: no remediation (except `noop` and `escalate`) runs inside it.
+
+    Both ends have the same form, all in UTC, and the window is half-open [start, end):
+
+    - absolute ISO datetimes: `{start: "2024-12-20T00:00:00Z", end: "2025-01-02T00:00:00Z"}`
+      (a naive datetime is read as UTC; YAML timestamps and dates are accepted);
+    - weekly: `{start: "Fri 18:00", end: "Mon 08:00"}` (may wrap around the week's end);
+    - daily: `{start: "22:00", end: "06:00"}` (may wrap around midnight).
+
+    >>> FreezeWindow(start="Fri 18:00", end="Mon 08:00").contains(1_700_000_000.0)  # Tue 22:13
+    False
+    """
+
+    start: str
+    end: str
+    name: str = ""
+
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _dates_to_text(cls, value: Any) -> Any:
+        if isinstance(value, datetime):
+            return value.isoformat()
+        if isinstance(value, date):
+            return f"{value.isoformat()}T00:00:00"
+        return value
+
+    @model_validator(mode="after")
+    def _check(self) -> FreezeWindow:
+        (kind_a, a), (kind_b, b) = _parse_point(self.start), _parse_point(self.end)
+        if kind_a != kind_b:
+            raise ValueError(f"start {self.start!r} is {kind_a} but end {self.end!r} is {kind_b}; "
+                             "both ends must have the same form")
+        if kind_a == "absolute" and b <= a:
+            raise ValueError(f"end {self.end!r} must be after start {self.start!r}")
+        if kind_a != "absolute" and a == b:
+            raise ValueError(f"start and end are both {self.start!r}: an empty or whole-period "
+                             "window is ambiguous")
+        return self
+
+    def contains(self, now: float) -> bool:
+        kind, a = _parse_point(self.start)
+        _, b = _parse_point(self.end)
+        if kind == "absolute":
+            return a <= now < b
+        minutes = now / 60.0
+        if kind == "weekly":
+            t = (minutes + _EPOCH_WEEKDAY * _DAY_MIN) % _WEEK_MIN
+        else:
+            t = minutes % _DAY_MIN
+        return a <= t < b if a < b else (t >= a or t < b)
+
+    def describe(self) -> str:
+        label = f" {self.name!r}" if self.name else ""
+        return f"freeze window{label} {self.start} to {self.end} (UTC)"
+
+
+class GuardPolicy(BaseModel, frozen=True, extra="forbid"):
+    """The guard configuration of a cluster or namespace (Helm values, RemediationPolicy).
+
+    Namespace lists accept shell-style patterns (`openshift-*`). A namespace listed in
+    `allowed_namespaces` is allowed even if also denied; a non-empty `allowed_namespaces`
+    allows only what it lists. `approval_risk` accepts a `Risk`, its name ("high") or null.
+    """
+
+    allowed_namespaces: list[str] = []
+    denied_namespaces: list[str] = ["kube-system"]
+    protected_label: str = "remediator.io/protected"
+    cooldown_s: float = Field(default=300.0, ge=0)
+    target_budget_per_hour: int = Field(default=3, ge=0)
+    global_budget_per_hour: int = Field(default=20, ge=0)
+    max_replicas: int = Field(default=50, ge=1)
+    max_scale_factor: float = Field(default=2.0, ge=1.0)
+    max_limit_factor: float = Field(default=2.0, ge=1.0)
+    max_hpa_factor: float = Field(default=2.0, ge=1.0)
+    approval_risk: Risk | None = Risk.HIGH
+    breaker_failures: int = Field(default=3, ge=1)
+    breaker_window_s: float = Field(default=3600.0, ge=0)
+    freeze_windows: list[FreezeWindow] = []
+    dry_run: bool = False
+
+    @field_validator("approval_risk", mode="before")
+    @classmethod
+    def _risk_by_name(cls, value: Any) -> Any:
+        if isinstance(value, str) and not isinstance(value, Risk):
+            name = value.strip().upper()
+            if name in ("NONE", "NEVER", ""):
+                return None
+            if name in Risk.__members__:
+                return Risk[name]
+            raise ValueError(f"unknown risk {value!r}: use one of "
+                             f"{', '.join(r.name.lower() for r in Risk)} or null")
+        return value
+
+
+# ---------------------------------------------------------------------------- targets and params
+
+
+def _pod_suffix_ok(rest: str) -> bool:
+    parts = rest.split("-")
+    return 1 <= len(parts) <= 2 and all(p.isalnum() for p in parts)
+
+
+def _pod_of(pod: str, workload: str, pods: Sequence[str]) -> bool:
+    return pod in pods or (pod.startswith(workload + "-") and _pod_suffix_ok(pod[len(workload) + 1:]))
+
+
+def _owner_guess(pod: str) -> str:
+    """`cart-7d9f8-x2kq1` -> `cart`; `cart-0` -> `cart`: strip the ReplicaSet and pod suffixes."""
+    parts = pod.split("-")
+    return "-".join(parts[:-2] if len(parts) >= 3 else parts[:-1] if len(parts) == 2 else parts)
+
+
+def target_key(action: Action, snapshot: Snapshot) -> ObjectRef:
+    """The workload target an action counts against for cooldowns, budgets and the breaker.
+
+    >>> from remediator.snapshot import Alert, Signals
+    >>> cart = ObjectRef("Deployment", "shop", "cart")
+    >>> snap = Snapshot(Alert("KubePodCrashLooping", {}), 0.0, cart, Signals())
+    >>> str(target_key(Action(ActionKind.DELETE_POD, ObjectRef("Pod", "shop", "cart-7d9f8-x2kq1")), snap))
+    'Deployment/shop/cart'
+    """
+    t, w = action.target, snapshot.workload
+    if action.kind is ActionKind.CORDON_DRAIN_NODE or t.kind == "Node":
+        return ObjectRef("Node", "", t.name)
+    if t.kind == "Deployment":
+        return t
+    if w is not None and t.namespace == w.namespace:
+        if t.kind == "Pod" and _pod_of(t.name, w.name, snapshot.pods):
+            return w
+        if t in (snapshot.hpa, snapshot.pvc):
+            return w
+    if t.kind == "Pod":
+        return ObjectRef("Deployment", t.namespace, _owner_guess(t.name))
+    if t.kind == "HorizontalPodAutoscaler":
+        return ObjectRef("Deployment", t.namespace, t.name)
+    return t
+
+
+class ParamError(ValueError):
+    """An action's parameters or the counts they refer to do not fit its kind."""
+
+    def __init__(self, action: Action, problem: str) -> None:
+        super().__init__(f"{action.describe()}: {problem}")
+        self.action = action
+        self.problem = problem
+
+
+# Parameter schema of the kinds whose parameters the guards bound: one of these key sets.
+_PARAMS: dict[ActionKind, tuple[str, ...]] = {
+    ActionKind.SCALE_OUT: ("replicas", "factor"),
+    ActionKind.RESTORE_REPLICAS: ("replicas",),
+    ActionKind.RAISE_MEMORY_LIMIT: ("factor",),
+    ActionKind.RAISE_CPU_LIMIT: ("factor",),
+    ActionKind.RAISE_HPA_MAX: ("max_replicas", "factor"),
+}
+
+
+def _the_param(action: Action) -> str:
+    names = _PARAMS[action.kind]
+    wanted = " or ".join(repr(n) for n in names)
+    unexpected = sorted(str(k) for k in action.params if k not in names)
+    if unexpected:
+        listed = ", ".join(map(repr, unexpected))
+        raise ParamError(action, f"unexpected parameter {listed} (expects {wanted})")
+    given = [n for n in names if n in action.params]
+    if not given:
+        raise ParamError(action, f"missing parameter {wanted}")
+    if len(given) > 1:
+        raise ParamError(action, f"give {wanted}, not both")
+    return given[0]
+
+
+def _number(action: Action, name: str) -> float:
+    value = action.params[name]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ParamError(action, f"{name} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def _integer(action: Action, name: str) -> int:
+    value = action.params[name]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ParamError(action, f"{name} must be an integer, got {value!r}")
+    return value
+
+
+def _count(action: Action, what: str, value: float) -> int:
+    if not math.isfinite(value) or value < 0:
+        raise ParamError(action, f"the current {what} is unknown ({value})")
+    return int(round(value))
+
+
+def _current(action: Action, snapshot: Snapshot) -> int:
+    if action.kind is ActionKind.RAISE_HPA_MAX:
+        return _count(action, "HPA maxReplicas", snapshot.signals.hpa_max)
+    return _count(action, "replica count", snapshot.signals.desired_replicas)
+
+
+def _grow(current: int, factor: float) -> int:
+    return math.ceil(current * factor - 1e-9)
+
+
+def planned_replicas(action: Action, snapshot: Snapshot) -> int:
+    """The replica count (HPA maxReplicas for `raise_hpa_max`) an action asks for.
+
+    The executor and the simulator call this too, so that what runs is what was judged:
+    a factor multiplies the snapshot's current count and rounds up. Raises `ParamError`
+    for missing, unexpected or mistyped parameters and for other kinds.
+
+    >>> from remediator.snapshot import Alert, Signals
+    >>> cart = ObjectRef("Deployment", "shop", "cart")
+    >>> snap = Snapshot(Alert("KubeHpaMaxedOut", {}), 0.0, cart, Signals(desired_replicas=3))
+    >>> planned_replicas(Action(ActionKind.SCALE_OUT, cart, {"factor": 1.5}), snap)
+    5
+    """
+    if action.kind not in (ActionKind.SCALE_OUT, ActionKind.RESTORE_REPLICAS, ActionKind.RAISE_HPA_MAX):
+        raise ParamError(action, "this kind does not set a replica count")
+    name = _the_param(action)
+    if name == "factor":
+        return _grow(_current(action, snapshot), _number(action, name))
+    return _integer(action, name)
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def _n(x: float) -> str:
+    """Numbers as a human writes them: 300 not 300.0, 1.67 not 1.6666666."""
+    if isinstance(x, int) or (math.isfinite(x) and float(x).is_integer()):
+        return str(int(x))
+    return f"{x:.2f}".rstrip("0").rstrip(".") if math.isfinite(x) else str(x)
+
+
+def _deny(guard: str, message: str) -> Verdict:
+    return Verdict(Decision.DENY, f"{guard}: {message}", guard)
+
+
+def _allow(message: str, policy: GuardPolicy) -> Verdict:
+    return Verdict(Decision.ALLOW, f"dry-run: {message}" if policy.dry_run else message, "")
+
+
+def _active_only(guard: Guard) -> Guard:
+    """Guards never object to passive kinds, also when called one by one."""
+
+    @functools.wraps(guard)
+    def checked(action: Action, snapshot: Snapshot, history: Sequence[Executed],
+                policy: GuardPolicy, now: float) -> Verdict | None:
+        if action.kind in PASSIVE_KINDS:
+            return None
+        return guard(action, snapshot, history, policy, now)
+
+    return checked
+
+
+def _same_target(action: Action, snapshot: Snapshot, history: Sequence[Executed],
+                 ) -> tuple[ObjectRef, list[Executed]]:
+    key = target_key(action, snapshot)
+    return key, [e for e in _active(history) if target_key(e.action, snapshot) == key]
+
+
+def _active(history: Sequence[Executed]) -> Iterator[Executed]:
+    return (e for e in history if e.action.kind not in PASSIVE_KINDS)
+
+
+def _in_last(entries: Sequence[Executed] | Iterator[Executed], now: float, window: float) -> list[Executed]:
+    # Entries stamped after `now` (clock skew) count: erring towards "too recent" is the safe side.
+    return sorted((e for e in entries if now - e.at < window), key=lambda e: e.at)
+
+
+def _frees_in(recent: Sequence[Executed], budget: int, now: float) -> str:
+    """Seconds until fewer than `budget` of the (sorted) recent entries are inside the hour."""
+    oldest = recent[len(recent) - budget] if budget > 0 else None
+    return "" if oldest is None else f", retry in {_n(math.ceil(oldest.at + HOUR_S - now))}s"
+
+
+def _ns_match(namespace: str, patterns: Sequence[str]) -> bool:
+    return any(fnmatchcase(namespace, p) for p in patterns)
+
+
+# ---------------------------------------------------------------------------- the guards
+
+
+@_active_only
+def namespace_guard(action: Action, snapshot: Snapshot, history: Sequence[Executed],
+                    policy: GuardPolicy, now: float) -> Verdict | None:
+    """The target's namespace and the alerted workload's namespace must both be allowed.
+
+    A cluster-scoped target (a Node) has no namespace of its own: the workload's decides.
+    """
+    checked = [("target", action.target.namespace), ("workload", snapshot.namespace)]
+    namespaces = [(role, ns) for role, ns in checked if ns]
+    if not namespaces and policy.allowed_namespaces:
+        return _deny("namespace", f"{action.target} has no namespace and allowed_namespaces is restricted "
+                                  f"to {', '.join(policy.allowed_namespaces)}")
+    for role, ns in namespaces:
+        if policy.allowed_namespaces and not _ns_match(ns, policy.allowed_namespaces):
+            return _deny("namespace", f"{role} namespace {ns} is not in allowed_namespaces "
+                                      f"({', '.join(policy.allowed_namespaces)})")
+        if _ns_match(ns, policy.denied_namespaces) and not _ns_match(ns, policy.allowed_namespaces):
+            return _deny("namespace", f"{role} namespace {ns} is in denied_namespaces "
+                                      f"({', '.join(policy.denied_namespaces)})")
+    return None
+
+
+@_active_only
+def protected_guard(action: Action, snapshot: Snapshot, history: Sequence[Executed],
+                    policy: GuardPolicy, now: float) -> Verdict | None:
+    """A workload labelled `<protected_label>: "true"` (or yes/1) is off limits.
+
+    Only the alerted workload's labels are observed, so this also stops `restart_dependency`
+    and `cordon_drain_node` in an incident on a protected workload.
+    """
+    value = str(snapshot.workload_labels.get(policy.protected_label, ""))
+    if value.strip().lower() not in PROTECTED_VALUES:
+        return None
+    who = snapshot.workload or action.target
+    return _deny("protected", f"{who} carries {policy.protected_label}={value}; "
+                              f"{action.kind.value} on {action.target} is off limits")
+
+
+@_active_only
+def freeze_guard(action: Action, snapshot: Snapshot, history: Sequence[Executed],
+                 policy: GuardPolicy, now: float) -> Verdict | None:
+    """No change runs inside a change-freeze window."""
+    for window in policy.freeze_windows:
+        if window.contains(now):
+            return _deny("freeze", f"{window.describe()} is in effect")
+    return None
+
+
+@_active_only
+def circuit_breaker_guard(action: Action, snapshot: Snapshot, history: Sequence[Executed],
+                          policy: GuardPolicy, now: float) -> Verdict | None:
+    """Repeated failed remediations on a target open the breaker: stop acting, escalate."""
+    key, same = _same_target(action, snapshot, history)
+    failed = _in_last((e for e in same if e.succeeded is False), now, policy.breaker_window_s)
+    if len(failed) < policy.breaker_failures:
+        return None
+    return _deny("circuit_breaker", f"{len(failed)} failed remediations on {key} in the last "
+                                    f"{_n(policy.breaker_window_s)}s (limit {policy.breaker_failures}); "
+                                    "stop acting and escalate to a human")
+
+
+@_active_only
+def scope_guard(action: Action, snapshot: Snapshot, history: Sequence[Executed],
+                policy: GuardPolicy, now: float) -> Verdict | None:
+    """The target must be the kind of object the action acts on, and part of this incident.
+
+    Proposals are untrusted (an LLM may name any object): a Deployment action must target
+    the alerted workload, `restart_dependency` one of its observed dependencies,
+    `delete_pod` one of its pods, `raise_hpa_max` its HPA, `expand_volume` its PVC and
+    `cordon_drain_node` its node.
+    """
+    t, kind, w = action.target, action.kind, snapshot.workload
+    expected = SPECS[kind].target_kind
+    if t.kind != expected:
+        return _deny("scope", f"{kind.value} acts on a {expected}, not on {t}")
+    if t.namespace and snapshot.namespace and t.namespace != snapshot.namespace:
+        return _deny("scope", f"{t} is outside the incident's namespace {snapshot.namespace}")
+    problem: str | None = None
+    if kind is ActionKind.RESTART_DEPENDENCY:
+        if t not in snapshot.dependencies:
+            deps = ", ".join(str(d) for d in snapshot.dependencies) or "none observed"
+            problem = f"{t} is not a dependency of {w or 'the alerted workload'} ({deps})"
+    elif kind is ActionKind.CORDON_DRAIN_NODE:
+        if t.name != snapshot.node:
+            problem = f"{t} is not the node of the incident ({snapshot.node or 'none observed'})"
+    elif kind is ActionKind.DELETE_POD:
+        if w is None or not _pod_of(t.name, w.name, snapshot.pods):
+            problem = f"{t} is not a pod of {w or 'the alerted workload'}"
+    elif kind in (ActionKind.RAISE_HPA_MAX, ActionKind.EXPAND_VOLUME):
+        mine, label = (snapshot.hpa, "HPA") if kind is ActionKind.RAISE_HPA_MAX else (snapshot.pvc, "PVC")
+        if t != mine:
+            problem = f"{t} is not the {label} of {w or 'the alerted workload'} ({mine or 'none observed'})"
+    elif t != w:
+        problem = f"{t} is not the alerted workload ({w or 'none observed'})"
+    return None if problem is None else _deny("scope", problem)
+
+
+def _bounds(action: Action, snapshot: Snapshot, policy: GuardPolicy) -> str | None:
+    kind, s = action.kind, snapshot.signals
+    if kind in (ActionKind.RAISE_MEMORY_LIMIT, ActionKind.RAISE_CPU_LIMIT):
+        factor = _number(action, _the_param(action))
+        if not 1.0 < factor <= policy.max_limit_factor:
+            return (f"{kind.value} factor {_n(factor)} must be above 1 and at most "
+                    f"max_limit_factor {_n(policy.max_limit_factor)}")
+        return None
+    if kind is ActionKind.RESTORE_REPLICAS:
+        new = planned_replicas(action, snapshot)
+        baseline = max(_count(action, "baseline replica count", s.baseline_replicas), 1)
+        if new < 1:
+            return f"restore_replicas to {new} replicas: a restore never goes below 1"
+        if new > policy.max_replicas:
+            return f"restore_replicas to {new} replicas exceeds max_replicas {policy.max_replicas}"
+        if new > baseline:
+            return (f"restore_replicas to {new} replicas is above the baseline of {baseline} "
+                    "(a restore goes back toward the baseline, never beyond)")
+        return None
+    if kind not in (ActionKind.SCALE_OUT, ActionKind.RAISE_HPA_MAX):
+        return None
+    what, bound_name, bound = (("replicas", "max_scale_factor", policy.max_scale_factor)
+                               if kind is ActionKind.SCALE_OUT
+                               else ("HPA maxReplicas", "max_hpa_factor", policy.max_hpa_factor))
+    name = _the_param(action)
+    if name == "factor" and _number(action, name) > bound:
+        return f"{kind.value} factor {_n(_number(action, name))} exceeds {bound_name} {_n(bound)}"
+    current, new = _current(action, snapshot), planned_replicas(action, snapshot)
+    if new <= current:
+        return f"{kind.value} from {current} to {new} {what} is not an increase"
+    if new > policy.max_replicas:
+        return f"{kind.value} to {new} {what} exceeds max_replicas {policy.max_replicas}"
+    if new > max(current, 1) * bound + 1e-9:
+        return (f"{kind.value} from {current} to {new} {what} is a factor of {_n(new / max(current, 1))}, "
+                f"above {bound_name} {_n(bound)}")
+    return None
+
+
+@_active_only
+def bounds_guard(action: Action, snapshot: Snapshot, history: Sequence[Executed],
+                 policy: GuardPolicy, now: float) -> Verdict | None:
+    """Parameters fit the kind's schema; replicas, limits and HPA maxima stay in bounds.
+
+    `scale_out` {"replicas": N} or {"factor": F}: an increase, at most `max_replicas` and at
+    most `max_scale_factor` times the current count. `restore_replicas` {"replicas": N}:
+    1 <= N <= min(max_replicas, max(baseline, 1)). `raise_memory_limit`/`raise_cpu_limit`
+    {"factor": F}: 1 < F <= max_limit_factor. `raise_hpa_max` {"max_replicas": N} or
+    {"factor": F}: an increase bounded by `max_hpa_factor` and `max_replicas`. Other kinds
+    take parameters the guards do not bound.
+    """
+    if action.kind not in _PARAMS:
+        return None
+    try:
+        problem = _bounds(action, snapshot, policy)
+    except ParamError as e:
+        problem = f"{action.kind.value} {e.problem}"
+    return None if problem is None else _deny("bounds", problem)
+
+
+@_active_only
+def precondition_guard(action: Action, snapshot: Snapshot, history: Sequence[Executed],
+                       policy: GuardPolicy, now: float) -> Verdict | None:
+    """A rollback needs a previous revision to roll back to."""
+    if action.kind is ActionKind.ROLLBACK_ROLLOUT and not snapshot.signals.has_previous_revision >= 1:
+        return _deny("precondition", f"{action.target} has no previous revision to roll back to")
+    return None
+
+
+@_active_only
+def pdb_guard(action: Action, snapshot: Snapshot, history: Sequence[Executed],
+              policy: GuardPolicy, now: float) -> Verdict | None:
+    """Deleting a pod or draining its node must not break the PodDisruptionBudget."""
+    if action.kind not in (ActionKind.DELETE_POD, ActionKind.CORDON_DRAIN_NODE):
+        return None
+    allowed = snapshot.signals.pdb_disruptions_allowed
+    if allowed > 0:  # inf when no budget selects the pods; NaN (unknown) denies
+        return None
+    return _deny("pdb", f"{action.kind.value} on {action.target} would disrupt pods of "
+                        f"{snapshot.workload or 'the alerted workload'} but its PodDisruptionBudget "
+                        f"allows {_n(allowed)} disruptions")
+
+
+@_active_only
+def cooldown_guard(action: Action, snapshot: Snapshot, history: Sequence[Executed],
+                   policy: GuardPolicy, now: float) -> Verdict | None:
+    """At least `cooldown_s` between two actions on the same workload target."""
+    key, same = _same_target(action, snapshot, history)
+    recent = _in_last(same, now, policy.cooldown_s)
+    if not recent:
+        return None
+    last = recent[-1]
+    age = now - last.at
+    wait = math.ceil(policy.cooldown_s - age)
+    return _deny("cooldown", f"{key} was acted on {_n(round(age))}s ago by {last.action.kind.value} "
+                             f"(cooldown {_n(policy.cooldown_s)}s, retry in {wait}s)")
+
+
+@_active_only
+def target_budget_guard(action: Action, snapshot: Snapshot, history: Sequence[Executed],
+                        policy: GuardPolicy, now: float) -> Verdict | None:
+    """At most `target_budget_per_hour` actions on one workload target in any sliding hour."""
+    key, same = _same_target(action, snapshot, history)
+    recent = _in_last(same, now, HOUR_S)
+    budget = policy.target_budget_per_hour
+    if len(recent) < budget:
+        return None
+    return _deny("target_budget", f"{key} had {len(recent)} actions in the last hour "
+                                  f"(budget {budget} per hour{_frees_in(recent, budget, now)})")
+
+
+@_active_only
+def global_budget_guard(action: Action, snapshot: Snapshot, history: Sequence[Executed],
+                        policy: GuardPolicy, now: float) -> Verdict | None:
+    """At most `global_budget_per_hour` actions across all targets in any sliding hour."""
+    recent = _in_last(_active(history), now, HOUR_S)
+    budget = policy.global_budget_per_hour
+    if len(recent) < budget:
+        return None
+    return _deny("global_budget", f"{len(recent)} actions in the last hour across all targets "
+                                  f"(budget {budget} per hour{_frees_in(recent, budget, now)})")
+
+
+@_active_only
+def risk_guard(action: Action, snapshot: Snapshot, history: Sequence[Executed],
+               policy: GuardPolicy, now: float) -> Verdict | None:
+    """Kinds at or above `approval_risk` need a human's approval."""
+    risk = SPECS[action.kind].risk
+    if policy.approval_risk is None or risk < policy.approval_risk:
+        return None
+    return Verdict(Decision.NEEDS_APPROVAL,
+                   f"risk: {action.kind.value} is {risk.name.lower()} risk; approval is required at "
+                   f"{policy.approval_risk.name.lower()} risk and above", "risk")
+
+
+GUARDS: tuple[Guard, ...] = (
+    namespace_guard,
+    protected_guard,
+    freeze_guard,
+    circuit_breaker_guard,
+    scope_guard,
+    bounds_guard,
+    precondition_guard,
+    pdb_guard,
+    cooldown_guard,
+    target_budget_guard,
+    global_budget_guard,
+    risk_guard,
+)
+"""The guards in the order `judge` runs them: every deny guard, then `risk_guard` (approval)."""
+
+
+# ---------------------------------------------------------------------------- judging
+
+
+def judge(action: Action, snapshot: Snapshot, history: Sequence[Executed], policy: GuardPolicy,
+          now: float) -> Verdict:
+    """The verdict on one action: the first guard that objects decides, else allow."""
+    if action.kind in PASSIVE_KINDS:
+        return _allow(f"{action.kind.value} changes nothing", policy)
+    for guard in GUARDS:
+        verdict = guard(action, snapshot, history, policy, now)
+        if verdict is not None:
+            return verdict
+    return _allow("all guards passed", policy)
+
+
+def judge_all(actions: Sequence[Action], snapshot: Snapshot, history: Sequence[Executed],
+              policy: GuardPolicy, now: float) -> list[Verdict]:
+    """Verdicts on alternative candidates, each judged alone against the same history."""
+    return [judge(a, snapshot, history, policy, now) for a in actions]
