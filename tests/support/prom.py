@@ -101,14 +101,20 @@ def binaries_available() -> bool:
 
 
 def wait_http_ready(
-    url: str, *, timeout: float = 30.0, process: subprocess.Popen[bytes] | None = None, log: Path | None = None
+    url: str,
+    *,
+    timeout: float = 30.0,
+    process: subprocess.Popen[bytes] | None = None,
+    log: Path | None = None,
 ) -> None:
     """Poll ``url`` until it answers 200; fail early if ``process`` exits."""
     deadline = time.monotonic() + timeout
     last_error = ""
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
-            raise RuntimeError(f"process exited with {process.returncode} before {url} was ready\n{_tail(log)}")
+            raise RuntimeError(
+                f"process exited with {process.returncode} before {url} was ready\n{_tail(log)}"
+            )
         try:
             with urllib.request.urlopen(url, timeout=2) as resp:
                 if resp.status == 200:
@@ -197,17 +203,31 @@ def render_openmetrics(series: Iterable[Series]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def backfill_openmetrics(openmetrics_file: Path | str, data_dir: Path | str, *, timeout: float = 300.0) -> None:
+def backfill_openmetrics(
+    openmetrics_file: Path | str, data_dir: Path | str, *, timeout: float = 300.0
+) -> None:
     """``promtool tsdb create-blocks-from openmetrics FILE DATA_DIR`` (run before Prometheus starts)."""
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     proc = subprocess.run(
-        [_which("promtool"), "tsdb", "create-blocks-from", "openmetrics", "--quiet", str(openmetrics_file),
-         str(data_dir)],
-        capture_output=True, text=True, timeout=timeout, check=False,
+        [
+            _which("promtool"),
+            "tsdb",
+            "create-blocks-from",
+            "openmetrics",
+            "--quiet",
+            str(openmetrics_file),
+            str(data_dir),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
     if proc.returncode != 0:
-        raise RuntimeError(f"promtool backfill failed ({proc.returncode}): {proc.stderr.strip() or proc.stdout}")
+        raise RuntimeError(
+            f"promtool backfill failed ({proc.returncode}): {proc.stderr.strip() or proc.stdout}"
+        )
 
 
 # --------------------------------------------------------------------------- rules
@@ -237,8 +257,9 @@ def write_rule_file(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump({"groups": [{"name": group, "interval": interval, "rules": list(rules)}]}))
-    proc = subprocess.run([_which("promtool"), "check", "rules", str(path)], capture_output=True, text=True,
-                          check=False)
+    proc = subprocess.run(
+        [_which("promtool"), "check", "rules", str(path)], capture_output=True, text=True, check=False
+    )
     if proc.returncode != 0:
         raise ValueError(f"invalid rule file {path}: {proc.stdout}{proc.stderr}")
     return path
@@ -327,7 +348,10 @@ def start_prometheus(
     }
     if alertmanager_url is not None:
         parsed = urllib.parse.urlparse(alertmanager_url)
-        am: dict[str, Any] = {"scheme": parsed.scheme or "http", "static_configs": [{"targets": [parsed.netloc]}]}
+        am: dict[str, Any] = {
+            "scheme": parsed.scheme or "http",
+            "static_configs": [{"targets": [parsed.netloc]}],
+        }
         if parsed.path.strip("/"):
             am["path_prefix"] = parsed.path
         config["alerting"] = {"alertmanagers": [am]}
@@ -352,7 +376,9 @@ def start_prometheus(
                     "--web.enable-admin-api",
                     *extra_args,
                 ],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
             )
         url = f"http://{LOOPBACK}:{port}"
         try:
@@ -458,7 +484,9 @@ def start_alertmanager(
                     f"--web.external-url=http://{LOOPBACK}:{port}/",  # externalURL in the payload
                     "--cluster.listen-address=",
                 ],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
             )
         url = f"http://{LOOPBACK}:{port}"
         try:
@@ -509,7 +537,9 @@ class WebhookRecorder:
                 body = self.rfile.read(length) if length else b""
                 with recorder._cond:
                     recorder.requests.append(
-                        ReceivedRequest(self.command, self.path, dict(self.headers.items()), body, time.monotonic())
+                        ReceivedRequest(
+                            self.command, self.path, dict(self.headers.items()), body, time.monotonic()
+                        )
                     )
                     recorder._cond.notify_all()
                 self.send_response(recorder.status)
@@ -526,7 +556,9 @@ class WebhookRecorder:
         self._server.daemon_threads = True
         self.port = int(self._server.server_address[1])
         self.url = f"http://{LOOPBACK}:{self.port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, name="webhook-recorder", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="webhook-recorder", daemon=True
+        )
 
     def start(self) -> WebhookRecorder:
         self._thread.start()

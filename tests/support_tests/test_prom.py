@@ -16,11 +16,13 @@ pytestmark = requires_prometheus
 
 
 def test_render_openmetrics_groups_families_and_ends_with_eof() -> None:
-    text = render_openmetrics([
-        Series("a_total", {"pod": 'we"b'}, [(20.0, 2.0), (10.0, 1.0)]),
-        Series("b", {}, [(10.0, float("nan"))]),
-        Series("a_total", {"pod": "db"}, [(10.0, 5.0)]),
-    ])
+    text = render_openmetrics(
+        [
+            Series("a_total", {"pod": 'we"b'}, [(20.0, 2.0), (10.0, 1.0)]),
+            Series("b", {}, [(10.0, float("nan"))]),
+            Series("a_total", {"pod": "db"}, [(10.0, 5.0)]),
+        ]
+    )
     assert text.splitlines() == [
         'a_total{pod="we\\"b"} 1.0 10.000',
         'a_total{pod="we\\"b"} 2.0 20.000',
@@ -36,22 +38,33 @@ def test_backfill_then_query_range_roundtrip(tmp_path: Path) -> None:
     start = end - 3600
     steps = [start + 15 * i for i in range(241)]
     om = tmp_path / "incident.om"
-    om.write_text(render_openmetrics([
-        Series("kube_deployment_status_replicas_available", {"namespace": "shop", "deployment": "web"},
-               [(t, 3.0 if t < start + 1800 else 1.0) for t in steps]),
-        Series("http_requests_total", {"namespace": "shop", "code": "500"},
-               [(t, 2.0 * i) for i, t in enumerate(steps)]),
-    ]))
+    om.write_text(
+        render_openmetrics(
+            [
+                Series(
+                    "kube_deployment_status_replicas_available",
+                    {"namespace": "shop", "deployment": "web"},
+                    [(t, 3.0 if t < start + 1800 else 1.0) for t in steps],
+                ),
+                Series(
+                    "http_requests_total",
+                    {"namespace": "shop", "code": "500"},
+                    [(t, 2.0 * i) for i, t in enumerate(steps)],
+                ),
+            ]
+        )
+    )
     with start_prometheus(tmp_path / "prom", backfill=[om]) as server:
         got = server.query_range(
-            'kube_deployment_status_replicas_available{deployment="web"}', start, end, 15)
+            'kube_deployment_status_replicas_available{deployment="web"}', start, end, 15
+        )
         assert len(got) == 1
         values = got[0]["values"]
         assert len(values) == 241
         assert float(values[0][0]) == start and values[0][1] == "3"
         assert values[-1][1] == "1"
         # rate over the backfilled counter: 2 per 15s
-        rate = server.query_range('rate(http_requests_total[1m])', start + 120, end, 60)
+        rate = server.query_range("rate(http_requests_total[1m])", start + 120, end, 60)
         assert all(abs(float(v) - 2 / 15) < 1e-9 for _, v in rate[0]["values"])
         # instant query: nothing "now" (lookback 5m), the value at a time inside the data
         assert server.query("kube_deployment_status_replicas_available") == []
@@ -67,14 +80,22 @@ def test_backfill_rejects_openmetrics_without_eof(tmp_path: Path) -> None:
 
 
 def test_rule_fires_through_alertmanager_into_webhook(tmp_path: Path, webhook: prom.WebhookRecorder) -> None:
-    rules = prom.write_rule_file(tmp_path / "rules.yml", [
-        alert_rule("KubePodCrashLooping", 'vector(1)',
-                   labels={"severity": "warning", "namespace": "shop", "pod": "web-1"},
-                   annotations={"summary": "crash looping"}),
-    ])
+    rules = prom.write_rule_file(
+        tmp_path / "rules.yml",
+        [
+            alert_rule(
+                "KubePodCrashLooping",
+                "vector(1)",
+                labels={"severity": "warning", "namespace": "shop", "pod": "web-1"},
+                annotations={"summary": "crash looping"},
+            )
+        ],
+    )
     t0 = time.monotonic()
-    with start_alertmanager(tmp_path / "am", f"{webhook.url}/alerts", bearer_token="s3cret") as am, \
-            start_prometheus(tmp_path / "prom", rule_files=[rules], alertmanager_url=am.url) as server:
+    with (
+        start_alertmanager(tmp_path / "am", f"{webhook.url}/alerts", bearer_token="s3cret") as am,
+        start_prometheus(tmp_path / "prom", rule_files=[rules], alertmanager_url=am.url) as server,
+    ):
         [req] = webhook.wait_for(1, timeout=30)
         elapsed = req.at - t0
         payload = req.json()
@@ -86,8 +107,12 @@ def test_rule_fires_through_alertmanager_into_webhook(tmp_path: Path, webhook: p
         assert payload["groupLabels"] == {"alertname": "KubePodCrashLooping"}
         [alert] = payload["alerts"]
         assert alert["status"] == "firing"
-        assert alert["labels"] == {"alertname": "KubePodCrashLooping", "severity": "warning",
-                                   "namespace": "shop", "pod": "web-1"}
+        assert alert["labels"] == {
+            "alertname": "KubePodCrashLooping",
+            "severity": "warning",
+            "namespace": "shop",
+            "pod": "web-1",
+        }
         assert alert["annotations"] == {"summary": "crash looping"}
         assert alert["fingerprint"] and alert["startsAt"] and alert["generatorURL"].startswith(server.url)
         assert [a["labels"]["alertname"] for a in server.alerts()] == ["KubePodCrashLooping"]
@@ -96,7 +121,10 @@ def test_rule_fires_through_alertmanager_into_webhook(tmp_path: Path, webhook: p
 
 def test_alertmanager_direct_post_and_resolved(tmp_path: Path, webhook: prom.WebhookRecorder) -> None:
     now = time.time()
-    iso = lambda t: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))  # noqa: E731
+
+    def iso(t: float) -> str:
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
     alert = {"labels": {"alertname": "KubeHpaMaxedOut", "namespace": "shop"}, "startsAt": iso(now - 60)}
     with start_alertmanager(tmp_path / "am", webhook.url) as am:
         am.post_alerts([alert])
