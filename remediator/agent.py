@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from remediator.guards import Decision, Executed, GuardPolicy, Verdict, judge
 from remediator.propose.base import Candidate

@@ -10,9 +10,10 @@ import math
 import statistics
 import time
 from collections import defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from remediator.guards import GuardPolicy
 from remediator.propose.base import Proposer

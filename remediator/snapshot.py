@@ -33,9 +33,10 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from remediator.actions import ActionKind, ObjectRef
 
@@ -547,8 +548,8 @@ def build_snapshot(alert: Alert, series: Sequence[Series], objects: Sequence[K8s
     node = alert.labels.get("node") or (min(nodes, key=lambda n: (node_ready.get(n, 1.0), n))
                                         if nodes else None)
     rs = idx.replicasets_of(ns, wname) if workload else []
-    revisions = sorted(((int(str((_meta(r).get("annotations") or {}).get(REVISION_ANNOTATION, 0))),
-                         parse_time(_meta(r).get("creationTimestamp"))) for r in rs))
+    revisions = sorted((int(str((_meta(r).get("annotations") or {}).get(REVISION_ANNOTATION, 0))),
+                         parse_time(_meta(r).get("creationTimestamp"))) for r in rs)
     rollout_age = now - revisions[-1][1] if revisions and not math.isnan(revisions[-1][1]) else math.inf
 
     dep_ratio = {d: (dep_avail.get(d, 0.0) / dep_spec[d]) if dep_spec.get(d) else 1.0

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable
+from typing import Any
 
 from remediator.actions import Action, ActionKind
 from remediator.snapshot import DEPENDS_ON_ANNOTATION, PROTECTED_LABEL, REVISION_ANNOTATION, Series
@@ -274,7 +275,7 @@ class Cluster:
             if w.pvc_resize and t >= w.pvc_resize[0]:
                 w.pvc_cap, w.pvc_resize = w.pvc_resize[1], None
         deps_down = {name: w.available == 0 or w.error_ratio > 0.5 for name, w in self.workloads.items()}
-        for name, w in self.workloads.items():
+        for w in self.workloads.values():
             any_dep_down = any(deps_down.get(d, False) for d in w.spec.deps)
             for pod in w.pods:
                 self._pod_tick(w, pod, t, crash=w.crash_when_deps_down and any_dep_down)
@@ -344,11 +345,11 @@ class Cluster:
                 dep_err = max(dep_err, dw.error_ratio)
                 # Callers wait on their dependency's slowness beyond its normal latency.
                 dep_lat = max(dep_lat, dw.p99 - dw.spec.base_latency_s if dw.rps > 0 else 0.0)
+        u_by_pod: dict[str, float] = {}
         if not serving:
-            err, p99, u_by_pod = 1.0, 0.01, {}
+            err, p99 = 1.0, 0.01
         else:
             per_pod = rps / len(serving)
-            u_by_pod = {}
             for pod in serving:
                 u_by_pod[pod.name] = per_pod * w.spec.cpu_per_request / w.revision(pod.revision).cpu_limit
             u = sum(u_by_pod.values()) / len(u_by_pod)
@@ -520,7 +521,8 @@ class Cluster:
             for pod in w.pods:
                 out.append({"kind": "Pod", "metadata": {
                     "name": pod.name, "namespace": ns,
-                    "ownerReferences": [{"kind": "ReplicaSet", "name": f"{w.name}-{7000 + pod.revision:x}f{pod.revision}"}]},
+                    "ownerReferences": [{"kind": "ReplicaSet",
+                                         "name": f"{w.name}-{7000 + pod.revision:x}f{pod.revision}"}]},
                     "spec": {"nodeName": pod.node}})
             if w.hpa_max:
                 out.append({"kind": "HorizontalPodAutoscaler", "metadata": {"name": w.name, "namespace": ns},

@@ -26,7 +26,7 @@ from remediator.propose.catalog import CatalogProposer, candidate_for, candidate
 from remediator.snapshot import Snapshot
 from simulator.cluster import TICK_S
 from simulator.incident import Incident, IncidentSpec
-from simulator.suite import Suite, load_suite
+from simulator.suite import FaultWeight, Suite, load_suite
 from simulator.topology import Topology
 
 PENALTY_S = {
@@ -49,14 +49,14 @@ class RemediationEnv(gym.Env[npt.NDArray[np.float32], int]):
             unknown = set(faults) - set(self.suite.faults) - set(_all_faults())
             if unknown:
                 raise ValueError(f"unknown fault(s): {sorted(unknown)}")
-            self.suite = self.suite.model_copy(update={"faults": {
-                f: self.suite.faults.get(f) or type(next(iter(self.suite.faults.values())))() for f in faults}})
+            self.suite = self.suite.model_copy(
+                update={"faults": {f: self.suite.faults.get(f) or FaultWeight(weight=1.0) for f in faults}})
         self.topology = topology or self.suite.topology.build()
         self.policy = policy or GuardPolicy()
         self.proposer = proposer or CatalogProposer()
         self.reward_scale = reward_scale
         self.observation_space = spaces.Box(0.0, 2.0, shape=(OBS_SIZE,), dtype=np.float32)
-        self.action_space = spaces.Discrete(len(ACTION_KINDS))
+        self.action_space = spaces.Discrete(len(ACTION_KINDS))  # type: ignore[assignment]
         self._rng = random.Random(0)
         self.incident: Incident | None = None
         self.snapshot: Snapshot | None = None

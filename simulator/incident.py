@@ -5,10 +5,11 @@ from __future__ import annotations
 import hashlib
 import random
 from dataclasses import dataclass, replace
+from functools import partial
 
 from remediator.actions import Action, ActionKind, ObjectRef
 from remediator.guards import Executed
-from remediator.snapshot import PROTECTED_LABEL, Alert, Attempt, Snapshot, build_snapshot
+from remediator.snapshot import PROTECTED_LABEL, Alert, Attempt, Slo, Snapshot, build_snapshot
 from remediator.verify import RecoveryTracker
 from simulator.cluster import TICK_S, Cluster, true_signals
 from simulator.faults import FAULTS, Fault
@@ -68,7 +69,7 @@ class Incident:
         self.alert_at = EPOCH + PRE_ALERT_S
         for i, fault in enumerate(self.faults):
             lo, hi = fault.lead_s
-            c.at(self.alert_at - rng.uniform(lo, hi) + 60.0 * i, lambda f=fault: f.inject(c))
+            c.at(self.alert_at - rng.uniform(lo, hi) + 60.0 * i, partial(fault.inject, c))
         if spec.variant == "misleading":
             self._red_herrings()
         while c.now < self.alert_at:
@@ -80,18 +81,14 @@ class Incident:
                            annotations={"summary": f"{name} on {spec.service}"})
         self.attempts: list[Attempt] = []
         self.executed: list[Executed] = []
-        self.tracker = RecoveryTracker(replace(self._slo(), consecutive=4))
+        self.tracker = RecoveryTracker(Slo())
         self.escalated = False
         self.unsafe: list[str] = []
-
-    def _slo(self):  # type: ignore[no-untyped-def]
-        from remediator.snapshot import Slo
-        return Slo()
 
     def _red_herrings(self) -> None:
         """Signals that point the wrong way: a harmless rollout, an old OOM kill."""
         c, w = self.cluster, self.cluster.focus
-        c.at(self.alert_at - self.rng.uniform(700.0, 850.0), lambda: c.add_revision(w))
+        c.at(self.alert_at - self.rng.uniform(700.0, 850.0), lambda: None if c.add_revision(w) else None)
         if self.rng.random() < 0.5:
             c.at(self.alert_at - 600.0, lambda: setattr(self.rng.choice(w.pods), "last_reason", "OOMKilled"))
 

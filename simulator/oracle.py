@@ -6,7 +6,7 @@ guards: where the workload is off limits it escalates, as the rules say it must.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from remediator.actions import ActionKind
 from remediator.propose.base import Candidate

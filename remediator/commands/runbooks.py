@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -15,7 +15,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(runbooks, name="runbooks")
 
     @runbooks.command("validate")
-    def validate(directory: Annotated[Optional[Path], typer.Argument(help="default: the shipped catalog")] = None
+    def validate(directory: Annotated[Path | None, typer.Argument(help="default: the shipped catalog")] = None
                  ) -> None:
         """Check every runbook; exit 0 when all are valid, 2 with file:line: field: problem otherwise."""
         from remediator.catalog import load_catalog, shipped_runbooks_dir, validate_dir

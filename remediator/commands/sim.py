@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import statistics
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -13,7 +13,7 @@ from remediator.commands.common import console, fail, out, progress_bar, write_j
 
 SuiteOpt = Annotated[str, typer.Option("--suite", help="a shipped suite name (default, eval, ...) or a YAML file")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="seed for the incidents (replaces the suite's)")]
-JsonOpt = Annotated[Optional[Path], typer.Option("--json", help="write the JSON report here ('-' for stdout)")]
+JsonOpt = Annotated[Path | None, typer.Option("--json", help="write the JSON report here ('-' for stdout)")]
 
 
 def _suite(name: str):  # type: ignore[no-untyped-def]
@@ -77,10 +77,10 @@ def register(app: typer.Typer) -> None:
                   rankers: Annotated[str, typer.Option("--rankers", help="comma-separated rankers")] =
                   "oracle,rules,llm,random,rl",
                   seed: SeedOpt = 7,
-                  episodes: Annotated[Optional[int], typer.Option("--episodes", min=1,
+                  episodes: Annotated[int | None, typer.Option("--episodes", min=1,
                                                                   help="default: the suite's count")] = None,
                   json: JsonOpt = None,
-                  plot: Annotated[Optional[Path], typer.Option("--plot", help="write a PNG plot here")] = None,
+                  plot: Annotated[Path | None, typer.Option("--plot", help="write a PNG plot here")] = None,
                   ) -> None:
         """Run every ranker on the same seeded incidents; table, JSON report and plot."""
         from remediator.benchmark import RankerError, plot_report, ranker_factory, run_benchmark

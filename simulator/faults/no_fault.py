@@ -1,6 +1,7 @@
 """No fault: a short blip trips a noisy alert and passes on its own; the right move is noop.
 
-The blips live outside the pods (a network hiccup, a slow shared backend), so replacing pods does not end them sooner: acting only adds risk.
+The blips live outside the pods (a network hiccup, a slow shared backend), so replacing
+pods does not end them sooner: acting only adds risk.
 """
 
 from simulator.cluster import Cluster
