@@ -52,6 +52,7 @@ import asyncio
 import copy
 import datetime
 import fnmatch
+import hashlib
 import json
 import math
 import re
@@ -127,9 +128,7 @@ BUILTIN_RESOURCES: dict[str, ResourceSpec] = {
     "events.k8s.io/v1/events": ResourceSpec("Event"),
     "coordination.k8s.io/v1/leases": ResourceSpec("Lease"),
     "storage.k8s.io/v1/storageclasses": ResourceSpec("StorageClass", False),
-    "apiextensions.k8s.io/v1/customresourcedefinitions": ResourceSpec(
-        "CustomResourceDefinition", False, ("status",)
-    ),
+    "apiextensions.k8s.io/v1/customresourcedefinitions": ResourceSpec("CustomResourceDefinition", False, ("status",)),
 }
 
 
@@ -238,9 +237,7 @@ def label_selector_matches(selector: Mapping[str, Any] | None, labels: Mapping[s
     """
     if selector is None:
         return False
-    requirements: list[Requirement] = [
-        (k, "=", frozenset([v])) for k, v in (selector.get("matchLabels") or {}).items()
-    ]
+    requirements: list[Requirement] = [(k, "=", frozenset([v])) for k, v in (selector.get("matchLabels") or {}).items()]
     ops = {"In": "in", "NotIn": "notin", "Exists": "exists", "DoesNotExist": "!"}
     for expr in selector.get("matchExpressions") or []:
         requirements.append((expr["key"], ops[expr["operator"]], frozenset(expr.get("values") or [])))
@@ -458,9 +455,7 @@ class LoggedRequest:
     at: float  # time.monotonic() when it arrived
 
 
-def _k8s_error(
-    status: int, message: str, *, reason: str | None = None, **details: Any
-) -> kmock.KubernetesError:
+def _k8s_error(status: int, message: str, *, reason: str | None = None, **details: Any) -> kmock.KubernetesError:
     return kmock.KubernetesError(
         status=status,
         reason=reason or _REASONS.get(status, "Unknown"),
@@ -621,11 +616,9 @@ class KubeEmulator(kmock.KubernetesEmulator):
 
     # ----- routing
 
-    def _dispatch(
-        self, raw: aiohttp.web.BaseRequest, target: ApiPath, data: Any, events: Events
-    ) -> tuple[int, Any]:
+    def _dispatch(self, raw: aiohttp.web.BaseRequest, target: ApiPath, data: Any, events: Events) -> tuple[int, Any]:
         spec = self._spec(target)
-        dry_run = self._dry_run(raw, data)
+        dry_run = self._dry_run(raw, target, data)
         method = raw.method.upper()
         if target.name is None:
             if method == "GET":
@@ -667,17 +660,18 @@ class KubeEmulator(kmock.KubernetesEmulator):
             return spec
         if self.strict_resources:
             raise _k8s_error(404, f"the server could not find the requested resource ({target.key})")
-        return ResourceSpec(
-            target.plural.capitalize(), target.namespace is not None, ("status",), builtin=False
-        )
+        return ResourceSpec(target.plural.capitalize(), target.namespace is not None, ("status",), builtin=False)
 
     @staticmethod
-    def _dry_run(raw: aiohttp.web.BaseRequest, data: Any) -> bool:
+    def _dry_run(raw: aiohttp.web.BaseRequest, target: ApiPath, data: Any) -> bool:
         values = list(raw.query.getall("dryRun", []))
-        if isinstance(data, Mapping):  # DeleteOptions / Eviction.deleteOptions
-            opts = data.get("deleteOptions") if "deleteOptions" in data else data
-            if isinstance(opts, Mapping):
-                values += list(opts.get("dryRun") or [])
+        options: Any = None  # DeleteOptions in a DELETE body or in an Eviction
+        if raw.method.upper() == "DELETE":
+            options = data
+        elif target.subresource == "eviction" and isinstance(data, Mapping):
+            options = data.get("deleteOptions")
+        if isinstance(options, Mapping):
+            values += list(options.get("dryRun") or [])
         for value in values:
             if value != "All":
                 raise _k8s_error(400, f'Unsupported value: "{value}": supported values: "All"')
@@ -737,9 +731,7 @@ class KubeEmulator(kmock.KubernetesEmulator):
         try:
             if label_text := raw.query.get("labelSelector"):
                 requirements = parse_label_selector(label_text)
-                items = [
-                    o for o in items if _requirements_match(requirements, o["metadata"].get("labels") or {})
-                ]
+                items = [o for o in items if _requirements_match(requirements, o["metadata"].get("labels") or {})]
             if field_text := raw.query.get("fieldSelector"):
                 items = [o for o in items if _field_selector_matches(field_text, o)]
         except ValueError as e:
@@ -804,9 +796,7 @@ class KubeEmulator(kmock.KubernetesEmulator):
         except kubernetes_validate.SchemaNotFoundError:
             pass
 
-    def _check_resource_version(
-        self, target: ApiPath, old: Mapping[str, Any], new: Mapping[str, Any]
-    ) -> None:
+    def _check_resource_version(self, target: ApiPath, old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
         wanted = (new.get("metadata") or {}).get("resourceVersion")
         if wanted and wanted != old["metadata"].get("resourceVersion"):
             raise _k8s_error(
@@ -827,9 +817,7 @@ class KubeEmulator(kmock.KubernetesEmulator):
         self._check_resource_version(target, old, new)
         return self._update(target, spec, old, new, dry_run, events)
 
-    def _patched(
-        self, old: dict[str, Any], raw: aiohttp.web.BaseRequest, patch: Any, spec: ResourceSpec
-    ) -> Any:
+    def _patched(self, old: dict[str, Any], raw: aiohttp.web.BaseRequest, patch: Any, spec: ResourceSpec) -> Any:
         content_type = raw.content_type
         try:
             if content_type == "application/json-patch+json":
@@ -952,9 +940,7 @@ class KubeEmulator(kmock.KubernetesEmulator):
         self._check_resource_version(target, obj, wanted)
         replicas = (wanted.get("spec") or {}).get("replicas")
         if not isinstance(replicas, int) or replicas < 0:
-            raise _k8s_error(
-                422, f"spec.replicas: Invalid value: {replicas!r}: must be greater than or equal to 0"
-            )
+            raise _k8s_error(422, f"spec.replicas: Invalid value: {replicas!r}: must be greater than or equal to 0")
         new = copy.deepcopy(obj)
         new.setdefault("spec", {})["replicas"] = replicas
         return _scale_of(self._update(target, spec, obj, new, dry_run, events))
@@ -972,8 +958,7 @@ class KubeEmulator(kmock.KubernetesEmulator):
             if len(pdbs) > 1:
                 raise _k8s_error(
                     500,
-                    "This pod has more than one PodDisruptionBudget, which the eviction "
-                    "subresource does not support.",
+                    "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.",
                 )
             if pdbs:
                 budget = self._pdb_status(pdbs[0])
@@ -1049,12 +1034,8 @@ class KubeEmulator(kmock.KubernetesEmulator):
                 await self._buses[resource].put(event)
         return created
 
-    async def fetch(
-        self, api_version: str, kind: str, namespace: str | None, name: str
-    ) -> dict[str, Any] | None:
-        target = self._target_of(
-            {"apiVersion": api_version, "kind": kind, "metadata": {"namespace": namespace}}
-        )
+    async def fetch(self, api_version: str, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None:
+        target = self._target_of({"apiVersion": api_version, "kind": kind, "metadata": {"namespace": namespace}})
         async with self._lock:
             return self._current(target.resource, namespace if self._spec(target).namespaced else None, name)
 
@@ -1064,9 +1045,7 @@ class KubeEmulator(kmock.KubernetesEmulator):
         for key, spec in self._specs.items():
             parsed = parse_api_path(f"/apis/{key}" if key.count("/") == 2 else f"/api/{key}")
             if parsed is not None and parsed.api_version == api_version and spec.kind == kind:
-                namespace = (
-                    ((obj.get("metadata") or {}).get("namespace") or "default") if spec.namespaced else None
-                )
+                namespace = ((obj.get("metadata") or {}).get("namespace") or "default") if spec.namespaced else None
                 return ApiPath(group, version, parsed.plural, namespace)
         raise KeyError(f"unknown kind {api_version}/{kind}: register_resource() it first")
 
@@ -1092,9 +1071,7 @@ def _scale_of(obj: Mapping[str, Any]) -> dict[str, Any]:
         "apiVersion": "autoscaling/v1",
         "kind": "Scale",
         "metadata": {
-            k: meta[k]
-            for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
-            if k in meta
+            k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp") if k in meta
         },
         "spec": {"replicas": (obj.get("spec") or {}).get("replicas", 1)},
         "status": {
@@ -1254,11 +1231,147 @@ class KubeServer:
         """See :meth:`KubeEmulator.inject_fault`."""
         return self.emulator.inject_fault(status, **kwargs)
 
+    def seed_deployment(
+        self,
+        name: str,
+        namespace: str = "default",
+        *,
+        replicas: int = 2,
+        images: Sequence[str] = ("app:1",),
+        nodes: Sequence[str] = ("node-1",),
+        limits: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """Seed a Deployment with a rollout history, as the controllers would have left it.
+
+        One ReplicaSet per entry of ``images`` (revisions 1..N, owned by the
+        Deployment, the last one current with ``replicas``, the older ones scaled
+        to 0), the current ReplicaSet's Pods (Running, Ready, round-robin over
+        ``nodes``) and the Nodes. The emulator runs no controller: later changes
+        to the Deployment create no ReplicaSet or Pod. Returns the stored objects:
+        ``{"deployment", "replicasets", "pods", "nodes"}``.
+        """
+        labels = {"app": name}
+        container: dict[str, Any] = {"name": name, "image": images[-1]}
+        container["resources"] = {"limits": dict(limits or {"memory": "256Mi", "cpu": "500m"})}
+
+        def template(image: str) -> dict[str, Any]:
+            spec = {"containers": [{**copy.deepcopy(container), "image": image}]}
+            return {"metadata": {"labels": dict(labels)}, "spec": spec}
+
+        existing = {n["metadata"]["name"] for n in [self.get("v1", "Node", None, x) for x in nodes] if n}
+        node_objs = self.seed(
+            *[
+                {
+                    "apiVersion": "v1",
+                    "kind": "Node",
+                    "metadata": {"name": node},
+                    "status": {"conditions": [{"type": "Ready", "status": "True"}]},
+                }
+                for node in nodes
+                if node not in existing
+            ]
+        )
+        revision = str(len(images))
+        [deployment] = self.seed(
+            {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {
+                    "name": name,
+                    "namespace": namespace,
+                    "labels": dict(labels),
+                    "annotations": {"deployment.kubernetes.io/revision": revision},
+                },
+                "spec": {
+                    "replicas": replicas,
+                    "selector": {"matchLabels": dict(labels)},
+                    "template": template(images[-1]),
+                },
+                "status": {
+                    "observedGeneration": 1,
+                    "replicas": replicas,
+                    "readyReplicas": replicas,
+                    "availableReplicas": replicas,
+                    "updatedReplicas": replicas,
+                },
+            }
+        )
+        owner = {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "name": name,
+            "controller": True,
+            "uid": deployment["metadata"]["uid"],
+        }
+        replicasets = []
+        for number, image in enumerate(images, start=1):
+            pod_template = template(image)
+            pod_hash = hashlib.sha256(json.dumps(pod_template, sort_keys=True).encode()).hexdigest()[:10]
+            pod_template["metadata"]["labels"]["pod-template-hash"] = pod_hash
+            size = replicas if number == len(images) else 0
+            replicasets += self.seed(
+                {
+                    "apiVersion": "apps/v1",
+                    "kind": "ReplicaSet",
+                    "metadata": {
+                        "name": f"{name}-{pod_hash}",
+                        "namespace": namespace,
+                        "labels": pod_template["metadata"]["labels"],
+                        "ownerReferences": [owner],
+                        "annotations": {"deployment.kubernetes.io/revision": str(number)},
+                    },
+                    "spec": {
+                        "replicas": size,
+                        "template": pod_template,
+                        "selector": {"matchLabels": pod_template["metadata"]["labels"]},
+                    },
+                    "status": {"replicas": size, "readyReplicas": size, "availableReplicas": size},
+                }
+            )
+        current = replicasets[-1]
+        rs_owner = {
+            "apiVersion": "apps/v1",
+            "kind": "ReplicaSet",
+            "name": current["metadata"]["name"],
+            "controller": True,
+            "uid": current["metadata"]["uid"],
+        }
+        pods = self.seed(
+            *[
+                {
+                    "apiVersion": "v1",
+                    "kind": "Pod",
+                    "metadata": {
+                        "name": f"{current['metadata']['name']}-{i}",
+                        "namespace": namespace,
+                        "labels": current["spec"]["template"]["metadata"]["labels"],
+                        "ownerReferences": [rs_owner],
+                    },
+                    "spec": {**copy.deepcopy(current["spec"]["template"]["spec"]), "nodeName": nodes[i % len(nodes)]},
+                    "status": {
+                        "phase": "Running",
+                        "conditions": [{"type": "Ready", "status": "True"}],
+                        "containerStatuses": [
+                            {
+                                "name": name,
+                                "ready": True,
+                                "restartCount": 0,
+                                "image": images[-1],
+                                "imageID": "",
+                                "started": True,
+                            }
+                        ],
+                    },
+                }
+                for i in range(replicas)
+            ]
+        )
+        return {"deployment": deployment, "replicasets": replicasets, "pods": pods, "nodes": node_objs}
+
     def requests(self, method: str | None = None, path: str | None = None) -> list[LoggedRequest]:
         """Logged requests, filtered by method and by a path glob."""
         return [
             r
             for r in list(self.emulator.log)
-            if (method is None or r.method == method.upper())
-            and (path is None or fnmatch.fnmatchcase(r.path, path))
+            if (method is None or r.method == method.upper()) and (path is None or fnmatch.fnmatchcase(r.path, path))
         ]

@@ -20,7 +20,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client import ApiException
 
-from tests.support.kube import KubeEmulator, KubeServer
+from tests.support.kube import KubeEmulator, KubeServer, validate_manifest
 
 NS = "shop"
 MERGE = "application/merge-patch+json"
@@ -256,9 +256,7 @@ def test_status_subresource(apps: client.AppsV1Api) -> None:
     # a write to the main resource ignores status, as on a real API server
     ignored = apps.patch_namespaced_deployment("web", NS, {"status": {"availableReplicas": 3}})
     assert ignored.status is None
-    updated = apps.patch_namespaced_deployment_status(
-        "web", NS, {"status": {"availableReplicas": 2, "replicas": 3}}
-    )
+    updated = apps.patch_namespaced_deployment_status("web", NS, {"status": {"availableReplicas": 2, "replicas": 3}})
     assert (updated.status.available_replicas, updated.status.replicas) == (2, 3)
     assert updated.metadata.generation == 1
     kept = apps.patch_namespaced_deployment("web", NS, {"spec": {"replicas": 4}})
@@ -287,9 +285,7 @@ def test_scale_subresource(apps: client.AppsV1Api) -> None:
     rs = deployment("web-abc", replicas=1)
     rs["kind"] = "ReplicaSet"
     apps.create_namespaced_replica_set(NS, rs)
-    assert (
-        apps.patch_namespaced_replica_set_scale("web-abc", NS, {"spec": {"replicas": 0}}).spec.replicas == 0
-    )
+    assert apps.patch_namespaced_replica_set_scale("web-abc", NS, {"spec": {"replicas": 0}}).spec.replicas == 0
 
 
 # --------------------------------------------------------------------------- eviction and PDBs
@@ -317,9 +313,7 @@ def test_eviction_respects_pdb_and_pdb_status_is_maintained(
     assert len(core.list_namespaced_pod(NS).items) == 2
 
 
-def test_eviction_of_pending_and_unhealthy_pods_and_percentages(
-    kube: KubeServer, core: client.CoreV1Api
-) -> None:
+def test_eviction_of_pending_and_unhealthy_pods_and_percentages(kube: KubeServer, core: client.CoreV1Api) -> None:
     kube.seed(
         pod("web-1"),
         pod("web-2"),
@@ -363,9 +357,7 @@ def test_eviction_without_pdb_and_with_two_pdbs(kube: KubeServer, core: client.C
 # --------------------------------------------------------------------------- dry run
 
 
-def test_dry_run_all_changes_nothing(
-    kube: KubeServer, apps: client.AppsV1Api, core: client.CoreV1Api
-) -> None:
+def test_dry_run_all_changes_nothing(kube: KubeServer, apps: client.AppsV1Api, core: client.CoreV1Api) -> None:
     dry = apps.create_namespaced_deployment(NS, deployment(), dry_run="All")
     assert dry.metadata.uid and dry.metadata.resource_version is None
     assert apps.list_namespaced_deployment(NS).items == []
@@ -373,15 +365,9 @@ def test_dry_run_all_changes_nothing(
     apps.create_namespaced_deployment(NS, deployment(replicas=2))
     kube.seed(pod("web-1"))
     rv = apps.read_namespaced_deployment("web", NS).metadata.resource_version
+    assert apps.patch_namespaced_deployment("web", NS, {"spec": {"replicas": 9}}, dry_run="All").spec.replicas == 9
     assert (
-        apps.patch_namespaced_deployment("web", NS, {"spec": {"replicas": 9}}, dry_run="All").spec.replicas
-        == 9
-    )
-    assert (
-        apps.patch_namespaced_deployment_scale(
-            "web", NS, {"spec": {"replicas": 8}}, dry_run="All"
-        ).spec.replicas
-        == 8
+        apps.patch_namespaced_deployment_scale("web", NS, {"spec": {"replicas": 8}}, dry_run="All").spec.replicas == 8
     )
     apps.delete_namespaced_deployment("web", NS, dry_run="All")
     core.create_namespaced_pod_eviction(
@@ -501,9 +487,9 @@ def test_custom_resources(kube: KubeServer, api: client.ApiClient) -> None:
     assert patched["spec"] == {"action": "restart_rollout", "params": {"x": 1}}
     status = crs.patch_namespaced_custom_object_status(*args, "r1", {"status": {"phase": "executing"}})
     assert status["status"] == {"phase": "executing"}
-    assert [
-        o["metadata"]["name"] for o in crs.list_namespaced_custom_object(*args, label_selector="a=b")["items"]
-    ] == ["r1"]
+    assert [o["metadata"]["name"] for o in crs.list_namespaced_custom_object(*args, label_selector="a=b")["items"]] == [
+        "r1"
+    ]
     with pytest.raises(ApiException) as err:  # no strategic merge patch for custom resources
         crs.patch_namespaced_custom_object(
             *args, "r1", {"spec": {}}, _content_type="application/strategic-merge-patch+json"
@@ -524,9 +510,7 @@ def test_strict_resources_rejects_unknown_custom_resources() -> None:
 
 def test_injected_faults_answer_then_clear(kube: KubeServer, apps: client.AppsV1Api) -> None:
     apps.create_namespaced_deployment(NS, deployment())
-    conflict = kube.inject_fault(
-        409, times=2, method="PATCH", path=f"/apis/apps/v1/namespaces/{NS}/deployments/*"
-    )
+    conflict = kube.inject_fault(409, times=2, method="PATCH", path=f"/apis/apps/v1/namespaces/{NS}/deployments/*")
     statuses = []
     for _ in range(3):
         try:
@@ -638,9 +622,7 @@ def test_validating_emulator_rejects_invalid_objects(validating: KubeServer) -> 
             NS,
             {
                 "spec": {
-                    "template": {
-                        "spec": {"containers": [{"name": "app", "resource": {"limits": {"memory": "1Gi"}}}]}
-                    }
+                    "template": {"spec": {"containers": [{"name": "app", "resource": {"limits": {"memory": "1Gi"}}}]}}
                 }
             },
         )
@@ -662,3 +644,31 @@ def raw_request(
             return resp.status, json.loads(resp.read())
     except urllib.error.HTTPError as e:
         return e.code, json.loads(e.read())
+
+
+def test_seed_deployment_supports_rollback_restart_and_drain(kube: KubeServer, apps: Any, core: Any) -> None:
+    seeded = kube.seed_deployment("web", NS, replicas=3, images=["web:1", "web:2"], nodes=["node-1", "node-2"])
+    assert [rs["spec"]["replicas"] for rs in seeded["replicasets"]] == [0, 3]
+    assert [p["spec"]["nodeName"] for p in seeded["pods"]] == ["node-1", "node-2", "node-1"]
+    validate_manifest(seeded["deployment"])
+    for obj in seeded["replicasets"] + seeded["pods"]:
+        validate_manifest(obj)
+
+    # rollback as the executor would: the previous revision's template, without pod-template-hash
+    owned = apps.list_namespaced_replica_set(NS, label_selector="app=web").items
+    by_revision = sorted(owned, key=lambda rs: int(rs.metadata.annotations["deployment.kubernetes.io/revision"]))
+    previous = apps.api_client.sanitize_for_serialization(by_revision[-2].spec.template)
+    del previous["metadata"]["labels"]["pod-template-hash"]
+    rolled = apps.patch_namespaced_deployment(
+        "web", NS, [{"op": "replace", "path": "/spec/template", "value": previous}]
+    )
+    assert rolled.spec.template.spec.containers[0].image == "web:1" and rolled.metadata.generation == 2
+
+    restarted = apps.patch_namespaced_deployment(
+        "web", NS, {"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": "now"}}}}}
+    )
+    assert restarted.spec.template.metadata.annotations == {"kubectl.kubernetes.io/restartedAt": "now"}
+    assert restarted.status.available_replicas == 3  # no controller: status stays as seeded
+
+    on_node = core.list_namespaced_pod(NS, field_selector="spec.nodeName=node-1").items
+    assert len(on_node) == 2

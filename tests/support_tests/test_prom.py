@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import requests
+from prometheus_api_client import PrometheusConnect
+from urllib3.util.retry import Retry
 
 from tests.support import prom
 from tests.support.prom import Series, alert_rule, render_openmetrics, start_alertmanager, start_prometheus
@@ -55,9 +59,7 @@ def test_backfill_then_query_range_roundtrip(tmp_path: Path) -> None:
         )
     )
     with start_prometheus(tmp_path / "prom", backfill=[om]) as server:
-        got = server.query_range(
-            'kube_deployment_status_replicas_available{deployment="web"}', start, end, 15
-        )
+        got = server.query_range('kube_deployment_status_replicas_available{deployment="web"}', start, end, 15)
         assert len(got) == 1
         values = got[0]["values"]
         assert len(values) == 241
@@ -135,3 +137,26 @@ def test_alertmanager_direct_post_and_resolved(tmp_path: Path, webhook: prom.Web
         resolved = webhook.wait_for(2)[1].json()
         assert resolved["status"] == "resolved"
         assert resolved["alerts"][0]["endsAt"].startswith(iso(now - 1)[:16])
+
+
+def test_prometheus_api_client_reads_backfill_and_fails_fast_when_down(tmp_path: Path) -> None:
+    end = float(int(time.time()) - 120)
+    om = tmp_path / "m.om"
+    om.write_text(render_openmetrics([Series("up", {"job": "web"}, [(end - 60 * i, 1.0) for i in range(10)])]))
+    server = start_prometheus(tmp_path / "prom", backfill=[om])
+    with server:
+        pc = PrometheusConnect(server.url, disable_ssl=True)
+        assert pc.check_prometheus_connection()
+        result = pc.custom_query_range(
+            'up{job="web"}',
+            start_time=datetime.fromtimestamp(end - 540, tz=UTC),
+            end_time=datetime.fromtimestamp(end, tz=UTC),
+            step="60",
+        )
+        assert [float(v) for _, v in result[0]["values"]] == [1.0] * 10
+    # Prometheus down: without retry=Retry(0) the client retries 3 times with backoff (about 6 s)
+    down = PrometheusConnect(server.url, retry=Retry(total=0), timeout=2)
+    started = time.monotonic()
+    with pytest.raises(requests.exceptions.ConnectionError):
+        down.custom_query("up")
+    assert time.monotonic() - started < 2
