@@ -315,8 +315,9 @@ def strategic_merge_patch(original: Any, patch: Any) -> Any:
 
     Like a merge patch, except that the lists in :data:`STRATEGIC_MERGE_KEYS`
     merge item by item (``{"$patch": "delete", "name": x}`` removes one item) and
-    ``{"$patch": "replace", ...}`` replaces a whole map. Other ``$`` directives
-    (``$setElementOrder/...``, ``$retainKeys``) are ignored.
+    ``{"$patch": "replace", ...}`` replaces a whole map;
+    ``{"$deleteFromPrimitiveList/finalizers": [x]}`` removes scalars. Other ``$``
+    directives (``$setElementOrder/...``, ``$retainKeys``) are ignored.
     """
     if not isinstance(patch, Mapping):
         return copy.deepcopy(patch)
@@ -324,9 +325,12 @@ def strategic_merge_patch(original: Any, patch: Any) -> Any:
         return {k: copy.deepcopy(v) for k, v in patch.items() if k != "$patch"}
     result = dict(original) if isinstance(original, Mapping) else {}
     for key, value in patch.items():
-        if key.startswith("$"):
+        if key.startswith("$deleteFromPrimitiveList/"):
+            field_name = key.split("/", 1)[1]
+            result[field_name] = [v for v in result.get(field_name) or [] if v not in value]
+        elif key.startswith("$"):
             continue
-        if value is None:
+        elif value is None:
             result.pop(key, None)
         elif isinstance(value, list) and key in STRATEGIC_MERGE_KEYS and isinstance(result.get(key), list):
             result[key] = _merge_list(result[key], value, STRATEGIC_MERGE_KEYS[key])

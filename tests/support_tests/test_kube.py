@@ -672,3 +672,17 @@ def test_seed_deployment_supports_rollback_restart_and_drain(kube: KubeServer, a
 
     on_node = core.list_namespaced_pod(NS, field_selector="spec.nodeName=node-1").items
     assert len(on_node) == 2
+
+
+def test_finalizers_delay_deletion_until_removed(core: Any) -> None:
+    core.create_namespaced_config_map(NS, {"metadata": {"name": "c", "finalizers": ["remediator.io/undo", "x/y"]}})
+    core.delete_namespaced_config_map("c", NS)  # (typed V1Status; the client hands back the object as a dict)
+    assert core.read_namespaced_config_map("c", NS).metadata.deletion_timestamp is not None  # terminating
+    left = core.patch_namespaced_config_map(
+        "c", NS, {"metadata": {"$deleteFromPrimitiveList/finalizers": ["remediator.io/undo"]}}
+    )
+    assert left.metadata.finalizers == ["x/y"]
+    core.patch_namespaced_config_map("c", NS, {"metadata": {"finalizers": None}}, _content_type=MERGE)
+    with pytest.raises(ApiException) as err:
+        core.read_namespaced_config_map("c", NS)
+    assert err.value.status == 404
