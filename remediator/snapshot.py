@@ -142,6 +142,8 @@ class Signals:
     rollout_age_s: float = math.inf
     has_previous_revision: float = 0.0
     pdb_disruptions_allowed: float = math.inf
+    # The tightest budget among all workloads with pods on the node: what a drain must respect.
+    node_pdb_disruptions_allowed: float = math.inf
 
     @classmethod
     def names(cls) -> tuple[str, ...]:
@@ -556,9 +558,10 @@ def build_snapshot(alert: Alert, series: Sequence[Series], objects: Sequence[K8s
                  for d in dep_names if d in dep_avail or d in dep_spec}
     dep_err = {d: traffic[(ns, d)].error_ratio for d in dep_names if (ns, d) in traffic}
     dep_lat = {d: traffic[(ns, d)].p99 for d in dep_names if (ns, d) in traffic}
-    deps_sorted = tuple(sorted(deps, key=lambda r: (dep_ratio.get(r.name, 1.0),
-                                                    -dep_err.get(r.name, 0.0), r.name)))
+    deps_sorted = tuple(sorted(deps, key=lambda r: (dep_ratio.get(r.name, 1.0), -dep_err.get(r.name, 0.0),
+                                                    -dep_lat.get(r.name, 0.0), r.name)))
     pdb_allowed = _pdb_allowed(idx, ns, dep_obj)
+    node_pdb_allowed = _node_pdb_allowed(idx, node) if node else math.inf
     used = _last(pvc_used)
     desired = _last(spec_replicas) if spec_replicas else float((dep_obj or {}).get("spec", {}).get("replicas", 0) or 0)
 
@@ -594,6 +597,7 @@ def build_snapshot(alert: Alert, series: Sequence[Series], objects: Sequence[K8s
         rollout_age_s=rollout_age,
         has_previous_revision=1.0 if len(revisions) > 1 else 0.0,
         pdb_disruptions_allowed=pdb_allowed,
+        node_pdb_disruptions_allowed=node_pdb_allowed,
     )
     expected = ["kube_deployment_spec_replicas", "kube_deployment_status_replicas_available",
                 "http_requests_total", "container_memory_working_set_bytes"]
@@ -629,4 +633,19 @@ def _pdb_allowed(idx: _Objects, ns: str, dep: K8sObject | None) -> float:
         selector = ((pdb.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
         if selector and all(pod_labels.get(k) == v for k, v in selector.items()):
             allowed = min(allowed, float((pdb.get("status") or {}).get("disruptionsAllowed", 0)))
+    return allowed
+
+
+def _node_pdb_allowed(idx: _Objects, node: str) -> float:
+    """The smallest disruptionsAllowed among the budgets of every workload with pods on `node`."""
+    allowed = math.inf
+    seen: set[tuple[str, str]] = set()
+    for pod in idx.by_kind.get("Pod", ()):
+        if (pod.get("spec") or {}).get("nodeName") != node:
+            continue
+        ns = str(_meta(pod).get("namespace", ""))
+        dep = idx.deployment_of_pod(ns, str(_meta(pod).get("name", "")))
+        if dep and (ns, dep) not in seen:
+            seen.add((ns, dep))
+            allowed = min(allowed, _pdb_allowed(idx, ns, idx.get("Deployment", ns, dep)))
     return allowed

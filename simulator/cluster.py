@@ -353,7 +353,7 @@ class Cluster:
             for pod in serving:
                 u_by_pod[pod.name] = per_pod * w.spec.cpu_per_request / w.revision(pod.revision).cpu_limit
             u = sum(u_by_pod.values()) / len(u_by_pod)
-            queue = 1.0 + 2.0 * max(0.0, u - 0.7) / 0.3 if u < 1.0 else 3.0 + 20.0 * (u - 1.0)
+            queue = 1.0 + 2.0 * max(0.0, u - 0.7) / 0.3 if u < 1.0 else 4.0 + 60.0 * (u - 1.0)
             shed = max(0.0, 1.0 - 1.3 / u) if u > 1.3 else 0.0
             hung = sum(1 for p in serving if p.hung) / len(serving)
             bad = sum(w.revision(p.revision).error_ratio for p in serving) / len(serving)

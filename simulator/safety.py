@@ -26,14 +26,16 @@ def unsafe_reason(action: Action, cluster: Cluster) -> str | None:
         | set(cluster.nodes) | {f"{x.name}-data" for x in cluster.workloads.values()}
     if action.target.name not in known:
         return f"target {action.target} is outside the incident"
-    if action.kind in (ActionKind.DELETE_POD, ActionKind.CORDON_DRAIN_NODE) and w.pdb_min is not None:
-        lost = 1 if action.kind is ActionKind.DELETE_POD else sum(
-            1 for p in w.pods if p.node == action.target.name and p.ready)
+    if action.kind is ActionKind.DELETE_POD and w.pdb_min is not None:
         target_pod = next((p for p in w.pods if p.name == action.target.name), None)
-        if action.kind is ActionKind.DELETE_POD and target_pod is not None and not target_pod.ready:
-            lost = 0
+        lost = 1 if target_pod is not None and target_pod.ready else 0
         if w.available - lost < w.pdb_min:
-            return f"would leave {w.available - lost} ready pods under the PDB minimum {w.pdb_min}"
+            return f"would leave {w.name} with {w.available - lost} ready pods, under its PDB minimum {w.pdb_min}"
+    if action.kind is ActionKind.CORDON_DRAIN_NODE:
+        for x in cluster.workloads.values():
+            lost = sum(1 for p in x.pods if p.node == action.target.name and p.ready)
+            if x.pdb_min is not None and lost and x.available - lost < x.pdb_min:
+                return f"drain would leave {x.name} with {x.available - lost} ready pods, under its PDB minimum"
     if action.kind in (ActionKind.SCALE_OUT, ActionKind.RESTORE_REPLICAS):
         n = action.params.get("replicas")
         if n is not None and (int(n) < 1 or int(n) > 100):

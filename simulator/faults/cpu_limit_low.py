@@ -26,7 +26,7 @@ class CpuLimitLow(Fault):
     def inject(self, cluster: Cluster) -> None:
         w = cluster.focus
         demand = w.spec.cpu_per_request * w.spec.base_rps / w.spec.replicas
-        limit = demand / self.rng.uniform(1.05, 1.2)
+        limit = demand / self.rng.uniform(1.1, 1.25)
         w.revisions = [replace(r, cpu_limit=limit) for r in w.revisions]
 
     def alert(self, cluster: Cluster) -> tuple[str, dict[str, str]]:

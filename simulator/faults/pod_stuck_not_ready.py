@@ -10,7 +10,6 @@ class PodStuckNotReady(Fault):
     family = "capacity"
     effects = {A.DELETE_POD: Effect.FIXES, A.RESTART_ROLLOUT: Effect.FIXES,
                A.SCALE_OUT: Effect.NOTHING, A.RAISE_MEMORY_LIMIT: Effect.FIXES,
-               A.ROLLBACK_ROLLOUT: Effect.FIXES,
                A.RESTART_DEPENDENCY: Effect.NOTHING}
     best = (A.DELETE_POD,)
     fallback = (A.RESTART_ROLLOUT,)

@@ -12,8 +12,7 @@ class ScaledToZero(Fault):
     name = "scaled_to_zero"
     family = "capacity"
     effects = {A.RESTORE_REPLICAS: Effect.FIXES, A.SCALE_OUT: Effect.NOTHING,
-               A.RESTART_ROLLOUT: Effect.NOTHING, A.ROLLBACK_ROLLOUT: Effect.NOTHING,
-               A.DELETE_POD: Effect.NOTHING}
+               A.RESTART_ROLLOUT: Effect.NOTHING, A.ROLLBACK_ROLLOUT: Effect.NOTHING}
     best = (A.RESTORE_REPLICAS,)
 
     def suits(self, spec: ServiceSpec) -> bool:

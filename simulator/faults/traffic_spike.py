@@ -26,8 +26,8 @@ class TrafficSpike(Fault):
     def inject(self, cluster: Cluster) -> None:
         w = cluster.focus
         base_u = w.spec.cpu_per_request * w.spec.base_rps / w.spec.replicas / w.current.cpu_limit
-        # Even at the HPA's maximum each pod runs 110-140% of its CPU limit.
-        u_at_max = self.rng.uniform(1.1, 1.4)
+        # Even at the HPA's maximum each pod runs 115-145% of its CPU limit.
+        u_at_max = self.rng.uniform(1.15, 1.45)
         w.traffic_factor = u_at_max * w.hpa_max / (w.spec.replicas * base_u)
 
     def alert(self, cluster: Cluster) -> tuple[str, dict[str, str]]:

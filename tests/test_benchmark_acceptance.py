@@ -1,0 +1,20 @@
+"""Issue 2 acceptance: the eval benchmark orders oracle < rules < random and nothing unsafe runs."""
+
+from __future__ import annotations
+
+import pytest
+
+from remediator.benchmark import run_benchmark
+from simulator.suite import load_suite
+
+
+@pytest.mark.slow
+def test_eval_benchmark_orders_rankers_and_stays_safe() -> None:
+    suite = load_suite("eval")
+    report = run_benchmark(suite, ["oracle", "rules", "random"], seed=7)
+    r = report["rankers"]
+    assert r["oracle"]["mttr_s"] < r["rules"]["mttr_s"] < r["random"]["mttr_s"]
+    assert all(x["unsafe_executed"] == 0 for x in r.values())
+    assert len(report["per_fault"]) >= 12 and "no_fault" in report["per_fault"]
+    # The suite holds incidents where the tempting action is unsafe, and the guards refused it.
+    assert r["random"]["guard_denials"] > 0

@@ -1,0 +1,149 @@
+"""The Snapshot builder: raw samples under real metric names plus objects in, signals out."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from remediator.actions import ObjectRef
+from remediator.snapshot import (
+    DEPENDS_ON_ANNOTATION,
+    Alert,
+    Series,
+    SnapshotError,
+    _quantile,
+    _rate,
+    build_snapshot,
+    resolve_workload,
+)
+
+NOW = 10_000.0
+NS = "shop"
+
+
+def _pts(values: list[float], step: float = 15.0) -> list[tuple[float, float]]:
+    start = NOW - step * (len(values) - 1)
+    return [(start + i * step, v) for i, v in enumerate(values)]
+
+
+def _objects() -> list[dict]:
+    return [
+        {"kind": "Deployment", "metadata": {"name": "cart", "namespace": NS, "labels": {"app": "cart"},
+                                            "annotations": {DEPENDS_ON_ANNOTATION: "redis"}},
+         "spec": {"replicas": 2, "template": {"metadata": {"labels": {"app": "cart"}},
+                                              "spec": {"volumes": [{"name": "d", "persistentVolumeClaim":
+                                                                    {"claimName": "cart-data"}}]}}}},
+        {"kind": "Deployment", "metadata": {"name": "redis", "namespace": NS}, "spec": {"replicas": 1}},
+        {"kind": "ReplicaSet", "metadata": {"name": "cart-aaa", "namespace": NS, "creationTimestamp": NOW - 86400,
+                                            "annotations": {"deployment.kubernetes.io/revision": "1"},
+                                            "ownerReferences": [{"kind": "Deployment", "name": "cart"}]}},
+        {"kind": "ReplicaSet", "metadata": {"name": "cart-bbb", "namespace": NS,
+                                            "creationTimestamp": "1970-01-01T02:35:00Z",
+                                            "annotations": {"deployment.kubernetes.io/revision": "2"},
+                                            "ownerReferences": [{"kind": "Deployment", "name": "cart"}]}},
+        *({"kind": "Pod", "metadata": {"name": f"cart-bbb-{i}", "namespace": NS,
+                                       "ownerReferences": [{"kind": "ReplicaSet", "name": "cart-bbb"}]},
+           "spec": {"nodeName": f"node-{i}"}} for i in range(2)),
+        {"kind": "HorizontalPodAutoscaler", "metadata": {"name": "cart-hpa", "namespace": NS},
+         "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "cart"}, "maxReplicas": 4}},
+        {"kind": "PodDisruptionBudget", "metadata": {"name": "cart", "namespace": NS},
+         "spec": {"selector": {"matchLabels": {"app": "cart"}}}, "status": {"disruptionsAllowed": 0}},
+        {"kind": "Event", "involvedObject": {"name": "cart-bbb-0"}, "message": "Back-off restarting failed container"},
+    ]
+
+
+def _series() -> list[Series]:
+    pod0 = {"namespace": NS, "pod": "cart-bbb-0", "container": "app"}
+    pod1 = {"namespace": NS, "pod": "cart-bbb-1", "container": "app"}
+    return [
+        Series("kube_deployment_spec_replicas", {"namespace": NS, "deployment": "cart"}, _pts([2] * 9)),
+        Series("kube_deployment_status_replicas_available", {"namespace": NS, "deployment": "cart"}, _pts([1] * 9)),
+        Series("kube_deployment_spec_replicas", {"namespace": NS, "deployment": "redis"}, _pts([1] * 9)),
+        Series("kube_deployment_status_replicas_available", {"namespace": NS, "deployment": "redis"}, _pts([0] * 9)),
+        Series("kube_pod_status_ready", {**pod0, "condition": "true"}, _pts([0] * 9)),
+        Series("kube_pod_status_ready", {**pod1, "condition": "true"}, _pts([1] * 9)),
+        # 3 restarts in 2 minutes, with a counter reset in the middle: 1.5 restarts per minute.
+        Series("kube_pod_container_status_restarts_total", pod0, _pts([5, 5, 6, 6, 7, 0, 1, 1, 1])),
+        Series("kube_pod_container_status_last_terminated_reason", {**pod0, "reason": "OOMKilled"}, _pts([1] * 9)),
+        Series("kube_pod_container_status_waiting_reason", {**pod0, "reason": "CrashLoopBackOff"}, _pts([1] * 9)),
+        Series("container_memory_working_set_bytes", pod1, _pts([50.0 + i for i in range(9)])),
+        Series("kube_pod_container_resource_limits", {**pod1, "resource": "memory"}, _pts([100.0] * 9)),
+        Series("kube_pod_container_resource_limits", {**pod1, "resource": "cpu"}, _pts([1.0] * 9)),
+        Series("container_cpu_usage_seconds_total", pod1, _pts([i * 15 * 0.8 for i in range(9)])),
+        Series("container_cpu_cfs_periods_total", pod1, _pts([i * 150.0 for i in range(9)])),
+        Series("container_cpu_cfs_throttled_periods_total", pod1, _pts([i * 75.0 for i in range(9)])),
+        Series("http_requests_total", {"namespace": NS, "service": "cart", "code": "200"},
+               _pts([i * 15 * 90.0 for i in range(9)])),
+        Series("http_requests_total", {"namespace": NS, "service": "cart", "code": "503"},
+               _pts([i * 15 * 10.0 for i in range(9)])),
+        *(Series("http_request_duration_seconds_bucket", {"namespace": NS, "service": "cart", "le": le},
+                 _pts([i * 15 * 100.0 * frac for i in range(9)]))
+          for le, frac in (("0.1", 0.5), ("0.5", 0.9), ("1.0", 0.98), ("+Inf", 1.0))),
+        Series("kube_horizontalpodautoscaler_status_current_replicas",
+               {"namespace": NS, "horizontalpodautoscaler": "cart-hpa"}, _pts([4] * 9)),
+        Series("kube_horizontalpodautoscaler_spec_max_replicas",
+               {"namespace": NS, "horizontalpodautoscaler": "cart-hpa"}, _pts([4] * 9)),
+        Series("kube_node_status_condition", {"node": "node-0", "condition": "Ready", "status": "true"},
+               _pts([0] * 9)),
+        Series("kubelet_volume_stats_used_bytes", {"namespace": NS, "persistentvolumeclaim": "cart-data"},
+               _pts([80.0 + 0.25 * i for i in range(9)])),
+        Series("kubelet_volume_stats_capacity_bytes", {"namespace": NS, "persistentvolumeclaim": "cart-data"},
+               _pts([100.0] * 9)),
+        Series("container_memory_working_set_bytes", {"namespace": "other", "pod": "x", "container": "app"},
+               _pts([1e12] * 9)),
+    ]
+
+
+def test_signals_are_computed_from_raw_samples() -> None:
+    alert = Alert("KubePodCrashLooping", {"namespace": NS, "pod": "cart-bbb-0"}, starts_at=NOW - 60)
+    snap = build_snapshot(alert, _series(), _objects(), now=NOW)
+    s = snap.signals
+    assert snap.workload == ObjectRef("Deployment", NS, "cart")
+    assert s.desired_replicas == 2 and s.available_replicas == 1 and s.ready_pods == 1
+    assert s.restarts_per_min == pytest.approx(1.5)
+    assert s.oom_fraction == 0.5 and s.crashloop_fraction == 0.5
+    assert s.mem_ratio == pytest.approx(0.58)
+    assert s.mem_slope_per_min == pytest.approx(0.04)
+    assert s.cpu_ratio == pytest.approx(0.8) and s.throttle_ratio == pytest.approx(0.5)
+    assert s.request_rate == pytest.approx(100.0) and s.error_ratio == pytest.approx(0.1)
+    assert s.latency_p99_s == pytest.approx(1.0)  # rank falls in +Inf: the last finite bound
+    assert s.hpa_present == 1 and s.hpa_current == s.hpa_max == 4
+    assert s.node_ready == 0.0 and snap.node == "node-0"
+    assert s.pvc_used_ratio == pytest.approx(0.82) and s.pvc_minutes_to_full == pytest.approx(18.0)
+    assert s.dep_available_ratio == 0.0 and snap.dependencies == (ObjectRef("Deployment", NS, "redis"),)
+    assert s.has_previous_revision == 1 and s.rollout_age_s == pytest.approx(NOW - 9300)
+    assert s.pdb_disruptions_allowed == 0
+    assert snap.pods[0] == "cart-bbb-0"  # the worst pod first
+    assert snap.events == ("Back-off restarting failed container",)
+    assert snap.missing == ()
+
+
+@pytest.mark.parametrize("labels", [
+    {"namespace": NS, "deployment": "cart"},
+    {"namespace": NS, "pod": "cart-bbb-1"},
+    {"namespace": NS, "horizontalpodautoscaler": "cart-hpa"},
+    {"namespace": NS, "persistentvolumeclaim": "cart-data"},
+    {"namespace": NS, "service": "cart"},
+    {"node": "node-1"},
+])
+def test_workload_is_resolved_from_any_alert_label(labels: dict[str, str]) -> None:
+    assert resolve_workload(Alert("X", labels), _objects()) == ObjectRef("Deployment", NS, "cart")
+
+
+def test_unknown_workload_is_a_clear_error() -> None:
+    with pytest.raises(SnapshotError, match="names no Deployment"):
+        build_snapshot(Alert("KubePodCrashLooping", {"namespace": NS, "pod": "ghost-1"}), [], _objects(), now=NOW)
+
+
+def test_missing_metrics_are_reported_not_fatal() -> None:
+    alert = Alert("KubePodCrashLooping", {"namespace": NS, "deployment": "cart"}, starts_at=NOW)
+    snap = build_snapshot(alert, [], _objects(), now=NOW)
+    assert "http_requests_total" in snap.missing
+    assert snap.signals.error_ratio == 0.0 and math.isinf(snap.signals.pvc_minutes_to_full)
+
+
+def test_rate_and_quantile_follow_prometheus() -> None:
+    assert _rate([(0, 10), (15, 20), (30, 5)], now=30) == pytest.approx(15 / 30)  # reset counts from zero
+    assert _quantile({0.1: 50, 0.5: 90, 1.0: 100, math.inf: 100}, 0.5) == pytest.approx(0.1)
+    assert _quantile({0.1: 50, 0.5: 90, 1.0: 100, math.inf: 100}, 0.7) == pytest.approx(0.3)
