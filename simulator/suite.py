@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from simulator.faults import FAULTS
 from simulator.incident import HORIZON_S, IncidentSpec
-from simulator.topology import Topology, generate
+from simulator.topology import ServiceSpec, Topology, generate
 
 
 class SuiteError(ValueError):
@@ -109,6 +109,8 @@ class Suite(BaseModel):
                 faults.append(rng.choice(others))
         suitable = [s.name for s in topology.services if FAULTS[fault](rng).suits(s)]
         service = rng.choice(suitable or [s.name for s in topology.services])
+        if len(faults) > 1 and not _compatible(faults, topology.service(service)):
+            faults.pop()  # no service hosts both; the other draws stay as they were
         variant = ""
         r = rng.random()
         for name in ("protected", "kube_system", "pdb_at_min", "misleading"):
@@ -124,6 +126,18 @@ class Suite(BaseModel):
         rng = random.Random(self.seed if seed is None else seed)
         topo = self.topology.build()
         return [self.sample(rng, topo) for _ in range(count or self.incidents)]
+
+
+def _compatible(faults: list[str], service: ServiceSpec) -> bool:
+    """Whether the service, adapted as `Incident` adapts it, suits every fault: not a dependency
+    fault on a service without dependencies, not a scale-to-zero that removes the HPA a
+    traffic spike needs."""
+    rng = random.Random(0)  # suits/adapt draw nothing; the sample's own rng stays untouched
+    kinds = [FAULTS[f](rng) for f in faults]
+    for f in kinds:
+        if not f.suits(service):
+            service = f.adapt(service)
+    return all(f.suits(service) for f in kinds)
 
 
 def builtin_suites() -> list[str]:

@@ -16,7 +16,7 @@ class HungProcess(Fault):
 
     def inject(self, cluster: Cluster) -> None:
         pods = cluster.focus.pods
-        for pod in self.rng.sample(pods, k=max(2, len(pods) // 2) if len(pods) > 1 else 1):
+        for pod in self.rng.sample(pods, k=min(len(pods), max(2, len(pods) // 2))):
             pod.hung = True
 
     def alert(self, cluster: Cluster) -> tuple[str, dict[str, str]]:

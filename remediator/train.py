@@ -1,0 +1,226 @@
+"""Training the ranker's policy in the simulator: SB3 DQN or sb3-contrib MaskablePPO.
+
+One episode is one simulated incident (`simulator.env.RemediationEnv`); the reward is
+minus the seconds until verified recovery plus penalties, so the return a policy
+maximises is minus its MTTR. The action mask is the set of kinds the catalog proposer
+offered: MaskablePPO uses it natively; DQN has no mask, so it learns from the env's
+penalty for picking a kind that was not proposed and the mask is applied when ranking
+(`remediator.rank.rl`).
+
+This module is wiring, like `remediator.benchmark`: the one other place in `remediator`
+that imports the simulator. A run writes three files:
+
+* `OUT.zip` - the SB3 model, with the metadata embedded (`remediator.json`);
+* `OUT.json` - the same metadata next to it: suite, seed, algorithm, timesteps, encoder
+  version, action list, observation size, hyperparameters, wall time, command line;
+* `OUT.png` - the training curve: each episode's recovery time over timesteps.
+
+    >>> result = train("ppo", "default", timesteps=2048, seed=0, out=Path("/tmp/p.zip"))  # doctest: +SKIP
+    >>> result.metadata.train_wall_s                                                     # doctest: +SKIP
+    21.4
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import platform
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from remediator.rank.rl import ALGOS, PolicyMetadata, embed_metadata, metadata_path
+
+__all__ = ["DEFAULT_HYPERPARAMS", "EpisodePoint", "TrainResult", "TrainingError", "curve_path", "train"]
+
+# Chosen for this problem's short episodes (a handful of decisions, returns of -1 to -30).
+DEFAULT_HYPERPARAMS: dict[str, dict[str, Any]] = {
+    "ppo": {"learning_rate": 3e-4, "n_steps": 1024, "batch_size": 256, "n_epochs": 10, "gamma": 0.99,
+            "gae_lambda": 0.95, "ent_coef": 0.01, "clip_range": 0.2, "net_arch": [128, 128]},
+    "dqn": {"learning_rate": 5e-4, "buffer_size": 100_000, "learning_starts": 2_000, "batch_size": 128,
+            "gamma": 0.99, "train_freq": 4, "gradient_steps": 1, "target_update_interval": 2_000,
+            "exploration_fraction": 0.4, "exploration_final_eps": 0.03, "net_arch": [128, 128]},
+}
+_POLICY_KWARGS = ("net_arch",)
+
+
+class TrainingError(ValueError):
+    """Training cannot start: a bad algorithm, suite, budget, output path or hyperparameter."""
+
+
+@dataclass(frozen=True)
+class EpisodePoint:
+    """One finished training episode: when it ended and how long recovery took."""
+
+    timestep: int
+    recovery_s: float
+    recovered: bool
+    fault: str
+
+
+@dataclass
+class TrainResult:
+    model_path: Path
+    metadata_path: Path
+    curve_path: Path | None
+    metadata: PolicyMetadata
+    episodes: list[EpisodePoint] = field(default_factory=list)
+
+
+def curve_path(model_path: Path) -> Path:
+    """The training-curve PNG written next to a model: `policy.zip` -> `policy.png`."""
+    return model_path.with_suffix(".png")
+
+
+def _recovery_callback(points: list[EpisodePoint]) -> Any:
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    class RecoveryCurve(BaseCallback):  # type: ignore[misc]
+        """Records each finished episode's recovery time from the env's final info."""
+
+        def _on_step(self) -> bool:
+            for done, info in zip(self.locals["dones"], self.locals["infos"], strict=False):
+                if done and "recovery_s" in info:
+                    points.append(EpisodePoint(int(self.num_timesteps), float(info["recovery_s"]),
+                                               bool(info.get("recovered", False)), str(info.get("fault", ""))))
+            return True
+
+    return RecoveryCurve()
+
+
+def _make_env(suite: Any, rank: int) -> Any:
+    def _init() -> Any:
+        from simulator.env import RemediationEnv
+
+        return RemediationEnv(suite)
+
+    return _init
+
+
+def resolve_hyperparams(algo: str, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The algorithm's defaults with `overrides` applied; unknown names are an error."""
+    if algo not in ALGOS:
+        raise TrainingError(f"unknown algorithm {algo!r}; use one of: {', '.join(ALGOS)}")
+    hp = dict(DEFAULT_HYPERPARAMS[algo])
+    for k, v in (overrides or {}).items():
+        if k not in hp:
+            raise TrainingError(f"unknown {algo} hyperparameter {k!r}; known: {', '.join(sorted(hp))}")
+        hp[k] = v
+    return hp
+
+
+def train(algo: str, suite: str, timesteps: int, seed: int, out: Path | str, *, n_envs: int = 1,
+          subprocess: bool = False, progress_bar: bool = False, hyperparams: Mapping[str, Any] | None = None,
+          command: str = "", curve: bool = True, verbose: int = 0) -> TrainResult:
+    """Train a policy on `suite` and write the model, its metadata and its training curve.
+
+    `suite` is a shipped suite name or a YAML path (never the evaluation suite: the
+    benchmark's numbers would then measure memory, not skill). `n_envs` environments
+    step in lockstep (in worker processes when `subprocess`); the result is deterministic
+    for a given seed, algorithm, budget and `n_envs`.
+    """
+    out = Path(out)
+    hp = resolve_hyperparams(algo, hyperparams)
+    if timesteps < 1:
+        raise TrainingError(f"--timesteps must be at least 1, not {timesteps}")
+    if out.suffix != ".zip":
+        raise TrainingError(f"--out must name a .zip file (SB3's model format), not {str(out)!r}")
+    if n_envs < 1:
+        raise TrainingError(f"n_envs must be at least 1, not {n_envs}")
+    from simulator.suite import SuiteError, load_suite
+
+    try:
+        s = load_suite(suite)
+    except SuiteError as e:
+        raise TrainingError(str(e)) from e
+    if s.name.startswith("eval"):
+        raise TrainingError(f"suite {s.name!r} is held out for evaluation; train on another suite "
+                            "(for example `default`) so the benchmark measures generalisation")
+
+    import torch
+    from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecMonitor
+
+    torch.set_num_threads(1)
+    fns = [_make_env(s, i) for i in range(n_envs)]
+    venv = SubprocVecEnv(fns, start_method="fork") if subprocess and n_envs > 1 else DummyVecEnv(fns)
+    env = VecMonitor(venv)
+    kw = {k: v for k, v in hp.items() if k not in _POLICY_KWARGS}
+    policy_kwargs = {k: hp[k] for k in _POLICY_KWARGS if k in hp}
+    if algo == "ppo":
+        from sb3_contrib import MaskablePPO
+
+        model: Any = MaskablePPO("MlpPolicy", env, seed=seed, device="cpu", verbose=verbose,
+                                 policy_kwargs=policy_kwargs, **kw)
+    else:
+        from stable_baselines3 import DQN
+
+        model = DQN("MlpPolicy", env, seed=seed, device="cpu", verbose=verbose, policy_kwargs=policy_kwargs, **kw)
+    points: list[EpisodePoint] = []
+    start = time.perf_counter()
+    try:
+        model.learn(total_timesteps=timesteps, callback=_recovery_callback(points), progress_bar=progress_bar)
+    finally:
+        env.close()
+    wall = time.perf_counter() - start
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    model.save(out)
+    tail = points[-max(1, len(points) // 10):] if points else []
+    meta = PolicyMetadata.current(
+        algo=algo, suite=s.name if not Path(suite).suffix else str(suite), seed=seed, timesteps=timesteps,
+        train_wall_s=round(wall, 1), command=command, hyperparams={**hp, "n_envs": n_envs},
+        versions=_versions(), created=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        extra={"episodes": len(points),
+               "final_mttr_s": round(sum(p.recovery_s for p in tail) / len(tail), 1) if tail else None,
+               "final_success_rate": round(sum(p.recovered for p in tail) / len(tail), 4) if tail else None})
+    embed_metadata(out, meta)
+    png = None
+    if curve:
+        png = curve_path(out)
+        plot_curve(points, png, title=f"{algo} on suite {meta.suite}, seed {seed}, {timesteps} steps")
+    return TrainResult(out, metadata_path(out), png, meta, points)
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for dist in ("stable-baselines3", "sb3-contrib", "torch", "gymnasium", "numpy", "remediator"):
+        try:
+            out[dist] = version(dist)
+        except PackageNotFoundError:
+            continue
+    return out
+
+
+def plot_curve(points: Sequence[EpisodePoint], path: Path, title: str = "", window: int = 200) -> None:
+    """Episode recovery time over training timesteps, with a rolling mean and success rate."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    if points:
+        x = np.array([p.timestep for p in points])
+        y = np.array([p.recovery_s / 60.0 for p in points])
+        ok = np.array([p.recovered for p in points], dtype=float)
+        ax.scatter(x, y, s=3, alpha=0.15, color="tab:blue", label="episode")
+        w = max(1, min(window, len(points) // 5 or 1))
+        kernel = np.ones(w) / w
+        ax.plot(x[w - 1:], np.convolve(y, kernel, mode="valid"), color="tab:red", lw=2,
+                label=f"mean of last {w} episodes")
+        ax2 = ax.twinx()
+        ax2.plot(x[w - 1:], 100 * np.convolve(ok, kernel, mode="valid"), color="tab:green", lw=1, alpha=0.7)
+        ax2.set_ylabel("recovered within horizon (%)", color="tab:green")
+        ax2.set_ylim(0, 105)
+    ax.set_xlabel("training timesteps (decisions)")
+    ax.set_ylabel("recovery time (simulated minutes)")
+    ax.set_title(title or "training curve")
+    ax.legend(loc="upper right")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
