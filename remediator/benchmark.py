@@ -52,7 +52,10 @@ def ranker_factory(spec: str, seed: int) -> tuple[str, RankerFactory]:
             from remediator.rank.rl import load_rl_ranker
         except ImportError as e:  # pragma: no cover - the RL ranker ships with the package
             raise RankerError(f"the rl ranker is not available: {e}") from e
-        ranker = load_rl_ranker(arg or None, algo=None if name == "rl" else name)
+        try:
+            ranker = load_rl_ranker(arg or None, algo=None if name == "rl" else name)
+        except (OSError, ValueError) as e:  # PolicyError and ModelMismatchError are ValueErrors
+            raise RankerError(str(e)) from e
         label = spec if arg else name
         return label, lambda inc: ranker
     raise RankerError(f"unknown ranker {spec!r}; use oracle, rules, random, llm, rl, dqn:FILE.zip or ppo:FILE.zip")
