@@ -50,7 +50,7 @@ def test_simulate_prints_and_writes_episodes(tmp_path: Path) -> None:
     (["benchmark", "--rankers", "oracle,wizard"], "unknown ranker 'wizard'"),
     (["benchmark", "--rankers", ","], "names no ranker"),
     (["simulate", "--ranker", "dqn:/nonexistent/model.zip", "--episodes", "1"], "nonexistent"),
-    (["simulate", "--episodes", "0"], "0"),
+    (["simulate", "--episodes", "0"], "Invalid value"),
     (["benchmark", "--bogus-flag"], "No such option"),
 ])
 def test_bad_input_exits_2_with_a_message(args: list[str], needle: str) -> None:

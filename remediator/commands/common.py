@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # errors name files: never wrap them
 out = Console()
 
 EXIT_INPUT = 2  # bad flags, bad files, bad payloads: the caller must fix something
