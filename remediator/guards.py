@@ -38,7 +38,8 @@ Counting targets. Cooldown, budgets and the circuit breaker count per *workload 
 (`target_key`): the alerted Deployment, its pods, its HPA and its PVC are one target,
 keyed by the Deployment; a node is its own target; `restart_dependency` counts against the
 dependency it restarts (the object that actually changes). History entries carry no
-snapshot, so their key is inferred against the current snapshot: a pod belongs to the
+snapshot: `Executed.record` stores the key the action had when it ran. For entries without
+one (`key=None`) it is inferred against the current snapshot: a pod belongs to the
 alerted workload when the snapshot lists it or its name is `<workload>-<hash>[-<suffix>]`;
 an HPA or PVC when it is the snapshot's HPA or PVC; anything else falls back to a
 Deployment named after the pod (its name minus the ReplicaSet and pod suffixes) or the HPA,
@@ -109,11 +110,23 @@ class Executed:
     `succeeded` is None while the outcome is unknown and False when the remediation failed;
     only False counts towards the circuit breaker. Every executed non-passive action counts
     towards cooldowns and budgets, whatever its outcome.
+
+    `key` is the workload target the action counted against when it ran. Build entries with
+    `Executed.record(action, snapshot, at)` so that it is fixed from the snapshot the action
+    was judged on; when it is None the guards infer it from the current snapshot (see the
+    module docstring), which cannot tie a PVC or an oddly named HPA seen in another
+    incident to its Deployment.
     """
 
     action: Action
     at: float
     succeeded: bool | None = None
+    key: ObjectRef | None = None
+
+    @classmethod
+    def record(cls, action: Action, snapshot: Snapshot, at: float, succeeded: bool | None = None) -> Executed:
+        """The history entry for an action executed on the incident `snapshot` describes."""
+        return cls(action, at, succeeded, target_key(action, snapshot))
 
 
 Guard = Callable[[Action, Snapshot, Sequence["Executed"], "GuardPolicy", float], "Verdict | None"]
@@ -342,11 +355,11 @@ def _number(action: Action, name: str) -> float:
 
 def _integer(action: Action, name: str) -> int:
     value = action.params[name]
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
     if isinstance(value, float) and value.is_integer():
         return int(value)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ParamError(action, f"{name} must be an integer, got {value!r}")
-    return value
+    raise ParamError(action, f"{name} must be an integer, got {value!r}")
 
 
 def _count(action: Action, what: str, value: float) -> int:
@@ -420,7 +433,7 @@ def _active_only(guard: Guard) -> Guard:
 def _same_target(action: Action, snapshot: Snapshot, history: Sequence[Executed],
                  ) -> tuple[ObjectRef, list[Executed]]:
     key = target_key(action, snapshot)
-    return key, [e for e in _active(history) if target_key(e.action, snapshot) == key]
+    return key, [e for e in _active(history) if (e.key or target_key(e.action, snapshot)) == key]
 
 
 def _active(history: Sequence[Executed]) -> Iterator[Executed]:
