@@ -630,6 +630,9 @@ def pdb_guard(action: Action, snapshot: Snapshot, history: Sequence[Executed],
     if action.kind not in (ActionKind.DELETE_POD, ActionKind.CORDON_DRAIN_NODE):
         return None
     allowed = snapshot.signals.pdb_disruptions_allowed
+    if action.kind is ActionKind.CORDON_DRAIN_NODE:
+        # A drain evicts every pod on the node: the tightest budget of all its workloads binds.
+        allowed = min(allowed, snapshot.signals.node_pdb_disruptions_allowed)
     if allowed > 0:  # inf when no budget selects the pods; NaN (unknown) denies
         return None
     return _deny("pdb", f"{action.kind.value} on {action.target} would disrupt pods of "

@@ -1007,3 +1007,21 @@ def test_judge_all_judges_each_candidate_alone() -> None:
     ]
     assert [v.guard for v in verdicts] == ["", "", "bounds", "risk"]
     assert judge_all([], snap(), [], GuardPolicy(), NOW) == []
+
+
+def test_drain_respects_the_tightest_budget_on_the_node() -> None:
+    """A drain evicts other workloads' pods too: their PodDisruptionBudgets bind it."""
+    from remediator.actions import Action, ActionKind, ObjectRef
+    from remediator.guards import Decision, GuardPolicy, judge
+    from remediator.snapshot import Alert, Signals, Snapshot
+
+    def snap(node_allowed: float) -> Snapshot:
+        return Snapshot(alert=Alert("KubeNodeNotReady", {"node": "n1"}), at=0.0,
+                        workload=ObjectRef("Deployment", "shop", "cart"), node="n1",
+                        signals=Signals(desired_replicas=3, pdb_disruptions_allowed=2,
+                                        node_pdb_disruptions_allowed=node_allowed))
+
+    drain = Action(ActionKind.CORDON_DRAIN_NODE, ObjectRef("Node", "", "n1"))
+    policy = GuardPolicy(approval_risk=None)
+    assert judge(drain, snap(0), [], policy, 0.0).decision is Decision.DENY
+    assert judge(drain, snap(1), [], policy, 0.0).decision is Decision.ALLOW
