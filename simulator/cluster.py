@@ -430,68 +430,66 @@ class Cluster:
         base_lo, base_hi = alert_start - 900.0, alert_start - 300.0
         pre = [fr for fr in frames[:max(0, end - WINDOW_POINTS)] if base_lo <= fr[0] <= base_hi]
         ns = self.namespace
-        pts: dict[tuple[str, tuple[tuple[str, str], ...]], list[tuple[float, float]]] = {}
+        out: list[Series] = []
+        cache = self._label_dicts
 
-        def put(name: str, labels: tuple[tuple[str, str], ...], t: float, v: float) -> None:
-            key = (name, labels)
-            lst = pts.get(key)
-            if lst is None:
-                lst = pts[key] = []
-            lst.append((t, v))
-
-        for t, nodes, _, _ in recent:
-            for node, ready in nodes:
-                put("kube_node_status_condition", (("condition", "Ready"), ("node", node), ("status", "true")),
-                    t, ready)
-        for fr in pre + recent:
-            t = fr[0]
-            for name, desired, _, ok, err, _, _, _, _ in fr[2]:
-                put("kube_deployment_spec_replicas", (("deployment", name), ("namespace", ns)), t, desired)
-                svc = (("namespace", ns), ("service", name))
-                put("http_requests_total", (("code", "200"),) + svc, t, ok)
-                put("http_requests_total", (("code", "500"),) + svc, t, err)
-        for t, _, wls, _ in recent:
-            for name, _, available, _, _, buckets, hpa_max, _, _ in wls:
-                put("kube_deployment_status_replicas_available", (("deployment", name), ("namespace", ns)),
-                    t, available)
-                svc = (("namespace", ns), ("service", name))
-                for le, v in zip(_LE, buckets):
-                    put("http_request_duration_seconds_bucket", (("le", le),) + svc, t, v)
-                if hpa_max:
-                    h = (("horizontalpodautoscaler", name), ("namespace", ns))
-                    put("kube_horizontalpodautoscaler_status_current_replicas", h, t, _desired(wls, name))
-                    put("kube_horizontalpodautoscaler_spec_max_replicas", h, t, hpa_max)
-        for t, _, wls, _ in long:
-            for name, _, _, _, _, _, _, used, cap in wls:
-                if cap:
-                    c = (("namespace", ns), ("persistentvolumeclaim", f"{name}-data"))
-                    put("kubelet_volume_stats_used_bytes", c, t, used)
-                    put("kubelet_volume_stats_capacity_bytes", c, t, cap)
-        live = {p[0] for p in recent[-1][3]}
-        for t, _, _, pods in recent:
-            for name, ready, restarts, reason, waiting, mem, mem_limit, cpu_limit, c0, c1, c2 in pods:
-                if name not in live:
-                    continue
-                pl = (("container", "app"), ("namespace", ns), ("pod", name))
-                put("kube_pod_status_ready", (("condition", "true"), ("namespace", ns), ("pod", name)), t, ready)
-                put("kube_pod_container_status_restarts_total", pl, t, restarts)
-                if reason:
-                    put("kube_pod_container_status_last_terminated_reason", pl + (("reason", reason),), t, 1.0)
-                if waiting:
-                    put("kube_pod_container_status_waiting_reason", pl + (("reason", "CrashLoopBackOff"),), t, 1.0)
-                put("container_memory_working_set_bytes", pl, t, mem)
-                put("kube_pod_container_resource_limits", pl + (("resource", "memory"),), t, mem_limit)
-                put("kube_pod_container_resource_limits", pl + (("resource", "cpu"),), t, cpu_limit)
-                put("container_cpu_usage_seconds_total", pl, t, c0)
-                put("container_cpu_cfs_periods_total", pl, t, c1)
-                put("container_cpu_cfs_throttled_periods_total", pl, t, c2)
-        labels_cache = self._label_dicts
-        out = []
-        for (name, labels), points in pts.items():
-            d = labels_cache.get(labels)
+        def emit(name: str, labels: tuple[tuple[str, str], ...], points: list[tuple[float, float]]) -> None:
+            d = cache.get(labels)
             if d is None:
-                d = labels_cache[labels] = dict(labels)
+                d = cache[labels] = dict(labels)
             out.append(Series(name, d, points))
+
+        # Frames list nodes and workloads in a fixed order, so column i is one series.
+        for i, (node, _) in enumerate(recent[-1][1]):
+            emit("kube_node_status_condition", (("condition", "Ready"), ("node", node), ("status", "true")),
+                 [(fr[0], fr[1][i][1]) for fr in recent])
+        both = pre + recent
+        for i, wl in enumerate(recent[-1][2]):
+            name = wl[0]
+            dep = (("deployment", name), ("namespace", ns))
+            svc = (("namespace", ns), ("service", name))
+            emit("kube_deployment_spec_replicas", dep, [(fr[0], fr[2][i][1]) for fr in both])
+            emit("kube_deployment_status_replicas_available", dep, [(fr[0], fr[2][i][2]) for fr in recent])
+            emit("http_requests_total", (("code", "200"),) + svc, [(fr[0], fr[2][i][3]) for fr in both])
+            emit("http_requests_total", (("code", "500"),) + svc, [(fr[0], fr[2][i][4]) for fr in both])
+            for j, le in enumerate(_LE):
+                emit("http_request_duration_seconds_bucket", (("le", le),) + svc,
+                     [(fr[0], fr[2][i][5][j]) for fr in recent])
+            if wl[6]:
+                h = (("horizontalpodautoscaler", name), ("namespace", ns))
+                emit("kube_horizontalpodautoscaler_status_current_replicas", h,
+                     [(fr[0], fr[2][i][1]) for fr in recent])
+                emit("kube_horizontalpodautoscaler_spec_max_replicas", h, [(fr[0], fr[2][i][6]) for fr in recent])
+            if wl[8]:
+                c = (("namespace", ns), ("persistentvolumeclaim", f"{name}-data"))
+                emit("kubelet_volume_stats_used_bytes", c, [(fr[0], fr[2][i][7]) for fr in long])
+                emit("kubelet_volume_stats_capacity_bytes", c, [(fr[0], fr[2][i][8]) for fr in long])
+        # Pods come and go: gather each live pod's rows, then cut its series from them.
+        rows: dict[str, list[tuple[float, Any]]] = {p[0]: [] for p in recent[-1][3]}
+        for fr in recent:
+            for pod in fr[3]:
+                lst = rows.get(pod[0])
+                if lst is not None:
+                    lst.append((fr[0], pod))
+        for name, prow in rows.items():
+            pl = (("container", "app"), ("namespace", ns), ("pod", name))
+            emit("kube_pod_status_ready", (("condition", "true"), ("namespace", ns), ("pod", name)),
+                 [(t, r[1]) for t, r in prow])
+            emit("kube_pod_container_status_restarts_total", pl, [(t, r[2]) for t, r in prow])
+            reasons = [(t, r[3]) for t, r in prow if r[3]]
+            if reasons:
+                for reason in dict.fromkeys(x for _, x in reasons):
+                    emit("kube_pod_container_status_last_terminated_reason", pl + (("reason", reason),),
+                         [(t, 1.0) for t, x in reasons if x == reason])
+            waiting = [(t, 1.0) for t, r in prow if r[4]]
+            if waiting:
+                emit("kube_pod_container_status_waiting_reason", pl + (("reason", "CrashLoopBackOff"),), waiting)
+            emit("container_memory_working_set_bytes", pl, [(t, r[5]) for t, r in prow])
+            emit("kube_pod_container_resource_limits", pl + (("resource", "memory"),), [(t, r[6]) for t, r in prow])
+            emit("kube_pod_container_resource_limits", pl + (("resource", "cpu"),), [(t, r[7]) for t, r in prow])
+            emit("container_cpu_usage_seconds_total", pl, [(t, r[8]) for t, r in prow])
+            emit("container_cpu_cfs_periods_total", pl, [(t, r[9]) for t, r in prow])
+            emit("container_cpu_cfs_throttled_periods_total", pl, [(t, r[10]) for t, r in prow])
         return out
 
     # ------------------------------------------------------------------ objects
