@@ -56,3 +56,14 @@ class RecoveryTracker:
         if self.streak >= self.slo.consecutive and self.recovered_at is None:
             self.recovered_at = at
         return self.recovered_at is not None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a remediation ended: recovery verified (and how long it took from the alert),
+    or the SLO conditions that still fail."""
+
+    recovered: bool
+    recovery_s: float  # alert to verified recovery; the horizon when it never came
+    unmet: tuple[str, ...] = ()
+    escalated: bool = False

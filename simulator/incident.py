@@ -10,7 +10,7 @@ from functools import partial
 from remediator.actions import Action, ActionKind, ObjectRef
 from remediator.guards import Executed
 from remediator.snapshot import PROTECTED_LABEL, Alert, Attempt, Slo, Snapshot, build_snapshot
-from remediator.verify import RecoveryTracker
+from remediator.verify import Outcome, RecoveryTracker, unmet
 from simulator.cluster import TICK_S, Cluster, true_signals
 from simulator.faults import FAULTS, Fault
 from simulator.safety import unsafe_reason
@@ -116,6 +116,11 @@ class Incident:
         if self.tracker.recovered_at is None:
             return self.horizon_s
         return min(self.tracker.recovered_at - self.alert_at, self.horizon_s)
+
+    def outcome(self) -> Outcome:
+        return Outcome(recovered=self.recovered, recovery_s=self.recovery_s,
+                       unmet=tuple(unmet(true_signals(self.cluster), self.tracker.slo)),
+                       escalated=self.escalated)
 
     def observe(self) -> Snapshot:
         c = self.cluster

@@ -49,9 +49,10 @@ def run_episode(incident: Incident, ranker: Ranker, proposer: Proposer, policy: 
         incident.execute(cand.action, approval=approval)
     acted = [k for k in kinds if k not in (ActionKind.NOOP.value,)]
     fault = incident.spec.fault
+    outcome = incident.outcome()
     return EpisodeResult(
         fault=fault, family=FAULTS[fault].family, variant=incident.spec.variant,
-        recovered=incident.recovered, recovery_s=incident.recovery_s,
+        recovered=outcome.recovered, recovery_s=outcome.recovery_s,
         actions=sum(1 for k in acted if k != ActionKind.ESCALATE.value),
         acted_on_no_fault=fault == "no_fault" and any(k not in (p.value for p in PASSIVE) for k in kinds),
         guard_denials=denials, unsafe_executed=len(incident.unsafe), kinds=kinds)

@@ -21,7 +21,8 @@ class DependencyOutage(_DependencyFault):
     effects = {A.RESTART_DEPENDENCY: Effect.FIXES, A.RESTART_ROLLOUT: Effect.NOTHING,
                A.ROLLBACK_ROLLOUT: Effect.NOTHING, A.RAISE_MEMORY_LIMIT: Effect.NOTHING,
                A.SCALE_OUT: Effect.NOTHING, A.DELETE_POD: Effect.NOTHING}
-    best = (A.RESTART_DEPENDENCY,)
+    # Then restart the caller, whose pods would otherwise sit out their crash-loop back-off.
+    best = (A.RESTART_DEPENDENCY, A.RESTART_ROLLOUT)
     lead_s = (420.0, 600.0)
 
     def inject(self, cluster: Cluster) -> None:
