@@ -8,8 +8,8 @@ import statistics
 import pytest
 
 from remediator.actions import Action, ActionKind
-from remediator.verify import unmet
 from remediator.snapshot import Slo
+from remediator.verify import unmet
 from simulator.cluster import Cluster, true_signals
 from simulator.faults import FAULTS, Effect
 from simulator.incident import Incident, IncidentSpec
