@@ -1,0 +1,250 @@
+"""`remediator propose`, `history`, `undo` and `run`: the live path (DESIGN §7).
+
+`propose --alert PAYLOAD.json` reads an Alertmanager v4 webhook payload (a file or `-`):
+without `--config` it works offline from the alert's labels alone (every metric missing);
+with `--config` it observes the live cluster (Prometheus and the Kubernetes API). Either
+way it prints the candidates with their guard verdicts and acts on nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from remediator.commands.common import console, fail, out
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", help="the agent's YAML configuration (DESIGN §7)")]
+JsonFlag = Annotated[bool, typer.Option("--json", help="print JSON for scripts instead of a table")]
+
+
+def _config(path: Path | None) -> Any:
+    from remediator.live.config import ConfigError, default_config, load_config
+
+    try:
+        return load_config(path) if path is not None else default_config()
+    except ConfigError as e:
+        fail(str(e))
+
+
+def _read_payload(alert: str) -> list[Any]:
+    from remediator.live.receiver import PayloadError, parse_payload
+
+    try:
+        body = sys.stdin.read() if alert == "-" else Path(alert).read_text()
+    except OSError as e:
+        fail(f"--alert {alert}: cannot read it: {e.strerror}")
+    try:
+        return parse_payload(body)
+    except PayloadError as e:
+        fail(f"--alert {alert}: not a valid Alertmanager webhook payload:\n  " + "\n  ".join(e.problems))
+
+
+def _target(ref: Any) -> dict[str, str]:
+    return {"kind": ref.kind, "namespace": ref.namespace, "name": ref.name}
+
+
+def propose_report(received: list[Any], config: Any, *, proposer_kind: str | None, ranker_name: str | None,
+                   live: bool, now: float | None = None, kube_api: Any = None) -> dict[str, Any]:
+    """The `propose --json` document for these alerts (DESIGN §7), acting on nothing."""
+    from remediator.agent import decide
+    from remediator.live.ledger import Ledger
+    from remediator.live.loop import HISTORY_S
+    from remediator.live.observer import ObservationError
+    from remediator.live.wiring import make_observer, make_proposer, make_ranker
+
+    now = time.time() if now is None else now
+    proposer = make_proposer(proposer_kind, config)
+    ranker = make_ranker(ranker_name or config.ranker, str(config.policy) if config.policy else None)
+    observer = make_observer(config if live else None, kube_api=kube_api)
+    policy = config.policy_for_guards()
+    history: list[Any] = []
+    if live and Path(config.store).is_file():
+        with Ledger(config.store) as ledger:
+            history = ledger.guard_history(now - HISTORY_S, dry_run=config.dry_run)
+    doc: dict[str, Any] = {"alerts": [], "candidates": [], "chosen": None, "decisions": [],
+                           "mode": "live" if live else "offline", "dry_run": config.dry_run}
+    for i, item in enumerate(received):
+        a = item.alert
+        doc["alerts"].append({"name": a.name, "status": a.status, "fingerprint": a.fingerprint,
+                              "labels": dict(a.labels), "annotations": dict(a.annotations), "starts_at": a.starts_at,
+                              "ends_at": item.ends_at})
+        decision: dict[str, Any] = {"alert": i, "chosen": None, "workload": None, "missing": [], "problem": None}
+        doc["decisions"].append(decision)
+        if a.status != "firing":
+            decision["problem"] = "resolved: nothing to do"
+            continue
+        try:
+            obs = observer.observe(a, now=now)
+        except ObservationError as e:
+            decision["problem"] = e.reason
+            continue
+        snap = obs.snapshot
+        decision["workload"] = _target(snap.workload) if snap.workload else None
+        decision["missing"] = [str(m) for m in obs.missing] or list(snap.missing)
+        decision["problem"] = obs.problem
+        choice = decide(snap, proposer.propose(snap), ranker, history, policy, now)
+        first = len(doc["candidates"])
+        for j, (r, v) in enumerate(zip(choice.ranked, choice.verdicts)):
+            c = r.candidate
+            doc["candidates"].append({
+                "action": c.kind.value, "target": _target(c.action.target), "params": dict(c.action.params),
+                "score": r.score, "verdict": v.decision.value, "reason": v.reason, "source": c.source,
+                "rationale": c.rationale, "guard": v.guard, "proposer_score": c.score, "alert": i,
+                "chosen": j == choice.chosen})
+        if choice.chosen is not None:
+            decision["chosen"] = first + choice.chosen
+            if doc["chosen"] is None:
+                doc["chosen"] = first + choice.chosen
+    return doc
+
+
+def _print_proposal(doc: dict[str, Any]) -> None:
+    for d in doc["decisions"]:
+        a = doc["alerts"][d["alert"]]
+        w = d["workload"]
+        title = f"{a['name']} ({a['status']})" + (f" on {w['kind']}/{w['namespace']}/{w['name']}" if w else "")
+        if d["problem"]:
+            console.print(f"[yellow]{title}: {d['problem']}[/]", highlight=False)
+        rows = [(k, c) for k, c in enumerate(doc["candidates"]) if c["alert"] == d["alert"]]
+        if not rows:
+            continue
+        t = Table(title=title)
+        for col in ("#", "action", "target", "params", "score", "verdict", "reason"):
+            t.add_column(col)
+        for k, c in rows:
+            mark = "[bold green]>[/] " if k == d["chosen"] else ""
+            tgt = c["target"]
+            t.add_row(f"{mark}{k}", c["action"], f"{tgt['kind']}/{tgt['namespace']}/{tgt['name']}".replace("//", "/"),
+                      json.dumps(c["params"]) if c["params"] else "", f"{c['score']:.2f}", c["verdict"], c["reason"])
+        out.print(t)
+        if d["missing"]:
+            console.print(f"missing metrics: {len(d['missing'])} ({', '.join(m.split(':')[0] for m in d['missing'])})",
+                          highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def propose(
+        alert: Annotated[str, typer.Option("--alert", help="an Alertmanager v4 webhook payload (JSON file, or - for "
+                                                            "standard input)")],
+        config: ConfigOpt = None,
+        proposer: Annotated[str | None, typer.Option("--proposer", help="catalog (default) or another registered "
+                                                                        "proposer")] = None,
+        ranker: Annotated[str | None, typer.Option("--ranker", help="auto, rules, rl, random, llm, dqn:FILE, "
+                                                                    "ppo:FILE (default: the config's)")] = None,
+        json_out: JsonFlag = False,
+    ) -> None:
+        """What the agent would do for these alerts: candidates, ranking and guard verdicts. Acts on nothing."""
+        from remediator.live.kube import KubeError, api_client
+        from remediator.live.wiring import WiringError
+
+        received = _read_payload(alert)
+        cfg = _config(config)
+        api = None
+        if config is not None:
+            try:
+                api = api_client(cfg.kubernetes)
+            except KubeError as e:
+                fail(str(e), code=1)
+        try:
+            doc = propose_report(received, cfg, proposer_kind=proposer, ranker_name=ranker, live=config is not None,
+                                 kube_api=api)
+        except WiringError as e:
+            fail(str(e))
+        if json_out:
+            out.print_json(json.dumps(doc))
+        else:
+            _print_proposal(doc)
+        if config is not None and any(d["problem"] and d["problem"] != "resolved: nothing to do"
+                                      for d in doc["decisions"]):
+            raise typer.Exit(1)
+
+    @app.command()
+    def history(config: ConfigOpt = None, json_out: JsonFlag = False,
+                limit: Annotated[int, typer.Option("--limit", min=1, help="newest incidents to show")] = 20) -> None:
+        """Incidents from the ledger, newest first, with what was done and how it ended."""
+        from remediator.live.ledger import Ledger
+
+        cfg = _config(config)
+        if not Path(cfg.store).is_file():
+            fail(f"no ledger at {cfg.store} (set `store:` in the configuration)")
+        with Ledger(cfg.store) as ledger:
+            rows = ledger.history(limit=limit)
+        if json_out:
+            out.print_json(json.dumps({"store": str(cfg.store), "incidents": rows}))
+            return
+        t = Table(title=f"incidents in {cfg.store}")
+        for col in ("id", "alert", "workload", "status", "opened (UTC)", "actions", "recovery", "reason"):
+            t.add_column(col)
+        for r in rows:
+            actions = ", ".join(f"#{e['id']} {e['action']}{' (dry-run)' if e['dry_run'] else ''} {e['state']}"
+                                + (f" undone by #{e['undone_by']}" if e["undone_by"] else "")
+                                for e in r["executions"])
+            t.add_row(str(r["id"]), r["alert"], r["workload"] or "-", r["status"],
+                      time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(r["opened_at"])), actions or "-",
+                      f"{r['recovery_s']:.0f}s" if r["recovery_s"] is not None else "-", r["close_reason"] or "")
+        out.print(t)
+
+    @app.command()
+    def undo(execution_id: Annotated[int, typer.Argument(metavar="ID", help="the execution to undo (history lists "
+                                                                            "them)")],
+             config: ConfigOpt = None,
+             dry_run: Annotated[bool, typer.Option("--dry-run", help="server-side dry run of the inverse")] = False,
+             json_out: JsonFlag = False) -> None:
+        """Apply the inverse recorded before execution ID ran (a new execution in the ledger)."""
+        from remediator.live.executor import KubeExecutor, UndoError
+        from remediator.live.kube import Backoff, KubeError, api_client
+        from remediator.live.ledger import Ledger
+
+        cfg = _config(config)
+        if not Path(cfg.store).is_file():
+            fail(f"no ledger at {cfg.store} (set `store:` in the configuration)")
+        try:
+            api = api_client(cfg.kubernetes)
+        except KubeError as e:
+            fail(str(e), code=1)
+        ex = cfg.executor
+        with Ledger(cfg.store) as ledger:
+            executor = KubeExecutor(api, ledger, dry_run=dry_run, field_manager=ex.field_manager,
+                                    backoff=Backoff(max_attempts=ex.max_attempts, base_s=ex.backoff_base_s,
+                                                    max_s=ex.backoff_max_s))
+            try:
+                result = executor.undo(execution_id, dry_run=dry_run)
+            except UndoError as e:
+                fail(str(e))
+        doc = {"execution": result.execution_id, "undo_of": execution_id, "state": result.state,
+               "dry_run": result.dry_run, "changes": list(result.changes), "error": result.error}
+        if json_out:
+            out.print_json(json.dumps(doc))
+        else:
+            out.print(f"execution {result.execution_id} ({'dry run ' if dry_run else ''}undo of {execution_id}): "
+                      f"{result.state}", highlight=False)
+            for change in result.changes:
+                out.print(f"  {change}", highlight=False)
+            if result.error:
+                console.print(f"[bold red]error:[/] {result.error}", highlight=False)
+        if not result.ok:
+            raise typer.Exit(1)
+
+    @app.command()
+    def run(config: Annotated[Path, typer.Option("--config", help="the agent's YAML configuration")],
+            log_level: Annotated[str, typer.Option("--log-level", help="debug, info, warning")] = "info") -> None:
+        """Operator mode: receive Alertmanager webhooks and remediate (receiver + loop, until SIGTERM)."""
+        from remediator.live.kube import KubeError
+        from remediator.live.service import Agent
+        from remediator.live.wiring import WiringError
+
+        logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        cfg = _config(config)
+        try:
+            agent = Agent(cfg)
+        except (KubeError, WiringError) as e:
+            fail(str(e))
+        agent.serve_forever()

@@ -1,0 +1,650 @@
+"""The ledger: an SQLite audit trail of every incident, and the experience the policy learns from.
+
+One file holds what happened and why: the alerts as received (deduplicated by fingerprint
+and start time), the incidents they opened, each snapshot the agent observed (signals and
+the encoded observation), every candidate with its guard verdict and reason, every
+execution with its idempotency key, its plan and its inverse (recorded *before* the first
+API call), and the outcome with the recovery time.
+
+Durability: WAL journal with `synchronous=FULL`, so a row is on disk when `commit` returns;
+the receiver replies 200 only after that. Schema changes are numbered migrations recorded
+in `schema_migrations`; opening an older file upgrades it in place.
+
+    >>> ledger = Ledger(":memory:")
+    >>> ledger.schema_version() == len(MIGRATIONS)
+    True
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from remediator.actions import Action, ActionKind, ObjectRef
+from remediator.guards import Executed
+from remediator.snapshot import Alert, Attempt
+
+__all__ = ["ACTIVE", "MIGRATIONS", "AlertReceipt", "ExecutionRow", "IncidentRow", "Ledger", "ReceivedAlert"]
+
+# Incident states. `open` incidents are worked on by the loop; the others are closed.
+OPEN = "open"
+AWAITING_APPROVAL = "awaiting_approval"
+ACTIVE = (OPEN, AWAITING_APPROVAL)
+CLOSED = ("recovered", "failed", "escalated", "cancelled", "resolved")
+
+MIGRATIONS: tuple[tuple[str, str], ...] = (
+    ("initial schema", """
+CREATE TABLE incidents (
+    id INTEGER PRIMARY KEY,
+    fingerprint TEXT NOT NULL,
+    starts_at REAL NOT NULL,
+    alertname TEXT NOT NULL,
+    namespace TEXT NOT NULL DEFAULT '',
+    labels TEXT NOT NULL,
+    annotations TEXT NOT NULL,
+    status TEXT NOT NULL,
+    opened_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    next_at REAL NOT NULL,
+    closed_at REAL,
+    close_reason TEXT,
+    workload TEXT,
+    streak INTEGER NOT NULL DEFAULT 0,
+    last_decision_at REAL,
+    recovered_at REAL,
+    recovery_s REAL,
+    note TEXT,
+    UNIQUE (fingerprint, starts_at)
+);
+CREATE INDEX incidents_due ON incidents (status, next_at);
+CREATE TABLE alerts (
+    id INTEGER PRIMARY KEY,
+    fingerprint TEXT NOT NULL,
+    starts_at REAL NOT NULL,
+    incident_id INTEGER REFERENCES incidents (id),
+    alertname TEXT NOT NULL,
+    status TEXT NOT NULL,
+    labels TEXT NOT NULL,
+    annotations TEXT NOT NULL,
+    ends_at REAL,
+    generator_url TEXT NOT NULL DEFAULT '',
+    group_key TEXT NOT NULL DEFAULT '',
+    received INTEGER NOT NULL DEFAULT 1,
+    first_received_at REAL NOT NULL,
+    last_received_at REAL NOT NULL,
+    UNIQUE (fingerprint, starts_at)
+);
+CREATE TABLE snapshots (
+    id INTEGER PRIMARY KEY,
+    incident_id INTEGER NOT NULL REFERENCES incidents (id),
+    at REAL NOT NULL,
+    purpose TEXT NOT NULL,
+    workload TEXT,
+    signals TEXT,
+    observation TEXT,
+    missing TEXT NOT NULL DEFAULT '[]',
+    problem TEXT
+);
+CREATE INDEX snapshots_incident ON snapshots (incident_id);
+CREATE TABLE candidates (
+    id INTEGER PRIMARY KEY,
+    incident_id INTEGER NOT NULL REFERENCES incidents (id),
+    snapshot_id INTEGER NOT NULL REFERENCES snapshots (id),
+    position INTEGER NOT NULL,
+    action TEXT NOT NULL,
+    target TEXT NOT NULL,
+    params TEXT NOT NULL,
+    score REAL NOT NULL,
+    proposer_score REAL NOT NULL,
+    source TEXT NOT NULL,
+    rationale TEXT NOT NULL,
+    verdict TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    guard TEXT NOT NULL,
+    chosen INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX candidates_incident ON candidates (incident_id);
+CREATE TABLE executions (
+    id INTEGER PRIMARY KEY,
+    incident_id INTEGER REFERENCES incidents (id),
+    candidate_id INTEGER REFERENCES candidates (id),
+    undo_of INTEGER REFERENCES executions (id),
+    action TEXT NOT NULL,
+    target TEXT NOT NULL,
+    params TEXT NOT NULL,
+    idempotency_key TEXT NOT NULL UNIQUE,
+    dry_run INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    plan TEXT NOT NULL,
+    workload_key TEXT,
+    result TEXT,
+    error TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL,
+    finished_at REAL
+);
+CREATE INDEX executions_state ON executions (state);
+CREATE TABLE inverses (
+    execution_id INTEGER PRIMARY KEY REFERENCES executions (id),
+    plan TEXT NOT NULL,
+    reversible INTEGER NOT NULL,
+    note TEXT NOT NULL DEFAULT '',
+    recorded_at REAL NOT NULL,
+    applied_by INTEGER REFERENCES executions (id)
+);
+CREATE TABLE outcomes (
+    id INTEGER PRIMARY KEY,
+    incident_id INTEGER NOT NULL REFERENCES incidents (id),
+    execution_id INTEGER REFERENCES executions (id),
+    at REAL NOT NULL,
+    recovered INTEGER NOT NULL,
+    recovery_s REAL,
+    reason TEXT NOT NULL
+);
+"""),
+)
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=_json_default, allow_nan=False)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, ObjectRef):
+        return {"kind": value.kind, "namespace": value.namespace, "name": value.name}
+    raise TypeError(f"cannot store {type(value).__name__} in the ledger")
+
+
+def _finite(x: float | None) -> float | None:
+    return None if x is None or not math.isfinite(x) else float(x)
+
+
+def ref_to_dict(ref: ObjectRef) -> dict[str, str]:
+    return {"kind": ref.kind, "namespace": ref.namespace, "name": ref.name}
+
+
+def ref_from_dict(doc: dict[str, Any]) -> ObjectRef:
+    return ObjectRef(str(doc["kind"]), str(doc.get("namespace", "")), str(doc["name"]))
+
+
+@dataclass(frozen=True)
+class ReceivedAlert:
+    """One alert of an Alertmanager webhook, as the receiver validated it."""
+
+    alert: Alert
+    ends_at: float | None = None
+    generator_url: str = ""
+    group_key: str = ""
+
+
+@dataclass(frozen=True)
+class AlertReceipt:
+    """What became of one received alert: `new` first sighting, else a merged duplicate."""
+
+    fingerprint: str
+    starts_at: float
+    status: str
+    new: bool
+    incident_id: int | None
+    closed_incident: bool = False
+
+
+@dataclass(frozen=True)
+class IncidentRow:
+    id: int
+    fingerprint: str
+    starts_at: float
+    alert: Alert
+    status: str
+    opened_at: float
+    updated_at: float
+    next_at: float
+    closed_at: float | None
+    close_reason: str | None
+    workload: str | None
+    streak: int
+    last_decision_at: float | None
+    recovered_at: float | None
+    recovery_s: float | None
+    note: str | None
+
+
+@dataclass(frozen=True)
+class ExecutionRow:
+    id: int
+    incident_id: int | None
+    candidate_id: int | None
+    undo_of: int | None
+    action: Action
+    idempotency_key: str
+    dry_run: bool
+    state: str
+    plan: dict[str, Any]
+    workload_key: ObjectRef | None
+    result: dict[str, Any] | None
+    error: str | None
+    attempts: int
+    created_at: float
+    finished_at: float | None
+    inverse: dict[str, Any] | None = field(default=None)
+
+
+class Ledger:
+    """Thread-safe access to the SQLite ledger (one connection, one lock; WAL for readers)."""
+
+    def __init__(self, path: Path | str, *, clock: Any = time.time) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30.0)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.execute("PRAGMA busy_timeout=30000")
+        self._migrate()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ plumbing
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _query(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return list(self._db.execute(sql, args).fetchall())
+
+    def _migrate(self) -> None:
+        with self._tx() as db:
+            db.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
+                       "name TEXT NOT NULL, applied_at REAL NOT NULL)")
+            done = {r[0] for r in db.execute("SELECT version FROM schema_migrations")}
+            for version, (name, sql) in enumerate(MIGRATIONS, start=1):
+                if version in done:
+                    continue
+                for statement in sql.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute("INSERT INTO schema_migrations VALUES (?, ?, ?)", (version, name, self._clock()))
+
+    def schema_version(self) -> int:
+        return int(self._query("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")[0][0])
+
+    # ------------------------------------------------------------------ alerts and incidents
+
+    def record_alerts(self, alerts: Sequence[ReceivedAlert], *, received_at: float | None = None
+                      ) -> list[AlertReceipt]:
+        """Persist alerts in one transaction: new ones open incidents, duplicates merge, resolved close."""
+        now = self._clock() if received_at is None else received_at
+        receipts: list[AlertReceipt] = []
+        with self._tx() as db:
+            for item in alerts:
+                receipts.append(self._record_alert(db, item, now))
+        return receipts
+
+    def _record_alert(self, db: sqlite3.Connection, item: ReceivedAlert, now: float) -> AlertReceipt:
+        a = item.alert
+        labels, annotations = _dumps(dict(a.labels)), _dumps(dict(a.annotations))
+        row = db.execute("SELECT id, incident_id, status FROM alerts WHERE fingerprint = ? AND starts_at = ?",
+                         (a.fingerprint, a.starts_at)).fetchone()
+        if row is not None:
+            # A late duplicate of the firing notification never reopens a resolved alert.
+            db.execute("UPDATE alerts SET received = received + 1, last_received_at = ?, "
+                       "status = CASE WHEN status = 'resolved' THEN status ELSE ? END, "
+                       "ends_at = COALESCE(?, ends_at), annotations = ? WHERE id = ?",
+                       (now, a.status, item.ends_at if a.status == "resolved" else None, annotations, row["id"]))
+            incident_id = row["incident_id"]
+            new = False
+        else:
+            incident_id = None
+            if a.status == "firing":
+                incident_id = db.execute(
+                    "INSERT INTO incidents (fingerprint, starts_at, alertname, namespace, labels, annotations, "
+                    "status, opened_at, updated_at, next_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT (fingerprint, starts_at) DO UPDATE SET updated_at = excluded.updated_at "
+                    "RETURNING id",
+                    (a.fingerprint, a.starts_at, a.name, a.namespace, labels, annotations, OPEN, now, now, now),
+                ).fetchone()[0]
+            else:  # resolved without ever having seen it fire: the incident it would close
+                found = db.execute("SELECT id FROM incidents WHERE fingerprint = ? AND starts_at = ?",
+                                   (a.fingerprint, a.starts_at)).fetchone()
+                incident_id = found[0] if found is not None else None
+            db.execute(
+                "INSERT INTO alerts (fingerprint, starts_at, incident_id, alertname, status, labels, annotations, "
+                "ends_at, generator_url, group_key, first_received_at, last_received_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (a.fingerprint, a.starts_at, incident_id, a.name, a.status, labels, annotations,
+                 item.ends_at if a.status == "resolved" else None, item.generator_url, item.group_key, now, now))
+            new = True
+        closed = False
+        if a.status == "resolved" and incident_id is not None:
+            closed = self._close_on_resolve(db, incident_id, item.ends_at if item.ends_at is not None else now, now)
+        return AlertReceipt(a.fingerprint, a.starts_at, a.status, new, incident_id, closed)
+
+    def _close_on_resolve(self, db: sqlite3.Connection, incident_id: int, ends_at: float, now: float) -> bool:
+        inc = db.execute("SELECT status, starts_at FROM incidents WHERE id = ?", (incident_id,)).fetchone()
+        if inc is None or inc["status"] not in ACTIVE:
+            return False
+        acted = db.execute(
+            "SELECT COUNT(*) FROM executions WHERE incident_id = ? AND action NOT IN ('noop', 'escalate') "
+            "AND state = 'done'", (incident_id,)).fetchone()[0]
+        if acted:
+            status, reason = "resolved", f"alert resolved at {_iso(ends_at)} after remediation"
+            recovery = max(0.0, ends_at - inc["starts_at"])
+            db.execute("INSERT INTO outcomes (incident_id, execution_id, at, recovered, recovery_s, reason) "
+                       "VALUES (?, (SELECT MAX(id) FROM executions WHERE incident_id = ?), ?, 1, ?, ?)",
+                       (incident_id, incident_id, now, recovery, "alert resolved (not SLO-verified)"))
+        else:
+            status, reason, recovery = "cancelled", f"alert resolved at {_iso(ends_at)} before any action", None
+        db.execute("UPDATE incidents SET status = ?, close_reason = ?, closed_at = ?, updated_at = ?, "
+                   "recovery_s = COALESCE(recovery_s, ?) WHERE id = ?",
+                   (status, reason, now, now, recovery, incident_id))
+        return True
+
+    def incident(self, incident_id: int) -> IncidentRow | None:
+        rows = self._query("SELECT * FROM incidents WHERE id = ?", (incident_id,))
+        return _incident(rows[0]) if rows else None
+
+    def incidents(self, *, limit: int = 50, status: str | None = None) -> list[IncidentRow]:
+        if status is None:
+            rows = self._query("SELECT * FROM incidents ORDER BY id DESC LIMIT ?", (limit,))
+        else:
+            rows = self._query("SELECT * FROM incidents WHERE status = ? ORDER BY id DESC LIMIT ?", (status, limit))
+        return [_incident(r) for r in rows]
+
+    def due_incidents(self, now: float, *, limit: int = 100) -> list[IncidentRow]:
+        rows = self._query("SELECT * FROM incidents WHERE status = ? AND next_at <= ? ORDER BY next_at, id LIMIT ?",
+                           (OPEN, now, limit))
+        return [_incident(r) for r in rows]
+
+    def next_due_at(self) -> float | None:
+        rows = self._query("SELECT MIN(next_at) FROM incidents WHERE status = ?", (OPEN,))
+        return None if rows[0][0] is None else float(rows[0][0])
+
+    def update_incident(self, incident_id: int, **fields: Any) -> None:
+        allowed = {"status", "next_at", "closed_at", "close_reason", "workload", "streak", "last_decision_at",
+                   "recovered_at", "recovery_s", "note"}
+        unknown = set(fields) - allowed
+        if unknown:
+            raise ValueError(f"cannot update incident fields {sorted(unknown)}")
+        fields["updated_at"] = self._clock()
+        assignments = ", ".join(f"{k} = ?" for k in fields)
+        with self._tx() as db:
+            db.execute(f"UPDATE incidents SET {assignments} WHERE id = ?", (*fields.values(), incident_id))
+
+    def alerts_of(self, incident_id: int) -> list[dict[str, Any]]:
+        rows = self._query("SELECT * FROM alerts WHERE incident_id = ? ORDER BY id", (incident_id,))
+        return [_plain(r) for r in rows]
+
+    def alert_counts(self) -> dict[str, int]:
+        row = self._query("SELECT COUNT(*), COALESCE(SUM(received), 0), "
+                          "(SELECT COUNT(*) FROM incidents) FROM alerts")[0]
+        return {"alerts": int(row[0]), "received": int(row[1]), "incidents": int(row[2])}
+
+    # ------------------------------------------------------------------ observations and decisions
+
+    def record_snapshot(self, incident_id: int, at: float, *, purpose: str, workload: ObjectRef | None,
+                        signals: dict[str, float] | None, observation: Sequence[float] | None,
+                        missing: Sequence[str] = (), problem: str | None = None) -> int:
+        clean = {k: _finite(v) for k, v in signals.items()} if signals is not None else None
+        with self._tx() as db:
+            cur = db.execute(
+                "INSERT INTO snapshots (incident_id, at, purpose, workload, signals, observation, missing, problem) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (incident_id, at, purpose, str(workload) if workload else None,
+                 _dumps(clean) if clean is not None else None,
+                 _dumps([float(x) for x in observation]) if observation is not None else None,
+                 _dumps(list(missing)), problem))
+            return int(cur.lastrowid or 0)
+
+    def record_candidates(self, incident_id: int, snapshot_id: int, rows: Sequence[dict[str, Any]]) -> list[int]:
+        """Rows: action, target (ObjectRef), params, score, proposer_score, source, rationale, verdict,
+        reason, guard, chosen."""
+        ids = []
+        with self._tx() as db:
+            for position, r in enumerate(rows):
+                cur = db.execute(
+                    "INSERT INTO candidates (incident_id, snapshot_id, position, action, target, params, score, "
+                    "proposer_score, source, rationale, verdict, reason, guard, chosen) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (incident_id, snapshot_id, position, r["action"], _dumps(ref_to_dict(r["target"])),
+                     _dumps(dict(r["params"])), float(r["score"]), float(r["proposer_score"]), r["source"],
+                     r["rationale"], r["verdict"], r["reason"], r["guard"], int(bool(r["chosen"]))))
+                ids.append(int(cur.lastrowid or 0))
+        return ids
+
+    def candidates_of(self, incident_id: int) -> list[dict[str, Any]]:
+        rows = self._query("SELECT * FROM candidates WHERE incident_id = ? ORDER BY snapshot_id, position",
+                           (incident_id,))
+        return [_plain(r, json_fields=("target", "params")) for r in rows]
+
+    def snapshots_of(self, incident_id: int) -> list[dict[str, Any]]:
+        rows = self._query("SELECT * FROM snapshots WHERE incident_id = ? ORDER BY id", (incident_id,))
+        return [_plain(r, json_fields=("signals", "observation", "missing")) for r in rows]
+
+    # ------------------------------------------------------------------ executions
+
+    def record_intent(self, *, incident_id: int | None, candidate_id: int | None, action: Action, key: str,
+                      dry_run: bool, plan: dict[str, Any], inverse: dict[str, Any] | None, reversible: bool,
+                      inverse_note: str = "", workload_key: ObjectRef | None = None,
+                      undo_of: int | None = None) -> int:
+        """The intent and its inverse, committed before any API call. Returns the execution id.
+
+        A second intent with the same idempotency key returns the first one's id: the action
+        is one execution however often it is retried or resumed.
+        """
+        now = self._clock()
+        with self._tx() as db:
+            found = db.execute("SELECT id FROM executions WHERE idempotency_key = ?", (key,)).fetchone()
+            if found is not None:
+                return int(found[0])
+            cur = db.execute(
+                "INSERT INTO executions (incident_id, candidate_id, undo_of, action, target, params, "
+                "idempotency_key, dry_run, state, plan, workload_key, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'intent', ?, ?, ?)",
+                (incident_id, candidate_id, undo_of, action.kind.value, _dumps(ref_to_dict(action.target)),
+                 _dumps(dict(action.params)), key, int(dry_run), _dumps(plan),
+                 _dumps(ref_to_dict(workload_key)) if workload_key else None, now))
+            execution_id = int(cur.lastrowid or 0)
+            db.execute("INSERT INTO inverses (execution_id, plan, reversible, note, recorded_at) "
+                       "VALUES (?, ?, ?, ?, ?)",
+                       (execution_id, _dumps(inverse or {}), int(reversible), inverse_note, now))
+        return execution_id
+
+    def update_plan(self, execution_id: int, plan: dict[str, Any], inverse: dict[str, Any] | None,
+                    reversible: bool, note: str = "") -> None:
+        """A re-read (after a 409) changed what the action does: record the new plan and inverse first."""
+        now = self._clock()
+        with self._tx() as db:
+            db.execute("UPDATE executions SET plan = ? WHERE id = ?", (_dumps(plan), execution_id))
+            db.execute("UPDATE inverses SET plan = ?, reversible = ?, note = ?, recorded_at = ? "
+                       "WHERE execution_id = ?", (_dumps(inverse or {}), int(reversible), note, now, execution_id))
+
+    def count_attempt(self, execution_id: int) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE executions SET attempts = attempts + 1 WHERE id = ?", (execution_id,))
+
+    def finish_execution(self, execution_id: int, state: str, *, result: dict[str, Any] | None = None,
+                         error: str | None = None) -> None:
+        if state not in ("done", "failed"):
+            raise ValueError(f"an execution finishes done or failed, not {state!r}")
+        with self._tx() as db:
+            db.execute("UPDATE executions SET state = ?, result = ?, error = ?, finished_at = ? WHERE id = ?",
+                       (state, _dumps(result) if result is not None else None, error, self._clock(), execution_id))
+
+    def mark_undone(self, execution_id: int, by: int) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE inverses SET applied_by = ? WHERE execution_id = ?", (by, execution_id))
+
+    def execution(self, execution_id: int) -> ExecutionRow | None:
+        rows = self._query("SELECT e.*, i.plan AS inverse_plan, i.reversible, i.note AS inverse_note, "
+                           "i.applied_by FROM executions e LEFT JOIN inverses i ON i.execution_id = e.id "
+                           "WHERE e.id = ?", (execution_id,))
+        return _execution(rows[0]) if rows else None
+
+    def execution_by_key(self, key: str) -> ExecutionRow | None:
+        rows = self._query("SELECT id FROM executions WHERE idempotency_key = ?", (key,))
+        return self.execution(int(rows[0][0])) if rows else None
+
+    def executions(self, *, incident_id: int | None = None, state: str | None = None) -> list[ExecutionRow]:
+        sql = ("SELECT e.*, i.plan AS inverse_plan, i.reversible, i.note AS inverse_note, i.applied_by "
+               "FROM executions e LEFT JOIN inverses i ON i.execution_id = e.id WHERE 1 = 1")
+        args: list[Any] = []
+        if incident_id is not None:
+            sql += " AND e.incident_id = ?"
+            args.append(incident_id)
+        if state is not None:
+            sql += " AND e.state = ?"
+            args.append(state)
+        return [_execution(r) for r in self._query(sql + " ORDER BY e.id", args)]
+
+    def guard_history(self, since: float, *, dry_run: bool) -> list[Executed]:
+        """Executed actions since `since`, for cooldowns, budgets and the circuit breaker.
+
+        An execution whose incident then failed counts as failed for the breaker; dry-run
+        executions count only towards a dry-run agent's guards (what it would have done).
+        """
+        rows = self._query(
+            "SELECT e.action, e.target, e.params, e.created_at, e.workload_key, e.state, "
+            "(SELECT MAX(o.recovered) FROM outcomes o WHERE o.execution_id = e.id) AS recovered "
+            "FROM executions e WHERE e.created_at >= ? AND e.dry_run = ? AND e.undo_of IS NULL "
+            "AND e.state IN ('intent', 'done') ORDER BY e.id", (since, int(dry_run)))
+        out = []
+        for r in rows:
+            action = Action(ActionKind(r["action"]), ref_from_dict(json.loads(r["target"])), json.loads(r["params"]))
+            succeeded = None if r["recovered"] is None else bool(r["recovered"])
+            key = ref_from_dict(json.loads(r["workload_key"])) if r["workload_key"] else None
+            out.append(Executed(action, float(r["created_at"]), succeeded, key))
+        return out
+
+    def attempts(self, incident_id: int) -> tuple[Attempt, ...]:
+        """This incident's actions as the snapshot's history (what the encoder sees)."""
+        rows = self._query("SELECT action, target, created_at, state FROM executions "
+                           "WHERE incident_id = ? AND undo_of IS NULL ORDER BY id", (incident_id,))
+        return tuple(Attempt(ActionKind(r["action"]), float(r["created_at"]), r["state"] == "done",
+                             str(ref_from_dict(json.loads(r["target"])))) for r in rows)
+
+    # ------------------------------------------------------------------ outcomes
+
+    def record_outcome(self, incident_id: int, *, execution_id: int | None, recovered: bool,
+                       recovery_s: float | None, reason: str) -> None:
+        with self._tx() as db:
+            db.execute("INSERT INTO outcomes (incident_id, execution_id, at, recovered, recovery_s, reason) "
+                       "VALUES (?, ?, ?, ?, ?, ?)",
+                       (incident_id, execution_id, self._clock(), int(recovered), _finite(recovery_s), reason))
+
+    def outcomes_of(self, incident_id: int) -> list[dict[str, Any]]:
+        return [_plain(r) for r in self._query("SELECT * FROM outcomes WHERE incident_id = ? ORDER BY id",
+                                               (incident_id,))]
+
+    # ------------------------------------------------------------------ reports
+
+    def history(self, *, limit: int = 50) -> list[dict[str, Any]]:
+        """Incidents, newest first, each with its alerts, executions and outcomes (for `remediator history`)."""
+        out = []
+        for inc in self.incidents(limit=limit):
+            execs = self.executions(incident_id=inc.id)
+            cands = self.candidates_of(inc.id)
+            out.append({
+                "id": inc.id,
+                "alert": inc.alert.name,
+                "fingerprint": inc.fingerprint,
+                "labels": dict(inc.alert.labels),
+                "starts_at": inc.starts_at,
+                "status": inc.status,
+                "workload": inc.workload,
+                "opened_at": inc.opened_at,
+                "closed_at": inc.closed_at,
+                "close_reason": inc.close_reason,
+                "recovery_s": inc.recovery_s,
+                "alerts_received": sum(int(a["received"]) for a in self.alerts_of(inc.id)),
+                "decisions": len({c["snapshot_id"] for c in cands}),
+                "denied": sum(1 for c in cands if c["verdict"] == "deny"),
+                "executions": [execution_summary(e) for e in execs],
+                "outcomes": self.outcomes_of(inc.id),
+            })
+        return out
+
+
+def execution_summary(e: ExecutionRow) -> dict[str, Any]:
+    return {
+        "id": e.id,
+        "action": e.action.kind.value,
+        "target": ref_to_dict(e.action.target),
+        "params": dict(e.action.params),
+        "dry_run": e.dry_run,
+        "state": e.state,
+        "idempotency_key": e.idempotency_key,
+        "undo_of": e.undo_of,
+        "created_at": e.created_at,
+        "finished_at": e.finished_at,
+        "error": e.error,
+        "reversible": bool((e.inverse or {}).get("reversible")),
+        "undone_by": (e.inverse or {}).get("applied_by"),
+    }
+
+
+def _iso(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
+def _plain(row: sqlite3.Row, json_fields: Sequence[str] = ("labels", "annotations")) -> dict[str, Any]:
+    out = dict(row)
+    for key in json_fields:
+        if isinstance(out.get(key), str):
+            out[key] = json.loads(out[key])
+    return out
+
+
+def _incident(r: sqlite3.Row) -> IncidentRow:
+    labels = json.loads(r["labels"])
+    alert = Alert(name=r["alertname"], labels=labels, annotations=json.loads(r["annotations"]),
+                  starts_at=float(r["starts_at"]), status="firing", fingerprint=r["fingerprint"])
+    return IncidentRow(
+        id=int(r["id"]), fingerprint=r["fingerprint"], starts_at=float(r["starts_at"]), alert=alert,
+        status=r["status"], opened_at=r["opened_at"], updated_at=r["updated_at"], next_at=r["next_at"],
+        closed_at=r["closed_at"], close_reason=r["close_reason"], workload=r["workload"], streak=int(r["streak"]),
+        last_decision_at=r["last_decision_at"], recovered_at=r["recovered_at"], recovery_s=r["recovery_s"],
+        note=r["note"])
+
+
+def _execution(r: sqlite3.Row) -> ExecutionRow:
+    action = Action(ActionKind(r["action"]), ref_from_dict(json.loads(r["target"])), json.loads(r["params"]))
+    inverse = None
+    if r["inverse_plan"] is not None:
+        inverse = {"plan": json.loads(r["inverse_plan"]), "reversible": bool(r["reversible"]),
+                   "note": r["inverse_note"], "applied_by": r["applied_by"]}
+    return ExecutionRow(
+        id=int(r["id"]), incident_id=r["incident_id"], candidate_id=r["candidate_id"], undo_of=r["undo_of"],
+        action=action, idempotency_key=r["idempotency_key"], dry_run=bool(r["dry_run"]), state=r["state"],
+        plan=json.loads(r["plan"]),
+        workload_key=ref_from_dict(json.loads(r["workload_key"])) if r["workload_key"] else None,
+        result=json.loads(r["result"]) if r["result"] else None, error=r["error"], attempts=int(r["attempts"]),
+        created_at=float(r["created_at"]), finished_at=r["finished_at"], inverse=inverse)

@@ -1,0 +1,219 @@
+"""The live loop: observe -> propose -> rank -> guard -> execute -> verify, one step at a time.
+
+Every incident is a small state machine kept in the ledger, not in memory, so a restart
+picks up where the last process stopped. `Loop.tick(now)` advances every incident that is
+due by one step:
+
+1. past the horizon (default 30 min after the alert): close as `failed`, escalate;
+2. observe; when Prometheus or the API server is down, or the data are stale, record why
+   and look again after `retry_s` -- no decision is ever taken on stale data;
+3. feed the SLO tracker (`remediator.verify.RecoveryTracker`, the simulator's criterion):
+   `consecutive` healthy observations in a row close the incident as `recovered`, with the
+   recovery time from the alert's start;
+4. while the last decision is younger than `decision_s`, only observe (verification);
+5. otherwise decide (`remediator.agent.decide`: rank, then the guards judge each candidate),
+   record every candidate with its verdict, and run the chosen one through the executor
+   (dry-run or live). `escalate` closes the incident; `needs_approval` (or `mode: approve`)
+   parks it as `awaiting_approval`.
+
+`recover()` finishes executions a crash left half-done (see `KubeExecutor.resume`). The
+clock is a parameter, so tests drive the loop through simulated time without sleeping.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from remediator.actions import PASSIVE_KINDS, Action, ActionKind
+from remediator.agent import decide
+from remediator.encoding import encode
+from remediator.guards import Decision, GuardPolicy
+from remediator.live.config import VerifySettings
+from remediator.live.executor import ExecutionResult, KubeExecutor, idempotency_key
+from remediator.live.ledger import OPEN, IncidentRow, Ledger
+from remediator.live.observer import Observation, ObservationError, Observer
+from remediator.propose.base import Candidate, Proposer
+from remediator.propose.catalog import CatalogProposer
+from remediator.rank.base import Ranker
+from remediator.snapshot import Snapshot
+from remediator.verify import RecoveryTracker
+
+__all__ = ["Loop", "StepReport"]
+
+log = logging.getLogger("remediator.live")
+
+HISTORY_S = 2 * 3600.0  # the guards look back at most this far (budgets: 1 h; breaker: its window)
+
+
+@dataclass(frozen=True)
+class StepReport:
+    incident_id: int
+    outcome: str  # observe_failed | stale | waiting | recovered | acted | awaiting_approval | escalated | failed
+    detail: str = ""
+    execution: ExecutionResult | None = None
+
+
+class Loop:
+    def __init__(self, ledger: Ledger, observer: Observer, proposer: Proposer, ranker: Ranker,
+                 policy: GuardPolicy, executor: KubeExecutor | None, *, mode: str = "dry-run",
+                 verify: VerifySettings | None = None, clock: Callable[[], float] = time.time,
+                 fallback: Proposer | None = None) -> None:
+        self.ledger = ledger
+        self.observer = observer
+        self.proposer = proposer
+        self.fallback = fallback if fallback is not None else CatalogProposer()
+        self.ranker = ranker
+        self.policy = policy
+        self.executor = executor
+        self.mode = mode
+        self.verify = verify or VerifySettings()
+        self.clock = clock
+
+    @property
+    def dry_run(self) -> bool:
+        return self.mode == "dry-run" or self.policy.dry_run or (self.executor is not None and self.executor.dry_run)
+
+    # ------------------------------------------------------------------ driving
+
+    def recover(self) -> list[ExecutionResult]:
+        """Finish the executions a previous process left in `intent` (never twice)."""
+        if self.executor is None:
+            return []
+        return [self.executor.resume(row.id) for row in self.executor.pending()]
+
+    def tick(self, now: float | None = None) -> list[StepReport]:
+        now = self.clock() if now is None else now
+        reports = []
+        for inc in self.ledger.due_incidents(now):
+            try:
+                reports.append(self.step(inc, now))
+            except Exception as e:  # noqa: BLE001 - one broken incident must not stop the others
+                log.exception("incident %s: step failed", inc.id)
+                self.ledger.update_incident(inc.id, next_at=now + self.verify.retry_s,
+                                            note=f"internal error: {type(e).__name__}: {e}")
+                reports.append(StepReport(inc.id, "error", str(e)))
+        return reports
+
+    def step(self, inc: IncidentRow, now: float) -> StepReport:
+        v = self.verify
+        if inc.status != OPEN:
+            return StepReport(inc.id, inc.status, "not open")
+        if now - inc.starts_at > v.horizon_s:
+            return self._give_up(inc, now)
+        try:
+            obs = self.observer.observe(inc.alert, now=now, history=self.ledger.attempts(inc.id))
+        except ObservationError as e:
+            self.ledger.record_snapshot(inc.id, now, purpose="observe", workload=None, signals=None,
+                                        observation=None, problem=e.reason)
+            self.ledger.update_incident(inc.id, next_at=now + v.retry_s, note=f"no action: {e.reason}")
+            return StepReport(inc.id, "observe_failed", e.reason)
+        snap = obs.snapshot
+        deciding = inc.last_decision_at is None or now - inc.last_decision_at >= v.decision_s
+        snapshot_id = self._record(inc, obs, now, "decide" if deciding and obs.usable else "verify")
+        if not obs.usable:
+            self.ledger.update_incident(inc.id, next_at=now + v.retry_s, note=f"no action: {obs.problem}",
+                                        workload=str(snap.workload) if snap.workload else None)
+            return StepReport(inc.id, "stale", obs.problem or "")
+        tracker = RecoveryTracker(snap.slo, streak=inc.streak)
+        if tracker.observe(snap.signals, now):
+            return self._recovered(inc, now, tracker)
+        if not deciding:
+            self.ledger.update_incident(inc.id, streak=tracker.streak, next_at=now + v.interval_s, note=None)
+            return StepReport(inc.id, "waiting", "verifying the last action")
+        return self._decide(inc, snap, snapshot_id, now, tracker.streak)
+
+    # ------------------------------------------------------------------ steps
+
+    def _record(self, inc: IncidentRow, obs: Observation, now: float, purpose: str) -> int:
+        snap = obs.snapshot
+        signals = {f.name: float(getattr(snap.signals, f.name)) for f in dataclasses.fields(snap.signals)}
+        return self.ledger.record_snapshot(
+            inc.id, now, purpose=purpose, workload=snap.workload, signals=signals,
+            observation=[float(x) for x in encode(snap)],
+            missing=[str(m) for m in obs.missing] + [f"{m}: not in the snapshot" for m in snap.missing
+                                                     if all(x.metric != m for x in obs.missing)],
+            problem=obs.problem)
+
+    def _candidates(self, snap: Snapshot) -> tuple[list[Candidate], str]:
+        try:
+            return self.proposer.propose(snap), ""
+        except Exception as e:  # noqa: BLE001 - the catalog is the fallback when a proposer fails
+            log.warning("proposer failed, falling back to the catalog: %s", e)
+            return self.fallback.propose(snap), f"proposer failed ({type(e).__name__}: {e}); catalog fallback"
+
+    def _decide(self, inc: IncidentRow, snap: Snapshot, snapshot_id: int, now: float, streak: int) -> StepReport:
+        v = self.verify
+        candidates, note = self._candidates(snap)
+        history = self.ledger.guard_history(now - HISTORY_S, dry_run=self.dry_run)
+        choice = decide(snap, candidates, self.ranker, history, self.policy, now)
+        rows = [{"action": r.candidate.kind.value, "target": r.candidate.action.target,
+                 "params": r.candidate.action.params, "score": r.score, "proposer_score": r.candidate.score,
+                 "source": r.candidate.source, "rationale": r.candidate.rationale, "verdict": verdict.decision.value,
+                 "reason": verdict.reason, "guard": verdict.guard, "chosen": i == choice.chosen}
+                for i, (r, verdict) in enumerate(zip(choice.ranked, choice.verdicts))]
+        ids = self.ledger.record_candidates(inc.id, snapshot_id, rows)
+        workload = str(snap.workload) if snap.workload else None
+        if choice.chosen is None or choice.candidate is None:
+            self.ledger.update_incident(inc.id, status="escalated", closed_at=now, workload=workload,
+                                        close_reason="every candidate was denied", streak=streak)
+            return StepReport(inc.id, "escalated", "every candidate was denied")
+        cand, verdict = choice.candidate, choice.verdicts[choice.chosen]
+        candidate_id = ids[choice.chosen]
+        if cand.kind not in PASSIVE_KINDS and (verdict.decision is Decision.NEEDS_APPROVAL or self.mode == "approve"):
+            why = verdict.reason if verdict.decision is Decision.NEEDS_APPROVAL else "mode: approve"
+            self.ledger.update_incident(inc.id, status="awaiting_approval", workload=workload, streak=streak,
+                                        last_decision_at=now,
+                                        note=f"candidate {candidate_id} {cand.action.describe()} awaits approval: "
+                                             f"{why}")
+            return StepReport(inc.id, "awaiting_approval", why)
+        result = self._execute(inc, cand.action, snap, snapshot_id, candidate_id, verdict.reason)
+        if cand.kind is ActionKind.ESCALATE:
+            self.ledger.update_incident(inc.id, status="escalated", closed_at=now, workload=workload, streak=streak,
+                                        close_reason=f"escalated to a human: {cand.rationale}", last_decision_at=now)
+            self.ledger.record_outcome(inc.id, execution_id=result.execution_id if result else None,
+                                       recovered=False, recovery_s=None, reason="escalated")
+            return StepReport(inc.id, "escalated", cand.rationale, result)
+        detail = f"{cand.action.describe()}: {result.state if result else 'no executor'}"
+        self.ledger.update_incident(inc.id, workload=workload, streak=streak, last_decision_at=now,
+                                    next_at=now + v.interval_s, note=note or None)
+        return StepReport(inc.id, "acted", detail, result)
+
+    def _execute(self, inc: IncidentRow, action: Action, snap: Snapshot, snapshot_id: int, candidate_id: int,
+                 reason: str) -> ExecutionResult | None:
+        if self.executor is None:
+            return None
+        key = idempotency_key(inc.id, snapshot_id, action.describe())
+        return self.executor.execute(action, snap, incident_id=inc.id, candidate_id=candidate_id, key=key,
+                                     reason=reason, dry_run=self.dry_run)
+
+    def _recovered(self, inc: IncidentRow, now: float, tracker: RecoveryTracker) -> StepReport:
+        at = tracker.recovered_at if tracker.recovered_at is not None else now
+        recovery = max(0.0, at - inc.starts_at)
+        last = [e for e in self.ledger.executions(incident_id=inc.id) if e.action.kind not in PASSIVE_KINDS]
+        self.ledger.record_outcome(inc.id, execution_id=last[-1].id if last else None, recovered=True,
+                                   recovery_s=recovery, reason=f"SLO met for {tracker.streak} consecutive observations")
+        self.ledger.update_incident(inc.id, status="recovered", closed_at=now, recovered_at=at, recovery_s=recovery,
+                                    streak=tracker.streak, close_reason="SLO verified", note=None)
+        return StepReport(inc.id, "recovered", f"recovered after {recovery:.0f}s")
+
+    def _give_up(self, inc: IncidentRow, now: float) -> StepReport:
+        last = [e for e in self.ledger.executions(incident_id=inc.id) if e.action.kind not in PASSIVE_KINDS]
+        self.ledger.record_outcome(inc.id, execution_id=last[-1].id if last else None, recovered=False,
+                                   recovery_s=self.verify.horizon_s,
+                                   reason=f"not recovered within {self.verify.horizon_s:g}s of the alert")
+        self.ledger.update_incident(inc.id, status="failed", closed_at=now,
+                                    close_reason=f"not recovered within the horizon ({self.verify.horizon_s:g}s); "
+                                                 "escalate to a human",
+                                    recovery_s=self.verify.horizon_s)
+        return StepReport(inc.id, "failed", "horizon passed")
+
+    def next_wakeup(self, now: float, idle_s: float = 1.0) -> float:
+        due = self.ledger.next_due_at()
+        if due is None or math.isnan(due):
+            return idle_s
+        return max(0.0, min(idle_s, due - now))

@@ -1,0 +1,626 @@
+"""The live observer: an alert in, the same `Snapshot` the simulator builds out.
+
+Observing is two reads and one shared function:
+
+1. `ObjectSource.fetch(alert)`: the Kubernetes objects around the alerted workload
+   (Deployment, its ReplicaSets and Pods, their Nodes, the HPA, PVCs, PDBs, recent Events)
+   as JSON dicts (`KubeObjectSource`), a fixed list (`StaticObjects`) or the alert's own
+   labels when there is no cluster (`objects_from_alert`);
+2. `MetricsSource.raw(selector, at, window_s)`: raw samples. `PrometheusSource` evaluates
+   `selector[window]` at `at`, so Prometheus returns stored samples with their own
+   timestamps -- not a `query_range` grid, not `rate()`. The PromQL selectors are data
+   (`remediator/data/promql.yaml`, overridable);
+3. `build_snapshot(alert, series, objects, now=...)`, the function the simulator calls.
+
+A metric that returns nothing is listed in `Observation.missing`, never fatal. Prometheus
+unreachable or answering 5xx raises `PrometheusUnavailable`: there is no snapshot, so the
+loop cannot act on stale data. No fresh sample at all (scrapes stopped, or the newest is
+older than `max_staleness_s`) makes the observation not `usable`, with the reason.
+
+    >>> obs = Observer(None, StaticObjects([]))
+    >>> alert = Alert("KubePodCrashLooping", {"namespace": "shop", "deployment": "cart"}, starts_at=0.0)
+    >>> o = obs.observe(alert, now=60.0)
+    >>> o.snapshot.workload, o.usable, o.problem
+    (ObjectRef(kind='Deployment', namespace='shop', name='cart'), False, 'no Prometheus configured')
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import string
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from remediator.live.config import ConfigError, ConfigIssue
+from remediator.live.kube import Backoff, KubeError, is_status, selector_text, to_dict, with_backoff
+from remediator.snapshot import (
+    DEPENDS_ON_ANNOTATION,
+    Alert,
+    Attempt,
+    K8sObject,
+    Series,
+    Snapshot,
+    SnapshotError,
+    build_snapshot,
+    resolve_workload,
+)
+
+__all__ = [
+    "CONTRACT_METRICS", "KubeObjectSource", "MetricsSource", "MissingMetric", "ObjectSource", "Observation",
+    "ObservationError", "Observer", "PrometheusSource", "PrometheusUnavailable", "QueryError", "QueryTemplates",
+    "StaticObjects", "load_templates", "objects_from_alert",
+]
+
+# The metric names of the snapshot contract (remediator/snapshot.py's module docstring).
+CONTRACT_METRICS: tuple[str, ...] = (
+    "kube_deployment_spec_replicas", "kube_deployment_status_replicas_available", "kube_pod_status_ready",
+    "kube_pod_container_status_restarts_total", "kube_pod_container_status_last_terminated_reason",
+    "kube_pod_container_status_waiting_reason", "kube_pod_container_resource_limits",
+    "container_memory_working_set_bytes", "container_cpu_usage_seconds_total", "container_cpu_cfs_periods_total",
+    "container_cpu_cfs_throttled_periods_total", "http_requests_total", "http_request_duration_seconds_bucket",
+    "kube_horizontalpodautoscaler_status_current_replicas", "kube_horizontalpodautoscaler_spec_max_replicas",
+    "kube_node_status_condition", "kubelet_volume_stats_used_bytes", "kubelet_volume_stats_capacity_bytes",
+)
+PLACEHOLDERS = ("namespace", "deployment", "deployments", "services", "pods", "nodes", "hpa", "pvc")
+_POD_REGEX_MAX = 200  # more pods than this: select them by name prefix instead of listing them
+
+
+class ObservationError(RuntimeError):
+    """No snapshot could be built; the loop must not act. `reason` says why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class PrometheusUnavailable(ObservationError):
+    """Prometheus did not answer, or answered 5xx/429: no metrics, so no action on stale data."""
+
+
+class KubernetesUnavailable(ObservationError):
+    """The Kubernetes API did not answer the object reads."""
+
+
+class QueryError(RuntimeError):
+    """Prometheus rejected one query (4xx): that metric is missing, the others are fine."""
+
+
+# ---------------------------------------------------------------------------- templates
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MetricQuery(_Strict):
+    query: str
+    window: Literal["recent", "trend"] = "recent"
+    baseline: bool = False
+    labels: dict[str, str] = {}
+
+    @field_validator("query")
+    @classmethod
+    def _placeholders(cls, value: str) -> str:
+        template = string.Template(value)
+        if not template.is_valid():
+            raise ValueError(f"{value!r} has a malformed $placeholder")
+        unknown = sorted(set(template.get_identifiers()) - set(PLACEHOLDERS))
+        if unknown:
+            raise ValueError(f"unknown placeholder(s) {', '.join('$' + u for u in unknown)}; "
+                             f"known: {', '.join('$' + p for p in PLACEHOLDERS)}")
+        if "[" in value:
+            raise ValueError("give a selector without a range: the observer appends the window")
+        return value
+
+
+class Windows(_Strict):
+    recent_s: float = Field(default=150.0, gt=0)
+    trend_s: float = Field(default=600.0, gt=0)
+    baseline_start_s: float = Field(default=900.0, gt=0)
+    baseline_end_s: float = Field(default=300.0, ge=0)
+
+    @model_validator(mode="after")
+    def _order(self) -> Windows:
+        if self.baseline_start_s <= self.baseline_end_s:
+            raise ValueError("baseline_start_s must be further before the alert than baseline_end_s")
+        return self
+
+
+class QueryTemplates(_Strict):
+    windows: Windows = Windows()
+    metrics: dict[str, MetricQuery]
+
+    @field_validator("metrics")
+    @classmethod
+    def _contract(cls, metrics: dict[str, MetricQuery]) -> dict[str, MetricQuery]:
+        unknown = sorted(set(metrics) - set(CONTRACT_METRICS))
+        if unknown:
+            raise ValueError(f"{', '.join(unknown)} not in the snapshot's metric contract (remediator/snapshot.py)")
+        return metrics
+
+
+def load_templates(path: Path | str | None = None) -> QueryTemplates:
+    """The PromQL templates: `path`, or the shipped `remediator/data/promql.yaml`."""
+    if path is None:
+        text = resources.files("remediator").joinpath("data/promql.yaml").read_text()
+        label = "remediator/data/promql.yaml"
+    else:
+        label = str(path)
+        try:
+            text = Path(path).read_text()
+        except OSError as e:
+            raise ConfigError([ConfigIssue(label, 0, "", f"cannot read the PromQL templates: {e.strerror}")]) from None
+    try:
+        doc = yaml.safe_load(text)
+        return QueryTemplates.model_validate(doc)
+    except yaml.YAMLError as e:
+        raise ConfigError([ConfigIssue(label, 0, "", f"not valid YAML: {e}")]) from None
+    except ValidationError as e:
+        raise ConfigError([ConfigIssue(label, 0, ".".join(str(p) for p in err["loc"]), err["msg"])
+                           for err in e.errors()]) from None
+
+
+def _promql_regex(values: Iterable[str]) -> str:
+    """Alternatives for `label=~"..."`: regex-escaped, then escaped for a PromQL string literal."""
+    return "|".join(re.escape(v) for v in sorted(set(values))).replace("\\", "\\\\")
+
+
+def _promql_string(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def _duration(seconds: float) -> str:
+    ms = int(round(seconds * 1000))
+    return f"{ms // 1000}s" if ms % 1000 == 0 else f"{ms}ms"
+
+
+# ---------------------------------------------------------------------------- sources
+
+
+@dataclass(frozen=True)
+class RawSeries:
+    labels: Mapping[str, str]  # with __name__
+    points: Sequence[tuple[float, float]]
+
+
+class MetricsSource(Protocol):
+    """Raw samples of `selector` in the window (at - window_s, at]."""
+
+    def raw(self, selector: str, at: float, window_s: float) -> list[RawSeries]: ...
+
+
+class PrometheusSource:
+    """Reads raw samples from Prometheus with `prometheus-api-client`.
+
+    The client's own retry adapter is kept short (`retries`, 0.2 s backoff, 502/503/504)
+    and every request has `timeout_s`, so a dead Prometheus fails an observation in
+    seconds instead of hanging the loop.
+    """
+
+    def __init__(self, url: str, *, timeout_s: float = 10.0, retries: int = 2, bearer_token: str | None = None
+                 ) -> None:
+        from prometheus_api_client import PrometheusConnect
+        from urllib3.util.retry import Retry
+
+        self.url = url.rstrip("/")
+        retry = Retry(total=retries, connect=retries, read=retries, status=retries, backoff_factor=0.2,
+                      status_forcelist=(502, 503, 504), allowed_methods=("GET", "POST"), raise_on_status=False)
+        headers = {"Authorization": f"Bearer {bearer_token}"} if bearer_token else None
+        self._prom = PrometheusConnect(self.url, headers=headers, retry=retry, timeout=int(math.ceil(timeout_s)))
+        self.timeout_s = timeout_s
+
+    def close(self) -> None:
+        self._prom.close()
+
+    def raw(self, selector: str, at: float, window_s: float) -> list[RawSeries]:
+        import requests
+        from prometheus_api_client.exceptions import PrometheusApiClientException
+
+        query = f"{selector}[{_duration(window_s)}]"
+        try:
+            result = self._prom.custom_query(query, params={"time": f"{at:.3f}"}, timeout=self.timeout_s)
+        except requests.RequestException as e:
+            raise PrometheusUnavailable(f"Prometheus at {self.url} is unreachable: {type(e).__name__}: {e}") from e
+        except PrometheusApiClientException as e:
+            m = re.search(r"HTTP Status Code (\d+)", str(e))
+            status = int(m.group(1)) if m else 0
+            if status == 429 or status >= 500 or status == 0:
+                raise PrometheusUnavailable(f"Prometheus at {self.url} answered {status or 'an error'} "
+                                            f"to {query}") from e
+            raise QueryError(f"Prometheus rejected {query}: {e}") from e
+        out = []
+        for item in result or ():
+            values = item.get("values")
+            if values is None and "value" in item:
+                values = [item["value"]]
+            points = [(float(t), float(v)) for t, v in values or ()]
+            out.append(RawSeries(dict(item.get("metric") or {}), points))
+        return out
+
+
+class ObjectSource(Protocol):
+    def fetch(self, alert: Alert) -> list[dict[str, Any]]: ...
+
+
+class StaticObjects:
+    """A fixed list of objects (tests, replay, or objects fetched elsewhere)."""
+
+    def __init__(self, objects: Sequence[K8sObject]) -> None:
+        self.objects = [dict(o) for o in objects]
+
+    def fetch(self, alert: Alert) -> list[dict[str, Any]]:
+        return list(self.objects)
+
+
+def objects_from_alert(alert: Alert) -> list[dict[str, Any]]:
+    """Skeleton objects named by the alert's labels, for observing without a cluster.
+
+    Enough for `build_snapshot` to tie the alert to its Deployment (and its pod, HPA, PVC
+    or node), so that offline `propose` can name targets; every metric stays missing.
+    """
+    labels, ns = alert.labels, alert.namespace
+    name = labels.get("deployment") or labels.get("service")
+    out: list[dict[str, Any]] = []
+    pod = labels.get("pod")
+    if not name and pod:
+        parts = pod.rsplit("-", 2)  # <deployment>-<replicaset hash>-<pod hash>
+        name = parts[0] if len(parts) == 3 else pod.rsplit("-", 1)[0]
+    if not name and labels.get("horizontalpodautoscaler"):
+        name = labels["horizontalpodautoscaler"]
+    volumes = []
+    if labels.get("persistentvolumeclaim"):
+        claim = labels["persistentvolumeclaim"]
+        name = name or (claim[:-5] if claim.endswith("-data") else claim)
+        volumes = [{"name": "data", "persistentVolumeClaim": {"claimName": claim}}]
+        out.append({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": claim, "namespace": ns}})
+    if name:
+        out.append({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": ns},
+                    "spec": {"template": {"spec": {"volumes": volumes}}}})
+    if pod:
+        out.append({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": pod, "namespace": ns},
+                    "spec": {"nodeName": labels.get("node", "")}})
+    if labels.get("horizontalpodautoscaler") and name:
+        out.append({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+                    "metadata": {"name": labels["horizontalpodautoscaler"], "namespace": ns},
+                    "spec": {"scaleTargetRef": {"kind": "Deployment", "name": name}}})
+    return out
+
+
+class KubeObjectSource:
+    """Reads the objects around an alert from the Kubernetes API (official client).
+
+    The alert's labels name the Deployment directly (`deployment`, `service`) or through a
+    pod (owner ReplicaSet, then its owner), an HPA (`scaleTargetRef`), a PVC (the Deployment
+    mounting it) or a node (the workloads with pods on it). Around the Deployment it reads
+    its ReplicaSets and Pods (by the Deployment's selector and ownership), their Nodes, the
+    HPA targeting it, the claims it mounts, the namespace's PDBs and the last hour's Events,
+    plus, for drains, the pods on those nodes and their owners' budgets.
+    """
+
+    def __init__(self, api: Any, *, backoff: Backoff | None = None, events_window_s: float = 3600.0,
+                 clock: Callable[[], float] = time.time, node_neighbours: bool = True) -> None:
+        import kubernetes.client as k
+
+        self.api = api
+        self.core = k.CoreV1Api(api)
+        self.apps = k.AppsV1Api(api)
+        self.autoscaling = k.AutoscalingV2Api(api)
+        self.policy = k.PolicyV1Api(api)
+        self.backoff = backoff or Backoff(max_attempts=4, base_s=0.2, max_s=2.0)
+        self.events_window_s = events_window_s
+        self.clock = clock
+        self.node_neighbours = node_neighbours
+
+    def _call(self, what: str, call: Callable[[], Any]) -> Any:
+        try:
+            return with_backoff(call, self.backoff, what=what)
+        except KubeError as e:
+            raise KubernetesUnavailable(str(e)) from e
+        except Exception as e:
+            if is_status(e, 404):
+                return None
+            if is_status(e, 401, 403):
+                raise KubernetesUnavailable(f"{what}: the Kubernetes API refused access ({getattr(e, 'status', '')}); "
+                                            "check the ClusterRole of the remediator's service account") from e
+            raise
+
+    def _dict(self, model: Any, kind: str, api_version: str) -> dict[str, Any]:
+        return to_dict(self.api, model, kind, api_version)
+
+    def _items(self, what: str, call: Callable[[], Any], kind: str, api_version: str) -> list[dict[str, Any]]:
+        result = self._call(what, call)
+        return [self._dict(i, kind, api_version) for i in (result.items if result is not None else [])]
+
+    def _deployment_name(self, alert: Alert) -> str | None:
+        labels, ns = alert.labels, alert.namespace
+        if labels.get("deployment"):
+            return labels["deployment"]
+        if labels.get("service"):
+            return labels["service"]
+        if labels.get("pod") and ns:
+            pod = self._call(f"read pod {ns}/{labels['pod']}",
+                             lambda: self.core.read_namespaced_pod(labels["pod"], ns))
+            rs_name = _owner_name(self._dict(pod, "Pod", "v1"), "ReplicaSet") if pod is not None else None
+            if rs_name is None:
+                return None
+            rs = self._call(f"read replicaset {ns}/{rs_name}",
+                            lambda: self.apps.read_namespaced_replica_set(rs_name, ns))
+            return _owner_name(self._dict(rs, "ReplicaSet", "apps/v1"), "Deployment") if rs is not None else None
+        if labels.get("horizontalpodautoscaler") and ns:
+            hpa = self._call("read hpa", lambda: self.autoscaling.read_namespaced_horizontal_pod_autoscaler(
+                labels["horizontalpodautoscaler"], ns))
+            if hpa is None:
+                return None
+            ref = (self._dict(hpa, "HorizontalPodAutoscaler", "autoscaling/v2").get("spec") or {}).get(
+                "scaleTargetRef") or {}
+            return str(ref.get("name")) if ref.get("kind") == "Deployment" else None
+        if labels.get("persistentvolumeclaim") and ns:
+            claim = labels["persistentvolumeclaim"]
+            for dep in self._items("list deployments", lambda: self.apps.list_namespaced_deployment(ns),
+                                   "Deployment", "apps/v1"):
+                volumes = (((dep.get("spec") or {}).get("template") or {}).get("spec") or {}).get("volumes") or ()
+                if any((v.get("persistentVolumeClaim") or {}).get("claimName") == claim for v in volumes):
+                    return str(dep["metadata"]["name"])
+        return None
+
+    def fetch(self, alert: Alert) -> list[dict[str, Any]]:
+        ns = alert.namespace
+        objects: list[dict[str, Any]] = []
+        seen: set[tuple[str, str, str]] = set()
+
+        def add(items: Iterable[dict[str, Any]]) -> None:
+            for o in items:
+                meta = o.get("metadata") or {}
+                key = (str(o.get("kind")), str(meta.get("namespace") or ""), str(meta.get("name")))
+                if key not in seen:
+                    seen.add(key)
+                    objects.append(o)
+
+        name = self._deployment_name(alert)
+        nodes: set[str] = {alert.labels["node"]} if alert.labels.get("node") else set()
+        if name and ns:
+            nodes |= self._workload(ns, name, add)
+        for node in sorted(nodes):
+            n = self._call(f"read node {node}", lambda node=node: self.core.read_node(node))  # type: ignore[misc]
+            if n is not None:
+                add([self._dict(n, "Node", "v1")])
+        if self.node_neighbours or not name:
+            self._neighbours(sorted(nodes), ns, add)
+        return objects
+
+    def _workload(self, ns: str, name: str, add: Callable[[Iterable[dict[str, Any]]], None]) -> set[str]:
+        dep_model = self._call(f"read deployment {ns}/{name}", lambda: self.apps.read_namespaced_deployment(name, ns))
+        if dep_model is None:
+            return set()
+        dep = self._dict(dep_model, "Deployment", "apps/v1")
+        add([dep])
+        spec = dep.get("spec") or {}
+        selector = selector_text(spec.get("selector"))
+        rss = [r for r in self._items("list replicasets", lambda: self.apps.list_namespaced_replica_set(
+            ns, label_selector=selector), "ReplicaSet", "apps/v1") if _owner_name(r, "Deployment") == name]
+        add(rss)
+        rs_names = {r["metadata"]["name"] for r in rss}
+        pods = [p for p in self._items("list pods", lambda: self.core.list_namespaced_pod(ns, label_selector=selector),
+                                       "Pod", "v1") if _owner_name(p, "ReplicaSet") in rs_names]
+        add(pods)
+        hpas = [h for h in self._items("list hpas", lambda: self.autoscaling.list_namespaced_horizontal_pod_autoscaler(
+            ns), "HorizontalPodAutoscaler", "autoscaling/v2")
+            if ((h.get("spec") or {}).get("scaleTargetRef") or {}).get("name") == name]
+        add(hpas)
+        volumes = ((spec.get("template") or {}).get("spec") or {}).get("volumes") or ()
+        for claim in sorted({str((v.get("persistentVolumeClaim") or {}).get("claimName")) for v in volumes
+                             if (v.get("persistentVolumeClaim") or {}).get("claimName")}):
+            pvc = self._call(f"read pvc {ns}/{claim}",
+                             lambda claim=claim: self.core.read_namespaced_persistent_volume_claim(claim, ns))  # type: ignore[misc]
+            if pvc is not None:
+                add([self._dict(pvc, "PersistentVolumeClaim", "v1")])
+        add(self._items("list pdbs", lambda: self.policy.list_namespaced_pod_disruption_budget(ns),
+                        "PodDisruptionBudget", "policy/v1"))
+        involved = {name} | rs_names | {p["metadata"]["name"] for p in pods}
+        cutoff = self.clock() - self.events_window_s
+        events = [e for e in self._items("list events", lambda: self.core.list_namespaced_event(ns, limit=1000),
+                                         "Event", "v1")
+                  if (e.get("involvedObject") or {}).get("name") in involved and _event_time(e) >= cutoff]
+        events.sort(key=_event_time)
+        add(events)
+        return {str((p.get("spec") or {}).get("nodeName")) for p in pods if (p.get("spec") or {}).get("nodeName")}
+
+    def _neighbours(self, nodes: Sequence[str], own_ns: str, add: Callable[[Iterable[dict[str, Any]]], None]) -> None:
+        """Pods on the nodes (all namespaces) with their ReplicaSets, Deployments and PDBs."""
+        namespaces: set[str] = set()
+        for node in nodes:
+            pods = self._items(f"list pods on {node}", lambda node=node: self.core.list_pod_for_all_namespaces(  # type: ignore[misc]
+                field_selector=f"spec.nodeName={node}"), "Pod", "v1")
+            add(pods)
+            namespaces |= {str(p["metadata"].get("namespace")) for p in pods}
+        for other in sorted(namespaces - {own_ns}):
+            add(self._items("list replicasets", lambda other=other: self.apps.list_namespaced_replica_set(other),  # type: ignore[misc]
+                            "ReplicaSet", "apps/v1"))
+            add(self._items("list deployments", lambda other=other: self.apps.list_namespaced_deployment(other),  # type: ignore[misc]
+                            "Deployment", "apps/v1"))
+            add(self._items("list pdbs", lambda other=other: self.policy.list_namespaced_pod_disruption_budget(other),  # type: ignore[misc]
+                            "PodDisruptionBudget", "policy/v1"))
+
+
+def _owner_name(obj: Mapping[str, Any], kind: str) -> str | None:
+    for ref in (obj.get("metadata") or {}).get("ownerReferences") or ():
+        if ref.get("kind") == kind:
+            return str(ref.get("name"))
+    return None
+
+
+def _event_time(event: Mapping[str, Any]) -> float:
+    from remediator.snapshot import parse_time
+
+    for key in ("lastTimestamp", "eventTime", "firstTimestamp"):
+        t = parse_time(event.get(key))
+        if not math.isnan(t):
+            return t
+    t = parse_time((event.get("metadata") or {}).get("creationTimestamp"))
+    return 0.0 if math.isnan(t) else t
+
+
+# ---------------------------------------------------------------------------- observer
+
+
+@dataclass(frozen=True)
+class MissingMetric:
+    metric: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.metric}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class Observation:
+    """A snapshot and how much to trust it."""
+
+    snapshot: Snapshot
+    objects: tuple[dict[str, Any], ...]
+    series: tuple[Series, ...]
+    missing: tuple[MissingMetric, ...]
+    newest_sample_at: float | None
+    problem: str | None  # why the data must not be acted on; None when usable
+    queries: int
+    duration_s: float
+
+    @property
+    def usable(self) -> bool:
+        return self.problem is None
+
+
+def _targets(alert: Alert, objects: Sequence[K8sObject], workload_ns: str, workload: str) -> dict[str, str]:
+    """Placeholder values for the templates, from the alert and the objects around it."""
+    dep = next((o for o in objects if o.get("kind") == "Deployment"
+                and (o.get("metadata") or {}).get("name") == workload
+                and (o.get("metadata") or {}).get("namespace", workload_ns) == workload_ns), None)
+    annotations = ((dep or {}).get("metadata") or {}).get("annotations") or {}
+    deps = [d.strip() for d in str(annotations.get(DEPENDS_ON_ANNOTATION, "")).split(",") if d.strip()]
+    rs_names = {str((o.get("metadata") or {}).get("name")) for o in objects if o.get("kind") == "ReplicaSet"
+                and _owner_name(o, "Deployment") == workload}
+    pods = sorted(str((o.get("metadata") or {}).get("name")) for o in objects if o.get("kind") == "Pod"
+                  and (o.get("metadata") or {}).get("namespace", workload_ns) == workload_ns
+                  and (_owner_name(o, "ReplicaSet") in rs_names
+                       or (_owner_name(o, "ReplicaSet") is None
+                           and str((o.get("metadata") or {}).get("name", "")).startswith(workload + "-"))))
+    if alert.labels.get("pod") and alert.labels["pod"] not in pods:
+        pods.append(alert.labels["pod"])
+    if pods and len(pods) <= _POD_REGEX_MAX:
+        pod_re = _promql_regex(pods)
+    else:
+        pod_re = _promql_regex([workload]) + "-.*"
+    nodes = {str((o.get("spec") or {}).get("nodeName")) for o in objects if o.get("kind") == "Pod"
+             and str((o.get("metadata") or {}).get("name")) in pods and (o.get("spec") or {}).get("nodeName")}
+    if alert.labels.get("node"):
+        nodes.add(alert.labels["node"])
+    hpa = next((str(o["metadata"]["name"]) for o in objects if o.get("kind") == "HorizontalPodAutoscaler"
+                and ((o.get("spec") or {}).get("scaleTargetRef") or {}).get("name") == workload), "")
+    pvc = alert.labels.get("persistentvolumeclaim", "")
+    if not pvc and dep is not None:
+        volumes = (((dep.get("spec") or {}).get("template") or {}).get("spec") or {}).get("volumes") or ()
+        pvc = next((str(v["persistentVolumeClaim"]["claimName"]) for v in volumes
+                    if (v.get("persistentVolumeClaim") or {}).get("claimName")), "")
+    return {
+        "namespace": _promql_string(workload_ns),
+        "deployment": _promql_string(workload),
+        "deployments": _promql_regex([workload, *deps]),
+        "services": _promql_regex([workload, *deps]),
+        "pods": pod_re,
+        "nodes": _promql_regex(nodes) if nodes else "",
+        "hpa": _promql_string(hpa),
+        "pvc": _promql_string(pvc),
+    }
+
+
+class Observer:
+    """Alert + now -> `Observation` (objects, raw series, the shared `build_snapshot`)."""
+
+    def __init__(self, metrics: MetricsSource | None, objects: ObjectSource, *,
+                 templates: QueryTemplates | None = None, max_staleness_s: float = 180.0,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.metrics = metrics
+        self.objects = objects
+        self.templates = templates if templates is not None else load_templates()
+        self.max_staleness_s = max_staleness_s
+        self.clock = clock
+
+    def observe(self, alert: Alert, *, now: float | None = None, history: tuple[Attempt, ...] = ()) -> Observation:
+        """Raises `ObservationError` (and its kinds) when no snapshot can be built at all."""
+        started = time.monotonic()
+        now = self.clock() if now is None else now
+        try:
+            objects = self.objects.fetch(alert)
+        except KubeError as e:
+            raise KubernetesUnavailable(str(e)) from e
+        workload = resolve_workload(alert, objects)
+        ns = workload.namespace if workload else alert.namespace
+        series: list[Series] = []
+        missing: list[MissingMetric] = []
+        newest: float | None = None
+        queries = 0
+        problem: str | None = None
+        if self.metrics is None:
+            problem = "no Prometheus configured"
+        elif workload is not None or alert.labels.get("node"):
+            values = _targets(alert, objects, ns, workload.name if workload else "")
+            series, missing, newest, queries = self._read(alert, now, values)
+            if newest is None:
+                problem = (f"Prometheus returned no sample of any metric for {workload or alert.labels.get('node')} "
+                           f"in the last {_duration(self.templates.windows.recent_s)}: scrapes stopped or the "
+                           "PromQL templates do not match this cluster")
+            elif now - newest > self.max_staleness_s:
+                problem = (f"stale data: the newest sample is {now - newest:.0f}s old "
+                           f"(max_staleness_s {self.max_staleness_s:g})")
+        try:
+            snapshot = build_snapshot(alert, series, objects, now=now, history=history)
+        except SnapshotError as e:
+            raise ObservationError(str(e)) from e
+        return Observation(snapshot, tuple(objects), tuple(series), tuple(missing), newest, problem, queries,
+                           time.monotonic() - started)
+
+    def _read(self, alert: Alert, now: float, values: Mapping[str, str]
+              ) -> tuple[list[Series], list[MissingMetric], float | None, int]:
+        assert self.metrics is not None
+        w = self.templates.windows
+        merged: dict[tuple[str, tuple[tuple[str, str], ...]], dict[float, float]] = {}
+        missing: list[MissingMetric] = []
+        newest: float | None = None
+        queries = 0
+        for metric, spec in self.templates.metrics.items():
+            template = string.Template(spec.query)
+            if any(not values.get(p) for p in template.get_identifiers()):
+                continue  # no HPA, no PVC, no node: nothing to ask
+            selector = template.substitute(values)
+            reads = [(now, w.trend_s if spec.window == "trend" else w.recent_s, True)]
+            if spec.baseline and alert.starts_at > 0:
+                reads.append((alert.starts_at - w.baseline_end_s, w.baseline_start_s - w.baseline_end_s, False))
+            found = 0
+            for at, window, recent in reads:
+                queries += 1
+                try:
+                    raw = self.metrics.raw(selector, at, window)
+                except QueryError as e:
+                    missing.append(MissingMetric(metric, str(e)))
+                    break
+                for s in raw:
+                    labels = {spec.labels.get(k, k): v for k, v in s.labels.items() if k != "__name__"}
+                    key = (metric, tuple(sorted(labels.items())))
+                    merged.setdefault(key, {}).update(s.points)
+                    if recent and s.points:
+                        found += 1
+                        last = max(t for t, _ in s.points)
+                        newest = last if newest is None else max(newest, last)
+            else:
+                if not found:
+                    missing.append(MissingMetric(metric, f"no series matched {selector}"))
+        series = [Series(name, dict(labels), sorted(points.items())) for (name, labels), points in merged.items()]
+        return series, missing, newest, queries

@@ -1,0 +1,347 @@
+"""The Kubernetes executor against the emulator over real HTTP, with the official client.
+
+Every action kind runs (parametrized) with the expected object change, every object the
+emulator stores is validated against the Kubernetes 1.33 schemas (`validate="1.33"`), every
+patch is validated again against the object it was applied to, and the undo restores the
+previous state. Dry run changes nothing; 409/429/5xx show re-reads and backoff.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from remediator.actions import ACTION_KINDS, Action, ActionKind, ObjectRef
+from remediator.live.executor import ACTION_ANNOTATION, RESTARTED_AT, KubeExecutor, UndoError
+from remediator.live.kube import Backoff
+from remediator.live.ledger import Ledger
+from tests.live.conftest import APP, NS, seed_workload, snapshot_for, validating
+from tests.support.kube import KubeServer, validate_manifest, validate_patch
+
+A = ActionKind
+CART = ObjectRef("Deployment", NS, APP)
+
+
+def _containers(dep: dict[str, Any]) -> dict[str, Any]:
+    return {c["name"]: c for c in dep["spec"]["template"]["spec"]["containers"]}
+
+
+@dataclass(frozen=True)
+class Case:
+    action: Callable[[dict[str, Any]], Action]
+    read: tuple[str, str, str | None, str]  # what the action changes: (apiVersion, kind, namespace, name)
+    changed: Callable[[dict[str, Any], dict[str, Any]], None]  # asserts on (before, after)
+    reversible: bool = True
+
+
+def _restart(before: dict[str, Any], after: dict[str, Any]) -> None:
+    assert RESTARTED_AT not in (before["spec"]["template"]["metadata"].get("annotations") or {})
+    assert after["spec"]["template"]["metadata"]["annotations"][RESTARTED_AT].endswith("Z")
+    assert after["metadata"]["generation"] == before["metadata"]["generation"] + 1
+
+
+def _rollback(before: dict[str, Any], after: dict[str, Any]) -> None:
+    assert _containers(before)[APP]["image"] == "cart:2"
+    assert _containers(after)[APP]["image"] == "cart:1"
+    assert "pod-template-hash" not in after["spec"]["template"]["metadata"]["labels"]
+
+
+def _limit(resource: str, old: str, new: str) -> Callable[[dict[str, Any], dict[str, Any]], None]:
+    def check(before: dict[str, Any], after: dict[str, Any]) -> None:
+        assert _containers(before)[APP]["resources"]["limits"][resource] == old
+        assert _containers(after)[APP]["resources"]["limits"][resource] == new
+    return check
+
+
+def _replicas(old: int, new: int) -> Callable[[dict[str, Any], dict[str, Any]], None]:
+    def check(before: dict[str, Any], after: dict[str, Any]) -> None:
+        assert (before["spec"]["replicas"], after["spec"]["replicas"]) == (old, new)
+    return check
+
+
+def _hpa(before: dict[str, Any], after: dict[str, Any]) -> None:
+    assert (before["spec"]["maxReplicas"], after["spec"]["maxReplicas"]) == (4, 6)
+
+
+def _pvc(before: dict[str, Any], after: dict[str, Any]) -> None:
+    assert before["spec"]["resources"]["requests"]["storage"] == "10Gi"
+    assert after["spec"]["resources"]["requests"]["storage"] == "15Gi"
+
+
+def _cordon(before: dict[str, Any], after: dict[str, Any]) -> None:
+    assert not (before.get("spec") or {}).get("unschedulable")
+    assert after["spec"]["unschedulable"] is True
+
+
+def _unchanged(before: dict[str, Any], after: dict[str, Any]) -> None:
+    assert before == after
+
+
+DEP = ("apps/v1", "Deployment", NS, APP)
+CASES: dict[ActionKind, Case] = {
+    A.NOOP: Case(lambda s: Action(A.NOOP, CART), DEP, _unchanged, reversible=False),
+    A.RESTART_ROLLOUT: Case(lambda s: Action(A.RESTART_ROLLOUT, CART), DEP, _restart),
+    A.ROLLBACK_ROLLOUT: Case(lambda s: Action(A.ROLLBACK_ROLLOUT, CART), DEP, _rollback),
+    A.SCALE_OUT: Case(lambda s: Action(A.SCALE_OUT, CART, {"factor": 2.0}), DEP, _replicas(2, 4)),
+    A.RESTORE_REPLICAS: Case(lambda s: Action(A.RESTORE_REPLICAS, CART, {"replicas": 3}), DEP, _replicas(2, 3)),
+    A.RAISE_MEMORY_LIMIT: Case(lambda s: Action(A.RAISE_MEMORY_LIMIT, CART, {"factor": 1.5}), DEP,
+                               _limit("memory", "256Mi", "384Mi")),
+    A.RAISE_CPU_LIMIT: Case(lambda s: Action(A.RAISE_CPU_LIMIT, CART, {"factor": 1.5}), DEP,
+                            _limit("cpu", "500m", "750m")),
+    A.RAISE_HPA_MAX: Case(lambda s: Action(A.RAISE_HPA_MAX, ObjectRef("HorizontalPodAutoscaler", NS, APP),
+                                           {"factor": 1.5}), ("autoscaling/v2", "HorizontalPodAutoscaler", NS, APP),
+                          _hpa),
+    A.DELETE_POD: Case(lambda s: Action(A.DELETE_POD, ObjectRef("Pod", NS, s["pods"][0]["metadata"]["name"])),
+                       ("v1", "Pod", NS, "<pod>"), lambda b, a: None, reversible=False),
+    A.CORDON_DRAIN_NODE: Case(lambda s: Action(A.CORDON_DRAIN_NODE, ObjectRef("Node", "", "node-a")),
+                              ("v1", "Node", None, "node-a"), _cordon),
+    A.EXPAND_VOLUME: Case(lambda s: Action(A.EXPAND_VOLUME, ObjectRef("PersistentVolumeClaim", NS, f"{APP}-data"),
+                                           {"factor": 1.5}), ("v1", "PersistentVolumeClaim", NS, f"{APP}-data"), _pvc),
+    A.RESTART_DEPENDENCY: Case(lambda s: Action(A.RESTART_DEPENDENCY, ObjectRef("Deployment", NS, "db")),
+                               ("apps/v1", "Deployment", NS, "db"), _restart),
+    A.ESCALATE: Case(lambda s: Action(A.ESCALATE, CART), DEP, _unchanged, reversible=False),
+}
+
+
+def test_every_action_kind_has_a_case() -> None:
+    assert set(CASES) == set(ACTION_KINDS)
+
+
+def _executor(kube: KubeServer, ledger: Ledger, *, dry_run: bool = False, **backoff: Any) -> KubeExecutor:
+    slept: list[float] = []
+    policy = Backoff(**{"base_s": 0.01, "max_s": 0.05, **backoff}, sleep=slept.append)
+    return KubeExecutor(kube.api_client(retries=False), ledger, dry_run=dry_run, backoff=policy, drain_timeout_s=2.0)
+
+
+def _spec_state(obj: dict[str, Any] | None) -> Any:
+    """What undo must restore: spec and labels, not the bookkeeping (resourceVersion, our annotation)."""
+    if obj is None:
+        return None
+    annotations = {k: v for k, v in (obj["metadata"].get("annotations") or {}).items() if k != ACTION_ANNOTATION}
+    return {"spec": obj.get("spec") or {}, "labels": obj["metadata"].get("labels"), "annotations": annotations}
+
+
+def _validate_writes(kube: KubeServer, before: dict[str, Any]) -> int:
+    """Validate every write body: patches against the object they patched, created objects alone."""
+    checked = 0
+    for r in kube.requests():
+        if r.status >= 400:
+            continue
+        if r.method == "PATCH" and r.path.endswith("/scale"):
+            scale = {"apiVersion": "autoscaling/v1", "kind": "Scale",
+                     "metadata": {"name": APP, "namespace": NS}, "spec": {"replicas": before["spec"]["replicas"]}}
+            validate_patch(scale, r.body, r.content_type)
+            checked += 1
+        elif r.method == "PATCH" and r.path.rsplit("/", 1)[-1] == before["metadata"]["name"]:
+            original = {k: v for k, v in before.items() if k != "status"}
+            validate_patch(original, r.body, r.content_type)
+            checked += 1
+        elif r.method == "POST" and r.body is not None:
+            validate_manifest(r.body)  # Eviction, Event
+            checked += 1
+    return checked
+
+
+@pytest.mark.parametrize("kind", list(CASES), ids=lambda k: k.value)
+def test_action_changes_the_object_and_undo_restores_it(kube: KubeServer, ledger: Ledger, kind: ActionKind) -> None:
+    seeded = seed_workload(kube, dependency=True)
+    case = CASES[kind]
+    action = case.action(seeded)
+    api_version, obj_kind, ns, name = case.read
+    name = action.target.name if name == "<pod>" else name
+    before = kube.get(api_version, obj_kind, ns, name)
+    assert before is not None
+    executor = _executor(kube, ledger)
+    snap = snapshot_for(pods=tuple(p["metadata"]["name"] for p in seeded["pods"]))
+
+    result = executor.execute(action, snap, incident_id=None, reason="test")
+
+    assert result.ok, result.error
+    after = kube.get(api_version, obj_kind, ns, name)
+    row = ledger.execution(result.execution_id)
+    assert row is not None and row.state == "done" and row.inverse is not None
+    assert row.inverse["reversible"] is case.reversible
+    if kind is A.DELETE_POD:
+        assert after is None
+    else:
+        assert after is not None
+        case.changed(before, after)
+        if kind not in (A.NOOP, A.ESCALATE):
+            assert after["metadata"]["annotations"][ACTION_ANNOTATION] == result.key
+            assert _validate_writes(kube, before) >= 1
+    if kind is A.CORDON_DRAIN_NODE:  # evicted through the Eviction API: the pod on node-a is gone
+        evictions = kube.requests("POST", "/api/v1/namespaces/*/pods/*/eviction")
+        assert [r.status for r in evictions] == [201]
+        assert {p["metadata"]["name"] for p in seeded["pods"] if p["spec"]["nodeName"] == "node-a"} == {
+            r.path.split("/")[-2] for r in evictions}
+    events = [e for e in kube.requests("POST", "/api/v1/namespaces/*/events") if e.status == 201]
+    if kind is A.NOOP:
+        assert events == []
+    else:
+        assert len(events) == 1
+        assert events[0].body["reason"] == ("RemediationEscalated" if kind is A.ESCALATE else "Remediation")
+        assert events[0].body["involvedObject"]["name"] == name
+
+    if not case.reversible:
+        with pytest.raises(UndoError, match="cannot be undone"):
+            executor.undo(result.execution_id)
+        return
+    undo = executor.undo(result.execution_id)
+    assert undo.ok, undo.error
+    restored = kube.get(api_version, obj_kind, ns, name)
+    assert _spec_state(restored) == _spec_state(before)
+    assert ledger.execution(result.execution_id).inverse["applied_by"] == undo.execution_id  # type: ignore[union-attr]
+    with pytest.raises(UndoError, match="already undone"):
+        executor.undo(result.execution_id)
+
+
+@pytest.mark.parametrize("kind", [k for k in CASES if k not in (A.NOOP,)], ids=lambda k: k.value)
+def test_dry_run_changes_nothing(kube: KubeServer, ledger: Ledger, kind: ActionKind) -> None:
+    seeded = seed_workload(kube, dependency=True)
+    stored = copy.deepcopy(kube.emulator.objects)  # kmock's store: every object with its history
+    before = {k: copy.deepcopy(v.raw) for k, v in stored.items()}
+    executor = _executor(kube, ledger, dry_run=True)
+    action = CASES[kind].action(seeded)
+
+    result = executor.execute(action, snapshot_for(pods=tuple(p["metadata"]["name"] for p in seeded["pods"])))
+
+    assert result.ok, result.error
+    assert result.dry_run and ledger.execution(result.execution_id).dry_run  # type: ignore[union-attr]
+    after = {k: v.raw for k, v in kube.emulator.objects.items() if not v.deleted}
+    assert after == before
+    writes = [r for r in kube.requests() if r.method in ("PATCH", "POST", "DELETE", "PUT")]
+    assert writes, "a dry run still asks the API server (server-side dry run)"
+    for r in writes:
+        dry = r.query.get("dryRun") == "All" or (r.body or {}).get("dryRun") == ["All"] or \
+            ((r.body or {}).get("deleteOptions") or {}).get("dryRun") == ["All"]
+        assert dry, f"{r.method} {r.path} was not a dry run"
+    with pytest.raises(UndoError, match="dry run"):
+        executor.undo(result.execution_id)
+
+
+def test_drain_respects_the_pod_disruption_budget(kube: KubeServer, ledger: Ledger) -> None:
+    seed_workload(kube, replicas=2, pdb_min=2)
+    executor = _executor(kube, ledger)
+    executor.drain_timeout_s = 0.3
+
+    result = executor.execute(Action(A.CORDON_DRAIN_NODE, ObjectRef("Node", "", "node-a")), snapshot_for())
+
+    assert not result.ok
+    assert "drain incomplete" in (result.error or "") and "disruption budget" in (result.error or "")
+    assert kube.get("v1", "Node", None, "node-a")["spec"]["unschedulable"] is True  # type: ignore[index]
+    refused = kube.requests("POST", "/api/v1/namespaces/shop/pods/*/eviction")
+    assert len(refused) >= 2 and {r.status for r in refused} == {429}
+    assert len(kube.emulator.objects) and all(
+        p is not None for p in (kube.get("v1", "Pod", NS, r.path.split("/")[-2]) for r in refused))
+    assert executor.undo(result.execution_id).ok  # a failed drain can still be undone: uncordon
+    assert not kube.get("v1", "Node", None, "node-a").get("spec", {}).get("unschedulable")  # type: ignore[union-attr]
+
+
+def test_conflict_rereads_replans_and_records_the_new_inverse(kube: KubeServer, ledger: Ledger) -> None:
+    seed_workload(kube)
+    path = f"/apis/apps/v1/namespaces/{NS}/deployments/{APP}"
+    fault = kube.inject_fault(409, times=1, method="PATCH", path=path)
+    executor = _executor(kube, ledger)
+
+    result = executor.execute(Action(A.RAISE_MEMORY_LIMIT, CART, {"factor": 2.0}), snapshot_for())
+
+    assert result.ok, result.error
+    assert len(fault.hits) == 1
+    patches = kube.requests("PATCH", path)
+    assert [r.status for r in patches] == [409, 200]
+    row = ledger.execution(result.execution_id)
+    assert row is not None and row.attempts == 1
+    assert any("409" in n for n in (row.result or {})["notes"])
+    dep = kube.get("apps/v1", "Deployment", NS, APP)
+    assert _containers(dep)[APP]["resources"]["limits"]["memory"] == "512Mi"  # type: ignore[arg-type]
+
+
+def test_stale_resource_version_is_a_real_conflict(kube: KubeServer, ledger: Ledger) -> None:
+    """Someone else changes the Deployment between our read and our write: 409, re-read, new inverse."""
+    seed_workload(kube)
+    executor = _executor(kube, ledger)
+    apps = __import__("kubernetes.client", fromlist=["AppsV1Api"]).AppsV1Api(kube.api_client())
+    real_plan = executor._plan
+
+    def plan_then_someone_scales(action: Action, snapshot: Any, key: str) -> Any:
+        planned = real_plan(action, snapshot, key)
+        apps.patch_namespaced_deployment(APP, NS, {"spec": {"template": {"metadata": {"labels": {"team": "x"}}}}})
+        return planned
+
+    executor._plan = plan_then_someone_scales  # type: ignore[method-assign]
+    result = executor.execute(Action(A.RESTART_ROLLOUT, CART), snapshot_for())
+
+    assert result.ok, result.error
+    statuses = [r.status for r in kube.requests("PATCH", f"/apis/apps/v1/namespaces/{NS}/deployments/{APP}")]
+    assert statuses == [200, 409, 200]  # theirs, ours on the stale version, ours re-planned
+    dep = kube.get("apps/v1", "Deployment", NS, APP)
+    assert dep["spec"]["template"]["metadata"]["labels"]["team"] == "x"  # type: ignore[index]  # theirs kept
+
+
+@pytest.mark.parametrize("status", [429, 500, 503])
+def test_transient_errors_back_off_then_succeed(kube: KubeServer, ledger: Ledger, status: int) -> None:
+    seed_workload(kube)
+    fault = kube.inject_fault(status, times=3, method="PATCH", path=f"/apis/apps/v1/namespaces/{NS}/deployments/*")
+    slept: list[float] = []
+    executor = KubeExecutor(kube.api_client(retries=False), ledger, dry_run=False,
+                            backoff=Backoff(base_s=0.02, max_s=1.0, sleep=lambda s: slept.append(s)))
+
+    result = executor.execute(Action(A.RESTART_ROLLOUT, CART), snapshot_for())
+
+    assert result.ok, result.error
+    assert len(fault.hits) == 3
+    assert len(slept) == 3 and list(result.backoff_s) == slept
+    ceilings = [0.02 * 2 ** i for i in range(3)]  # full jitter in [ceiling/2, ceiling]
+    assert all(c / 2 <= s <= c for s, c in zip(slept, ceilings))
+
+
+def test_retry_after_is_honoured(kube: KubeServer, ledger: Ledger) -> None:
+    seed_workload(kube)
+    kube.inject_fault(429, times=1, method="PATCH", retry_after=2)
+    slept: list[float] = []
+    executor = KubeExecutor(kube.api_client(retries=False), ledger, dry_run=False,
+                            backoff=Backoff(base_s=0.01, max_s=30.0, sleep=slept.append))
+    assert executor.execute(Action(A.RESTART_ROLLOUT, CART), snapshot_for()).ok
+    assert slept == [pytest.approx(2.0)]
+
+
+def test_persistent_server_errors_fail_cleanly_and_change_nothing(kube: KubeServer, ledger: Ledger) -> None:
+    seed_workload(kube)
+    before = kube.get("apps/v1", "Deployment", NS, APP)
+    fault = kube.inject_fault(500, times=100, method="PATCH")
+    executor = _executor(kube, ledger, max_attempts=4)
+
+    result = executor.execute(Action(A.RESTART_ROLLOUT, CART), snapshot_for())
+
+    assert not result.ok and "gave up after 4 attempts" in (result.error or "")
+    assert len(fault.hits) == 4 and len(result.backoff_s) == 3
+    assert kube.get("apps/v1", "Deployment", NS, APP) == before
+    row = ledger.execution(result.execution_id)
+    assert row is not None and row.state == "failed" and "500" in (row.error or "")
+    failed_events = [e for e in kube.requests("POST", "/api/v1/namespaces/*/events") if e.status == 201]
+    assert [e.body["reason"] for e in failed_events] == ["RemediationFailed"]
+
+
+def test_the_same_key_never_executes_twice(kube: KubeServer, ledger: Ledger) -> None:
+    seed_workload(kube)
+    executor = _executor(kube, ledger)
+    first = executor.execute(Action(A.SCALE_OUT, CART, {"replicas": 3}), snapshot_for(), key="rm-decision-1")
+    again = executor.execute(Action(A.SCALE_OUT, CART, {"replicas": 3}), snapshot_for(), key="rm-decision-1")
+    assert first.ok and again.already_applied and again.execution_id == first.execution_id
+    assert len(kube.requests("PATCH", f"/apis/apps/v1/namespaces/{NS}/deployments/{APP}/scale")) == 1
+
+
+def test_plans_that_cannot_run_are_recorded_as_failed(kube: KubeServer, ledger: Ledger) -> None:
+    kube.seed_deployment(APP, NS, images=("cart:1",), limits={"cpu": "500m"})
+    validating(kube)
+    executor = _executor(kube, ledger)
+    rollback = executor.execute(Action(A.ROLLBACK_ROLLOUT, CART), snapshot_for())
+    memory = executor.execute(Action(A.RAISE_MEMORY_LIMIT, CART, {"factor": 1.5}), snapshot_for())
+    assert "no revision before 1" in (rollback.error or "")
+    assert "sets a memory limit" in (memory.error or "")
+    assert [e.state for e in ledger.executions()] == ["failed", "failed"]
+    assert not kube.requests("PATCH")
