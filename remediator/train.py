@@ -66,6 +66,7 @@ class TrainResult:
     curve_path: Path | None
     metadata: PolicyMetadata
     episodes: list[EpisodePoint] = field(default_factory=list)
+    model: Any = None  # the trained SB3 model, as saved
 
 
 def curve_path(model_path: Path) -> Path:
@@ -76,14 +77,15 @@ def curve_path(model_path: Path) -> Path:
 def _recovery_callback(points: list[EpisodePoint]) -> Any:
     from stable_baselines3.common.callbacks import BaseCallback
 
-    class RecoveryCurve(BaseCallback):  # type: ignore[misc]
+    class RecoveryCurve(BaseCallback):
         """Records each finished episode's recovery time from the env's final info."""
 
         def _on_step(self) -> bool:
             for done, info in zip(self.locals["dones"], self.locals["infos"], strict=False):
                 if done and "recovery_s" in info:
                     points.append(EpisodePoint(int(self.num_timesteps), float(info["recovery_s"]),
-                                               bool(info.get("recovered", False)), str(info.get("fault", ""))))
+                                               bool(info.get("recovered", False)),
+                                               str(info.get("fault", ""))))
             return True
 
     return RecoveryCurve()
@@ -155,7 +157,8 @@ def train(algo: str, suite: str, timesteps: int, seed: int, out: Path | str, *, 
     else:
         from stable_baselines3 import DQN
 
-        model = DQN("MlpPolicy", env, seed=seed, device="cpu", verbose=verbose, policy_kwargs=policy_kwargs, **kw)
+        model = DQN("MlpPolicy", env, seed=seed, device="cpu", verbose=verbose, policy_kwargs=policy_kwargs,
+                    **kw)
     points: list[EpisodePoint] = []
     start = time.perf_counter()
     try:
@@ -179,7 +182,7 @@ def train(algo: str, suite: str, timesteps: int, seed: int, out: Path | str, *, 
     if curve:
         png = curve_path(out)
         plot_curve(points, png, title=f"{algo} on suite {meta.suite}, seed {seed}, {timesteps} steps")
-    return TrainResult(out, metadata_path(out), png, meta, points)
+    return TrainResult(out, metadata_path(out), png, meta, points, model)
 
 
 def _versions() -> dict[str, str]:

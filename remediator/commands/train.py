@@ -30,7 +30,7 @@ def _parse_hp(items: list[str]) -> dict[str, Any]:
 def register(app: typer.Typer) -> None:
     @app.command()
     def train(
-        algo: Annotated[str, typer.Option("--algo", help="dqn (Stable-Baselines3) or ppo (sb3-contrib MaskablePPO)")],
+        algo: Annotated[str, typer.Option("--algo", help="dqn (Stable-Baselines3) or ppo (MaskablePPO)")],
         suite: Annotated[str, typer.Option("--suite", help="a shipped suite name or a YAML file; not eval")],
         timesteps: Annotated[int, typer.Option("--timesteps", help="training budget in decisions")],
         seed: Annotated[int, typer.Option("--seed", help="seed for the policy and the incidents")],
@@ -41,7 +41,7 @@ def register(app: typer.Typer) -> None:
                                                  help="step the environments in worker processes")] = False,
         hp: Annotated[list[str] | None, typer.Option("--hp", help="hyperparameter override KEY=VALUE "
                                                                   "(repeatable)")] = None,
-        progress: Annotated[bool, typer.Option("--progress/--no-progress", help="show a progress bar")] = True,
+        progress: Annotated[bool, typer.Option("--progress/--no-progress", help="a progress bar")] = True,
     ) -> None:
         """Train a policy on simulated incidents; writes the model, its metadata and a training curve."""
         from remediator.rank.rl import ALGOS

@@ -111,8 +111,9 @@ class PolicyMetadata:
                        timesteps=int(doc["timesteps"]), encoder_version=int(doc["encoder_version"]),
                        actions=tuple(str(a) for a in doc["actions"]), obs_size=int(doc["obs_size"]),
                        train_wall_s=float(doc.get("train_wall_s", 0.0)), command=str(doc.get("command", "")),
-                       hyperparams=dict(doc.get("hyperparams") or {}), versions=dict(doc.get("versions") or {}),
-                       created=str(doc.get("created", "")), extra=dict(doc.get("extra") or {}))
+                       hyperparams=dict(doc.get("hyperparams") or {}),
+                       versions=dict(doc.get("versions") or {}), created=str(doc.get("created", "")),
+                       extra=dict(doc.get("extra") or {}))
         except (KeyError, TypeError, ValueError) as e:
             raise PolicyError(path, f"metadata is incomplete or malformed ({e!r})") from e
 
@@ -147,8 +148,8 @@ def read_metadata(model_path: Path | str) -> PolicyMetadata:
     if text is None:
         side = metadata_path(path)
         if not side.is_file():
-            raise PolicyError(path, f"no metadata (neither {METADATA_ENTRY} inside the zip nor {side.name} next "
-                                    "to it); models must be written by `remediator train`")
+            raise PolicyError(path, f"no metadata (neither {METADATA_ENTRY} inside the zip nor {side.name} "
+                                    "next to it); models must be written by `remediator train`")
         text = side.read_text()
     try:
         doc = json.loads(text)
@@ -234,7 +235,8 @@ class RLRanker:
                 out = p.action_net(p.mlp_extractor.forward_actor(features))
         return np.asarray(out[0].numpy(), dtype=np.float64)
 
-    def action_scores(self, obs: npt.NDArray[np.float32], mask: npt.NDArray[np.bool_]) -> npt.NDArray[np.float64]:
+    def action_scores(self, obs: npt.NDArray[np.float32],
+                      mask: npt.NDArray[np.bool_]) -> npt.NDArray[np.float64]:
         """One score per action kind: Q-values (DQN) or masked probabilities (PPO); -inf off the mask."""
         raw = self._raw(obs)
         out = np.full(len(ACTION_KINDS), -np.inf)
@@ -268,7 +270,8 @@ def load_rl_ranker(path: str | Path | None, algo: str | None = None) -> RLRanker
     `algo` ("dqn" or "ppo") must match the model's metadata when given; None accepts either.
     """
     if algo is not None and algo not in ALGOS:
-        raise PolicyError(path or DEFAULT_POLICY, f"unknown algorithm {algo!r}; use one of {', '.join(ALGOS)}")
+        raise PolicyError(path or DEFAULT_POLICY,
+                          f"unknown algorithm {algo!r}; use one of {', '.join(ALGOS)}")
     target = Path(path) if path is not None else DEFAULT_POLICY
     if path is None and not target.is_file():
         raise PolicyError(target, "the shipped default policy is missing; train one with `remediator train` "
