@@ -386,14 +386,22 @@ class KubeObjectSource:
 
         name = self._deployment_name(alert)
         nodes: set[str] = {alert.labels["node"]} if alert.labels.get("node") else set()
+        scanned: set[str] = set()
+        if not name and nodes:
+            # A node alert: the workload is the one most hurt on the node, as build_snapshot decides.
+            self._neighbours(sorted(nodes), "", add)
+            scanned = set(nodes)
+            ref = resolve_workload(alert, objects)
+            if ref is not None:
+                name, ns = ref.name, ref.namespace
         if name and ns:
             nodes |= self._workload(ns, name, add)
         for node in sorted(nodes):
             n = self._call(f"read node {node}", lambda node=node: self.core.read_node(node))  # type: ignore[misc]
             if n is not None:
                 add([self._dict(n, "Node", "v1")])
-        if self.node_neighbours or not name:
-            self._neighbours(sorted(nodes), ns, add)
+        if self.node_neighbours and nodes - scanned:
+            self._neighbours(sorted(nodes - scanned), ns, add)
         return objects
 
     def _workload(self, ns: str, name: str, add: Callable[[Iterable[dict[str, Any]]], None]) -> set[str]:

@@ -448,7 +448,8 @@ class ReceiverServer(ThreadingHTTPServer):
         return self._extra_ready() if self._extra_ready is not None else True
 
     def start(self) -> ReceiverServer:
-        self._thread = threading.Thread(target=self.serve_forever, name="receiver", daemon=True)
+        self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="receiver", daemon=True)
         self._thread.start()
         return self
 
