@@ -18,7 +18,7 @@ Its order is the runbook's; deciding which step fits *this* incident is the rank
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -29,7 +29,10 @@ from remediator.catalog import ActionEntry, Catalog, Runbook, load_catalog
 from remediator.propose.base import Candidate
 from remediator.snapshot import Alert, Snapshot
 
-__all__ = ["CatalogProposer", "candidate_for", "candidate_mask"]
+__all__ = ["CatalogProposer", "RunbookMatcher", "candidate_for", "candidate_mask"]
+
+RunbookMatcher = Callable[[Alert], "Runbook | None"]
+"""Finds a runbook for an alert the catalog does not name (see `remediator.propose.semantic`)."""
 
 SOURCE = "catalog"
 SCORE_DECAY = 0.9  # the n-th candidate (from 0) scores SCORE_DECAY ** n
@@ -50,21 +53,27 @@ class CatalogProposer:
 
     `catalog` None means the shipped catalog. At most one candidate per action kind, in
     the runbook's order, scored 1.0, 0.9, 0.81, ...; `noop` and `escalate` are appended
-    when the runbook does not list them. An alert without a runbook gets only those two.
+    when the runbook does not list them. An alert without a runbook gets only those two,
+    unless a `matcher` (such as `remediator.propose.semantic.SemanticMatcher`) finds one
+    for alerts that no runbook names.
     """
 
     source = SOURCE
 
-    def __init__(self, catalog: Catalog | None = None) -> None:
+    def __init__(self, catalog: Catalog | None = None, matcher: RunbookMatcher | None = None) -> None:
         self.catalog = catalog if catalog is not None else load_catalog()
+        self.matcher = matcher
 
     def _match(self, alert: Alert) -> Runbook | None:
         """The runbook for this alert: by name, then by the runbook's label filter.
 
-        The seam for a fuzzier matcher (alert text against runbook summaries with an
-        embedding model) for alerts the catalog does not name: override or extend here.
+        Only when no runbook has the alert's name does the `matcher` get asked: a runbook
+        whose `match` labels exclude the alert excluded it on purpose.
         """
-        return self.catalog.for_alert(alert)
+        runbook = self.catalog.for_alert(alert)
+        if runbook is None and self.matcher is not None and self.catalog.get(alert.name) is None:
+            runbook = self.matcher(alert)
+        return runbook
 
     def propose(self, snapshot: Snapshot) -> list[Candidate]:
         runbook = self._match(snapshot.alert)
@@ -81,6 +90,8 @@ class CatalogProposer:
             target, params = resolved
             if runbook is not None and entry is not None:
                 rationale = f"{runbook.alert} runbook step {step}: {entry.when or runbook.summary}"
+                if runbook.alert != snapshot.alert.name:
+                    rationale = f"no runbook for {snapshot.alert.name}; closest is {rationale}"
             elif runbook is not None:
                 rationale = _ALWAYS[kind]
             else:
