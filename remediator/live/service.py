@@ -54,16 +54,18 @@ class Agent:
         self._worker: threading.Thread | None = None
 
     def _worker_alive(self) -> bool:
-        return self._worker is not None and self._worker.is_alive()
+        return self._worker is None or self._worker.is_alive()  # None: the caller ticks the loop
 
-    def start(self) -> Agent:
+    def start(self, *, worker: bool = True) -> Agent:
+        """Resume half-done executions, serve webhooks, tick the loop (`worker=False`: the caller ticks)."""
         resumed = self.loop.recover()
         for r in resumed:
             log.info("resumed execution %s: %s%s", r.execution_id, r.state,
                      " (already applied)" if r.already_applied else "")
         self.server.start()
-        self._worker = threading.Thread(target=self._work, name="remediator-loop", daemon=True)
-        self._worker.start()
+        if worker:
+            self._worker = threading.Thread(target=self._work, name="remediator-loop", daemon=True)
+            self._worker.start()
         log.info("listening on %s (mode %s, store %s)", self.server.url, self.config.mode, self.config.store)
         return self
 

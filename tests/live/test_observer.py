@@ -40,6 +40,7 @@ from remediator.snapshot import Alert, build_snapshot
 from tests.live.conftest import requires_prometheus
 from tests.live.sim import incident, observed_series, prometheus_with
 from tests.support.kube import KubeServer
+from tests.support.prom import binaries_available as prom_binaries
 from tests.support.prom import free_port
 
 TOLERANCE = 1e-6  # float32 observation entries; measured difference here: 0.0
@@ -65,18 +66,56 @@ def _assert_same_observation(direct: Any, live: Any) -> float:
     return float(diff.max())
 
 
-@requires_prometheus
-@pytest.mark.parametrize(("fault", "after_s"), ROUND_TRIP, ids=[f"{f}+{int(t)}s" for f, t in ROUND_TRIP])
-def test_round_trip_through_prometheus_gives_the_simulators_observation(tmp_path: Path, fault: str,
-                                                                        after_s: float) -> None:
-    inc = incident(fault, after_s=after_s)
-    direct = inc.observe()
+DAY = 86400.0
+
+
+@dataclasses.dataclass(frozen=True)
+class RoundTrip:
+    direct: Any  # the simulator's own Snapshot
+    alert: Alert
+    objects: list[dict[str, Any]]
+    history: tuple[Any, ...]
+    now: float
+
+
+def _shift(inc: Any, offset: float) -> tuple[list[Any], RoundTrip]:
+    """The incident moved `offset` seconds later: series, alert, objects and history alike."""
+    series = [remediator.snapshot.Series(s.name, s.labels, [(t + offset, v) for t, v in s.points])
+              for s in observed_series(inc)]
     objects = inc.cluster.objects()
-    with prometheus_with(tmp_path, observed_series(inc)) as prom:
-        observer = Observer(PrometheusSource(prom.url, retries=0), StaticObjects(objects))
-        obs = observer.observe(inc.alert, now=inc.now, history=tuple(inc.attempts))
+    for o in objects:
+        if isinstance(o["metadata"].get("creationTimestamp"), float):
+            o["metadata"]["creationTimestamp"] += offset
+    alert = dataclasses.replace(inc.alert, starts_at=inc.alert.starts_at + offset)
+    history = tuple(dataclasses.replace(a, at=a.at + offset) for a in inc.attempts)
+    return series, RoundTrip(inc.observe(), alert, objects, history, inc.now + offset)
+
+
+@pytest.fixture(scope="module")
+def round_trips(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, RoundTrip]]]:
+    """All cases in one Prometheus, each moved to its own day (the observation must not care when)."""
+    if not prom_binaries():
+        pytest.skip("prometheus missing")
+    cases: dict[str, RoundTrip] = {}
+    series: list[Any] = []
+    for i, (fault, after_s) in enumerate(ROUND_TRIP):
+        shifted, case = _shift(incident(fault, after_s=after_s), i * DAY)
+        series += shifted
+        cases[f"{fault}+{int(after_s)}s"] = case
+    with prometheus_with(tmp_path_factory.mktemp("roundtrip"), series) as prom:
+        yield prom.url, cases
+
+
+@requires_prometheus
+@pytest.mark.parametrize("case", [f"{f}+{int(t)}s" for f, t in ROUND_TRIP])
+def test_round_trip_through_prometheus_gives_the_simulators_observation(
+        round_trips: tuple[str, dict[str, RoundTrip]], case: str) -> None:
+    url, cases = round_trips
+    rt = cases[case]
+    observer = Observer(PrometheusSource(url, retries=0), StaticObjects(rt.objects))
+    obs = observer.observe(rt.alert, now=rt.now, history=rt.history)
     assert obs.usable, obs.problem
-    _assert_same_observation(direct, obs.snapshot)
+    _assert_same_observation(rt.direct, obs.snapshot)
     assert obs.queries >= 14
 
 

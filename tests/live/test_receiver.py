@@ -137,7 +137,8 @@ def test_storage_failure_is_a_500_so_alertmanager_retries(server: ReceiverServer
 def test_health_ready_and_metrics(server: ReceiverServer) -> None:
     post(server, payload(alert()))
     host, port = server.server_address[:2]
-    for path, expected in (("/healthz", "ok"), ("/readyz", "ready"), ("/metrics", "remediator_receiver_alerts_new_total 1")):
+    checks = (("/healthz", "ok"), ("/readyz", "ready"), ("/metrics", "remediator_receiver_alerts_new_total 1"))
+    for path, expected in checks:
         conn = http.client.HTTPConnection(str(host), int(port), timeout=5)
         conn.request("GET", path)
         resp = conn.getresponse()
