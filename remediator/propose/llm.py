@@ -286,7 +286,7 @@ def _signal_lines(snapshot: Snapshot) -> list[str]:
         out.append(f"replicas: desired {s.desired_replicas:g}, available {s.available_replicas:g}, "
                    f"ready pods {s.ready_pods:g} of {s.pods:g}"
                    + (f", baseline {s.baseline_replicas:g}" if s.baseline_replicas > s.desired_replicas else ""))
-    if s.restarts_per_min > 0 or s.crashloop_fraction > 0:
+    if s.restarts_per_min > 0 or s.crashloop_fraction > 0 or s.oom_fraction > 0 or s.error_exit_fraction > 0:
         out.append(f"restarts: {s.restarts_per_min:.2f}/min; CrashLoopBackOff in {_pct(s.crashloop_fraction)} "
                    f"of pods; last termination OOMKilled in {_pct(s.oom_fraction)}, Error in "
                    f"{_pct(s.error_exit_fraction)}")
