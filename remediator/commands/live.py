@@ -46,6 +46,20 @@ def _read_payload(alert: str) -> list[Any]:
         fail(f"--alert {alert}: not a valid Alertmanager webhook payload:\n  " + "\n  ".join(e.problems))
 
 
+def _parse_time(text: str) -> float:
+    from datetime import UTC, datetime
+
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+    except ValueError:
+        fail(f"--at {text!r} is neither RFC 3339 (2026-01-01T00:15:00Z) nor unix seconds")
+
+
 def _target(ref: Any) -> dict[str, str]:
     return {"kind": ref.kind, "namespace": ref.namespace, "name": ref.name}
 
@@ -139,6 +153,8 @@ def register(app: typer.Typer) -> None:
                                                                         "proposer")] = None,
         ranker: Annotated[str | None, typer.Option("--ranker", help="auto, rules, rl, random, llm, dqn:FILE, "
                                                                     "ppo:FILE (default: the config's)")] = None,
+        at: Annotated[str | None, typer.Option("--at", help="observe as of this time (RFC 3339 or unix seconds), "
+                                                            "e.g. to replay a past alert; default: now")] = None,
         json_out: JsonFlag = False,
     ) -> None:
         """What the agent would do for these alerts: candidates, ranking and guard verdicts. Acts on nothing."""
@@ -147,6 +163,7 @@ def register(app: typer.Typer) -> None:
 
         received = _read_payload(alert)
         cfg = _config(config)
+        now = _parse_time(at) if at is not None else None
         api = None
         if config is not None:
             try:
@@ -155,7 +172,7 @@ def register(app: typer.Typer) -> None:
                 fail(str(e), code=1)
         try:
             doc = propose_report(received, cfg, proposer_kind=proposer, ranker_name=ranker, live=config is not None,
-                                 kube_api=api)
+                                 kube_api=api, now=now)
         except WiringError as e:
             fail(str(e))
         if json_out:
