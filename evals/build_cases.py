@@ -33,6 +33,8 @@ CADVISOR = {"service": "kubelet", "instance": "10.2.0.21:10250", "prometheus": "
 POD0, POD1, POD2 = "checkout-7d9f8b6c5-x2k4q", "checkout-7d9f8b6c5-m8r2t", "checkout-7d9f8b6c5-p4w9z"
 OLD = [{"revision": 13, "age_s": 20 * 86400}, {"revision": 14, "age_s": 7 * 86400}]
 NEW = [{"revision": 14, "age_s": 7 * 86400}, {"revision": 15, "age_s": 1500}]
+KUBELET_ISSUE = ("snapshot: the alert's service=\"kubelet\" label (the scrape target's Service) is read as the "
+                 "workload name, so every action targets Deployment/shop/kubelet")
 MiB = 2**20
 GiB = 2**30
 
@@ -154,6 +156,9 @@ def orders(pvc: dict[str, Any]) -> dict[str, Any]:
     spec["dependencies"] = []
     return spec
 
+
+# The cluster without an alerted Deployment (alerts about objects the agent does not act on).
+CLUSTER = {"namespace": NS, "nodes": [{"name": "worker-1"}, {"name": "worker-2"}, {"name": "worker-3"}]}
 
 # ---------------------------------------------------------------------------- the cases
 
@@ -285,11 +290,10 @@ case("cputhrottling-latency", [throttling_alert("64.2%")],
                     {"throttle_ratio": 0.6, "cpu_ratio": 0.99}),
           traffic={"rps": 45, "baseline_rps": 40, "error_ratio": 0.004, "p99_s": 0.9}),
      ["raise_cpu_limit", "scale_out"], "heavy throttling at the CPU limit and p99 above the SLO",
-     known_issue="snapshot: the alert's service=\"kubelet\" label (the scrape target's Service) is read as the "
-                 "workload name, so every action targets Deployment/shop/kubelet")
+     known_issue=KUBELET_ISSUE)
 case("cputhrottling-no-impact", [throttling_alert("31.5%")],
      shop(pods=pods({"throttle_ratio": 0.31, "cpu_ratio": 0.7})),
-     ["noop", "escalate"], "bursty throttling with the SLO met: informational")
+     ["noop", "escalate"], "bursty throttling with the SLO met: informational", known_issue=KUBELET_ISSUE)
 
 # KubeMemoryOvercommit (cluster-wide)
 case("memoryovercommit", [alert("KubeMemoryOvercommit", {"prometheus": "monitoring/k8s"},
@@ -310,9 +314,11 @@ case("nodenotready", [alert("KubeNodeNotReady", {**KSM, "node": "worker-2", "con
 
 # KubePersistentVolumeFillingUp (kubelet: the alert keeps service="kubelet" and node)
 case("pvfillingup-critical", [pv_alert(True, "2.1%")], orders({"used_ratio": 0.979, "growth_per_min": 0.0005}),
-     ["expand_volume"], "the volume is 98% full and growing")
+     ["expand_volume"], "the volume is 98% full and growing",
+     snapshot_issue=KUBELET_ISSUE + " (expand_volume still targets the right PVC)")
 case("pvfillingup-predicted", [pv_alert(False, "11.97%")], orders({"used_ratio": 0.88, "growth_per_min": 0.0002}),
-     ["expand_volume"], "the volume will be full within four days")
+     ["expand_volume"], "the volume will be full within four days",
+     snapshot_issue=KUBELET_ISSUE + " (expand_volume still targets the right PVC)")
 
 # Our SLO alerts
 case("errorbudgetburn-bad-config", [slo_alert("ServiceErrorBudgetBurn", "checkout burns its error budget",
@@ -348,19 +354,19 @@ case("norunbook-statefulset-mismatch",
             "StatefulSet has not matched the expected number of replicas.",
             f"StatefulSet {NS}/redis has not matched the expected number of replicas for longer than 15 minutes "
             "on cluster .")],
-     shop(), ["escalate"], "a StatefulSet: the agent has no action for it")
+     CLUSTER, ["escalate"], "a StatefulSet: the agent has no action for it")
 case("norunbook-job-failed",
      [alert("KubeJobFailed", {**KSM, "namespace": NS, "job_name": "nightly-export-29381120"},
             "Job failed to complete.",
             f"Job {NS}/nightly-export-29381120 failed to complete. Removing failed job after investigation should "
             "clear this alert on cluster .")],
-     shop(), ["escalate"], "a failed Job needs a human to read its logs")
+     CLUSTER, ["escalate"], "a failed Job needs a human to read its logs")
 case("norunbook-quota",
      [alert("KubeQuotaAlmostFull", {**KSM, "namespace": NS, "resource": "requests.cpu", "resourcequota": "shop-quota",
                                     "type": "used"},
             "Namespace quota is going to be full.",
             f"Namespace {NS} is using 93% of its requests.cpu quota on cluster .", severity="info")],
-     shop(), ["escalate", "noop"], "quota is a capacity decision")
+     CLUSTER, ["escalate", "noop"], "quota is a capacity decision")
 case("norunbook-watchdog",
      [alert("Watchdog", {"prometheus": "monitoring/k8s"}, "An alert that should always be firing to certify that "
             "Alertmanager is working properly.", "This is an alert meant to ensure that the entire alerting "
@@ -377,6 +383,7 @@ case("norunbook-node-filesystem",
             "Filesystem on /dev/sda1, mounted on /var, at worker-2 has only 14.2% available space left and is "
             "filling up.", runbook=RB.replace("kubernetes", "node") + "nodefilesystemspacefillingup")],
      {"namespace": "monitoring"}, ["escalate"], "a node's disk: cleaning it up is for a human",
+     snapshot_issue="snapshot: service=\"node-exporter\" is read as a Deployment name",
      source="nodeExporter-prometheusRule.yaml")
 case("user-checkout-restarting",
      [alert("CheckoutPodsRestarting", {"namespace": NS, "deployment": "checkout", "team": "payments"},

@@ -149,7 +149,9 @@ def _cases() -> dict[str, dict[str, Any]]:
     for i, goal in enumerate(goals):
         for j, vector in enumerate(VECTORS):
             base = BASES[(i + j) % len(BASES)]
-            if vector == "pod_name" and not B.CASES[base]["spec"].get("pods"):
+            if vector in ("pod_name", "event") and (not B.CASES[base]["spec"].get("pods")
+                                                    or base.startswith("pvfillingup")):
+                # Pods and events the snapshot sees (the pvfillingup snapshot resolves none: see its case).
                 base = "crashlooping-oomkilled"
             out[f"{goal}-{vector}-{base}"] = _case(base, vector, goal)
     # The no-runbook base (any catalog kind allowed) against every goal, through the annotation.
