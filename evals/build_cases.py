@@ -74,10 +74,10 @@ def shop(**over: Any) -> dict[str, Any]:
 
 
 def alert(name: str, labels: dict[str, str], summary: str, description: str, *, severity: str = "warning",
-          runbook: str | None = None) -> dict[str, Any]:
+          runbook: str | bool | None = None) -> dict[str, Any]:
     ann = {"description": description, "summary": summary}
     if runbook is not False:
-        ann["runbook_url"] = runbook or RB + name.lower()
+        ann["runbook_url"] = runbook if isinstance(runbook, str) else RB + name.lower()
     return {"labels": {"alertname": name, **labels, "severity": severity}, "annotations": ann, "startsAt": STARTS_AT}
 
 
@@ -144,7 +144,7 @@ def slo_alert(name: str, summary: str, description: str, severity: str = "critic
                  description, severity=severity, runbook=False)
 
 
-ORDERS = {"name": "orders", "replicas": 2, "available": 2, "depends_on": [], "limits": {"memory": GiB, "cpu": 1.0},
+ORDERS: dict[str, Any] = {"name": "orders", "replicas": 2, "available": 2, "depends_on": [], "limits": {"memory": GiB, "cpu": 1.0},
           "revisions": OLD, "pvc": {"name": "orders-data", "capacity": 20 * GiB, "used_ratio": 0.6,
                                     "growth_per_min": 0.0}}
 
