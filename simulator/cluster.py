@@ -183,6 +183,18 @@ class Cluster:
         self._roll(w)
         return rev
 
+    def backdate_rollout(self, w: Workload, age_s: float, **changes: Any) -> Revision:
+        """A rollout that completed `age_s` ago: a new revision that the running pods already run."""
+        base = w.current
+        number = max(r.number for r in w.revisions) + 1
+        rev = replace(base, number=number, created_at=self.now - age_s, **changes)
+        w.revisions.append(rev)
+        for pod in w.pods:
+            pod.revision = rev.number
+            pod.name = f"{w.name}-{7000 + rev.number:x}f{rev.number}-{pod.name.rsplit('-', 1)[-1]}"
+            pod.running_since = max(pod.running_since, rev.created_at)
+        return rev
+
     def _roll(self, w: Workload) -> None:
         """Rolling update, one surge pod at a time: each old pod is replaced after a startup."""
         step = self.rng.uniform(10.0, 25.0)

@@ -14,7 +14,7 @@ from remediator.verify import Outcome, RecoveryTracker, unmet
 from simulator.cluster import TICK_S, Cluster, true_signals
 from simulator.faults import FAULTS, Fault
 from simulator.safety import unsafe_reason
-from simulator.topology import Topology
+from simulator.topology import ServiceSpec, Topology
 
 EPOCH = 1_767_225_600.0  # 2026-01-01T00:00:00Z: simulated clocks start here
 PRE_ALERT_S = 900.0  # simulated history before the alert fires
@@ -23,6 +23,14 @@ DECISION_S = 60.0  # after acting, wait this long before deciding again
 APPROVAL_S = (60.0, 180.0)  # a human answers an approval request within this
 HUMAN_S = (600.0, 900.0)  # after an escalation, a human starts fixing within this
 VARIANTS = ("", "misleading", "protected", "kube_system", "pdb_at_min")
+# Bystanders a real cluster is full of, each pointing a fixed runbook table the wrong way,
+# with how often one rides along on any incident: an unrelated rollout in the last hour, an
+# old OOM kill still shown as the last termination reason, a working set that sits near its
+# limit by design (a JVM heap, a page cache), a CPU limit tight enough to throttle without
+# hurting latency, an autoscaler pinned at its maximum on purpose. The `misleading` variant
+# carries at least two.
+HERRINGS: dict[str, float] = {"unrelated_rollout": 0.2, "old_oom": 0.15, "hot_memory": 0.15,
+                              "tight_cpu": 0.25, "hpa_pinned": 0.3}
 
 
 @dataclass(frozen=True)
@@ -56,6 +64,13 @@ class Incident:
         for fault in self.faults:
             if not fault.suits(svc):
                 svc = fault.adapt(svc)
+        # Herrings draw from their own stream, so they never shift the incident's own timings.
+        hrng = random.Random(spec.seed ^ 0x5EED)
+        herrings = {h for h, p in HERRINGS.items() if hrng.random() < p}
+        if spec.variant == "misleading":
+            herrings |= set(hrng.sample(sorted(HERRINGS), 2))
+        self.herrings = tuple(h for h in HERRINGS if h in herrings)
+        svc = _dress(svc, self.herrings, hrng, spec.faults)
         namespace = None
         if spec.variant == "protected":
             svc = replace(svc, labels={**svc.labels, PROTECTED_LABEL: "true"})
@@ -70,8 +85,7 @@ class Incident:
         for i, fault in enumerate(self.faults):
             lo, hi = fault.lead_s
             c.at(self.alert_at - rng.uniform(lo, hi) + 60.0 * i, partial(fault.inject, c))
-        if spec.variant == "misleading":
-            self._red_herrings()
+        self._red_herrings(hrng)
         while c.now < self.alert_at:
             c.step()
         name, labels = self.faults[0].alert(c)
@@ -85,12 +99,13 @@ class Incident:
         self.escalated = False
         self.unsafe: list[str] = []
 
-    def _red_herrings(self) -> None:
-        """Signals that point the wrong way: a harmless rollout, an old OOM kill."""
+    def _red_herrings(self, rng: random.Random) -> None:
+        """The event-like herrings: a harmless rollout 15-50 minutes ago, an old OOM kill."""
         c, w = self.cluster, self.cluster.focus
-        c.at(self.alert_at - self.rng.uniform(700.0, 850.0), lambda: None if c.add_revision(w) else None)
-        if self.rng.random() < 0.5:
-            c.at(self.alert_at - 600.0, lambda: setattr(self.rng.choice(w.pods), "last_reason", "OOMKilled"))
+        if "unrelated_rollout" in self.herrings:
+            c.backdate_rollout(w, rng.uniform(900.0, 3000.0) - (self.alert_at - c.now))
+        if "old_oom" in self.herrings:
+            c.at(self.alert_at - 600.0, lambda: setattr(rng.choice(w.pods), "last_reason", "OOMKilled"))
 
     # ------------------------------------------------------------------ observing
 
@@ -208,3 +223,16 @@ class Incident:
                     ActionKind.SCALE_OUT, ActionKind.EXPAND_VOLUME):
             return {"factor": 2.0}
         return {}
+
+
+def _dress(svc: ServiceSpec, herrings: tuple[str, ...], rng: random.Random,
+           faults: tuple[str, ...]) -> ServiceSpec:
+    """The service-level herrings, applied to the alerted service's spec before it runs."""
+    if "hot_memory" in herrings:
+        svc = replace(svc, mem_base=svc.mem_limit * rng.uniform(0.84, 0.88))
+    if "tight_cpu" in herrings:
+        demand = svc.cpu_per_request * svc.base_rps / svc.replicas
+        svc = replace(svc, cpu_limit=min(svc.cpu_limit, demand / rng.uniform(0.76, 0.82)))
+    if "hpa_pinned" in herrings and svc.hpa_max > 0 and "traffic_spike" not in faults:
+        svc = replace(svc, hpa_max=svc.replicas)
+    return svc

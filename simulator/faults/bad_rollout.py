@@ -1,4 +1,11 @@
-"""A rollout whose new image exits with an error shortly after it starts."""
+"""A rollout whose new image exits with an error shortly after it starts.
+
+A share of them are latent: the revision went out hours ago and the code path it broke is
+reached only now (a cron job, a feature flag, a cache expiry). The crash is still the
+rollout's and a rollback still fixes it, but "was there a rollout in the last hour?" says no.
+"""
+
+from dataclasses import replace
 
 from simulator.cluster import Cluster
 from simulator.faults.base import A, Effect, Fault, pod_alert, register
@@ -13,9 +20,18 @@ class BadRollout(Fault):
                A.DELETE_POD: Effect.NOTHING, A.RESTART_DEPENDENCY: Effect.NOTHING}
     best = (A.ROLLBACK_ROLLOUT,)
     lead_s = (420.0, 600.0)
+    latent_share = 0.3
+    latent_age_s = (5400.0, 28800.0)  # 1.5 to 8 hours
 
     def inject(self, cluster: Cluster) -> None:
-        cluster.add_revision(cluster.focus, crash_after_s=self.rng.uniform(15.0, 45.0))
+        w = cluster.focus
+        crash = self.rng.uniform(15.0, 45.0)
+        if self.rng.random() >= self.latent_share:
+            cluster.add_revision(w, crash_after_s=crash)
+        elif len(w.revisions) > 1:
+            w.revisions[-1] = replace(w.current, crash_after_s=crash)  # the last rollout carried it
+        else:
+            cluster.backdate_rollout(w, self.rng.uniform(*self.latent_age_s), crash_after_s=crash)
 
     def alert(self, cluster: Cluster) -> tuple[str, dict[str, str]]:
         return pod_alert(cluster, "KubePodCrashLooping")
