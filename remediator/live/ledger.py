@@ -564,6 +564,36 @@ class Ledger:
         return [_plain(r) for r in self._query("SELECT * FROM outcomes WHERE incident_id = ? ORDER BY id",
                                                (incident_id,))]
 
+    # ------------------------------------------------------------------ learning
+
+    def experience(self, *, closed_only: bool = True) -> list[dict[str, Any]]:
+        """One record per decision: what the training side consumes (DESIGN §1, learn).
+
+        `observation` is the encoded snapshot the ranker saw, `candidates` the proposed kinds
+        (the action mask), `chosen` the kind that ran and `executed` whether it ran without
+        error; `recovered`/`recovery_s` are the incident's outcome (recovery_s is the horizon
+        when it failed), `since_alert_s` when in the incident the decision was taken.
+        """
+        sql = ("SELECT c.snapshot_id, c.incident_id, s.at, s.observation, i.starts_at, i.status, i.recovery_s, "
+               "GROUP_CONCAT(c.action, ',') AS kinds, MAX(CASE WHEN c.chosen THEN c.action END) AS chosen, "
+               "MAX(CASE WHEN c.chosen THEN c.id END) AS candidate_id "
+               "FROM candidates c JOIN snapshots s ON s.id = c.snapshot_id JOIN incidents i ON i.id = c.incident_id "
+               + ("WHERE i.status NOT IN ('open', 'awaiting_approval') " if closed_only else "")
+               + "GROUP BY c.snapshot_id ORDER BY c.snapshot_id")
+        out = []
+        for r in self._query(sql):
+            execution = self._query("SELECT state, dry_run FROM executions WHERE candidate_id = ?",
+                                    (r["candidate_id"],)) if r["candidate_id"] is not None else []
+            out.append({
+                "incident_id": r["incident_id"], "at": r["at"], "since_alert_s": r["at"] - r["starts_at"],
+                "observation": json.loads(r["observation"]) if r["observation"] else None,
+                "candidates": sorted(set(str(r["kinds"]).split(","))), "chosen": r["chosen"],
+                "executed": bool(execution) and execution[0]["state"] == "done",
+                "dry_run": bool(execution) and bool(execution[0]["dry_run"]),
+                "recovered": r["status"] in ("recovered", "resolved"), "recovery_s": r["recovery_s"],
+            })
+        return out
+
     # ------------------------------------------------------------------ reports
 
     def history(self, *, limit: int = 50) -> list[dict[str, Any]]:

@@ -31,6 +31,7 @@ import re
 import string
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -71,6 +72,7 @@ CONTRACT_METRICS: tuple[str, ...] = (
 )
 PLACEHOLDERS = ("namespace", "deployment", "deployments", "services", "pods", "nodes", "hpa", "pvc")
 _POD_REGEX_MAX = 200  # more pods than this: select them by name prefix instead of listing them
+_RE_META = re.compile(r"[.^$*+?()\[\]{}|\\]")  # RE2 metacharacters (Kubernetes names only ever contain ".")
 
 
 class ObservationError(RuntimeError):
@@ -170,11 +172,15 @@ def load_templates(path: Path | str | None = None) -> QueryTemplates:
 
 def _promql_regex(values: Iterable[str]) -> str:
     """Alternatives for `label=~"..."`: regex-escaped, then escaped for a PromQL string literal."""
-    return "|".join(re.escape(v) for v in sorted(set(values))).replace("\\", "\\\\")
+    return "|".join(_RE_META.sub(r"\\\g<0>", v) for v in sorted(set(values))).replace("\\", "\\\\")
 
 
 def _promql_string(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def _short(selector: str, limit: int = 160) -> str:
+    return selector if len(selector) <= limit else selector[:limit - 3] + "..."
 
 
 def _duration(seconds: float) -> str:
@@ -554,8 +560,9 @@ class Observer:
 
     def __init__(self, metrics: MetricsSource | None, objects: ObjectSource, *,
                  templates: QueryTemplates | None = None, max_staleness_s: float = 180.0,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, parallel: int = 4) -> None:
         self.metrics = metrics
+        self.parallel = parallel
         self.objects = objects
         self.templates = templates if templates is not None else load_templates()
         self.max_staleness_s = max_staleness_s
@@ -597,38 +604,47 @@ class Observer:
 
     def _read(self, alert: Alert, now: float, values: Mapping[str, str]
               ) -> tuple[list[Series], list[MissingMetric], float | None, int]:
+        """Run every applicable query (in parallel, `self.parallel` at a time) and merge the series."""
         assert self.metrics is not None
+        metrics = self.metrics
         w = self.templates.windows
-        merged: dict[tuple[str, tuple[tuple[str, str], ...]], dict[float, float]] = {}
-        missing: list[MissingMetric] = []
-        newest: float | None = None
-        queries = 0
+        jobs: list[tuple[str, MetricQuery, str, float, float, bool]] = []
         for metric, spec in self.templates.metrics.items():
             template = string.Template(spec.query)
             if any(not values.get(p) for p in template.get_identifiers()):
                 continue  # no HPA, no PVC, no node: nothing to ask
             selector = template.substitute(values)
-            reads = [(now, w.trend_s if spec.window == "trend" else w.recent_s, True)]
+            jobs.append((metric, spec, selector, now, w.trend_s if spec.window == "trend" else w.recent_s, True))
             if spec.baseline and alert.starts_at > 0:
-                reads.append((alert.starts_at - w.baseline_end_s, w.baseline_start_s - w.baseline_end_s, False))
-            found = 0
-            for at, window, recent in reads:
-                queries += 1
-                try:
-                    raw = self.metrics.raw(selector, at, window)
-                except QueryError as e:
-                    missing.append(MissingMetric(metric, str(e)))
-                    break
-                for s in raw:
-                    labels = {spec.labels.get(k, k): v for k, v in s.labels.items() if k != "__name__"}
-                    key = (metric, tuple(sorted(labels.items())))
-                    merged.setdefault(key, {}).update(s.points)
-                    if recent and s.points:
-                        found += 1
-                        last = max(t for t, _ in s.points)
-                        newest = last if newest is None else max(newest, last)
-            else:
-                if not found:
-                    missing.append(MissingMetric(metric, f"no series matched {selector}"))
+                jobs.append((metric, spec, selector, alert.starts_at - w.baseline_end_s,
+                             w.baseline_start_s - w.baseline_end_s, False))
+
+        def run(job: tuple[str, MetricQuery, str, float, float, bool]) -> list[RawSeries] | QueryError:
+            try:
+                return metrics.raw(job[2], job[3], job[4])
+            except QueryError as e:
+                return e
+
+        with ThreadPoolExecutor(max_workers=max(1, self.parallel)) as pool:
+            results = list(pool.map(run, jobs))  # PrometheusUnavailable propagates: no snapshot
+        merged: dict[tuple[str, tuple[tuple[str, str], ...]], dict[float, float]] = {}
+        found: dict[str, int] = {}
+        failed: dict[str, str] = {}
+        newest: float | None = None
+        for (metric, spec, _, _, _, recent), result in zip(jobs, results):
+            if isinstance(result, QueryError):
+                failed.setdefault(metric, str(result))
+                continue
+            found.setdefault(metric, 0)
+            for s in result:
+                labels = {spec.labels.get(k, k): v for k, v in s.labels.items() if k != "__name__"}
+                merged.setdefault((metric, tuple(sorted(labels.items()))), {}).update(s.points)
+                if recent and s.points:
+                    found[metric] += 1
+                    last = max(t for t, _ in s.points)
+                    newest = last if newest is None else max(newest, last)
+        missing = [MissingMetric(m, failed[m]) for m in dict.fromkeys(j[0] for j in jobs) if m in failed]
+        missing += [MissingMetric(m, f"no series matched {_short(sel)}") for m, _, sel, _, _, recent in jobs
+                    if recent and m not in failed and not found.get(m)]
         series = [Series(name, dict(labels), sorted(points.items())) for (name, labels), points in merged.items()]
-        return series, missing, newest, queries
+        return series, missing, newest, len(jobs)

@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ import yaml
 from typer.testing import CliRunner
 
 from remediator.agent import decide
+from remediator.encoding import OBS_SIZE
 from remediator.guards import GuardPolicy
 from remediator.live.config import load_config
 from remediator.live.executor import ACTION_ANNOTATION
@@ -160,7 +162,12 @@ def test_alert_to_verified_recovery(tmp_path: Path, mode: str, monkeypatch: pyte
         candidates = ledger.candidates_of(row.id)
         snapshots = ledger.snapshots_of(row.id)
         outcomes = ledger.outcomes_of(row.id)
+        experience = ledger.experience()
     first = executions[0]
+    assert experience[0]["chosen"] == "restore_replicas" and experience[0]["since_alert_s"] == 0.0
+    assert len(experience[0]["observation"]) == OBS_SIZE and "restore_replicas" in experience[0]["candidates"]
+    assert experience[0]["executed"] and experience[0]["dry_run"] is (mode == "dry-run")
+    assert experience[0]["recovered"] is (mode == "auto")
     assert first.action.describe() == expected.action.describe()
     assert all(c["verdict"] in ("allow", "deny", "needs_approval") and c["reason"] for c in candidates)
     assert sum(c["chosen"] for c in candidates) == len({c["snapshot_id"] for c in candidates})
@@ -371,3 +378,35 @@ def _app() -> Any:
 
     return app
 
+
+
+def test_run_serves_webhooks_and_its_worker_refuses_to_act_blind(tmp_path: Path) -> None:
+    """`remediator run` wiring with its worker thread: without metrics it observes, records why, acts on nothing."""
+    with KubeServer(KubeEmulator()) as kube:
+        kube.seed_deployment("cart", "shop")
+        kube.write_kubeconfig(tmp_path / "kubeconfig.yaml")
+        (tmp_path / "c.yaml").write_text(yaml.safe_dump({
+            "kubernetes": {"kubeconfig": "kubeconfig.yaml"}, "mode": "auto", "store": "ledger.db",
+            "listen": {"host": "127.0.0.1", "port": 0}, "ranker": "rules"}))
+        agent = Agent(load_config(tmp_path / "c.yaml")).start()
+        try:
+            payload = webhook_payload(incident("scaled_to_zero", after_s=0))
+            payload["alerts"][0]["startsAt"] = datetime.now(tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            assert post_webhook(agent.server.url, payload, "") == 200
+            deadline = time.monotonic() + 20
+            while not agent.ledger.snapshots_of(1):
+                assert time.monotonic() < deadline, "the worker did not observe the incident"
+                time.sleep(0.05)
+            host, port = agent.server.url.removeprefix("http://").split(":")
+            conn = http.client.HTTPConnection(host, int(port), timeout=5)
+            conn.request("GET", "/readyz")
+            assert conn.getresponse().status == 200
+            conn.close()
+        finally:
+            agent.stop()
+        writes = [r for r in kube.requests() if r.method != "GET"]
+    with Ledger(tmp_path / "ledger.db") as ledger:
+        inc = ledger.incident(1)
+        assert inc is not None and inc.status == "open" and "no Prometheus configured" in (inc.note or "")
+        assert ledger.executions() == []
+    assert writes == []

@@ -6,6 +6,7 @@ import http.client
 import json
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -169,25 +170,33 @@ def test_fingerprint_is_alertmanagers() -> None:
 
 @requires_prometheus
 def test_real_prometheus_rule_through_real_alertmanager(tmp_path: Path, ledger: Ledger) -> None:
-    """A Prometheus rule fires and resolves; Alertmanager delivers both to the receiver."""
+    """A Prometheus rule fires, then stops (rules reloaded); Alertmanager delivers both to the receiver."""
     receiver = Receiver(ledger, bearer_token=TOKEN)
-    with ReceiverServer(receiver, "127.0.0.1", 0) as srv:
-        with start_alertmanager(tmp_path / "am", f"{srv.url}/alerts", bearer_token=TOKEN) as am:
-            until = time.time() + 10
-            rules = write_rule_file(tmp_path / "rules.yml", [alert_rule(
-                "KubeDeploymentReplicasMismatch", f"vector(time()) < {until:.0f}",
-                labels={"namespace": "shop", "deployment": "cart", "severity": "warning"},
-                annotations={"summary": "cart has fewer replicas than desired"})])
-            with start_prometheus(tmp_path / "prom", rule_files=[rules], alertmanager_url=am.url):
-                deadline = time.time() + 30
-                while time.time() < deadline and receiver.stats.resolved == 0:
-                    time.sleep(0.2)
-    assert receiver.stats.new >= 1 and receiver.stats.resolved >= 1, receiver.stats
+    labels = {"namespace": "shop", "deployment": "cart", "severity": "warning"}
+
+    def rules(expr: str) -> Path:
+        return write_rule_file(tmp_path / "rules.yml", [alert_rule(
+            "KubeDeploymentReplicasMismatch", expr, labels=labels,
+            annotations={"summary": "cart has fewer replicas than desired"})])
+
+    def wait(what: str, done: Any) -> None:
+        deadline = time.monotonic() + 30
+        while not done():
+            assert time.monotonic() < deadline, f"no {what} notification: {receiver.stats}"
+            time.sleep(0.1)
+
+    with ReceiverServer(receiver, "127.0.0.1", 0) as srv, \
+            start_alertmanager(tmp_path / "am", f"{srv.url}/alerts", bearer_token=TOKEN) as am, \
+            start_prometheus(tmp_path / "prom", rule_files=[rules("vector(1)")], alertmanager_url=am.url) as prom:
+        wait("firing", lambda: receiver.stats.new >= 1)
+        [inc] = ledger.incidents()
+        assert inc.status == "open"
+        rules("vector(1) > 2")  # the condition clears
+        urllib.request.urlopen(urllib.request.Request(f"{prom.url}/-/reload", method="POST"), timeout=10).close()
+        wait("resolved", lambda: receiver.stats.resolved >= 1)
     [inc] = ledger.incidents()
-    labels = {"alertname": "KubeDeploymentReplicasMismatch", "namespace": "shop", "deployment": "cart",
-              "severity": "warning"}
-    assert dict(inc.alert.labels) == labels
-    assert inc.fingerprint == fingerprint(labels)  # Alertmanager's own fingerprint, recomputed here
+    assert dict(inc.alert.labels) == {"alertname": "KubeDeploymentReplicasMismatch", **labels}
+    assert inc.fingerprint == fingerprint(dict(inc.alert.labels))  # Alertmanager's own, recomputed here
     assert inc.status == "cancelled"  # resolved before the loop did anything
     [row] = ledger.alerts_of(inc.id)
     assert row["status"] == "resolved" and row["ends_at"] is not None and row["group_key"]
