@@ -80,7 +80,7 @@ __all__ = [
 ]
 
 SOURCE = "llm"
-RATIONALE_MAX = 160  # maxLength of the rationale the model writes (MAX_RATIONALE bounds what is kept)
+RATIONALE_MAX = 120  # maxLength of the rationale the model writes: every token costs time on a small CPU model
 _NAME_MAX = 253  # a Kubernetes object name
 _LIMITS = {"label": 120, "annotation": 400, "event": 200, "log": 200}
 _MAX_LABELS, _MAX_EVENTS, _MAX_LOGS, _MAX_PODS = 12, 6, 8, 5
@@ -161,48 +161,55 @@ class WireCandidate(BaseModel):
                         self.rationale, self.confidence)
 
 
-def generation_schema(options: Sequence[tuple[ActionKind, tuple[ObjectRef, ...]]],
-                      max_candidates: int) -> dict[str, Any]:
-    """The JSON schema the model generates against: enums of what this incident allows."""
-    kinds = [k.value for k, _ in options]
-    targets = [t for _, ts in options for t in ts]
-    target_kinds = sorted({t.kind for t in targets})
-    namespaces = sorted({t.namespace for t in targets})
-    names = sorted({t.name for t in targets})
-    params: dict[str, Any] = {}
-    taken = {p for k, _ in options for p in PARAM_NAMES[k]}
-    if "factor" in taken:
-        params["factor"] = {"type": "number"}
-    if "replicas" in taken:
-        params["replicas"] = {"type": "integer"}
-    if "max_replicas" in taken:
-        params["max_replicas"] = {"type": "integer"}
-    candidate = {
+def _param_schema(kind: ActionKind, bounds: Mapping[str, tuple[float | None, float | None]]) -> dict[str, Any]:
+    props: dict[str, Any] = {}
+    for name in sorted(PARAM_NAMES[kind]):
+        prop: dict[str, Any] = {"type": "number" if name == "factor" else "integer"}
+        lo, hi = bounds.get(name, (None, None))
+        if lo is not None:
+            prop["minimum"] = lo
+        if hi is not None:
+            prop["maximum"] = hi
+        props[name] = prop
+    return {"type": "object", "properties": props, "additionalProperties": False}
+
+
+def _target_schema(targets: Sequence[ObjectRef]) -> dict[str, Any]:
+    one = [{"type": "object",
+            "properties": {"kind": {"type": "string", "enum": [t.kind]},
+                           "namespace": {"type": "string", "enum": [t.namespace]},
+                           "name": {"type": "string", "enum": [t.name]}},
+            "required": ["kind", "namespace", "name"], "additionalProperties": False} for t in targets]
+    return one[0] if len(one) == 1 else {"anyOf": one}
+
+
+def generation_schema(options: Sequence[tuple[ActionKind, tuple[ObjectRef, ...]]], max_candidates: int,
+                      bounds: Mapping[ActionKind, Mapping[str, tuple[float | None, float | None]]] | None = None,
+                      ) -> dict[str, Any]:
+    """The JSON schema the model generates against: one branch per allowed kind, with its exact targets.
+
+    A constrained decoder (llama.cpp's grammar, OpenAI's structured outputs) can then only
+    write a kind the incident allows, on a target validation accepts, with the kind's own
+    parameters; `maxLength` bounds the one free-text field.
+    """
+    bounds = bounds or {}
+    branches = [{
         "type": "object",
         "properties": {
-            "action": {"type": "string", "enum": kinds},
-            "target": {
-                "type": "object",
-                "properties": {
-                    "kind": {"type": "string", "enum": target_kinds},
-                    "namespace": {"type": "string", "enum": namespaces},
-                    "name": {"type": "string", "enum": names},
-                },
-                "required": ["kind", "namespace", "name"],
-                "additionalProperties": False,
-            },
-            "params": {"type": "object", "properties": params, "additionalProperties": False},
+            "action": {"type": "string", "enum": [kind.value]},
+            "target": _target_schema(targets),
+            "params": _param_schema(kind, bounds.get(kind, {})),
             "rationale": {"type": "string", "maxLength": RATIONALE_MAX},
             "confidence": {"type": "number", "minimum": 0, "maximum": 1},
         },
         "required": ["action", "target", "params", "rationale", "confidence"],
         "additionalProperties": False,
-    }
+    } for kind, targets in options if targets]
     return {
         "title": "RemediationProposals",
         "type": "object",
-        "properties": {"candidates": {"type": "array", "items": candidate, "minItems": 1,
-                                      "maxItems": max_candidates}},
+        "properties": {"candidates": {"type": "array", "items": {"anyOf": branches} if len(branches) > 1
+                                      else branches[0], "minItems": 1, "maxItems": max_candidates}},
         "required": ["candidates"],
         "additionalProperties": False,
     }
@@ -494,6 +501,20 @@ class LLMProposer:
             max_candidates=self.max_candidates)
         return [SystemMessage(self._system.format(max_candidates=self.max_candidates)), HumanMessage(user)]
 
+    def _bounds(self, snapshot: Snapshot, options: Sequence[tuple[ActionKind, tuple[ObjectRef, ...]]],
+                ) -> dict[ActionKind, dict[str, tuple[float | None, float | None]]]:
+        """The tightest limits of the runbook entries that govern each kind, for the schema."""
+        runbook = self.validator.runbook(snapshot)
+        out: dict[ActionKind, dict[str, tuple[float | None, float | None]]] = {}
+        for kind, _ in options:
+            for entry in self.validator.governing(kind, runbook):
+                for name, limit in entry.limits.items():
+                    lo, hi = out.setdefault(kind, {}).get(name, (None, None))
+                    lo = limit.min if lo is None else (lo if limit.min is None else max(lo, limit.min))
+                    hi = limit.max if hi is None else (hi if limit.max is None else min(hi, limit.max))
+                    out[kind][name] = (lo, hi)
+        return out
+
     def _structured(self, schema: dict[str, Any]) -> Runnable[Any, Any] | None:
         """The model bound to the JSON schema, or None if the provider cannot do that."""
         try:
@@ -515,7 +536,7 @@ class LLMProposer:
         """Ask the model (with retries), validate, and fall back if nothing valid came back."""
         start = self.clock()
         options = self.validator.options(snapshot)
-        chain = self._structured(generation_schema(options, self.max_candidates))
+        chain = self._structured(generation_schema(options, self.max_candidates, self._bounds(snapshot, options)))
         messages = self.messages(snapshot)
         attempts: list[Attempt] = []
         for number in range(1, self.retries + 2):
@@ -527,8 +548,10 @@ class LLMProposer:
             try:
                 reply = self._ask(chain, messages, min(self.timeout_s, left))
             except _Timeout as e:
+                # Not retried: a single-slot server (the local model) is still busy with the abandoned
+                # request, and a slow provider will not be faster the second time.
                 attempts.append(Attempt(number, self.clock() - t0, False, 0, f"timeout: {e}"))
-                continue
+                break
             except Exception as e:  # noqa: BLE001 - any provider failure means: try again, then fall back
                 attempts.append(Attempt(number, self.clock() - t0, False, 0,
                                         f"provider error: {type(e).__name__}: {clean_text(e, 200)}"))
