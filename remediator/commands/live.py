@@ -68,11 +68,13 @@ def propose_report(received: list[Any], config: Any, *, proposer_kind: str | Non
                    live: bool, now: float | None = None, kube_api: Any = None) -> dict[str, Any]:
     """The `propose --json` document for these alerts (DESIGN §7), acting on nothing."""
     from remediator.agent import decide
+    from remediator.commands.propose_llm import register_proposers
     from remediator.live.ledger import Ledger
     from remediator.live.loop import HISTORY_S
     from remediator.live.observer import ObservationError
     from remediator.live.wiring import make_observer, make_proposer, make_ranker
 
+    register_proposers()  # --proposer llm, and semantic matching for the catalog
     now = time.time() if now is None else now
     proposer = make_proposer(proposer_kind, config)
     ranker = make_ranker(ranker_name or config.ranker, str(config.policy) if config.policy else None)
@@ -149,8 +151,8 @@ def register(app: typer.Typer) -> None:
         alert: Annotated[str, typer.Option("--alert", help="an Alertmanager v4 webhook payload (JSON file, or - for "
                                                             "standard input)")],
         config: ConfigOpt = None,
-        proposer: Annotated[str | None, typer.Option("--proposer", help="catalog (default) or another registered "
-                                                                        "proposer")] = None,
+        proposer: Annotated[str | None, typer.Option("--proposer", help="catalog (default) or llm (the "
+                                                                        "config's settings, else local Gemma)")] = None,
         ranker: Annotated[str | None, typer.Option("--ranker", help="auto, rules, rl, random, llm, dqn:FILE, "
                                                                     "ppo:FILE (default: the config's)")] = None,
         at: Annotated[str | None, typer.Option("--at", help="observe as of this time (RFC 3339 or unix seconds), "
@@ -254,10 +256,12 @@ def register(app: typer.Typer) -> None:
     def run(config: Annotated[Path, typer.Option("--config", help="the agent's YAML configuration")],
             log_level: Annotated[str, typer.Option("--log-level", help="debug, info, warning")] = "info") -> None:
         """Operator mode: receive Alertmanager webhooks and remediate (receiver + loop, until SIGTERM)."""
+        from remediator.commands.propose_llm import register_proposers
         from remediator.live.kube import KubeError
         from remediator.live.service import Agent
         from remediator.live.wiring import WiringError
 
+        register_proposers()  # proposer: {kind: llm, ...} in the configuration
         logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         cfg = _config(config)
         try:

@@ -41,6 +41,7 @@ This is the only module of `remediator` that imports LangChain.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import math
@@ -76,7 +77,7 @@ from remediator.snapshot import Snapshot
 
 __all__ = [
     "LLMProposer", "LLMSettings", "LocalServerSettings", "ProposalReport", "ProposerError", "WireCandidate",
-    "Attempt", "chat_model", "incident_summary", "open_llm_proposer", "parse_answer",
+    "Attempt", "build_llm_proposer", "chat_model", "incident_summary", "open_llm_proposer", "parse_answer",
 ]
 
 SOURCE = "llm"
@@ -532,6 +533,9 @@ class LLMProposer:
         report = self.run(snapshot)
         return list(report.candidates)
 
+    def close(self) -> None:
+        """Release what the proposer holds (a local model server); a no-op for plain models."""
+
     def run(self, snapshot: Snapshot) -> ProposalReport:
         """Ask the model (with retries), validate, and fall back if nothing valid came back."""
         start = self.clock()
@@ -666,3 +670,25 @@ def open_llm_proposer(settings: LLMSettings, catalog: Catalog | None = None, *,
                           timeout_s=settings.timeout_s, deadline_s=settings.deadline_s,
                           max_candidates=settings.max_candidates, restrict_to_runbook=settings.restrict_to_runbook,
                           complement=settings.complement, prompts=settings.prompts)
+
+
+def build_llm_proposer(settings: LLMSettings | Mapping[str, Any], catalog: Catalog | None = None, *,
+                       fallback: Proposer | None = None, matcher: RunbookMatcher | None = None,
+                       env: Mapping[str, str] | None = None) -> LLMProposer:
+    """An `LLMProposer` for a long-lived caller (`remediator propose`, `remediator run`).
+
+    `settings` may be the config's `proposer:` mapping (with or without `kind`). A local
+    server started for it stops at `proposer.close()` or when the process exits. Raises
+    `ProposerError` for settings that do not validate, naming the key.
+    """
+    if not isinstance(settings, LLMSettings):
+        try:
+            settings = LLMSettings.model_validate({**dict(settings), "kind": "llm"})
+        except ValidationError as e:
+            problems = "; ".join(f"proposer.{'.'.join(str(x) for x in err['loc'])}: {err['msg']}" for err in e.errors())
+            raise ProposerError(problems) from None
+    stack = contextlib.ExitStack()
+    proposer = stack.enter_context(open_llm_proposer(settings, catalog, fallback=fallback, matcher=matcher, env=env))
+    proposer.close = stack.close  # type: ignore[method-assign]
+    atexit.register(stack.close)
+    return proposer
