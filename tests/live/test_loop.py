@@ -16,8 +16,6 @@ import http.client
 import json
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from datetime import UTC, datetime
@@ -284,21 +282,35 @@ class HoldingEmulator(KubeEmulator):
         return response
 
 
-CHILD = """
-import sys
-from remediator.actions import Action, ActionKind, ObjectRef
-from remediator.live.config import KubernetesSettings
-from remediator.live.executor import KubeExecutor
-from remediator.live.kube import api_client
-from remediator.live.ledger import Ledger
-from remediator.snapshot import Alert, Signals, Snapshot
-cart = ObjectRef("Deployment", "shop", "cart")
-snap = Snapshot(Alert("KubePodCrashLooping", {"namespace": "shop", "deployment": "cart"}), 0.0, cart, Signals())
-api = api_client(KubernetesSettings(kubeconfig=sys.argv[2]))
-KubeExecutor(api, Ledger(sys.argv[1]), dry_run=False).execute(
-    Action(ActionKind.RAISE_MEMORY_LIMIT, cart, {"factor": 2.0}), snap, key="rm-crash-test")
-print("finished")
-"""
+def _agent_process(store: Path, kubeconfig: Path) -> None:
+    """The agent's side, in a forked child: record the intent, send the PATCH (held), never finish."""
+    from remediator.actions import Action, ActionKind, ObjectRef
+    from remediator.live.config import KubernetesSettings
+    from remediator.live.executor import KubeExecutor
+    from remediator.live.kube import api_client
+    from remediator.snapshot import Alert, Signals, Snapshot
+
+    cart = ObjectRef("Deployment", "shop", "cart")
+    snap = Snapshot(Alert("KubePodCrashLooping", {"namespace": "shop", "deployment": "cart"}), 0.0, cart, Signals())
+    api = api_client(KubernetesSettings(kubeconfig=kubeconfig))
+    KubeExecutor(api, Ledger(store), dry_run=False).execute(
+        Action(ActionKind.RAISE_MEMORY_LIMIT, cart, {"factor": 2.0}), snap, key="rm-crash-test")
+
+
+def _fork(target: Any, *args: Any) -> int:
+    """A separate process running `target` (forked: it starts with the client already imported)."""
+    import kubernetes.client as k
+
+    _ = (k.CoreV1Api, k.AppsV1Api, k.AutoscalingV2Api, k.StorageV1Api, k.CoreV1Event)  # lazy imports, paid once
+    pid = os.fork()
+    if pid == 0:  # the child: never return into pytest
+        code = 0
+        try:
+            target(*args)
+        except BaseException:  # noqa: BLE001
+            code = 1
+        os._exit(code)
+    return pid
 
 
 class _Crash:
@@ -317,25 +329,34 @@ class _Crash:
         self.generation = self.kube.get("apps/v1", "Deployment", "shop", "cart")["metadata"]["generation"]  # type: ignore[index]
         self.kubeconfig = self.kube.write_kubeconfig(self.dir / "kubeconfig.yaml")
         self.store = self.dir / "ledger.db"
-        self.child = subprocess.Popen([sys.executable, "-c", CHILD, str(self.store), str(self.kubeconfig)], cwd=ROOT,
-                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                      env={**os.environ, "PYTHONPATH": str(ROOT)})
+        self.pid = _fork(_agent_process, self.store, self.kubeconfig)
+        self.status: int | None = None
+
+    def alive(self) -> bool:
+        if self.status is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.status = status
+        return self.status is None
+
+    def kill(self) -> None:
+        if self.alive():
+            os.kill(self.pid, signal.SIGKILL)
+            _, self.status = os.waitpid(self.pid, 0)
 
     def kill_when_held(self) -> None:
         try:
-            if not self.emulator.held.wait(90):
-                raise AssertionError(self.child.stderr.read().decode() if self.child.poll() is not None else "no PATCH")
+            if not self.emulator.held.wait(60):
+                raise AssertionError(f"the agent process sent no PATCH (alive: {self.alive()})")
             with Ledger(self.store) as ledger:  # the intent and its inverse are on disk before the call
                 [row] = ledger.executions()
                 assert row.state == "intent" and row.inverse is not None and row.inverse["reversible"]
                 assert "256Mi" in json.dumps(row.inverse["plan"])
-            self.child.send_signal(signal.SIGKILL)
-            self.child.wait(10)
+            self.kill()
         finally:
-            if self.child.poll() is None:
-                self.child.kill()
+            self.kill()
             self.emulator.release.set()
-        assert self.child.returncode == -signal.SIGKILL
+        assert self.status is not None and os.WIFSIGNALED(self.status) and os.WTERMSIG(self.status) == signal.SIGKILL
 
     def restart_and_check(self) -> None:
         config = self.dir / "remediator.yaml"
@@ -359,7 +380,7 @@ class _Crash:
 
 def test_crash_in_the_middle_never_executes_twice(tmp_path: Path) -> None:
     """Two agent processes, killed with SIGKILL before and after their PATCH landed; each restart
-    finishes the action exactly once (run side by side: each child pays the client's import)."""
+    finishes the action exactly once."""
     crashes = [_Crash(tmp_path, "before"), _Crash(tmp_path, "after")]
     try:
         for crash in crashes:
@@ -368,8 +389,7 @@ def test_crash_in_the_middle_never_executes_twice(tmp_path: Path) -> None:
             crash.restart_and_check()
     finally:
         for crash in crashes:
-            if crash.child.poll() is None:
-                crash.child.kill()
+            crash.kill()
             crash.kube.stop()
 
 

@@ -8,6 +8,8 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +18,13 @@ import pytest
 from remediator.live.ledger import Ledger
 from remediator.live.receiver import Receiver, ReceiverServer, fingerprint, parse_payload
 from tests.live.conftest import requires_prometheus
-from tests.support.prom import alert_rule, start_alertmanager, start_prometheus, write_rule_file
+from tests.support.prom import (
+    alert_rule,
+    binaries_available,
+    start_alertmanager,
+    start_prometheus,
+    write_rule_file,
+)
 
 TOKEN = "s3cret"
 
@@ -168,16 +176,46 @@ def test_fingerprint_is_alertmanagers() -> None:
     assert parsed[0].alert.fingerprint == fingerprint(alert()["labels"])
 
 
-@requires_prometheus
-def test_real_prometheus_rule_through_real_alertmanager(tmp_path: Path, ledger: Ledger) -> None:
-    """A Prometheus rule fires, then stops (rules reloaded); Alertmanager delivers both to the receiver."""
-    receiver = Receiver(ledger, bearer_token=TOKEN)
+@dataclass
+class Pipeline:
+    receiver: Receiver
+    ledger: Ledger
+    prometheus: Any
+    rules: Any
+
+
+@pytest.fixture(scope="module", autouse=True)
+def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline | None]:
+    """Prometheus (one alerting rule) -> Alertmanager -> receiver, started with the module.
+
+    Prometheus needs ~5 s to discover its Alertmanager; starting early lets the other tests
+    of this module run meanwhile.
+    """
+    if not binaries_available():
+        yield None
+        return
+    tmp = tmp_path_factory.mktemp("pipeline")
     labels = {"namespace": "shop", "deployment": "cart", "severity": "warning"}
 
     def rules(expr: str) -> Path:
-        return write_rule_file(tmp_path / "rules.yml", [alert_rule(
+        return write_rule_file(tmp / "rules.yml", [alert_rule(
             "KubeDeploymentReplicasMismatch", expr, labels=labels,
             annotations={"summary": "cart has fewer replicas than desired"})])
+
+    with ExitStack() as stack:
+        ledger = stack.enter_context(Ledger(tmp / "ledger.db"))
+        receiver = Receiver(ledger, bearer_token=TOKEN)
+        srv = stack.enter_context(ReceiverServer(receiver, "127.0.0.1", 0))
+        am = stack.enter_context(start_alertmanager(tmp / "am", f"{srv.url}/alerts", bearer_token=TOKEN))
+        prom = stack.enter_context(start_prometheus(tmp / "prom", rule_files=[rules("vector(1)")],
+                                                    alertmanager_url=am.url))
+        yield Pipeline(receiver, ledger, prom, rules)
+
+
+@requires_prometheus
+def test_real_prometheus_rule_through_real_alertmanager(pipeline: Pipeline) -> None:
+    """A Prometheus rule fires, then stops (rules reloaded); Alertmanager delivers both to the receiver."""
+    receiver, ledger = pipeline.receiver, pipeline.ledger
 
     def wait(what: str, done: Any) -> None:
         deadline = time.monotonic() + 30
@@ -185,17 +223,16 @@ def test_real_prometheus_rule_through_real_alertmanager(tmp_path: Path, ledger: 
             assert time.monotonic() < deadline, f"no {what} notification: {receiver.stats}"
             time.sleep(0.1)
 
-    with ReceiverServer(receiver, "127.0.0.1", 0) as srv, \
-            start_alertmanager(tmp_path / "am", f"{srv.url}/alerts", bearer_token=TOKEN) as am, \
-            start_prometheus(tmp_path / "prom", rule_files=[rules("vector(1)")], alertmanager_url=am.url) as prom:
-        wait("firing", lambda: receiver.stats.new >= 1)
-        [inc] = ledger.incidents()
-        assert inc.status == "open"
-        rules("vector(1) > 2")  # the condition clears
-        urllib.request.urlopen(urllib.request.Request(f"{prom.url}/-/reload", method="POST"), timeout=10).close()
-        wait("resolved", lambda: receiver.stats.resolved >= 1)
+    wait("firing", lambda: receiver.stats.new >= 1)
     [inc] = ledger.incidents()
-    assert dict(inc.alert.labels) == {"alertname": "KubeDeploymentReplicasMismatch", **labels}
+    assert inc.status == "open"
+    pipeline.rules("vector(1) > 2")  # the condition clears
+    urllib.request.urlopen(urllib.request.Request(f"{pipeline.prometheus.url}/-/reload", method="POST"),
+                           timeout=10).close()
+    wait("resolved", lambda: receiver.stats.resolved >= 1)
+    [inc] = ledger.incidents()
+    assert dict(inc.alert.labels) == {"alertname": "KubeDeploymentReplicasMismatch", "namespace": "shop",
+                                      "deployment": "cart", "severity": "warning"}
     assert inc.fingerprint == fingerprint(dict(inc.alert.labels))  # Alertmanager's own, recomputed here
     assert inc.status == "cancelled"  # resolved before the loop did anything
     [row] = ledger.alerts_of(inc.id)
