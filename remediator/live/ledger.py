@@ -352,17 +352,19 @@ class Ledger:
         inc = db.execute("SELECT status, starts_at FROM incidents WHERE id = ?", (incident_id,)).fetchone()
         if inc is None or inc["status"] not in ACTIVE:
             return False
-        acted = db.execute(
-            "SELECT COUNT(*) FROM executions WHERE incident_id = ? AND action NOT IN ('noop', 'escalate') "
-            "AND state = 'done'", (incident_id,)).fetchone()[0]
+        acted, rehearsed = db.execute(
+            "SELECT COALESCE(SUM(dry_run = 0), 0), COALESCE(SUM(dry_run = 1), 0) FROM executions "
+            "WHERE incident_id = ? AND action NOT IN ('noop', 'escalate') AND state = 'done' AND undo_of IS NULL",
+            (incident_id,)).fetchone()
         if acted:
             status, reason = "resolved", f"alert resolved at {_iso(ends_at)} after remediation"
             recovery = max(0.0, ends_at - inc["starts_at"])
             db.execute("INSERT INTO outcomes (incident_id, execution_id, at, recovered, recovery_s, reason) "
                        "VALUES (?, (SELECT MAX(id) FROM executions WHERE incident_id = ?), ?, 1, ?, ?)",
                        (incident_id, incident_id, now, recovery, "alert resolved (not SLO-verified)"))
-        else:
-            status, reason, recovery = "cancelled", f"alert resolved at {_iso(ends_at)} before any action", None
+        else:  # dry runs changed nothing: no action of ours gets the credit
+            what = "with only dry runs executed" if rehearsed else "before any action"
+            status, reason, recovery = "cancelled", f"alert resolved at {_iso(ends_at)} {what}", None
         db.execute("UPDATE incidents SET status = ?, close_reason = ?, closed_at = ?, updated_at = ?, "
                    "recovery_s = COALESCE(recovery_s, ?) WHERE id = ?",
                    (status, reason, now, now, recovery, incident_id))
@@ -528,18 +530,22 @@ class Ledger:
     def guard_history(self, since: float, *, dry_run: bool) -> list[Executed]:
         """Executed actions since `since`, for cooldowns, budgets and the circuit breaker.
 
-        An execution whose incident then failed counts as failed for the breaker; dry-run
-        executions count only towards a dry-run agent's guards (what it would have done).
+        Every attempt counts, whatever its outcome (a failed drain may have cordoned the node):
+        an execution that failed, or whose incident then failed, counts as failed for the
+        breaker. Dry-run executions count only towards a dry-run agent's guards (what it would
+        have done).
         """
         rows = self._query(
             "SELECT e.action, e.target, e.params, e.created_at, e.workload_key, e.state, "
             "(SELECT MAX(o.recovered) FROM outcomes o WHERE o.execution_id = e.id) AS recovered "
             "FROM executions e WHERE e.created_at >= ? AND e.dry_run = ? AND e.undo_of IS NULL "
-            "AND e.state IN ('intent', 'done') ORDER BY e.id", (since, int(dry_run)))
+            "ORDER BY e.id", (since, int(dry_run)))
         out = []
         for r in rows:
             action = Action(ActionKind(r["action"]), ref_from_dict(json.loads(r["target"])), json.loads(r["params"]))
             succeeded = None if r["recovered"] is None else bool(r["recovered"])
+            if r["state"] == "failed":
+                succeeded = False
             key = ref_from_dict(json.loads(r["workload_key"])) if r["workload_key"] else None
             out.append(Executed(action, float(r["created_at"]), succeeded, key))
         return out

@@ -139,3 +139,22 @@ def test_an_intent_is_recorded_once_per_key(tmp_path: Path) -> None:
                                     key="same", dry_run=True, plan={}, inverse=None, reversible=False)
                for _ in range(3)}
         assert len(ids) == 1 and len(ledger.executions()) == 1
+
+
+def test_dry_runs_get_no_credit_and_failures_count_for_the_breaker(tmp_path: Path) -> None:
+    with Ledger(tmp_path / "l.db", clock=lambda: 130.0) as ledger:
+        [r] = ledger.record_alerts([_alert()])
+        assert r.incident_id is not None
+        cart = ObjectRef("Deployment", "shop", "cart")
+        for key, dry, state in (("dry", True, "done"), ("live", False, "failed")):
+            eid = ledger.record_intent(incident_id=r.incident_id, candidate_id=None,
+                                       action=Action(ActionKind.RESTART_ROLLOUT, cart), key=key, dry_run=dry,
+                                       plan={}, inverse=None, reversible=False)
+            ledger.finish_execution(eid, state, error="boom" if state == "failed" else None)
+        ledger.record_alerts([_alert(status="resolved")])
+        inc = ledger.incident(r.incident_id)
+        assert inc is not None and inc.status == "cancelled" and "only dry runs" in (inc.close_reason or "")
+        assert ledger.outcomes_of(r.incident_id) == []
+        [failed] = ledger.guard_history(0.0, dry_run=False)
+        assert failed.succeeded is False  # an API failure is a failed remediation for the breaker
+        assert len(ledger.guard_history(0.0, dry_run=True)) == 1
