@@ -539,6 +539,7 @@ class Ledger:
             "SELECT e.action, e.target, e.params, e.created_at, e.workload_key, e.state, "
             "(SELECT MAX(o.recovered) FROM outcomes o WHERE o.execution_id = e.id) AS recovered "
             "FROM executions e WHERE e.created_at >= ? AND e.dry_run = ? AND e.undo_of IS NULL "
+            "AND json_extract(e.plan, '$.error') IS NULL "  # a plan that failed never touched the cluster
             "ORDER BY e.id", (since, int(dry_run)))
         out = []
         for r in rows:

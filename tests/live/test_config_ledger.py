@@ -158,3 +158,13 @@ def test_dry_runs_get_no_credit_and_failures_count_for_the_breaker(tmp_path: Pat
         [failed] = ledger.guard_history(0.0, dry_run=False)
         assert failed.succeeded is False  # an API failure is a failed remediation for the breaker
         assert len(ledger.guard_history(0.0, dry_run=True)) == 1
+
+
+def test_a_plan_that_never_ran_does_not_count(tmp_path: Path) -> None:
+    with Ledger(tmp_path / "l.db") as ledger:
+        cart = ObjectRef("Deployment", "shop", "cart")
+        eid = ledger.record_intent(incident_id=None, candidate_id=None,
+                                   action=Action(ActionKind.ROLLBACK_ROLLOUT, cart), key="k", dry_run=False,
+                                   plan={"error": "no previous revision"}, inverse=None, reversible=False)
+        ledger.finish_execution(eid, "failed", error="cannot plan: no previous revision")
+        assert ledger.guard_history(0.0, dry_run=False) == []
