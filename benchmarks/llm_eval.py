@@ -90,7 +90,8 @@ def main() -> int:
                                                              "(0: all, -1: none)")
     ap.add_argument("--timeout", type=float, default=240.0, help="seconds per model call")
     ap.add_argument("--retries", type=int, default=2)
-    ap.add_argument("--max-tokens", type=int, default=320)
+    ap.add_argument("--max-tokens", type=int, default=256)
+    ap.add_argument("--max-candidates", type=int, default=2, help="per answer (each costs ~70 output tokens)")
     ap.add_argument("--ctx", type=int, default=4096)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-llm", action="store_true", help="skip the real model")
@@ -123,13 +124,14 @@ def main() -> int:
 
         settings = LLMSettings(provider=args.provider, base_url=args.base_url, model=args.model,
                                timeout_s=args.timeout, deadline_s=args.timeout * (args.retries + 1),
-                               retries=args.retries, max_tokens=args.max_tokens,
+                               retries=args.retries, max_tokens=args.max_tokens, max_candidates=args.max_candidates,
                                local={"ctx": args.ctx, "threads": args.threads})
         t0 = time.perf_counter()
         with open_llm_proposer(settings, cat.catalog, fallback=cat, matcher=cat.matcher) as llm:
             report["llm"] = {"provider": args.provider, "model": args.model or "gemma-3-270m (Q4_K_M)",
                              "startup_s": round(time.perf_counter() - t0, 1), "timeout_s": args.timeout,
-                             "retries": args.retries, "max_tokens": args.max_tokens}
+                             "retries": args.retries, "max_tokens": args.max_tokens,
+                             "max_candidates": args.max_candidates}
             print(f"LLM ready in {report['llm']['startup_s']}s", flush=True)
             for label, subset in (("eval", cases[:args.cases] if args.cases else cases),
                                   ("injection", [] if args.injection < 0 else

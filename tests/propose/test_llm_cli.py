@@ -8,6 +8,7 @@ validation, guards and the contract of the JSON output.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -18,6 +19,9 @@ from typing import Any
 
 import pytest
 from typer.testing import CliRunner
+
+if os.environ.get("REMEDIATOR_REQUIRE_LLM", "") != "1":
+    pytest.importorskip("langchain_core", reason="the optional extra llm is not installed: pip install -e '.[llm]'")
 
 from remediator.cli import app
 
