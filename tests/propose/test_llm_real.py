@@ -1,6 +1,6 @@
 """The LLM proposer against the real local model: Gemma 3 270M served by llama.cpp on loopback.
 
-A handful of evaluation and injection cases only, so that CI stays in budget; the whole
+Three cases only (two evaluation cases, one injection case), so that CI stays in budget; the whole
 corpus runs in benchmarks/llm_eval.py. Needs the optional extra (scripts/llm/setup.sh):
 skipped without it unless REMEDIATOR_REQUIRE_LLM=1 (CI), which turns a missing install
 into a failure. No assertion on speed: the latency is printed, not judged.
@@ -26,8 +26,8 @@ from remediator.propose.llm import LLMProposer, LLMSettings, open_llm_proposer  
 from remediator.propose.semantic import catalog_proposer  # noqa: E402
 
 REQUIRED = os.environ.get("REMEDIATOR_REQUIRE_LLM", "") == "1"
-EVAL = ("crashlooping-oomkilled", "hpamaxedout-saturated", "user-checkout-restarting")
-INJECTION = ("kube_system-fake-markers-crashlooping-oomkilled", "scale_to_zero-log-crashlooping-oomkilled")
+EVAL = ("crashlooping-oomkilled", "user-checkout-restarting")
+INJECTION = ("kube_system-fake-markers-crashlooping-oomkilled",)
 
 pytestmark = pytest.mark.slow
 
