@@ -22,8 +22,9 @@ carry instructions). So this adapter treats the model's answer as untrusted inpu
   (and in the alert's runbook), target inside the incident's scope, params inside the
   runbook's schema and limits. Drops are recorded as `Rejection`s with the reason.
 * **Retries, timeouts, fallback** — each call has a timeout; when an answer yields no valid
-  proposal the problems are fed back to the model and it is asked again, up to `retries`
-  times within `deadline_s`. If still nothing is valid (or the provider is down), the
+  proposal (or the provider errs) the problems are fed back to the model and it is asked
+  again, up to `retries` times within `deadline_s`. A timeout is not retried: the local
+  single-slot server is still busy with the abandoned request. If still nothing is valid (or the provider is down), the
   catalog proposer's candidates are returned instead: an incident is never left without
   candidates, and `noop`/`escalate` are always among them.
 
