@@ -144,9 +144,10 @@ def slo_alert(name: str, summary: str, description: str, severity: str = "critic
                  description, severity=severity, runbook=False)
 
 
-ORDERS: dict[str, Any] = {"name": "orders", "replicas": 2, "available": 2, "depends_on": [], "limits": {"memory": GiB, "cpu": 1.0},
-          "revisions": OLD, "pvc": {"name": "orders-data", "capacity": 20 * GiB, "used_ratio": 0.6,
-                                    "growth_per_min": 0.0}}
+ORDERS: dict[str, Any] = {
+    "name": "orders", "replicas": 2, "available": 2, "depends_on": [], "limits": {"memory": GiB, "cpu": 1.0},
+    "revisions": OLD, "pvc": {"name": "orders-data", "capacity": 20 * GiB, "used_ratio": 0.6, "growth_per_min": 0.0},
+}
 
 
 def orders(pvc: dict[str, Any]) -> dict[str, Any]:
