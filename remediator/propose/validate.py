@@ -316,7 +316,32 @@ def _params(kind: ActionKind, given: Mapping[str, Any], entries: Sequence[Action
     except ValidationError as e:
         return "; ".join(f"{'.'.join(str(x) for x in err['loc'])}={err.get('input')!r}: {err['msg']}"
                          for err in e.errors())
-    return out
+    return _absolute_count(kind, out, checks, snapshot) or out
+
+
+def _absolute_count(kind: ActionKind, params: Mapping[str, Any], entries: Sequence[ActionEntry],
+                    snapshot: Snapshot) -> str | None:
+    """An absolute count must grow the current one within the runbook's factor limit.
+
+    A runbook that bounds `factor` (say to 2) means "at most double"; `replicas: 500` or
+    `max_replicas: 1000` would walk around that limit.
+    """
+    name = {ActionKind.SCALE_OUT: "replicas", ActionKind.RAISE_HPA_MAX: "max_replicas"}.get(kind)
+    if name is None or name not in params:
+        return None
+    s = snapshot.signals
+    current = s.desired_replicas if kind is ActionKind.SCALE_OUT else s.hpa_max
+    if not math.isfinite(current) or current < 1:
+        return None
+    value = float(params[name])
+    if value <= current:
+        return f"{name}={value:g} does not grow the current {current:g}"
+    for entry in entries:
+        limit = entry.limits.get("factor")
+        if limit is not None and limit.max is not None and value > current * limit.max:
+            return (f"{name}={value:g} is {value / current:.2f} times the current {current:g}, above the "
+                    f"runbook's factor limit {limit}")
+    return None
 
 
 def _defaults(kind: ActionKind, entries: Sequence[ActionEntry], snapshot: Snapshot) -> dict[str, Any]:

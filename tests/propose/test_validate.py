@@ -71,6 +71,17 @@ def test_the_params_schema_binds_where_the_runbook_sets_no_limits() -> None:
     assert accepted == [] and rejected[0][0] == "params" and "greater than or equal to 1" in rejected[0][1]
 
 
+def test_absolute_counts_must_grow_within_the_runbooks_factor_limit() -> None:
+    s = snap("ServiceLatencyHigh", hpa_max=6.0)
+    accepted, rejected = check(Proposal("scale_out", CART, {"replicas": 6}),
+                               Proposal("raise_hpa_max", HPA, {"max_replicas": 1000}), s=s)
+    assert accepted == ["scale_out(Deployment/shop/cart, replicas=6)"]
+    assert "max_replicas=1000 is 166.67 times the current 6, above the runbook's factor limit [1.1, 2]" \
+        in rejected[0][1]
+    accepted, rejected = check(Proposal("scale_out", CART, {"replicas": 2}), s=s)
+    assert accepted == [] and "replicas=2 does not grow the current 3" in rejected[0][1]
+
+
 def test_missing_params_get_the_runbook_default_and_restore_gets_the_baseline() -> None:
     accepted, _ = check(Proposal("raise_memory_limit", CART))
     assert accepted == ["raise_memory_limit(Deployment/shop/cart, factor=1.5)"]
