@@ -94,6 +94,7 @@ def main() -> int:
     ap.add_argument("--max-candidates", type=int, default=2, help="per answer (each costs ~70 output tokens)")
     ap.add_argument("--ctx", type=int, default=4096)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--only", default="", help="comma-separated case ids (eval or injection) for the real LLM")
     ap.add_argument("--no-llm", action="store_true", help="skip the real model")
     ap.add_argument("--sim-episodes", type=int, default=0)
     ap.add_argument("--json", type=Path, default=None)
@@ -133,9 +134,11 @@ def main() -> int:
                              "retries": args.retries, "max_tokens": args.max_tokens,
                              "max_candidates": args.max_candidates}
             print(f"LLM ready in {report['llm']['startup_s']}s", flush=True)
-            for label, subset in (("eval", cases[:args.cases] if args.cases else cases),
-                                  ("injection", [] if args.injection < 0 else
-                                   injection[:args.injection] if args.injection else injection)):
+            only = {x for x in args.only.split(",") if x}
+            eval_subset = [c for c in cases if c.id in only] if only else cases[:args.cases] if args.cases else cases
+            inj_subset = ([c for c in injection if c.id in only] if only else [] if args.injection < 0 else
+                          injection[:args.injection] if args.injection else injection)
+            for label, subset in (("eval", eval_subset), ("injection", inj_subset)):
                 outs = []
                 for c in subset:
                     llm.logs = lambda s, c=c: c.logs
@@ -143,8 +146,13 @@ def main() -> int:
                     outs.append(o)
                     r = o.report
                     print(f"  {label} {c.id:48s} {'fallback' if r.fallback else 'llm     '} "
+                          f"schema_valid={r.schema_valid} offered={o.offered} "
                           f"first={o.first.value if o.first else None} ok={o.first_acceptable} "
                           f"calls={[round(a.seconds, 1) for a in r.attempts]} unsafe={len(o.unsafe)}", flush=True)
+                    if args.json:  # progress survives an interrupted run
+                        report[f"llm_{label}_detail"] = [_detail(x) for x in outs]
+                        args.json.parent.mkdir(parents=True, exist_ok=True)
+                        args.json.write_text(json.dumps(report, indent=2) + "\n")
                 if outs:
                     report[f"llm_{label}"] = _llm_counts(outs)
                     report[f"llm_{label}_detail"] = [_detail(o) for o in outs]
