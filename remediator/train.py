@@ -15,6 +15,16 @@ that imports the simulator. A run writes three files:
   version, action list, observation size, hyperparameters, wall time, command line;
 * `OUT.png` - the training curve: each episode's recovery time over timesteps.
 
+The policy trains on what it will see when ranking, through one wrapper (`PolicyView`):
+
+* the observation and mask are `remediator.rank.rl.guard_view`'s, so a kind the guards
+  refuse outright in this snapshot shows as denied from the first decision, as it does
+  when the ranker runs behind the real guards;
+* paging a human costs `escalate_cost_s` seconds of reward. The env charges an escalation
+  only the time until the human's fix, so handing over an incident that is about to clear
+  on its own (a noisy page, a fix already rolling out) would look free; on a real rota it
+  costs someone's attention.
+
     >>> result = train("ppo", "default", timesteps=2048, seed=0, out=Path("/tmp/p.zip"))  # doctest: +SKIP
     >>> result.metadata.train_wall_s                                                     # doctest: +SKIP
     21.4
@@ -30,9 +40,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from remediator.rank.rl import ALGOS, PolicyMetadata, embed_metadata, metadata_path
+import gymnasium as gym
 
-__all__ = ["DEFAULT_HYPERPARAMS", "EpisodePoint", "TrainResult", "TrainingError", "curve_path", "train"]
+from remediator.rank.rl import ALGOS, PolicyMetadata, embed_metadata, guard_view, metadata_path
+
+__all__ = ["DEFAULT_HYPERPARAMS", "EpisodePoint", "PolicyView", "TrainResult", "TrainingError", "curve_path", "train"]
 
 # Chosen for this problem's short episodes (a handful of decisions, returns of -1 to -30).
 DEFAULT_HYPERPARAMS: dict[str, dict[str, Any]] = {
@@ -43,6 +55,7 @@ DEFAULT_HYPERPARAMS: dict[str, dict[str, Any]] = {
             "exploration_fraction": 0.4, "exploration_final_eps": 0.03, "net_arch": [128, 128]},
 }
 _POLICY_KWARGS = ("net_arch",)
+ESCALATE_COST_S = 120.0  # what a page costs a human's rota, in the reward's seconds
 
 
 class TrainingError(ValueError):
@@ -91,13 +104,45 @@ def _recovery_callback(points: list[EpisodePoint]) -> Any:
     return RecoveryCurve()
 
 
-def _make_env(suite: Any, rank: int) -> Any:
+def _make_env(suite: Any, escalate_cost_s: float) -> Any:
     def _init() -> Any:
         from simulator.env import RemediationEnv
 
-        return RemediationEnv(suite)
+        return PolicyView(RemediationEnv(suite), escalate_cost_s)
 
     return _init
+
+
+class PolicyView(gym.Wrapper):
+    """The env as the ranker sees it (the guards' outright refusals in the observation and
+    the mask), with a price on paging a human."""
+
+    def __init__(self, env: Any, escalate_cost_s: float = ESCALATE_COST_S) -> None:
+        super().__init__(env)
+        self.escalate_cost_s = escalate_cost_s
+        self._mask: Any = None
+
+    def _view(self, obs: Any) -> Any:
+        inner: Any = self.env.unwrapped
+        if inner.snapshot is None:
+            return obs
+        view, self._mask = guard_view(inner.snapshot, inner.candidates, inner.policy)
+        return view
+
+    def reset(self, **kw: Any) -> Any:
+        obs, info = self.env.reset(**kw)
+        return self._view(obs), info
+
+    def step(self, action: Any) -> Any:
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        if info.get("kind") == "escalate":
+            inner: Any = self.env.unwrapped
+            reward = float(reward) - self.escalate_cost_s * inner.reward_scale
+        return self._view(obs), reward, terminated, truncated, info
+
+    def action_masks(self) -> Any:
+        inner: Any = self.env.unwrapped
+        return self._mask if self._mask is not None else inner.action_masks()
 
 
 def resolve_hyperparams(algo: str, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -114,7 +159,8 @@ def resolve_hyperparams(algo: str, overrides: Mapping[str, Any] | None = None) -
 
 def train(algo: str, suite: str, timesteps: int, seed: int, out: Path | str, *, n_envs: int = 1,
           subprocess: bool = False, progress_bar: bool = False, hyperparams: Mapping[str, Any] | None = None,
-          command: str = "", curve: bool = True, verbose: int = 0) -> TrainResult:
+          command: str = "", curve: bool = True, verbose: int = 0,
+          escalate_cost_s: float = ESCALATE_COST_S) -> TrainResult:
     """Train a policy on `suite` and write the model, its metadata and its training curve.
 
     `suite` is a shipped suite name or a YAML path (never the evaluation suite: the
@@ -144,7 +190,7 @@ def train(algo: str, suite: str, timesteps: int, seed: int, out: Path | str, *, 
     from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecMonitor
 
     torch.set_num_threads(1)
-    fns = [_make_env(s, i) for i in range(n_envs)]
+    fns = [_make_env(s, escalate_cost_s) for _ in range(n_envs)]
     venv = SubprocVecEnv(fns, start_method="fork") if subprocess and n_envs > 1 else DummyVecEnv(fns)
     env = VecMonitor(venv)
     kw = {k: v for k, v in hp.items() if k not in _POLICY_KWARGS}
@@ -160,21 +206,22 @@ def train(algo: str, suite: str, timesteps: int, seed: int, out: Path | str, *, 
         model = DQN("MlpPolicy", env, seed=seed, device="cpu", verbose=verbose, policy_kwargs=policy_kwargs,
                     **kw)
     points: list[EpisodePoint] = []
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), _cpu_s()
     try:
         model.learn(total_timesteps=timesteps, callback=_recovery_callback(points), progress_bar=progress_bar)
     finally:
         env.close()
-    wall = time.perf_counter() - start
+    wall, cpu = time.perf_counter() - start, _cpu_s() - cpu_start
 
     out.parent.mkdir(parents=True, exist_ok=True)
     model.save(out)
     tail = points[-max(1, len(points) // 10):] if points else []
     meta = PolicyMetadata.current(
         algo=algo, suite=s.name if not Path(suite).suffix else str(suite), seed=seed, timesteps=timesteps,
-        train_wall_s=round(wall, 1), command=command, hyperparams={**hp, "n_envs": n_envs},
+        train_wall_s=round(wall, 1), command=command,
+        hyperparams={**hp, "n_envs": n_envs, "escalate_cost_s": escalate_cost_s},
         versions=_versions(), created=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-        extra={"episodes": len(points),
+        extra={"episodes": len(points), "train_cpu_s": round(cpu, 1),
                "final_mttr_s": round(sum(p.recovery_s for p in tail) / len(tail), 1) if tail else None,
                "final_success_rate": round(sum(p.recovered for p in tail) / len(tail), 4) if tail else None})
     embed_metadata(out, meta)
@@ -183,6 +230,15 @@ def train(algo: str, suite: str, timesteps: int, seed: int, out: Path | str, *, 
         png = curve_path(out)
         plot_curve(points, png, title=f"{algo} on suite {meta.suite}, seed {seed}, {timesteps} steps")
     return TrainResult(out, metadata_path(out), png, meta, points, model)
+
+
+def _cpu_s() -> float:
+    """CPU seconds of this process and its finished children (the env workers, once closed):
+    on a shared machine, wall time says more about the neighbours than about the training."""
+    import resource
+
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def _versions() -> dict[str, str]:

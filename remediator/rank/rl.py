@@ -14,6 +14,13 @@ The ranker scores each candidate by its action kind and never returns a non-cand
   mask is applied here, by ordering only the candidates' kinds;
 * MaskablePPO: the masked policy's probability of the kind.
 
+What the policy reads is the encoded snapshot plus what the guards say about it
+(`guard_view`): a kind the guards refuse outright here (a denied namespace, a protected
+workload, a PodDisruptionBudget at its minimum, a missing precondition) is marked as denied
+in the observation's history bits and taken off the mask, which is exactly what the policy
+met in training after trying such a kind once. Without it the policy could not tell a
+`kube-system` workload from any other and would find out only by being refused.
+
 Ranking is one small forward pass, so it calls the networks directly under
 `torch.no_grad()` with one intra-op thread rather than going through `model.predict`,
 whose input checks and copies cost more than the network itself.
@@ -35,14 +42,15 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from remediator.actions import ACTION_INDEX, ACTION_KINDS
-from remediator.encoding import ENCODER_VERSION, OBS_SIZE, encode
+from remediator.actions import ACTION_INDEX, ACTION_KINDS, PASSIVE_KINDS
+from remediator.encoding import ENCODER_VERSION, OBS_SIZE, encode, feature_names
+from remediator.guards import Decision, GuardPolicy, judge
 from remediator.propose.base import Candidate
 from remediator.rank.base import Ranked, by_scores
 from remediator.snapshot import Snapshot
 
 __all__ = ["ALGOS", "DEFAULT_POLICY", "METADATA_ENTRY", "ModelMismatchError", "PolicyError", "PolicyMetadata",
-           "RLRanker", "load_policy", "load_rl_ranker", "metadata_path", "read_metadata"]
+           "RLRanker", "guard_view", "load_policy", "load_rl_ranker", "metadata_path", "read_metadata"]
 
 ALGOS: tuple[str, ...] = ("dqn", "ppo")
 # The shipped default policy, produced by `remediator train` (see data/policy/REPRODUCE.md).
@@ -196,6 +204,34 @@ def load_policy(path: Path | str, algo: str | None = None) -> tuple[Any, PolicyM
     return model, meta
 
 
+_DENIED_AT = np.array([feature_names().index(f"denied:{k.value}") for k in ACTION_KINDS])
+
+
+def guard_view(snapshot: Snapshot, candidates: Sequence[Candidate], policy: GuardPolicy | None
+               ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.bool_]]:
+    """The observation and action mask the policy decides on.
+
+    The encoded snapshot, with each candidate kind the guards deny in this snapshot alone
+    (no history: cooldowns and budgets are the agent's business at decision time) marked
+    `denied:<kind>` and left off the mask. `policy` None skips the guards.
+    """
+    obs = encode(snapshot)
+    mask = np.zeros(len(ACTION_KINDS), dtype=np.bool_)
+    refused = np.zeros(len(ACTION_KINDS), dtype=np.bool_)
+    for c in candidates:
+        i = ACTION_INDEX[c.kind]
+        if (policy is not None and c.kind not in PASSIVE_KINDS
+                and judge(c.action, snapshot, (), policy, snapshot.at).decision is Decision.DENY):
+            refused[i] = True
+        else:
+            mask[i] = True
+    refused &= ~mask  # a kind offered twice is allowed if any of its candidates is
+    obs[_DENIED_AT[refused]] = 1.0
+    if not mask.any():  # everything refused and nothing passive offered: rank what there is
+        mask = refused
+    return obs, mask
+
+
 def _single_thread() -> None:
     import torch
 
@@ -206,10 +242,12 @@ def _single_thread() -> None:
 class RLRanker:
     """A trained policy as a `Ranker`: candidates in the policy's order, scored by it."""
 
-    def __init__(self, model: Any, metadata: PolicyMetadata, name: str = "rl") -> None:
+    def __init__(self, model: Any, metadata: PolicyMetadata, name: str = "rl",
+                 guards: GuardPolicy | None = GuardPolicy()) -> None:
         import torch
 
         self.name = name
+        self.guards = guards
         self.metadata = metadata
         self.algo = metadata.algo
         self.model = model
@@ -255,19 +293,22 @@ class RLRanker:
         return int(np.argmax(self.action_scores(obs, mask)))
 
     def rank(self, snapshot: Snapshot, candidates: Sequence[Candidate]) -> list[Ranked]:
+        """Every candidate, best first; those the guards refuse here come last."""
         if not candidates:
             return []
-        mask = np.zeros(len(ACTION_KINDS), dtype=np.bool_)
-        for c in candidates:
-            mask[ACTION_INDEX[c.kind]] = True
-        scores = self.action_scores(encode(snapshot), mask)
-        return by_scores(candidates, [float(scores[ACTION_INDEX[c.kind]]) for c in candidates])
+        obs, mask = guard_view(snapshot, candidates, self.guards)
+        scores = self.action_scores(obs, mask)
+        floor = float(scores[mask].min()) - 1.0 if self.algo == "dqn" else 0.0
+        return by_scores(candidates, [float(s) if np.isfinite(s) else floor
+                                      for s in (scores[ACTION_INDEX[c.kind]] for c in candidates)])
 
 
-def load_rl_ranker(path: str | Path | None, algo: str | None = None) -> RLRanker:
+def load_rl_ranker(path: str | Path | None, algo: str | None = None,
+                   guards: GuardPolicy | None = GuardPolicy()) -> RLRanker:
     """The RL ranker from a model file; `path` None is the shipped default policy.
 
     `algo` ("dqn" or "ppo") must match the model's metadata when given; None accepts either.
+    `guards` is the policy whose outright refusals the ranker shows the model (`guard_view`).
     """
     if algo is not None and algo not in ALGOS:
         raise PolicyError(path or DEFAULT_POLICY,
@@ -277,4 +318,4 @@ def load_rl_ranker(path: str | Path | None, algo: str | None = None) -> RLRanker
         raise PolicyError(target, "the shipped default policy is missing; train one with `remediator train` "
                                   "(see remediator/data/policy/REPRODUCE.md) or pass dqn:FILE / ppo:FILE")
     model, meta = load_policy(target, algo)
-    return RLRanker(model, meta, name="rl" if path is None else meta.algo)
+    return RLRanker(model, meta, name="rl" if path is None else meta.algo, guards=guards)
