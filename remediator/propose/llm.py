@@ -102,7 +102,7 @@ class LocalServerSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     ctx: int = Field(default=4096, ge=512)
-    threads: int = Field(default=2, ge=1)
+    threads: int | None = Field(default=None, ge=1)  # None: LocalLlamaServer's default (1, or $REMEDIATOR_LLM_THREADS)
     n_predict: int = Field(default=512, ge=64)
     model_path: str | None = None
     startup_timeout_s: float = Field(default=120.0, gt=0)
@@ -117,7 +117,9 @@ class LLMSettings(BaseModel):
     model: str = ""
     base_url: str | None = None
     api_key_env: str = "OPENAI_API_KEY"
-    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    # Greedy decoding (0) makes the small local model repeat "1000..." until the token limit.
+    temperature: float = Field(default=0.3, ge=0.0, le=2.0)
+    seed: int | None = 7
     max_tokens: int = Field(default=384, ge=32)
     timeout_s: float = Field(default=60.0, gt=0)
     deadline_s: float = Field(default=180.0, gt=0)
@@ -154,13 +156,14 @@ class WireCandidate(BaseModel):
     target: WireTarget
     params: WireParams = WireParams()
     rationale: str = Field(max_length=RATIONALE_MAX + 40)  # the schema says RATIONALE_MAX; some slack
-    confidence: float = Field(ge=0.0, le=1.0)
+    # Percent: a constrained decoder enforces integer ranges but not float ones.
+    confidence: int = Field(ge=0, le=100)
 
     def proposal(self) -> Proposal:
         t = self.target
         return Proposal(self.action, ObjectRef(t.kind, t.namespace, t.name),
                         {k: v for k, v in self.params.model_dump().items() if v is not None},
-                        self.rationale, self.confidence)
+                        self.rationale, self.confidence / 100.0)
 
 
 def _param_schema(kind: ActionKind, bounds: Mapping[str, tuple[float | None, float | None]]) -> dict[str, Any]:
@@ -202,7 +205,7 @@ def generation_schema(options: Sequence[tuple[ActionKind, tuple[ObjectRef, ...]]
             "target": _target_schema(targets),
             "params": _param_schema(kind, bounds.get(kind, {})),
             "rationale": {"type": "string", "maxLength": RATIONALE_MAX},
-            "confidence": {"type": "number", "minimum": 0, "maximum": 1},
+            "confidence": {"type": "integer", "minimum": 0, "maximum": 100},
         },
         "required": ["action", "target", "params", "rationale", "confidence"],
         "additionalProperties": False,
@@ -629,7 +632,8 @@ def chat_model(settings: LLMSettings, *, base_url: str | None = None, model: str
         if not name:
             raise ProposerError("provider ollama needs proposer.model (e.g. llama3.2:3b)")
         return ChatOllama(model=name, base_url=url or "http://127.0.0.1:11434", temperature=settings.temperature,
-                          num_predict=settings.max_tokens, client_kwargs={"timeout": settings.timeout_s})
+                          seed=settings.seed, num_predict=settings.max_tokens,
+                          client_kwargs={"timeout": settings.timeout_s})
     try:
         from langchain_openai import ChatOpenAI
     except ImportError as e:
@@ -642,7 +646,7 @@ def chat_model(settings: LLMSettings, *, base_url: str | None = None, model: str
         if not key and url is None:
             raise ProposerError(f"provider openai without base_url needs an API key in ${settings.api_key_env}")
     return ChatOpenAI(model=name or "gemma", base_url=url, api_key=key or "none",
-                      temperature=settings.temperature, max_tokens=settings.max_tokens,
+                      temperature=settings.temperature, seed=settings.seed, max_tokens=settings.max_tokens,
                       timeout=settings.timeout_s, max_retries=0)
 
 

@@ -47,7 +47,7 @@ def snap(**annotations: str) -> Snapshot:
 
 def cand(action: str, kind: str = "Deployment", name: str = "cart", ns: str = NS, **params: Any) -> dict[str, Any]:
     return {"action": action, "target": {"kind": kind, "namespace": ns, "name": name}, "params": params,
-            "rationale": f"because {action}", "confidence": 0.8}
+            "rationale": f"because {action}", "confidence": 80}
 
 
 def answer(*cands: dict[str, Any]) -> str:

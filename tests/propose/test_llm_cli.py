@@ -83,7 +83,7 @@ def _run(url: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
 
 def _candidate(action: str, name: str = "checkout", **params: Any) -> dict[str, Any]:
     return {"action": action, "target": {"kind": "Deployment", "namespace": "shop", "name": name},
-            "params": params, "rationale": "OOMKilled at the limit", "confidence": 0.9}
+            "params": params, "rationale": "OOMKilled at the limit", "confidence": 90}
 
 
 def test_propose_with_the_llm_proposer_keeps_the_contract(stub: tuple[Stub, str], monkeypatch: pytest.MonkeyPatch,
