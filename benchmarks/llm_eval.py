@@ -93,7 +93,7 @@ def main() -> int:
     ap.add_argument("--max-tokens", type=int, default=256)
     ap.add_argument("--max-candidates", type=int, default=2, help="per answer (each costs ~70 output tokens)")
     ap.add_argument("--ctx", type=int, default=4096)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=None, help="llama.cpp threads (default: llm_server's, 1)")
     ap.add_argument("--only", default="", help="comma-separated case ids (eval or injection) for the real LLM")
     ap.add_argument("--no-llm", action="store_true", help="skip the real model")
     ap.add_argument("--sim-episodes", type=int, default=0)

@@ -44,7 +44,7 @@ def llm() -> Iterator[LLMProposer]:
     cat = catalog_proposer()
     # Small context and output: a prompt is about 1.3k tokens, an answer at most ~200.
     settings = LLMSettings(provider="local", max_tokens=256, max_candidates=2, timeout_s=300, deadline_s=900,
-                           retries=1, local={"ctx": 3072, "threads": 2, "n_predict": 256})
+                           retries=1, local={"ctx": 3072, "n_predict": 256})
     with open_llm_proposer(settings, cat.catalog, fallback=cat, matcher=cat.matcher) as proposer:
         yield proposer
 
