@@ -123,6 +123,10 @@ def run_benchmark(suite: Suite, rankers: Sequence[str], seed: int, episodes: int
                     "success_rate": round(sum(e.recovered for e in eps) / len(eps), 4),
                     "episodes": len(eps),
                 }
+    # Every fault of the suite is listed, also one the drawn incidents missed (0 episodes).
+    for fault in suite.faults:
+        for label in reports:
+            per_fault[fault].setdefault(label, {"mttr_s": None, "success_rate": None, "episodes": 0})
     return {
         "suite": suite.name,
         "seed": seed,
@@ -147,7 +151,7 @@ def plot_report(report: dict[str, Any], path: Path) -> None:
     width = 0.8 / max(len(rankers), 1)
     for i, r in enumerate(rankers):
         xs = [j + i * width for j in range(len(families))]
-        ys = [report["per_family"][f].get(r, {}).get("mttr_s", 0.0) / 60.0 for f in families]
+        ys = [(report["per_family"][f].get(r, {}).get("mttr_s") or 0.0) / 60.0 for f in families]
         axes[0].bar(xs, ys, width, label=r)
     axes[0].set_xticks([j + 0.4 - width / 2 for j in range(len(families))], families, rotation=20)
     axes[0].set_ylabel("MTTR (simulated minutes)")

@@ -130,5 +130,5 @@ def _print_report(report: dict) -> None:  # type: ignore[type-arg]
     for n in names:
         f.add_column(n, justify="right")
     for fault, by in report["per_fault"].items():
-        f.add_row(fault, *(f"{by[n]['mttr_s'] / 60:.1f}" if n in by else "-" for n in names))
+        f.add_row(fault, *(f"{by[n]['mttr_s'] / 60:.1f}" if by.get(n, {}).get("episodes") else "-" for n in names))
     out.print(f)
