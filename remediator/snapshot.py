@@ -268,12 +268,16 @@ def resolve_workload(alert: Alert, objects: Iterable[K8sObject]) -> ObjectRef | 
 def _resolve(alert: Alert, idx: _Objects) -> ObjectRef | None:
     labels, ns = alert.labels, alert.namespace
     name: str | None = None
+    known = {str(_meta(d).get("name")) for d in idx.by_kind.get("Deployment", ())
+             if _meta(d).get("namespace") == ns}
     if "deployment" in labels:
         name = labels["deployment"]
-    elif "service" in labels:
-        name = labels["service"]
     elif "pod" in labels:
-        name = idx.deployment_of_pod(ns, labels["pod"])
+        # Checked before `service`: on kube-prometheus alerts `service` is the scrape
+        # target's Service (kubelet, kube-state-metrics), not the workload.
+        name = idx.deployment_of_pod(ns, labels["pod"]) or (None if known else _guess_from_pod(labels["pod"]))
+    elif "service" in labels and (not known or labels["service"] in known):
+        name = labels["service"]
     elif "horizontalpodautoscaler" in labels:
         hpa = idx.get("HorizontalPodAutoscaler", ns, labels["horizontalpodautoscaler"])
         if hpa is not None:
@@ -285,6 +289,12 @@ def _resolve(alert: Alert, idx: _Objects) -> ObjectRef | None:
     if not name:
         return None
     return ObjectRef("Deployment", ns, name)
+
+
+def _guess_from_pod(pod: str) -> str | None:
+    """<deployment>-<replicaset hash>-<pod hash>, when no objects say better."""
+    parts = pod.rsplit("-", 2)
+    return parts[0] if len(parts) == 3 and parts[0] else None
 
 
 def _claimant(idx: _Objects, ns: str, claim: str) -> str | None:

@@ -147,3 +147,12 @@ def test_rate_and_quantile_follow_prometheus() -> None:
     assert _rate([(0, 10), (15, 20), (30, 5)], now=30) == pytest.approx(15 / 30)  # reset counts from zero
     assert _quantile({0.1: 50, 0.5: 90, 1.0: 100, math.inf: 100}, 0.5) == pytest.approx(0.1)
     assert _quantile({0.1: 50, 0.5: 90, 1.0: 100, math.inf: 100}, 0.7) == pytest.approx(0.3)
+
+
+def test_scrape_service_label_does_not_name_the_workload() -> None:
+    """kube-prometheus alerts carry service="kubelet" (the scrape target); the pod decides."""
+    alert = Alert("CPUThrottlingHigh", {"namespace": NS, "pod": "cart-bbb-1", "service": "kubelet"})
+    assert resolve_workload(alert, _objects()) == ObjectRef("Deployment", NS, "cart")
+    # Without any objects the pod name's <deployment>-<rs>-<pod> shape is the best guess.
+    bare = Alert("CPUThrottlingHigh", {"namespace": NS, "pod": "cart-7d4b9c-x2x9z", "service": "kubelet"})
+    assert resolve_workload(bare, []) == ObjectRef("Deployment", NS, "cart")

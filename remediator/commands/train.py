@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shlex
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -61,7 +60,16 @@ def register(app: typer.Typer) -> None:
             resolve_hyperparams(algo, overrides)
         except TrainingError as e:
             fail(str(e))
-        argv = ["remediator", *sys.argv[1:]] if sys.argv and sys.argv[0].endswith("remediator") else sys.argv
+        # The command as one would type it again, from the parsed options (not sys.argv, which
+        # is a test runner's or a wrapper's own under CliRunner or `python -m`).
+        argv = ["remediator", "train", "--algo", algo, "--suite", suite, "--timesteps", str(timesteps),
+                "--seed", str(seed), "--out", str(out_path)]
+        if envs != 1:
+            argv += ["--envs", str(envs)]
+        if subprocess:
+            argv.append("--subprocess")
+        for item in hp or []:
+            argv += ["--hp", item]
         command = " ".join(shlex.quote(a) for a in argv)
         console.print(f"training {algo} on suite {suite} for {timesteps} steps, seed {seed}")
         try:
