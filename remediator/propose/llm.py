@@ -167,8 +167,11 @@ class WireCandidate(BaseModel):
 
 
 def _param_schema(kind: ActionKind, bounds: Mapping[str, tuple[float | None, float | None]]) -> dict[str, Any]:
+    # Kinds that take a factor or an absolute count get the factor only: a decoder cannot be told
+    # "one of the two", and the absolute counts are where a hostile answer would push.
+    names = ["factor"] if "factor" in PARAM_NAMES[kind] else sorted(PARAM_NAMES[kind])
     props: dict[str, Any] = {}
-    for name in sorted(PARAM_NAMES[kind]):
+    for name in names:
         prop: dict[str, Any] = {"type": "number" if name == "factor" else "integer"}
         lo, hi = bounds.get(name, (None, None))
         if lo is not None:
