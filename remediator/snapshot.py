@@ -142,7 +142,8 @@ class Signals:
     rollout_age_s: float = math.inf
     has_previous_revision: float = 0.0
     pdb_disruptions_allowed: float = math.inf
-    # The tightest budget among all workloads with pods on the node: what a drain must respect.
+    # For a drain of the node: the tightest budget's disruptionsAllowed minus the ready pods
+    # the drain would evict from it, plus one (so, like the field above, > 0 means it fits).
     node_pdb_disruptions_allowed: float = math.inf
 
     @classmethod
@@ -647,15 +648,26 @@ def _pdb_allowed(idx: _Objects, ns: str, dep: K8sObject | None) -> float:
 
 
 def _node_pdb_allowed(idx: _Objects, node: str) -> float:
-    """The smallest disruptionsAllowed among the budgets of every workload with pods on `node`."""
+    """What a drain of `node` leaves in the tightest budget: for every workload with ready
+    pods there, its disruptionsAllowed minus those pods, plus one. Above 0 the whole drain
+    fits every PodDisruptionBudget; 0 or less means some eviction would be refused."""
     allowed = math.inf
-    seen: set[tuple[str, str]] = set()
+    on_node: dict[tuple[str, str], int] = defaultdict(int)
     for pod in idx.by_kind.get("Pod", ()):
-        if (pod.get("spec") or {}).get("nodeName") != node:
+        if (pod.get("spec") or {}).get("nodeName") != node or not _pod_ready(pod):
             continue
         ns = str(_meta(pod).get("namespace", ""))
         dep = idx.deployment_of_pod(ns, str(_meta(pod).get("name", "")))
-        if dep and (ns, dep) not in seen:
-            seen.add((ns, dep))
-            allowed = min(allowed, _pdb_allowed(idx, ns, idx.get("Deployment", ns, dep)))
+        if dep:
+            on_node[(ns, dep)] += 1
+    for (ns, dep), n in on_node.items():
+        allowed = min(allowed, _pdb_allowed(idx, ns, idx.get("Deployment", ns, dep)) - n + 1)
     return allowed
+
+
+def _pod_ready(pod: K8sObject) -> bool:
+    """The pod's Ready condition; a pod whose status is unknown counts as ready (conservative)."""
+    for cond in (pod.get("status") or {}).get("conditions") or ():
+        if cond.get("type") == "Ready":
+            return str(cond.get("status")) == "True"
+    return True

@@ -533,7 +533,8 @@ class Cluster:
                     "name": pod.name, "namespace": ns,
                     "ownerReferences": [{"kind": "ReplicaSet",
                                          "name": f"{w.name}-{7000 + pod.revision:x}f{pod.revision}"}]},
-                    "spec": {"nodeName": pod.node}})
+                    "spec": {"nodeName": pod.node},
+                    "status": {"conditions": [{"type": "Ready", "status": "True" if pod.ready else "False"}]}})
             if w.hpa_max:
                 out.append({"kind": "HorizontalPodAutoscaler", "metadata": {"name": w.name, "namespace": ns},
                             "spec": {"scaleTargetRef": {"kind": "Deployment", "name": w.name},
