@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shlex
 from pathlib import Path
 from typing import Annotated, Any
@@ -9,6 +10,9 @@ from typing import Annotated, Any
 import typer
 
 from remediator.commands.common import console, fail, out
+
+# YAML 1.1 reads "5e-4" as a string; a learning rate written that way is a number.
+_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
 def _parse_hp(items: list[str]) -> dict[str, Any]:
@@ -20,7 +24,7 @@ def _parse_hp(items: list[str]) -> dict[str, Any]:
         if not sep or not key.strip():
             fail(f"--hp expects KEY=VALUE (for example --hp learning_rate=1e-4), not {item!r}")
         try:
-            hp[key.strip()] = yaml.safe_load(value)
+            hp[key.strip()] = float(value) if _FLOAT.fullmatch(value.strip()) else yaml.safe_load(value)
         except yaml.YAMLError as e:
             fail(f"--hp {key}: cannot read {value!r}: {e}")
     return hp
