@@ -277,14 +277,14 @@ def _resolve(alert: Alert, idx: _Objects) -> ObjectRef | None:
         # Checked before `service`: on kube-prometheus alerts `service` is the scrape
         # target's Service (kubelet, kube-state-metrics), not the workload.
         name = idx.deployment_of_pod(ns, labels["pod"]) or (None if known else _guess_from_pod(labels["pod"]))
-    elif "service" in labels and (not known or labels["service"] in known):
-        name = labels["service"]
     elif "horizontalpodautoscaler" in labels:
         hpa = idx.get("HorizontalPodAutoscaler", ns, labels["horizontalpodautoscaler"])
         if hpa is not None:
             name = (hpa.get("spec") or {}).get("scaleTargetRef", {}).get("name")
     elif "persistentvolumeclaim" in labels:
         name = _claimant(idx, ns, labels["persistentvolumeclaim"])
+    elif "service" in labels and (not known or labels["service"] in known):
+        name = labels["service"]
     elif "node" in labels:
         name, ns = _most_hurt_on_node(idx, labels["node"])
     if not name:
