@@ -39,7 +39,7 @@ def am_alert(name: str, status: str = "firing", starts: str = "2026-11-26T10:00:
 
 def check_contract(doc: dict[str, Any], tmp_path: Path) -> None:
     if not CHECK_CONTRACT.exists():
-        pytest.skip("the shared contract checker is not available")
+        pytest.fail(f"{CHECK_CONTRACT} is missing: the contract checker must run")
     path = tmp_path / "propose.json"
     path.write_text(json.dumps(doc))
     proc = subprocess.run([str(CHECK_CONTRACT), "propose", str(path)], capture_output=True, text=True, check=False)

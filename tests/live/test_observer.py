@@ -95,7 +95,7 @@ def _shift(inc: Any, offset: float) -> tuple[list[Any], RoundTrip]:
 def round_trips(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, RoundTrip]]]:
     """All cases in one Prometheus, each moved to its own day (the observation must not care when)."""
     if not prom_binaries():
-        pytest.skip("prometheus missing")
+        pytest.fail("prometheus/promtool missing: run scripts/ci/install-system.sh")
     cases: dict[str, RoundTrip] = {}
     series: list[Any] = []
     for i, (fault, after_s) in enumerate(ROUND_TRIP):
