@@ -33,8 +33,6 @@ CADVISOR = {"service": "kubelet", "instance": "10.2.0.21:10250", "prometheus": "
 POD0, POD1, POD2 = "checkout-7d9f8b6c5-x2k4q", "checkout-7d9f8b6c5-m8r2t", "checkout-7d9f8b6c5-p4w9z"
 OLD = [{"revision": 13, "age_s": 20 * 86400}, {"revision": 14, "age_s": 7 * 86400}]
 NEW = [{"revision": 14, "age_s": 7 * 86400}, {"revision": 15, "age_s": 1500}]
-KUBELET_ISSUE = ("snapshot: the alert's service=\"kubelet\" label (the scrape target's Service) is read as the "
-                 "workload name, so every action targets Deployment/shop/kubelet")
 MiB = 2**20
 GiB = 2**30
 
@@ -290,11 +288,10 @@ case("cputhrottling-latency", [throttling_alert("64.2%")],
      shop(pods=pods({"throttle_ratio": 0.64, "cpu_ratio": 0.99}, {"throttle_ratio": 0.58, "cpu_ratio": 0.98},
                     {"throttle_ratio": 0.6, "cpu_ratio": 0.99}),
           traffic={"rps": 45, "baseline_rps": 40, "error_ratio": 0.004, "p99_s": 0.9}),
-     ["raise_cpu_limit", "scale_out"], "heavy throttling at the CPU limit and p99 above the SLO",
-     known_issue=KUBELET_ISSUE)
+     ["raise_cpu_limit", "scale_out"], "heavy throttling at the CPU limit and p99 above the SLO")
 case("cputhrottling-no-impact", [throttling_alert("31.5%")],
      shop(pods=pods({"throttle_ratio": 0.31, "cpu_ratio": 0.7})),
-     ["noop", "escalate"], "bursty throttling with the SLO met: informational", known_issue=KUBELET_ISSUE)
+     ["noop", "escalate"], "bursty throttling with the SLO met: informational")
 
 # KubeMemoryOvercommit (cluster-wide)
 case("memoryovercommit", [alert("KubeMemoryOvercommit", {"prometheus": "monitoring/k8s"},
@@ -315,11 +312,9 @@ case("nodenotready", [alert("KubeNodeNotReady", {**KSM, "node": "worker-2", "con
 
 # KubePersistentVolumeFillingUp (kubelet: the alert keeps service="kubelet" and node)
 case("pvfillingup-critical", [pv_alert(True, "2.1%")], orders({"used_ratio": 0.979, "growth_per_min": 0.0005}),
-     ["expand_volume"], "the volume is 98% full and growing",
-     snapshot_issue=KUBELET_ISSUE + " (expand_volume still targets the right PVC)")
+     ["expand_volume"], "the volume is 98% full and growing")
 case("pvfillingup-predicted", [pv_alert(False, "11.97%")], orders({"used_ratio": 0.88, "growth_per_min": 0.0002}),
-     ["expand_volume"], "the volume will be full within four days",
-     snapshot_issue=KUBELET_ISSUE + " (expand_volume still targets the right PVC)")
+     ["expand_volume"], "the volume will be full within four days")
 
 # Our SLO alerts
 case("errorbudgetburn-bad-config", [slo_alert("ServiceErrorBudgetBurn", "checkout burns its error budget",
