@@ -51,7 +51,7 @@ DEFAULT_HYPERPARAMS: dict[str, dict[str, Any]] = {
     "ppo": {"learning_rate": 3e-4, "n_steps": 1024, "batch_size": 256, "n_epochs": 10, "gamma": 0.99,
             "gae_lambda": 0.95, "ent_coef": 0.01, "clip_range": 0.2, "net_arch": [128, 128]},
     "dqn": {"learning_rate": 5e-4, "buffer_size": 100_000, "learning_starts": 2_000, "batch_size": 128,
-            "gamma": 0.99, "train_freq": 4, "gradient_steps": 1, "target_update_interval": 2_000, "n_steps": 1,
+            "gamma": 0.99, "train_freq": 4, "gradient_steps": 1, "target_update_interval": 2_000, "n_steps": 3,
             "exploration_fraction": 0.4, "exploration_final_eps": 0.03, "net_arch": [128, 128]},
 }
 _POLICY_KWARGS = ("net_arch",)

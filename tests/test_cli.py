@@ -87,5 +87,8 @@ def test_runbooks_validate_shipped_catalog_and_broken_one(tmp_path: Path) -> Non
 
 
 def test_console_script_is_installed() -> None:
-    res = subprocess.run(["remediator", "--help"], capture_output=True, text=True)
+    # The script sits next to the interpreter running the tests; CI does not activate the venv.
+    script = Path(sys.executable).parent / "remediator"
+    assert script.exists(), f"console script missing: {script}"
+    res = subprocess.run([str(script), "--help"], capture_output=True, text=True)
     assert res.returncode == 0 and "benchmark" in res.stdout

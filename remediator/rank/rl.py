@@ -33,6 +33,7 @@ whose input checks and copies cost more than the network itself.
 from __future__ import annotations
 
 import json
+import warnings
 import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -189,7 +190,9 @@ def load_policy(path: Path | str, algo: str | None = None) -> tuple[Any, PolicyM
         if meta.algo == "dqn":
             from stable_baselines3 import DQN
 
-            model: Any = DQN.load(path, device="cpu")
+            with warnings.catch_warnings():  # "n_steps is ignored": it concerns training only
+                warnings.filterwarnings("ignore", message=".*n_steps.*", category=UserWarning)
+                model: Any = DQN.load(path, device="cpu")
         else:
             from sb3_contrib import MaskablePPO
 
