@@ -44,6 +44,14 @@ def test_simulate_prints_and_writes_episodes(tmp_path: Path) -> None:
     assert {"fault", "recovered", "recovery_s", "actions"} <= set(doc["episodes"][0])
 
 
+def test_without_seed_the_suites_own_seed_draws_the_incidents(tmp_path: Path) -> None:
+    out = tmp_path / "b.json"
+    res = runner.invoke(app, ["benchmark", "--suite", "eval_large", "--episodes", "2", "--rankers", "oracle",
+                              "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    assert json.loads(out.read_text())["seed"] == 23  # eval_large.yaml's seed, not another suite's
+
+
 @pytest.mark.parametrize(("args", "needle"), [
     (["benchmark", "--suite", "nope"], "no suite named 'nope'"),
     (["benchmark", "--suite", "missing.yaml"], "does not exist"),

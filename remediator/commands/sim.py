@@ -12,7 +12,7 @@ from rich.table import Table
 from remediator.commands.common import console, fail, out, progress_bar, write_json
 
 SuiteOpt = Annotated[str, typer.Option("--suite", help="a shipped suite name (default, eval, ...) or a YAML file")]
-SeedOpt = Annotated[int, typer.Option("--seed", help="seed for the incidents (replaces the suite's)")]
+SeedOpt = Annotated[int | None, typer.Option("--seed", help="seed for the incidents (default: the suite's own)")]
 JsonOpt = Annotated[Path | None, typer.Option("--json", help="write the JSON report here ('-' for stdout)")]
 
 
@@ -31,7 +31,7 @@ def register(app: typer.Typer) -> None:
                  ranker: Annotated[str, typer.Option("--ranker", help="oracle, rules, random, llm, rl, "
                                                      "dqn:FILE.zip, ppo:FILE.zip")] = "rules",
                  episodes: Annotated[int, typer.Option("--episodes", min=1)] = 20,
-                 seed: SeedOpt = 0, json: JsonOpt = None) -> None:
+                 seed: SeedOpt = None, json: JsonOpt = None) -> None:
         """Run one ranker on simulated incidents and show what it did, incident by incident."""
         from remediator.benchmark import RankerError, ranker_factory
         from remediator.guards import GuardPolicy
@@ -40,6 +40,7 @@ def register(app: typer.Typer) -> None:
         from simulator.runner import run_episode
 
         s = _suite(suite)
+        seed = s.seed if seed is None else seed
         try:
             label, factory = ranker_factory(ranker, seed)
         except RankerError as e:
@@ -76,7 +77,7 @@ def register(app: typer.Typer) -> None:
     def benchmark(suite: SuiteOpt = "eval",
                   rankers: Annotated[str, typer.Option("--rankers", help="comma-separated rankers")] =
                   "oracle,rules,llm,random,rl",
-                  seed: SeedOpt = 7,
+                  seed: SeedOpt = None,
                   episodes: Annotated[int | None, typer.Option("--episodes", min=1,
                                                                   help="default: the suite's count")] = None,
                   json: JsonOpt = None,
@@ -86,6 +87,7 @@ def register(app: typer.Typer) -> None:
         from remediator.benchmark import RankerError, plot_report, ranker_factory, run_benchmark
 
         s = _suite(suite)
+        seed = s.seed if seed is None else seed
         names = [r.strip() for r in rankers.split(",") if r.strip()]
         if not names:
             fail("--rankers names no ranker")
