@@ -34,7 +34,7 @@ lint: setup
 	$(BIN)/lint-imports
 
 test: setup system llm lint
-	REMEDIATOR_REQUIRE_LLM=1 $(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache

@@ -9,14 +9,9 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 from collections import Counter
 
 import pytest
-
-if os.environ.get("REMEDIATOR_REQUIRE_LLM", "") != "1":
-    pytest.importorskip("langchain_core", reason="the optional extra llm is not installed: pip install -e '.[llm]'")
-
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
 
 from evals.cases import INJECTION_DIR, EvalCase, load_cases

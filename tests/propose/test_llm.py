@@ -6,14 +6,9 @@ These exercise only the parsing, retry and fallback paths; the real model is in 
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 import pytest
-
-if os.environ.get("REMEDIATOR_REQUIRE_LLM", "") != "1":
-    pytest.importorskip("langchain_core", reason="the optional extra llm is not installed: pip install -e '.[llm]'")
-
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from pydantic import Field, ValidationError

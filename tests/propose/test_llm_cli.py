@@ -8,7 +8,6 @@ validation, guards and the contract of the JSON output.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -19,9 +18,6 @@ from typing import Any
 
 import pytest
 from typer.testing import CliRunner
-
-if os.environ.get("REMEDIATOR_REQUIRE_LLM", "") != "1":
-    pytest.importorskip("langchain_core", reason="the optional extra llm is not installed: pip install -e '.[llm]'")
 
 from remediator.cli import app
 

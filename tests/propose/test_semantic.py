@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 
 import numpy as np
@@ -16,7 +15,6 @@ from remediator.propose.catalog import CatalogProposer
 from remediator.propose.semantic import SemanticMatcher, alert_text, catalog_proposer, embedding_available, runbook_text
 from remediator.snapshot import Alert, Signals, Snapshot
 
-REQUIRED = os.environ.get("REMEDIATOR_REQUIRE_LLM", "") == "1"
 CATALOG = load_catalog()
 CART = ObjectRef("Deployment", "shop", "cart")
 
@@ -97,9 +95,7 @@ def test_without_the_embedding_model_the_proposer_matches_by_name_only(monkeypat
 def test_minilm_matches_user_alerts_and_leaves_unrelated_ones() -> None:
     if not embedding_available():
         msg = "the embedding model is not installed: run scripts/llm/setup.sh"
-        if REQUIRED:
-            pytest.fail(msg)
-        pytest.skip(msg)
+        pytest.fail(msg)
     m = SemanticMatcher(CATALOG)
     restarting = Alert("CheckoutPodsRestarting", {},
                        {"summary": "checkout pods keep restarting",
