@@ -33,8 +33,9 @@ PENALTY_S = {
     "capacity_cut": 30.0,  # a pod deleted or a node drained takes serving capacity away
     "denied": 60.0,  # a guard refused it: a wasted decision and a human's attention
     "invalid": 60.0,  # a kind that was not among the candidates
-    # Changed a healthy service for a noisy alert. At 300 s the policy still rolled back on error
-    # blips that followed an unrelated rollout (7-15% of no-fault incidents on eval seeds 11, 13).
+    # Changed a healthy service for a noisy alert. At 300 s (with half as many no-fault incidents
+    # in training) the DQN still rolled back on error blips that followed an unrelated rollout:
+    # 7-15% of no-fault incidents on eval seeds 11 and 13.
     "acted_on_no_fault": 600.0,
 }
 
