@@ -45,12 +45,12 @@ an HPA or PVC when it is the snapshot's HPA or PVC; anything else falls back to 
 Deployment named after the pod (its name minus the ReplicaSet and pod suffixes) or the HPA,
 and to the object itself for a PVC.
 
-Known limits, on purpose: a guard only sees the alerted workload. `protected` therefore
-judges `restart_dependency` and `cordon_drain_node` by the alerted workload's labels (a
-dependency's or a neighbour's labels are not in the snapshot), and `pdb` judges a node
-drain by the alerted workload's PodDisruptionBudget only (the Eviction API still enforces
-every other budget on the way). `judge_all` judges each candidate independently against the
-same history: it ranks alternatives, it does not plan a batch.
+What an action touches (`touched`): `namespace` and `protected` judge the alerted workload
+and every object the action changes, every pod a drain would evict included; `scope` refuses
+a dependency whose object was not observed (its labels are unknown). The scope itself comes from the snapshot, that
+is from the cluster's objects: the alert's labels cannot name a node or claim the workload
+does not use. `judge_all` judges each candidate independently against the same history: it
+ranks alternatives, it does not plan a batch.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ from __future__ import annotations
 import functools
 import math
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from enum import StrEnum
@@ -71,8 +71,8 @@ from remediator.actions import PASSIVE_KINDS, SPECS, Action, ActionKind, ObjectR
 from remediator.snapshot import Snapshot
 
 __all__ = [
-    "GUARDS", "Decision", "Executed", "FreezeWindow", "Guard", "GuardPolicy", "ParamError", "Verdict",
-    "judge", "judge_all", "planned_replicas", "target_key",
+    "GUARDS", "Decision", "active_freeze", "Executed", "FreezeWindow", "Guard", "GuardPolicy", "ParamError", "Verdict",
+    "judge", "judge_all", "planned_replicas", "target_key", "touched",
 ]
 
 HOUR_S = 3600.0
@@ -226,8 +226,23 @@ class FreezeWindow(BaseModel, frozen=True, extra="forbid"):
         return a <= t < b if a < b else (t >= a or t < b)
 
     def describe(self) -> str:
+        """The window as configured, with the zone each end is read in: its own offset, else UTC."""
+
+        def zone(text: str) -> str:
+            if _parse_point(text)[0] != "absolute":
+                return "UTC"
+            s = text.strip()
+            offset = datetime.fromisoformat(s.replace("Z", "+00:00") if s.endswith("Z") else s).utcoffset()
+            if not offset:
+                return "UTC"
+            minutes = int(offset.total_seconds() // 60)
+            return f"UTC{'+' if minutes > 0 else '-'}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+
         label = f" {self.name!r}" if self.name else ""
-        return f"freeze window{label} {self.start} to {self.end} (UTC)"
+        a, b = zone(self.start), zone(self.end)
+        if a == b:
+            return f"freeze window{label} {self.start} to {self.end} ({a})"
+        return f"freeze window{label} {self.start} ({a}) to {self.end} ({b})"
 
 
 class GuardPolicy(BaseModel, frozen=True, extra="forbid"):
@@ -252,6 +267,9 @@ class GuardPolicy(BaseModel, frozen=True, extra="forbid"):
     breaker_failures: int = Field(default=3, ge=1)
     breaker_window_s: float = Field(default=3600.0, ge=0)
     freeze_windows: list[FreezeWindow] = []
+    # An execution a crash left half-done is finished on restart only if it is younger than
+    # this (and passes the guards again on fresh state); older, it is abandoned.
+    resume_max_age_s: float = Field(default=600.0, ge=0)
     dry_run: bool = False
 
     @field_validator("approval_risk", mode="before")
@@ -458,14 +476,35 @@ def _ns_match(namespace: str, patterns: Sequence[str]) -> bool:
 # ---------------------------------------------------------------------------- the guards
 
 
+def touched(action: Action, snapshot: Snapshot) -> list[tuple[str, ObjectRef, Mapping[str, str] | None]]:
+    """Every object the action changes, as (role, object, labels it is judged by); labels are
+    None when the object was not observed.
+
+    A drain changes the node and evicts every pod on it, in every namespace; `restart_dependency`
+    changes the dependency; every other kind changes the alerted workload or one of its parts
+    (pod, HPA, PVC), which the workload's labels speak for.
+    """
+    t = action.target
+    if action.kind is ActionKind.CORDON_DRAIN_NODE:
+        # The snapshot lists the pods of its own node; any other node is out of scope anyway.
+        pods = snapshot.node_pods if t.name == snapshot.node else ()
+        return [("target", t, {}), *(("evicted pod", p.ref, p.labels) for p in pods)]
+    if action.kind is ActionKind.RESTART_DEPENDENCY:
+        return [("target", t, snapshot.dependency_labels.get(t.name))]
+    return [("target", t, snapshot.workload_labels)]
+
+
 @_active_only
 def namespace_guard(action: Action, snapshot: Snapshot, history: Sequence[Executed],
                     policy: GuardPolicy, now: float) -> Verdict | None:
-    """The target's namespace and the alerted workload's namespace must both be allowed.
+    """The namespace of the alerted workload and of every object the action touches (every pod
+    a drain would evict included) must be allowed.
 
     A cluster-scoped target (a Node) has no namespace of its own: the workload's decides.
     """
-    checked = [("target", action.target.namespace), ("workload", snapshot.namespace)]
+    objects = touched(action, snapshot)
+    checked = [(role, ref.namespace) for role, ref, _ in objects[:1]] + [("workload", snapshot.namespace)]
+    checked += [(role, ref.namespace) for role, ref, _ in objects[1:]]
     namespaces = [(role, ns) for role, ns in checked if ns]
     if not namespaces and policy.allowed_namespaces:
         return _deny("namespace", f"{action.target} has no namespace and allowed_namespaces is restricted "
@@ -480,30 +519,42 @@ def namespace_guard(action: Action, snapshot: Snapshot, history: Sequence[Execut
     return None
 
 
+def _is_protected(labels: Mapping[str, str], policy: GuardPolicy) -> bool:
+    return str(labels.get(policy.protected_label, "")).strip().lower() in PROTECTED_VALUES
+
+
 @_active_only
 def protected_guard(action: Action, snapshot: Snapshot, history: Sequence[Executed],
                     policy: GuardPolicy, now: float) -> Verdict | None:
-    """A workload labelled `<protected_label>: "true"` (or yes/1) is off limits.
-
-    Only the alerted workload's labels are observed, so this also stops `restart_dependency`
-    and `cordon_drain_node` in an incident on a protected workload.
+    """A workload labelled `<protected_label>: "true"` (or yes/1) is off limits, and so is every
+    action that would touch a protected object: a protected dependency, or a drain that would
+    evict a protected workload's pod. (A dependency whose object was not observed cannot be
+    shown to be unprotected: `scope` refuses to restart it.)
     """
-    value = str(snapshot.workload_labels.get(policy.protected_label, ""))
-    if value.strip().lower() not in PROTECTED_VALUES:
-        return None
-    who = snapshot.workload or action.target
-    return _deny("protected", f"{who} carries {policy.protected_label}={value}; "
-                              f"{action.kind.value} on {action.target} is off limits")
+    if _is_protected(snapshot.workload_labels, policy):
+        who = snapshot.workload or action.target
+        value = snapshot.workload_labels.get(policy.protected_label, "")
+        return _deny("protected", f"{who} carries {policy.protected_label}={value}; "
+                                  f"{action.kind.value} on {action.target} is off limits")
+    for role, ref, labels in touched(action, snapshot):
+        if labels is not None and _is_protected(labels, policy):
+            return _deny("protected", f"{role} {ref} carries {policy.protected_label}="
+                                      f"{labels.get(policy.protected_label, '')}; {action.kind.value} on "
+                                      f"{action.target} would touch it")
+    return None
 
 
 @_active_only
 def freeze_guard(action: Action, snapshot: Snapshot, history: Sequence[Executed],
                  policy: GuardPolicy, now: float) -> Verdict | None:
     """No change runs inside a change-freeze window."""
-    for window in policy.freeze_windows:
-        if window.contains(now):
-            return _deny("freeze", f"{window.describe()} is in effect")
-    return None
+    window = active_freeze(policy, now)
+    return None if window is None else _deny("freeze", f"{window.describe()} is in effect")
+
+
+def active_freeze(policy: GuardPolicy, now: float) -> FreezeWindow | None:
+    """The first of the policy's freeze windows in effect at `now`, if any."""
+    return next((w for w in policy.freeze_windows if w.contains(now)), None)
 
 
 @_active_only
@@ -540,6 +591,8 @@ def scope_guard(action: Action, snapshot: Snapshot, history: Sequence[Executed],
         if t not in snapshot.dependencies:
             deps = ", ".join(str(d) for d in snapshot.dependencies) or "none observed"
             problem = f"{t} is not a dependency of {w or 'the alerted workload'} ({deps})"
+        elif t.name not in snapshot.dependency_labels:
+            problem = f"{t} was not observed, so it cannot be shown not to be protected"
     elif kind is ActionKind.CORDON_DRAIN_NODE:
         if t.name != snapshot.node:
             problem = f"{t} is not the node of the incident ({snapshot.node or 'none observed'})"

@@ -26,6 +26,8 @@ import ctypes
 import importlib
 import json
 import os
+import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -49,6 +51,11 @@ __all__ = [
     "embedding_model",
     "find_server_binary",
     "gemma_model_path",
+    "BASELINE_CPU_FLAGS",
+    "describe_exit",
+    "instructions_beyond_baseline",
+    "missing_baseline_flags",
+    "self_check",
 ]
 
 DEFAULT_MODEL_ALIAS = "gemma"
@@ -173,6 +180,11 @@ class LocalLlamaServer:
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
+    @property
+    def exit_code(self) -> int | None:
+        """The server's return code once it has exited (negative: the signal that killed it)."""
+        return None if self._proc is None else self._proc.poll()
+
     def command(self, model: Path, port: int) -> list[str]:
         """The full command line (binary and flags) for the given model and port."""
         return [
@@ -272,7 +284,7 @@ class LocalLlamaServer:
             code = self._proc.poll()
             if code is not None:
                 raise LLMSetupError(
-                    f"llama-server exited with code {code} during startup; command: {' '.join(cmd)}\n"
+                    f"llama-server {describe_exit(code)} during startup; command: {' '.join(cmd)}\n"
                     f"--- server log (tail) ---\n{self.log_tail()}"
                 )
             if _health_ok(url):
@@ -295,6 +307,21 @@ def _die_with_parent() -> None:
     with contextlib.suppress(Exception):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def describe_exit(code: int) -> str:
+    """A process's return code as words: ``exited with code 1`` or ``was killed by SIGILL (...)``."""
+    if code >= 0:
+        return f"exited with code {code}"
+    try:
+        name = signal.Signals(-code).name
+    except ValueError:
+        name = f"signal {-code}"
+    why = ""
+    if -code == signal.SIGILL:
+        why = (" (illegal instruction: the binary uses CPU instructions this machine does not run;"
+               " rebuild it with REMEDIATOR_LLM_REBUILD=1 scripts/llm/setup.sh)")
+    return f"was killed by {name}{why}"
 
 
 def _health_ok(url: str) -> bool:
@@ -354,6 +381,103 @@ def embedding_model(device: str = "cpu") -> MiniLMEmbedder:
     return _EMBEDDERS[device]
 
 
+# -- build checks (scripts/llm/setup.sh and tests/llm) ------------------------------------
+
+# The instruction baseline llama.cpp is built for (docs/llm-setup.md): x86-64 with AVX2, FMA,
+# F16C and BMI2, which every x86-64 server CPU of the last decade runs. Nothing beyond it:
+# AVX-512 and AMX are advertised by some virtual machines that do not let a process run them.
+BASELINE_CPU_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "bmi2")
+# AVX-512 shows as zmm registers, opmask registers or the EVEX-only ymm/xmm 16-31; AMX as its
+# tile instructions. objdump prints AT&T syntax: registers carry a '%'.
+_BEYOND_BASELINE = re.compile(
+    r"%zmm\d|%k[1-7]\b|%[xy]mm(1[6-9]|2\d|3[01])\b"
+    r"|\b(ldtilecfg|sttilecfg|tileloadd|tileloaddt1|tilestored|tilezero|tilerelease|tdpb[su][su]d|tdpbf16ps|tdpfp16ps)\b"
+)
+
+
+def missing_baseline_flags(cpuinfo: str | None = None) -> list[str]:
+    """The baseline CPU flags this machine does not advertise (empty: the build can run here)."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return []  # not Linux: nothing to read, nothing to refuse
+    flags: set[str] = set()
+    for line in cpuinfo.splitlines():
+        if line.startswith("flags"):
+            flags.update(line.partition(":")[2].split())
+            break
+    return [flag for flag in BASELINE_CPU_FLAGS if flag not in flags]
+
+
+def instructions_beyond_baseline(binary_dir: Path | None = None) -> dict[str, int]:
+    """Count, per file of the server's directory, the instructions beyond the baseline.
+
+    An empty result means the build runs on any CPU with the baseline flags. Needs ``objdump``
+    (binutils, which comes with gcc); raises ``LLMSetupError`` without it.
+    """
+    objdump = shutil.which("objdump")
+    if objdump is None:
+        raise LLMSetupError("objdump (binutils) is needed to check the llama.cpp build's instructions")
+    directory = binary_dir or find_server_binary().parent
+    found: dict[str, int] = {}
+    for path in sorted(directory.iterdir()):
+        if path.is_symlink() or not path.is_file() or not _is_elf(path):
+            continue
+        listing = subprocess.run([objdump, "-d", "--no-show-raw-insn", str(path)],
+                                 capture_output=True, text=True, check=True).stdout
+        count = sum(1 for line in listing.splitlines() if _BEYOND_BASELINE.search(line))
+        if count:
+            found[path.name] = count
+    return found
+
+
+def _is_elf(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(4) == b"\x7fELF"
+
+
+def self_check(tokens: int = 8) -> str:
+    """Start the server on the real model and generate ``tokens`` tokens; return the text.
+
+    This is what proves the build works here: ``--version`` runs even where the matrix kernels
+    die. Raises ``LLMSetupError`` saying what died (the exit code or signal and the log's tail).
+    """
+    with LocalLlamaServer(ctx=512, n_predict=tokens) as server:
+        body = {"prompt": "Kubernetes restarts a pod when", "n_predict": tokens, "temperature": 0.3, "seed": 1}
+        req = urllib.request.Request(f"{server.root_url}/completion", data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=120) as resp:  # noqa: S310 (loopback only)
+                reply = json.loads(resp.read())
+        except (urllib.error.URLError, ConnectionError, TimeoutError, ValueError) as exc:
+            code = server.exit_code
+            died = f"; the server {describe_exit(code)}" if code is not None else ""
+            raise LLMSetupError(f"llama-server did not generate text ({exc}){died}\n"
+                                f"--- server log (tail) ---\n{server.log_tail()}") from exc
+        text = str(reply.get("content", ""))
+        generated = int(reply.get("tokens_predicted", 0))
+        if generated < 1 or not text.strip():
+            raise LLMSetupError(f"llama-server answered but generated nothing: {reply!r:.300}")
+        return text
+
+
+def _check() -> None:
+    """``python -m remediator.llm_server --check``: the build's instructions, then real generation."""
+    beyond = instructions_beyond_baseline()
+    if beyond:
+        listed = ", ".join(f"{name}: {count}" for name, count in beyond.items())
+        raise SystemExit(f"llama.cpp build uses instructions beyond the baseline ({listed}); "
+                         f"rebuild with REMEDIATOR_LLM_REBUILD=1 scripts/llm/setup.sh")
+    t0 = time.perf_counter()
+    try:
+        text = self_check()
+    except LLMSetupError as exc:
+        raise SystemExit(f"llama-server self-check failed: {exc}") from None
+    print(f"llama-server generated {text.strip()[:60]!r} in {time.perf_counter() - t0:.1f}s "
+          f"(instructions within the baseline: {', '.join(BASELINE_CPU_FLAGS)})")
+
+
 def _smoke() -> None:
     """``python -m remediator.llm_server``: start the server, ask one schema-constrained question."""
     schema = {
@@ -387,4 +511,6 @@ def _smoke() -> None:
 
 
 if __name__ == "__main__":
-    _smoke()
+    import sys
+
+    _check() if sys.argv[1:] == ["--check"] else _smoke()

@@ -152,8 +152,24 @@ class Signals:
 
 
 @dataclass(frozen=True)
+class Neighbour:
+    """An object beyond the alerted workload that an action may change, with the labels the
+    guards judge it by: a pod a drain of the incident's node would evict (its own labels and
+    its owning Deployment's), or a dependency's Deployment."""
+
+    ref: ObjectRef
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Snapshot:
-    """Everything the agent knows about one incident at one moment."""
+    """Everything the agent knows about one incident at one moment.
+
+    Scope comes from the cluster's objects, never from the alert: `node` is a node the
+    workload's pods run on, `pvc` a claim the workload mounts, `node_pods` every pod a drain
+    of `node` would evict (all namespaces), `dependency_labels` the labels of each observed
+    dependency by name (a dependency missing from it was not observed).
+    """
 
     alert: Alert
     at: float
@@ -166,6 +182,8 @@ class Snapshot:
     pvc: ObjectRef | None = None
     dependencies: tuple[ObjectRef, ...] = ()  # worst first
     workload_labels: Mapping[str, str] = field(default_factory=dict)
+    node_pods: tuple[Neighbour, ...] = ()
+    dependency_labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     events: tuple[str, ...] = ()
     history: tuple[Attempt, ...] = ()
     missing: tuple[str, ...] = ()
@@ -300,10 +318,7 @@ def _guess_from_pod(pod: str) -> str | None:
 
 def _claimant(idx: _Objects, ns: str, claim: str) -> str | None:
     for dep in idx.by_kind.get("Deployment", ()):
-        if _meta(dep).get("namespace") != ns:
-            continue
-        volumes = (((dep.get("spec") or {}).get("template") or {}).get("spec") or {}).get("volumes") or ()
-        if any((v.get("persistentVolumeClaim") or {}).get("claimName") == claim for v in volumes):
+        if _meta(dep).get("namespace") == ns and claim in _claims_of(dep):
             return str(_meta(dep).get("name"))
     return None
 
@@ -447,16 +462,11 @@ def build_snapshot(alert: Alert, series: Sequence[Series], objects: Sequence[K8s
         spec = hpa.get("spec") or {}
         if _meta(hpa).get("namespace") == ns and (spec.get("scaleTargetRef") or {}).get("name") == wname:
             hpa_ref = ObjectRef("HorizontalPodAutoscaler", ns, str(_meta(hpa).get("name")))
-    pvc_ref: ObjectRef | None = None
-    if dep_obj is not None:
-        volumes = (((dep_obj.get("spec") or {}).get("template") or {}).get("spec") or {}).get("volumes") or ()
-        for v in volumes:
-            claim = (v.get("persistentVolumeClaim") or {}).get("claimName")
-            if claim:
-                pvc_ref = ObjectRef("PersistentVolumeClaim", ns, str(claim))
-                break
-    if "persistentvolumeclaim" in alert.labels:
-        pvc_ref = ObjectRef("PersistentVolumeClaim", ns, alert.labels["persistentvolumeclaim"])
+    # The alert may say which claim is filling, but only among the claims the workload mounts.
+    claims = _claims_of(dep_obj)
+    alerted_claim = alert.labels.get("persistentvolumeclaim")
+    claim = alerted_claim if alerted_claim in claims else (claims[0] if claims else None)
+    pvc_ref = ObjectRef("PersistentVolumeClaim", ns, claim) if claim else None
 
     # One pass over the series, keeping what concerns the workload, its pods, node and deps.
     found: set[str] = set()
@@ -558,8 +568,15 @@ def build_snapshot(alert: Alert, series: Sequence[Series], objects: Sequence[K8s
     worst = tuple(sorted(pods, key=lambda p: (ready.get(p, 1.0), -restarts.get(p, 0.0),
                                               -mem_ratios.get(p, 0.0), p)))
     nodes = {by_pod_node.get(p, "") for p in pods} - {""}
-    node = alert.labels.get("node") or (min(nodes, key=lambda n: (node_ready.get(n, 1.0), n))
-                                        if nodes else None)
+    # The alert may say which node, but only among the nodes the workload's pods run on; an
+    # alert about a node with no workload on it names that node only if the cluster has it.
+    alerted_node = alert.labels.get("node")
+    if workload is None:
+        node = alerted_node if alerted_node and idx.get("Node", "", alerted_node) is not None else None
+    elif alerted_node in nodes:
+        node = alerted_node
+    else:
+        node = min(nodes, key=lambda n: (node_ready.get(n, 1.0), n)) if nodes else None
     rs = idx.replicasets_of(ns, wname) if workload else []
     revisions = sorted((int(str((_meta(r).get("annotations") or {}).get(REVISION_ANNOTATION, 0))),
                          parse_time(_meta(r).get("creationTimestamp"))) for r in rs)
@@ -620,7 +637,45 @@ def build_snapshot(alert: Alert, series: Sequence[Series], objects: Sequence[K8s
         alert=alert, at=now, workload=workload, signals=signals, slo=slo, node=node, pods=worst,
         hpa=hpa_ref, pvc=pvc_ref, dependencies=deps_sorted,
         workload_labels=dict(dep_meta.get("labels") or {}), events=events[-20:],
+        node_pods=_evicted_by_drain(idx, node) if node else (),
+        dependency_labels={d.name: dict(_meta(obj).get("labels") or {}) for d in deps
+                           if (obj := idx.get("Deployment", ns, d.name)) is not None},
         history=history, missing=missing)
+
+
+def _claims_of(dep: K8sObject | None) -> list[str]:
+    """The PersistentVolumeClaims a Deployment's pod template mounts, in template order."""
+    if dep is None:
+        return []
+    volumes = (((dep.get("spec") or {}).get("template") or {}).get("spec") or {}).get("volumes") or ()
+    return [str(c) for v in volumes if (c := (v.get("persistentVolumeClaim") or {}).get("claimName"))]
+
+
+def drain_evicts(pod: K8sObject) -> bool:
+    """Whether draining the pod's node evicts it, as `kubectl drain` decides: DaemonSet pods
+    would come straight back, mirror (static) pods belong to the kubelet, and finished or
+    terminating pods are left alone. The guards and the executor both use this one rule."""
+    meta = _meta(pod)
+    if any(o.get("kind") == "DaemonSet" for o in meta.get("ownerReferences") or ()):
+        return False
+    if "kubernetes.io/config.mirror" in (meta.get("annotations") or {}):
+        return False
+    return not (meta.get("deletionTimestamp") or (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"))
+
+
+def _evicted_by_drain(idx: _Objects, node: str) -> tuple[Neighbour, ...]:
+    """Every pod a drain of `node` would evict, with its own and its Deployment's labels."""
+    out = []
+    for pod in idx.by_kind.get("Pod", ()):
+        if (pod.get("spec") or {}).get("nodeName") != node or not drain_evicts(pod):
+            continue
+        meta = _meta(pod)
+        ns, name = str(meta.get("namespace", "")), str(meta.get("name", ""))
+        dep_name = idx.deployment_of_pod(ns, name)
+        owner = idx.get("Deployment", ns, dep_name) if dep_name else None
+        labels = {**(meta.get("labels") or {}), **((_meta(owner).get("labels") or {}) if owner else {})}
+        out.append(Neighbour(ObjectRef("Pod", ns, name), labels))
+    return tuple(sorted(out, key=lambda n: (n.ref.namespace, n.ref.name)))
 
 
 def _minutes_to_full(used: Sequence[tuple[float, float]], cap: float, now: float) -> float:

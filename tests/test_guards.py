@@ -26,7 +26,7 @@ from remediator.guards import (
     planned_replicas,
     target_key,
 )
-from remediator.snapshot import Alert, Signals, Snapshot
+from remediator.snapshot import Alert, Neighbour, Signals, Snapshot
 
 K = ActionKind
 NOW = 1_704_456_000.0  # 2024-01-05 12:00:00 UTC, a Friday
@@ -91,6 +91,9 @@ def snap(
         pvc=dataclasses.replace(PVC, namespace=ns) if workload else None,
         dependencies=(dataclasses.replace(DB, namespace=ns),) if workload else (),
         workload_labels=labels or {},
+        dependency_labels={DB.name: {"app": DB.name}} if workload else {},
+        node_pods=tuple(Neighbour(dataclasses.replace(p, namespace=ns), labels or {}) for p in (POD, POD2))
+        if workload else (),
     )
 
 
@@ -336,6 +339,40 @@ def test_protected_label_is_configurable() -> None:
 @pytest.mark.parametrize("kind", [K.RESTART_DEPENDENCY, K.CORDON_DRAIN_NODE, K.DELETE_POD, K.RAISE_HPA_MAX])
 def test_protected_alerted_workload_stops_actions_on_related_objects(kind: ActionKind) -> None:
     assert_denied(verdict(act(kind), snap(labels={"remediator.io/protected": "true"})), "protected")
+
+
+def _with_neighbour(pod: ObjectRef, labels: dict[str, str]) -> Snapshot:
+    s = snap()
+    return dataclasses.replace(s, node_pods=(*s.node_pods, Neighbour(pod, labels)))
+
+
+def test_a_drain_that_would_evict_a_kube_system_pod_is_denied() -> None:
+    s = _with_neighbour(ObjectRef("Pod", "kube-system", "coredns-5d78c-abcde"), {"k8s-app": "kube-dns"})
+    assert_denied(verdict(act(K.CORDON_DRAIN_NODE), s), "namespace",
+                  "evicted pod namespace kube-system is in denied_namespaces (kube-system)")
+    # ... unless a policy says so.
+    allowing = GuardPolicy(allowed_namespaces=["shop", "kube-system"], approval_risk=None)
+    assert_allowed(verdict(act(K.CORDON_DRAIN_NODE), s, policy=allowing))
+    # Only the drain touches the neighbour: the other actions on the incident do not care.
+    assert_allowed(verdict(act(K.RESTART_ROLLOUT), s))
+
+
+def test_a_drain_that_would_evict_a_protected_workloads_pod_is_denied() -> None:
+    vault_pod = ObjectRef("Pod", NS, "vault-6c8b9-qwert")
+    s = _with_neighbour(vault_pod, {"app": "vault", "remediator.io/protected": "true"})
+    assert_denied(verdict(act(K.CORDON_DRAIN_NODE), s), "protected",
+                  f"evicted pod {vault_pod} carries remediator.io/protected=true; "
+                  f"cordon_drain_node on {NODE} would touch it")
+    assert_allowed(verdict(act(K.DELETE_POD), s))
+
+
+def test_restarting_a_protected_or_unobserved_dependency_is_denied() -> None:
+    s = dataclasses.replace(snap(), dependency_labels={DB.name: {"remediator.io/protected": "yes"}})
+    assert_denied(verdict(act(K.RESTART_DEPENDENCY), s), "protected",
+                  f"target {DB} carries remediator.io/protected=yes; restart_dependency on {DB} would touch it")
+    unseen = dataclasses.replace(snap(), dependency_labels={})
+    assert_denied(verdict(act(K.RESTART_DEPENDENCY), unseen), "scope",
+                  f"{DB} was not observed, so it cannot be shown not to be protected")
 
 
 # ---------------------------------------------------------------------------- freeze windows

@@ -156,3 +156,61 @@ def test_scrape_service_label_does_not_name_the_workload() -> None:
     # Without any objects the pod name's <deployment>-<rs>-<pod> shape is the best guess.
     bare = Alert("CPUThrottlingHigh", {"namespace": NS, "pod": "cart-7d4b9c-x2x9z", "service": "kubelet"})
     assert resolve_workload(bare, []) == ObjectRef("Deployment", NS, "cart")
+
+
+# ---------------------------------------------------------------------------- scope comes from the cluster
+
+
+def _with_vault_and_coredns() -> list[dict]:
+    """The cart objects plus a protected `vault` (claim vault-data, on node-9) and kube-system's
+    coredns next to cart's pod on node-0."""
+    vault = {"kind": "Deployment", "metadata": {"name": "vault", "namespace": NS,
+                                                "labels": {"remediator.io/protected": "true"}},
+             "spec": {"replicas": 1, "template": {"spec": {"volumes": [
+                 {"name": "d", "persistentVolumeClaim": {"claimName": "vault-data"}}]}}}}
+    vault_rs = {"kind": "ReplicaSet", "metadata": {"name": "vault-ccc", "namespace": NS,
+                                                   "ownerReferences": [{"kind": "Deployment", "name": "vault"}]}}
+    vault_pod = {"kind": "Pod", "metadata": {"name": "vault-ccc-0", "namespace": NS,
+                                             "ownerReferences": [{"kind": "ReplicaSet", "name": "vault-ccc"}]},
+                 "spec": {"nodeName": "node-9"}}
+    coredns = {"kind": "Pod", "metadata": {"name": "coredns-abc-1", "namespace": "kube-system",
+                                           "labels": {"k8s-app": "kube-dns"}}, "spec": {"nodeName": "node-0"}}
+    daemon = {"kind": "Pod", "metadata": {"name": "node-exporter-x", "namespace": "monitoring",
+                                          "ownerReferences": [{"kind": "DaemonSet", "name": "node-exporter"}]},
+              "spec": {"nodeName": "node-0"}}
+    return [*_objects(), vault, vault_rs, vault_pod, coredns, daemon]
+
+
+def test_an_alert_cannot_name_a_claim_the_workload_does_not_mount() -> None:
+    alert = Alert("KubePersistentVolumeFillingUp",
+                  {"namespace": NS, "deployment": "cart", "persistentvolumeclaim": "vault-data"})
+    snap = build_snapshot(alert, [], _with_vault_and_coredns(), now=NOW)
+    assert snap.workload == ObjectRef("Deployment", NS, "cart")
+    assert snap.pvc == ObjectRef("PersistentVolumeClaim", NS, "cart-data")
+    # Named alone, the claim leads to the workload that mounts it: the protected vault.
+    alone = build_snapshot(Alert("KubePersistentVolumeFillingUp", {"namespace": NS, "persistentvolumeclaim":
+                                                                   "vault-data"}), [], _with_vault_and_coredns(),
+                           now=NOW)
+    assert alone.workload == ObjectRef("Deployment", NS, "vault") and alone.workload_labels
+
+
+def test_an_alert_cannot_name_a_node_the_workload_does_not_run_on() -> None:
+    for node in ("node-9", "node-nonexistent"):
+        alert = Alert("KubePodCrashLooping", {"namespace": NS, "deployment": "cart", "node": node})
+        snap = build_snapshot(alert, [], _with_vault_and_coredns(), now=NOW)
+        assert snap.node in ("node-0", "node-1"), node
+    # A node the workload does run on is taken as named.
+    named = build_snapshot(Alert("KubePodCrashLooping", {"namespace": NS, "deployment": "cart", "node": "node-1"}),
+                           [], _with_vault_and_coredns(), now=NOW)
+    assert named.node == "node-1"
+
+
+def test_the_snapshot_lists_every_pod_a_drain_would_evict_with_its_owners_labels() -> None:
+    alert = Alert("KubeNodeNotReady", {"node": "node-0"})
+    snap = build_snapshot(alert, [], _with_vault_and_coredns(), now=NOW)
+    assert snap.node == "node-0"
+    evicted = {str(n.ref): dict(n.labels) for n in snap.node_pods}
+    # The DaemonSet pod stays (drain ignores it); coredns in kube-system is listed.
+    assert evicted == {"Pod/kube-system/coredns-abc-1": {"k8s-app": "kube-dns"},
+                       f"Pod/{NS}/cart-bbb-0": {"app": "cart"}}
+    assert snap.dependency_labels == {"redis": {}}

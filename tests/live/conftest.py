@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,18 +15,20 @@ if str(_ROOT) not in sys.path:  # `tests.support` must import however pytest was
 
 from remediator.actions import ObjectRef  # noqa: E402
 from remediator.live.ledger import Ledger  # noqa: E402
-from remediator.snapshot import Alert, Signals, Snapshot  # noqa: E402
+from remediator.snapshot import Alert, Neighbour, Signals, Snapshot  # noqa: E402
 from tests.support import prom  # noqa: E402
 from tests.support.kube import KubeEmulator, KubeServer  # noqa: E402
 
 NS = "shop"
 APP = "cart"
 
-# Skipped on a bare developer machine, never in CI (CI=true): there a missing binary must fail.
-requires_prometheus = pytest.mark.skipif(
-    not prom.binaries_available() and not os.environ.get("CI"),
-    reason="prometheus/promtool/alertmanager missing: run scripts/ci/install-system.sh",
-)
+# A missing binary fails the test (tests/support/prom.require_binaries): never a silent skip.
+requires_prometheus = pytest.mark.usefixtures("prometheus_binaries")
+
+
+@pytest.fixture
+def prometheus_binaries() -> None:
+    prom.require_binaries()
 
 
 @pytest.fixture
@@ -80,10 +81,12 @@ def seed_workload(kube: KubeServer, *, replicas: int = 2, pdb_min: int | None = 
 
 def snapshot_for(*, desired: float = 2, hpa_max: float = 4, pods: tuple[str, ...] = (), node: str | None = "node-a",
                  alert: str = "KubePodCrashLooping") -> Snapshot:
+    """The cart incident as the guards judged it; a drain may evict the pods listed in `pods`."""
     cart = ObjectRef("Deployment", NS, APP)
     return Snapshot(
         alert=Alert(alert, {"namespace": NS, "deployment": APP}, starts_at=1000.0, fingerprint="f00d"),
         at=1060.0, workload=cart, signals=Signals(desired_replicas=desired, baseline_replicas=desired,
                                                   hpa_present=1.0, hpa_max=hpa_max, has_previous_revision=1.0),
         node=node, pods=pods, hpa=ObjectRef("HorizontalPodAutoscaler", NS, APP),
-        pvc=ObjectRef("PersistentVolumeClaim", NS, f"{APP}-data"))
+        pvc=ObjectRef("PersistentVolumeClaim", NS, f"{APP}-data"),
+        node_pods=tuple(Neighbour(ObjectRef("Pod", NS, p), {"app": APP}) for p in pods))

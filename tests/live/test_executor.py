@@ -224,11 +224,12 @@ def test_dry_run_changes_nothing(kube: KubeServer, ledger: Ledger, kind: ActionK
 
 
 def test_drain_respects_the_pod_disruption_budget(kube: KubeServer, ledger: Ledger) -> None:
-    seed_workload(kube, replicas=2, pdb_min=2)
+    seeded = seed_workload(kube, replicas=2, pdb_min=2)
     executor = _executor(kube, ledger)
     executor.drain_timeout_s = 0.3
 
-    result = executor.execute(Action(A.CORDON_DRAIN_NODE, ObjectRef("Node", "", "node-a")), snapshot_for())
+    result = executor.execute(Action(A.CORDON_DRAIN_NODE, ObjectRef("Node", "", "node-a")),
+                              snapshot_for(pods=tuple(p["metadata"]["name"] for p in seeded["pods"])))
 
     assert not result.ok
     assert "drain incomplete" in (result.error or "") and "disruption budget" in (result.error or "")
@@ -239,6 +240,23 @@ def test_drain_respects_the_pod_disruption_budget(kube: KubeServer, ledger: Ledg
         p is not None for p in (kube.get("v1", "Pod", NS, r.path.split("/")[-2]) for r in refused))
     assert executor.undo(result.execution_id).ok  # a failed drain can still be undone: uncordon
     assert not kube.get("v1", "Node", None, "node-a").get("spec", {}).get("unschedulable")  # type: ignore[union-attr]
+
+
+def test_drain_evicts_no_pod_the_guards_did_not_judge(kube: KubeServer, ledger: Ledger) -> None:
+    """coredns lands on the node after the decision: the drain is not planned, nothing is touched."""
+    seeded = seed_workload(kube, replicas=2)
+    kube.seed({"apiVersion": "v1", "kind": "Pod",
+               "metadata": {"name": "coredns-5d78c-abcde", "namespace": "kube-system"},
+               "spec": {"nodeName": "node-a", "containers": [{"name": "coredns", "image": "coredns:1.11"}]}})
+    executor = _executor(kube, ledger)
+
+    result = executor.execute(Action(A.CORDON_DRAIN_NODE, ObjectRef("Node", "", "node-a")),
+                              snapshot_for(pods=tuple(p["metadata"]["name"] for p in seeded["pods"])))
+
+    assert not result.ok and "kube-system/coredns-5d78c-abcde" in (result.error or ""), result
+    assert not kube.get("v1", "Node", None, "node-a").get("spec", {}).get("unschedulable")  # type: ignore[union-attr]
+    assert kube.requests("POST", "/api/v1/namespaces/*/pods/*/eviction") == []
+    assert kube.get("v1", "Pod", "kube-system", "coredns-5d78c-abcde") is not None
 
 
 def test_conflict_rereads_replans_and_records_the_new_inverse(kube: KubeServer, ledger: Ledger) -> None:

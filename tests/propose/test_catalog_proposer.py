@@ -179,8 +179,11 @@ def test_volume_filling_up_expands_the_claim(proposer: CatalogProposer) -> None:
 
 
 def test_node_not_ready_is_about_the_node(proposer: CatalogProposer) -> None:
-    s = snap("KubeNodeNotReady", {"node": "node-b"}, objects=cluster(pods=False))
+    node_b = {"kind": "Node", "metadata": {"name": "node-b"}}
+    s = snap("KubeNodeNotReady", {"node": "node-b"}, objects=[*cluster(pods=False), node_b])
     assert s.workload is None and s.node == "node-b"
+    # A node the cluster does not have is no target.
+    assert snap("KubeNodeNotReady", {"node": "node-b"}, objects=cluster(pods=False)).node is None
     node = ObjectRef("Node", "", "node-b")
     cands = proposer.propose(s)
     assert kinds(cands) == [K.CORDON_DRAIN_NODE, K.NOOP, K.ESCALATE]

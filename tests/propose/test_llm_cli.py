@@ -100,10 +100,10 @@ def test_propose_with_the_llm_proposer_keeps_the_contract(stub: tuple[Stub, str]
     assert "<<<INCIDENT DATA" in request["messages"][1]["content"]
     out = tmp_path / "propose.json"
     out.write_text(json.dumps(doc))
-    if CHECK_CONTRACT.exists():
-        res = subprocess.run([sys.executable, str(CHECK_CONTRACT), "propose", str(out)], capture_output=True,
-                             text=True)
-        assert res.returncode == 0, res.stdout
+    if not CHECK_CONTRACT.exists():
+        pytest.fail(f"{CHECK_CONTRACT} is missing: the contract checker must run")
+    res = subprocess.run([sys.executable, str(CHECK_CONTRACT), "propose", str(out)], capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout
 
 
 def test_a_hostile_answer_is_dropped_and_the_catalog_steps_in(stub: tuple[Stub, str],

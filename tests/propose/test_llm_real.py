@@ -3,7 +3,8 @@
 Three cases only (two evaluation cases, one injection case), so that CI stays in budget; the whole
 corpus runs in benchmarks/llm_eval.py. Needs the optional extra (scripts/llm/setup.sh, which
 `make test` runs); a missing install fails with that instruction. No assertion on speed: the
-latency is printed, not judged.
+latency is printed, not judged; but a model that answered nothing (every call timed out, or the
+server died) fails the test.
 """
 
 from __future__ import annotations
@@ -62,5 +63,9 @@ def test_the_real_model_proposes_within_the_schema_or_falls_back_cleanly(llm: LL
     else:
         assert report.schema_valid and report.valid
         assert out.candidates[0].source == "llm"
-    timed_out = any(a.error.startswith("timeout") for a in report.attempts)
-    assert report.schema_valid or timed_out, [a.error for a in report.attempts]
+    # A model that never answered proves nothing: every attempt timing out (or a dead server)
+    # is a failure, with the measured times. One timeout among answers is reported, not judged.
+    timeouts = [a.seconds for a in report.attempts if a.error.startswith("timeout")]
+    print(f"{len(timeouts)} of {len(report.attempts)} calls timed out" + (f" (after {timeouts} s)" if timeouts else ""))
+    assert len(timeouts) < len(report.attempts), f"every call timed out: {calls}"
+    assert report.schema_valid, f"no answer fit the schema (the server may have died): {calls}"

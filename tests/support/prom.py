@@ -100,6 +100,16 @@ def binaries_available() -> bool:
     return all(shutil.which(b) for b in ("prometheus", "promtool", "prometheus-alertmanager"))
 
 
+def require_binaries() -> None:
+    """Fail (never skip) a test that needs the real servers when they are not installed:
+    `make test` installs them, so their absence is a broken setup, not a reason to pass."""
+    if not binaries_available():
+        import pytest
+
+        pytest.fail("prometheus/promtool/prometheus-alertmanager missing: run scripts/ci/install-system.sh "
+                    "(make test does)")
+
+
 def wait_http_ready(
     url: str,
     *,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,11 +18,13 @@ from tests.support import prom  # noqa: E402
 if TYPE_CHECKING:
     from tests.support.kube import KubeServer
 
-# Skipped on a bare developer machine, never in CI (CI=true): there a missing binary must fail.
-requires_prometheus = pytest.mark.skipif(
-    not prom.binaries_available() and not os.environ.get("CI"),
-    reason="prometheus/promtool/alertmanager missing: run scripts/ci/install-system.sh",
-)
+# A missing binary fails the test (tests/support/prom.require_binaries): never a silent skip.
+requires_prometheus = pytest.mark.usefixtures("prometheus_binaries")
+
+
+@pytest.fixture
+def prometheus_binaries() -> None:
+    prom.require_binaries()
 
 
 @pytest.fixture

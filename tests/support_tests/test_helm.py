@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -10,9 +9,11 @@ import yaml
 
 from tests.support.helm import helm, helm_binary
 
-pytestmark = pytest.mark.skipif(
-    helm_binary() is None and not os.environ.get("CI"), reason="helm missing: run scripts/ci/install-system.sh"
-)
+
+@pytest.fixture(autouse=True)
+def _helm_installed() -> None:
+    if helm_binary() is None:
+        pytest.fail("helm missing: run scripts/ci/install-system.sh (make test does)")
 
 
 def test_helm_version_is_v3() -> None:

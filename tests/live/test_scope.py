@@ -1,0 +1,97 @@
+"""Scope comes from the cluster, not from the alert (the red team's cases, issue 15).
+
+The official client reads the emulator through `KubeObjectSource`, `build_snapshot` builds the
+snapshot, and the default guards judge what a hostile alert would have the agent do:
+  - an alert for shop/cart carrying `persistentvolumeclaim=vault-data` (the protected vault's
+    claim) must not make vault's volume a target;
+  - an alert for shop/cart carrying `node=node-v` (vault's node) must not make that node a target;
+  - a drain of cart's own node would evict kube-system/coredns and is denied by default.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import kubernetes.client as k
+import pytest
+
+from remediator.actions import Action, ActionKind, ObjectRef
+from remediator.guards import Decision, GuardPolicy, judge
+from remediator.live.observer import KubeObjectSource, Observer
+from remediator.snapshot import Alert, Snapshot
+from tests.live.conftest import NS
+from tests.support.kube import KubeEmulator, KubeServer
+
+A = ActionKind
+NOW = 2_000_000_000.0
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[KubeServer]:
+    """shop/cart on node-a and node-b, the protected shop/vault (claim vault-data) alone on node-v,
+    and kube-system/coredns on node-a."""
+    with KubeServer(KubeEmulator()) as kube:
+        kube.seed_deployment("cart", NS, replicas=2, nodes=("node-a", "node-b"))
+        kube.seed_deployment("vault", NS, replicas=1, nodes=("node-v",))
+        kube.seed_deployment("coredns", "kube-system", replicas=1, nodes=("node-a",))
+        kube.seed({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                   "metadata": {"name": "vault-data", "namespace": NS},
+                   "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "10Gi"}}},
+                   "status": {"phase": "Bound", "capacity": {"storage": "10Gi"}}})
+        apps = k.AppsV1Api(kube.api_client())
+        apps.patch_namespaced_deployment("vault", NS, {
+            "metadata": {"labels": {"remediator.io/protected": "true"}},
+            "spec": {"template": {"spec": {"volumes": [
+                {"name": "data", "persistentVolumeClaim": {"claimName": "vault-data"}}]}}}})
+        yield kube
+
+
+def observe(kube: KubeServer, labels: dict[str, str], name: str = "KubePodCrashLooping") -> Snapshot:
+    source = KubeObjectSource(kube.api_client(), clock=lambda: NOW)
+    # No Prometheus: the observation is not usable for acting, but the snapshot and its scope
+    # are exactly what the loop would judge.
+    return Observer(None, source, clock=lambda: NOW).observe(Alert(name, labels, starts_at=NOW - 60), now=NOW).snapshot
+
+
+def verdict(action: Action, snap: Snapshot, **policy: Any) -> tuple[Decision, str]:
+    v = judge(action, snap, [], GuardPolicy(**policy), NOW)
+    return v.decision, v.reason
+
+
+def test_an_alerts_claim_label_does_not_make_another_workloads_volume_a_target(cluster: KubeServer) -> None:
+    snap = observe(cluster, {"namespace": NS, "deployment": "cart", "persistentvolumeclaim": "vault-data"},
+                   "KubePersistentVolumeFillingUp")
+    assert snap.workload == ObjectRef("Deployment", NS, "cart") and snap.pvc is None
+    decision, reason = verdict(Action(A.EXPAND_VOLUME, ObjectRef("PersistentVolumeClaim", NS, "vault-data"),
+                                      {"factor": 1.5}), snap)
+    assert decision is Decision.DENY
+    assert reason.startswith("scope: PersistentVolumeClaim/shop/vault-data is not the PVC"), reason
+
+
+def test_an_alerts_node_label_does_not_make_another_node_a_target(cluster: KubeServer) -> None:
+    for node in ("node-v", "node-that-does-not-exist"):
+        snap = observe(cluster, {"namespace": NS, "deployment": "cart", "node": node})
+        assert snap.node in ("node-a", "node-b"), node
+        decision, reason = verdict(Action(A.CORDON_DRAIN_NODE, ObjectRef("Node", "", node)), snap, approval_risk=None)
+        assert decision is Decision.DENY and reason.startswith(f"scope: Node/{node} is not the node"), reason
+
+
+def test_a_drain_that_would_evict_kube_system_pods_is_denied_by_default(cluster: KubeServer) -> None:
+    snap = observe(cluster, {"namespace": NS, "deployment": "cart", "node": "node-a"})
+    assert snap.node == "node-a"
+    evicted = {str(p.ref) for p in snap.node_pods}
+    assert any(p.startswith("Pod/kube-system/coredns-") for p in evicted), evicted
+    drain = Action(A.CORDON_DRAIN_NODE, ObjectRef("Node", "", "node-a"))
+    decision, reason = verdict(drain, snap, approval_risk=None)
+    assert decision is Decision.DENY
+    assert reason == "namespace: evicted pod namespace kube-system is in denied_namespaces (kube-system)"
+    # The same drain passes where a policy says kube-system may be touched.
+    assert verdict(drain, snap, approval_risk=None, allowed_namespaces=["shop", "kube-system"])[0] is Decision.ALLOW
+
+
+def test_a_node_alert_resolves_to_a_workload_on_that_node_and_judges_every_evicted_pod(cluster: KubeServer) -> None:
+    snap = observe(cluster, {"node": "node-v"}, "KubeNodeNotReady")
+    assert snap.workload == ObjectRef("Deployment", NS, "vault") and snap.node == "node-v"
+    decision, reason = verdict(Action(A.CORDON_DRAIN_NODE, ObjectRef("Node", "", "node-v")), snap, approval_risk=None)
+    assert decision is Decision.DENY and reason.startswith("protected: Deployment/shop/vault carries"), reason
