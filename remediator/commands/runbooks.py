@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from remediator.commands.common import console, out
+from remediator.commands.common import console, inert, out
 
 
 def register(app: typer.Typer) -> None:
@@ -22,13 +22,14 @@ def register(app: typer.Typer) -> None:
 
         path = directory or shipped_runbooks_dir()
         if not path.exists():
-            console.print(f"[bold red]error:[/] {path} does not exist")
+            console.print(f"[bold red]error:[/] {inert(path)} does not exist", highlight=False)
             raise typer.Exit(2)
         issues = validate_dir(path)
         if issues:
             for issue in issues:
-                console.print(str(issue), highlight=False)
-            console.print(f"[bold red]{len(issues)} problem(s)[/] in {path}")
+                console.print(inert(issue), highlight=False)
+            console.print(f"[bold red]{len(issues)} problem(s)[/] in {inert(path)}", highlight=False)
             raise typer.Exit(2)
         catalog = load_catalog(path)
-        out.print(f"{len(catalog.runbooks)} runbooks valid in {path}: {', '.join(catalog.alerts)}")
+        out.print(f"{len(catalog.runbooks)} runbooks valid in {inert(path)}: {inert(', '.join(catalog.alerts))}",
+                  highlight=False)

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from remediator.commands.common import console, fail, out, progress_bar, write_json
+from remediator.commands.common import console, fail, inert, out, progress_bar, write_json
 
 SuiteOpt = Annotated[str, typer.Option("--suite", help="a shipped suite name (default, eval, ...) or a YAML file")]
 SeedOpt = Annotated[int | None, typer.Option("--seed", help="seed for the incidents (default: the suite's own)")]
@@ -47,12 +47,12 @@ def register(app: typer.Typer) -> None:
             fail(str(e))
         topology = s.topology.build()
         proposer, policy = CatalogProposer(), GuardPolicy()
-        table = Table(title=f"{label} on suite {s.name}, seed {seed}")
+        table = Table(title=inert(f"{label} on suite {s.name}, seed {seed}"))
         for col in ("#", "fault", "variant", "alert", "recovered", "time", "actions"):
             table.add_column(col)
         rows = []
         with progress_bar() as bar:
-            task = bar.add_task(f"simulate {label}", total=episodes)
+            task = bar.add_task(inert(f"simulate {label}"), total=episodes)
             for i, spec in enumerate(s.specs(seed=seed, count=episodes)):
                 inc = Incident(topology, spec, s.horizon_s)
                 res = run_episode(inc, factory(inc), proposer, policy)
@@ -60,9 +60,9 @@ def register(app: typer.Typer) -> None:
                              "service": spec.service, "recovered": res.recovered, "recovery_s": res.recovery_s,
                              "actions": res.kinds, "guard_denials": res.guard_denials,
                              "unsafe_executed": res.unsafe_executed})
-                table.add_row(str(i), rows[-1]["fault"], spec.variant or "-", inc.alert.name,
+                table.add_row(str(i), inert(rows[-1]["fault"]), inert(spec.variant or "-"), inert(inc.alert.name),
                               "yes" if res.recovered else "[red]no[/]", f"{res.recovery_s / 60:.1f}m",
-                              " ".join(k for k in res.kinds if k != "noop") or "noop")
+                              inert(" ".join(k for k in res.kinds if k != "noop") or "noop"))
                 bar.advance(task)
         out.print(table)
         times = [r["recovery_s"] for r in rows]
@@ -102,7 +102,7 @@ def register(app: typer.Typer) -> None:
 
             def advance(label: str, n: int) -> None:
                 if label not in tasks:
-                    tasks[label] = bar.add_task(f"benchmark {label}", total=count)
+                    tasks[label] = bar.add_task(inert(f"benchmark {label}"), total=count)
                 bar.advance(tasks[label], n)
 
             report = run_benchmark(s, names, seed, episodes, progress=advance)
@@ -110,19 +110,19 @@ def register(app: typer.Typer) -> None:
         write_json(json, report)
         if plot is not None:
             plot_report(report, plot)
-            console.print(f"wrote {plot}")
+            console.print(f"wrote {inert(plot)}", highlight=False)
         if any(r["unsafe_executed"] for r in report["rankers"].values()):
             console.print("[bold red]unsafe actions were executed[/]")
             raise typer.Exit(1)
 
 
 def _print_report(report: dict) -> None:  # type: ignore[type-arg]
-    t = Table(title=f"suite {report['suite']} · seed {report['seed']} · {report['episodes']} incidents "
-                    "(simulated time)")
+    t = Table(title=inert(f"suite {report['suite']} · seed {report['seed']} · {report['episodes']} incidents "
+                          "(simulated time)"))
     for col in ("ranker", "MTTR", "p95", "success", "actions/inc", "acted on no-fault", "denials", "unsafe"):
         t.add_column(col, justify="right")
     for name, r in report["rankers"].items():
-        t.add_row(name, f"{r['mttr_s'] / 60:.2f}m", f"{r['p95_s'] / 60:.1f}m", f"{r['success_rate']:.1%}",
+        t.add_row(inert(name), f"{r['mttr_s'] / 60:.2f}m", f"{r['p95_s'] / 60:.1f}m", f"{r['success_rate']:.1%}",
                   f"{r['actions_per_incident']:.2f}", f"{r['noop_incident_actions']:.1%}",
                   str(r["guard_denials"]), str(r["unsafe_executed"]))
     out.print(t)
@@ -130,7 +130,8 @@ def _print_report(report: dict) -> None:  # type: ignore[type-arg]
     f.add_column("fault")
     names = list(report["rankers"])
     for n in names:
-        f.add_column(n, justify="right")
+        f.add_column(inert(n), justify="right")
     for fault, by in report["per_fault"].items():
-        f.add_row(fault, *(f"{by[n]['mttr_s'] / 60:.1f}" if by.get(n, {}).get("episodes") else "-" for n in names))
+        f.add_row(inert(fault),
+                  *(f"{by[n]['mttr_s'] / 60:.1f}" if by.get(n, {}).get("episodes") else "-" for n in names))
     out.print(f)

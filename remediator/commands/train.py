@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from remediator.commands.common import console, fail, out
+from remediator.commands.common import console, fail, inert, out
 
 # YAML 1.1 reads "5e-4" as a string; a learning rate written that way is a number.
 _FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
@@ -75,7 +75,7 @@ def register(app: typer.Typer) -> None:
         for item in hp or []:
             argv += ["--hp", item]
         command = " ".join(shlex.quote(a) for a in argv)
-        console.print(f"training {algo} on suite {suite} for {timesteps} steps, seed {seed}")
+        console.print(f"training {algo} on suite {inert(suite)} for {timesteps} steps, seed {seed}", highlight=False)
         try:
             result = run_training(algo, suite, timesteps, seed, out_path, n_envs=envs, subprocess=subprocess,
                                   progress_bar=progress, hyperparams=overrides, command=command)
@@ -83,11 +83,11 @@ def register(app: typer.Typer) -> None:
             fail(str(e))
         m = result.metadata
         extra = m.extra
-        out.print(f"wrote {result.model_path} ({m.algo}, {m.timesteps} steps, {m.train_wall_s:.0f}s wall, "
+        out.print(f"wrote {inert(result.model_path)} ({m.algo}, {m.timesteps} steps, {m.train_wall_s:.0f}s wall, "
                   f"{extra.get('episodes', 0)} episodes)")
-        out.print(f"wrote {result.metadata_path}")
+        out.print(f"wrote {inert(result.metadata_path)}")
         if result.curve_path is not None:
-            out.print(f"wrote {result.curve_path}")
+            out.print(f"wrote {inert(result.curve_path)}")
         if extra.get("final_mttr_s") is not None:
             out.print(f"last 10% of training episodes: MTTR {extra['final_mttr_s'] / 60:.2f} min, "
                       f"recovered {extra['final_success_rate']:.1%}")
