@@ -4,6 +4,11 @@
 without `--config` it works offline from the alert's labels alone (every metric missing);
 with `--config` it observes the live cluster (Prometheus and the Kubernetes API). Either
 way it prints the candidates with their guard verdicts and acts on nothing.
+
+A configuration the agent cannot use exits 2 naming the key (`store`, `kubernetes.kubeconfig`,
+`listen.port`, ...), whether the problem shows when the file is read or when the part is
+built. Tables print every string from outside (alert names, labels, reasons, rationales,
+object names) through `inert`: it is data, never markup or terminal control.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from remediator.commands.common import console, fail, out
+from remediator.commands.common import console, fail, inert, out, print_json
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="the agent's YAML configuration (DESIGN §7)")]
 JsonFlag = Annotated[bool, typer.Option("--json", help="print JSON for scripts instead of a table")]
@@ -29,6 +34,29 @@ def _config(path: Path | None) -> Any:
 
     try:
         return load_config(path) if path is not None else default_config()
+    except ConfigError as e:
+        fail(str(e))
+
+
+def _ledger(cfg: Any) -> Any:
+    """The configured ledger, which must exist (`history`, `undo`); otherwise exit 2 at `store`."""
+    from remediator.live.config import ConfigError
+    from remediator.live.wiring import open_ledger
+
+    if not Path(cfg.store).exists():
+        fail(str(cfg.error("store", f"no ledger at {cfg.store} (set `store:` in the configuration)")))
+    try:
+        return open_ledger(cfg)
+    except ConfigError as e:
+        fail(str(e))
+
+
+def _kube_api(cfg: Any) -> Any:
+    from remediator.live.config import ConfigError
+    from remediator.live.wiring import kube_client
+
+    try:
+        return kube_client(cfg)
     except ConfigError as e:
         fail(str(e))
 
@@ -69,21 +97,20 @@ def propose_report(received: list[Any], config: Any, *, proposer_kind: str | Non
     """The `propose --json` document for these alerts (DESIGN §7), acting on nothing."""
     from remediator.agent import decide
     from remediator.commands.propose_llm import register_proposers
-    from remediator.live.ledger import Ledger
     from remediator.live.loop import HISTORY_S
     from remediator.live.observer import ObservationError
-    from remediator.live.wiring import make_observer, make_proposer, make_ranker
+    from remediator.live.wiring import make_observer, make_proposer, make_ranker, open_ledger
 
     register_proposers()  # --proposer llm, and semantic matching for the catalog
     now = time.time() if now is None else now
+    observer = make_observer(config if live else None, kube_api=kube_api)
+    history: list[Any] = []
+    if live and Path(config.store).exists():
+        with open_ledger(config) as ledger:
+            history = ledger.guard_history(now - HISTORY_S, dry_run=config.dry_run)
     proposer = make_proposer(proposer_kind, config)
     ranker = make_ranker(ranker_name or config.ranker, str(config.policy) if config.policy else None)
-    observer = make_observer(config if live else None, kube_api=kube_api)
     policy = config.policy_for_guards()
-    history: list[Any] = []
-    if live and Path(config.store).is_file():
-        with Ledger(config.store) as ledger:
-            history = ledger.guard_history(now - HISTORY_S, dry_run=config.dry_run)
     doc: dict[str, Any] = {"alerts": [], "candidates": [], "chosen": None, "decisions": [],
                            "mode": "live" if live else "offline", "dry_run": config.dry_run}
     for i, item in enumerate(received):
@@ -125,9 +152,9 @@ def _print_proposal(doc: dict[str, Any]) -> None:
     for d in doc["decisions"]:
         a = doc["alerts"][d["alert"]]
         w = d["workload"]
-        title = f"{a['name']} ({a['status']})" + (f" on {w['kind']}/{w['namespace']}/{w['name']}" if w else "")
+        title = inert(f"{a['name']} ({a['status']})" + (f" on {w['kind']}/{w['namespace']}/{w['name']}" if w else ""))
         if d["problem"]:
-            console.print(f"[yellow]{title}: {d['problem']}[/]", highlight=False)
+            console.print(f"[yellow]{title}: {inert(d['problem'])}[/]", highlight=False)
         rows = [(k, c) for k, c in enumerate(doc["candidates"]) if c["alert"] == d["alert"]]
         if not rows:
             continue
@@ -137,12 +164,14 @@ def _print_proposal(doc: dict[str, Any]) -> None:
         for k, c in rows:
             mark = "[bold green]>[/] " if k == d["chosen"] else ""
             tgt = c["target"]
-            t.add_row(f"{mark}{k}", c["action"], f"{tgt['kind']}/{tgt['namespace']}/{tgt['name']}".replace("//", "/"),
-                      json.dumps(c["params"]) if c["params"] else "", f"{c['score']:.2f}", c["verdict"], c["reason"])
+            t.add_row(f"{mark}{k}", inert(c["action"]),
+                      inert("/".join(part for part in (tgt["kind"], tgt["namespace"], tgt["name"]) if part)),
+                      inert(json.dumps(c["params"])) if c["params"] else "", f"{c['score']:.2f}", inert(c["verdict"]),
+                      inert(c["reason"]))
         out.print(t)
         if d["missing"]:
-            console.print(f"missing metrics: {len(d['missing'])} ({', '.join(m.split(':')[0] for m in d['missing'])})",
-                          highlight=False)
+            names = ", ".join(m.split(":")[0] for m in d["missing"])
+            console.print(f"missing metrics: {len(d['missing'])} ({inert(names)})", highlight=False)
 
 
 def register(app: typer.Typer) -> None:
@@ -160,25 +189,25 @@ def register(app: typer.Typer) -> None:
         json_out: JsonFlag = False,
     ) -> None:
         """What the agent would do for these alerts: candidates, ranking and guard verdicts. Acts on nothing."""
-        from remediator.live.kube import KubeError, api_client
-        from remediator.live.wiring import WiringError
+        from remediator.live.config import ConfigError
+        from remediator.live.wiring import WiringError, located
 
         received = _read_payload(alert)
         cfg = _config(config)
         now = _parse_time(at) if at is not None else None
-        api = None
-        if config is not None:
-            try:
-                api = api_client(cfg.kubernetes)
-            except KubeError as e:
-                fail(str(e), code=1)
+        api = _kube_api(cfg) if config is not None else None
         try:
             doc = propose_report(received, cfg, proposer_kind=proposer, ranker_name=ranker, live=config is not None,
                                  kube_api=api, now=now)
         except WiringError as e:
+            flag = {"proposer.kind": proposer, "ranker": ranker}.get(e.key or "")
+            if flag is not None or config is None:  # the flag named it, or there is no file to point into
+                fail(str(e))
+            fail(str(located(cfg, e)))
+        except ConfigError as e:
             fail(str(e))
         if json_out:
-            out.print_json(json.dumps(doc))
+            print_json(doc)
         else:
             _print_proposal(doc)
         if config is not None and any(d["problem"] and d["problem"] != "resolved: nothing to do"
@@ -189,26 +218,22 @@ def register(app: typer.Typer) -> None:
     def history(config: ConfigOpt = None, json_out: JsonFlag = False,
                 limit: Annotated[int, typer.Option("--limit", min=1, help="newest incidents to show")] = 20) -> None:
         """Incidents from the ledger, newest first, with what was done and how it ended."""
-        from remediator.live.ledger import Ledger
-
         cfg = _config(config)
-        if not Path(cfg.store).is_file():
-            fail(f"no ledger at {cfg.store} (set `store:` in the configuration)")
-        with Ledger(cfg.store) as ledger:
+        with _ledger(cfg) as ledger:
             rows = ledger.history(limit=limit)
         if json_out:
-            out.print_json(json.dumps({"store": str(cfg.store), "incidents": rows}))
+            print_json({"store": str(cfg.store), "incidents": rows})
             return
-        t = Table(title=f"incidents in {cfg.store}")
+        t = Table(title=f"incidents in {inert(cfg.store)}")
         for col in ("id", "alert", "workload", "status", "opened (UTC)", "actions", "recovery", "reason"):
             t.add_column(col)
         for r in rows:
             actions = ", ".join(f"#{e['id']} {e['action']}{' (dry-run)' if e['dry_run'] else ''} {e['state']}"
                                 + (f" undone by #{e['undone_by']}" if e["undone_by"] else "")
                                 for e in r["executions"])
-            t.add_row(str(r["id"]), r["alert"], r["workload"] or "-", r["status"],
-                      time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(r["opened_at"])), actions or "-",
-                      f"{r['recovery_s']:.0f}s" if r["recovery_s"] is not None else "-", r["close_reason"] or "")
+            t.add_row(str(r["id"]), inert(r["alert"]), inert(r["workload"] or "-"), inert(r["status"]),
+                      time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(r["opened_at"])), inert(actions or "-"),
+                      f"{r['recovery_s']:.0f}s" if r["recovery_s"] is not None else "-", inert(r["close_reason"] or ""))
         out.print(t)
 
     @app.command()
@@ -219,18 +244,12 @@ def register(app: typer.Typer) -> None:
              json_out: JsonFlag = False) -> None:
         """Apply the inverse recorded before execution ID ran (a new execution in the ledger)."""
         from remediator.live.executor import KubeExecutor, UndoError
-        from remediator.live.kube import Backoff, KubeError, api_client
-        from remediator.live.ledger import Ledger
+        from remediator.live.kube import Backoff
 
         cfg = _config(config)
-        if not Path(cfg.store).is_file():
-            fail(f"no ledger at {cfg.store} (set `store:` in the configuration)")
-        try:
-            api = api_client(cfg.kubernetes)
-        except KubeError as e:
-            fail(str(e), code=1)
         ex = cfg.executor
-        with Ledger(cfg.store) as ledger:
+        with _ledger(cfg) as ledger:
+            api = _kube_api(cfg)
             executor = KubeExecutor(api, ledger, dry_run=dry_run, field_manager=ex.field_manager,
                                     backoff=Backoff(max_attempts=ex.max_attempts, base_s=ex.backoff_base_s,
                                                     max_s=ex.backoff_max_s))
@@ -241,14 +260,14 @@ def register(app: typer.Typer) -> None:
         doc = {"execution": result.execution_id, "undo_of": execution_id, "state": result.state,
                "dry_run": result.dry_run, "changes": list(result.changes), "error": result.error}
         if json_out:
-            out.print_json(json.dumps(doc))
+            print_json(doc)
         else:
             out.print(f"execution {result.execution_id} ({'dry run ' if dry_run else ''}undo of {execution_id}): "
-                      f"{result.state}", highlight=False)
+                      f"{inert(result.state)}", highlight=False)
             for change in result.changes:
-                out.print(f"  {change}", highlight=False)
+                out.print(f"  {inert(change)}", highlight=False)
             if result.error:
-                console.print(f"[bold red]error:[/] {result.error}", highlight=False)
+                console.print(f"[bold red]error:[/] {inert(result.error)}", highlight=False)
         if not result.ok:
             raise typer.Exit(1)
 
@@ -257,15 +276,14 @@ def register(app: typer.Typer) -> None:
             log_level: Annotated[str, typer.Option("--log-level", help="debug, info, warning")] = "info") -> None:
         """Operator mode: receive Alertmanager webhooks and remediate (receiver + loop, until SIGTERM)."""
         from remediator.commands.propose_llm import register_proposers
-        from remediator.live.kube import KubeError
+        from remediator.live.config import ConfigError
         from remediator.live.service import Agent
-        from remediator.live.wiring import WiringError
 
         register_proposers()  # proposer: {kind: llm, ...} in the configuration
         logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         cfg = _config(config)
         try:
             agent = Agent(cfg)
-        except (KubeError, WiringError) as e:
+        except ConfigError as e:
             fail(str(e))
         agent.serve_forever()

@@ -12,6 +12,11 @@
 
 A mistake names the file, the line and the key path, e.g.
 ``remediator.yaml:7: guards.cooldown_s: Input should be greater than or equal to 0``.
+A key given twice is a mistake too (YAML would silently keep the last one), and a YAML
+syntax error names the key near it but never quotes the line: it may hold a token.
+Problems found only when the agent uses the configuration (a store that is not SQLite,
+a port in use, a kubeconfig the client cannot read) are reported the same way through
+`LiveConfig.error(key_path, message)`, which finds the key's line in the file.
 Relative paths are read relative to the file. Secrets never need to be in the file:
 the environment variables of `SECRET_ENV` override them.
 """
@@ -19,17 +24,18 @@ the environment variables of `SECRET_ENV` override them.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError, field_validator
 
 from remediator.guards import GuardPolicy
 
-__all__ = ["SECRET_ENV", "ConfigError", "ConfigIssue", "LiveConfig", "load_config"]
+__all__ = ["SECRET_ENV", "ConfigError", "ConfigIssue", "LiveConfig", "load_config", "parse_yaml"]
 
 # Environment variables that override secrets of the file (dotted key path -> variable).
 SECRET_ENV: dict[str, str] = {
@@ -128,6 +134,18 @@ class LiveConfig(_Model):
     slack: SlackSettings | None = None
     verify: VerifySettings = VerifySettings()
     executor: ExecutorSettings = ExecutorSettings()
+    # Where the configuration came from, so that later problems can name their line.
+    _origin: _Origin | None = PrivateAttr(default=None)
+
+    def issue(self, path: str, message: str) -> ConfigIssue:
+        """A problem with the key at dotted `path`, found after loading (a store that cannot be opened, ...)."""
+        if self._origin is None:
+            return ConfigIssue("", 0, path, message)
+        return ConfigIssue(self._origin.file, _line_of(_loc(path), self._origin.lines, root=False), path, message)
+
+    def error(self, path: str, message: str) -> ConfigError:
+        """`issue` as an exception: `raise config.error("store", "is a directory")`."""
+        return ConfigError([self.issue(path, message)])
 
     @property
     def dry_run(self) -> bool:
@@ -151,7 +169,8 @@ class ConfigIssue:
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line else self.file
-        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+        parts = [p for p in (where, self.path, self.message) if p]
+        return ": ".join(parts)
 
 
 class ConfigError(ValueError):
@@ -165,23 +184,119 @@ class ConfigError(ValueError):
 _Loc = tuple[str | int, ...]
 
 
-def _line_map(node: yaml.Node, loc: _Loc, out: dict[_Loc, int]) -> None:
+@dataclass(frozen=True)
+class _Origin:
+    file: str
+    lines: Mapping[_Loc, int]
+
+
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+def _line_map(node: yaml.Node, loc: _Loc, out: dict[_Loc, int], duplicates: list[tuple[_Loc, int, int]]) -> None:
+    """Record the line of every key path; a key given twice in one mapping goes to `duplicates`."""
     out.setdefault(loc, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
         for key, value in node.value:
-            name = str(key.value)
-            out[loc + (name,)] = key.start_mark.line + 1
-            _line_map(value, loc + (name,), out)
+            if key.tag == _MERGE_TAG:
+                continue
+            name, line = str(key.value), key.start_mark.line + 1
+            if name in seen:
+                duplicates.append((loc + (name,), line, seen[name]))
+                continue
+            seen[name] = line
+            out[loc + (name,)] = line
+            _line_map(value, loc + (name,), out, duplicates)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            _line_map(item, loc + (i,), out)
+            _line_map(item, loc + (i,), out, duplicates)
 
 
-def _line_of(loc: _Loc, lines: Mapping[_Loc, int]) -> int:
-    for n in range(len(loc), -1, -1):
+def _line_of(loc: _Loc, lines: Mapping[_Loc, int], *, root: bool = True) -> int:
+    for n in range(len(loc), -1 if root else 0, -1):
         if loc[:n] in lines:
             return lines[loc[:n]]
     return 0
+
+
+def _loc(dotted: str) -> _Loc:
+    """`_dotted` backwards: "guards.freeze_windows[0].start" -> ("guards", "freeze_windows", 0, "start")."""
+    out: list[str | int] = []
+    for part in dotted.split("."):
+        name, *indexes = part.split("[")
+        if name:
+            out.append(name)
+        out.extend(int(i.rstrip("]")) for i in indexes if i.rstrip("]").isdigit())
+    return tuple(out)
+
+
+class _Loader(yaml.SafeLoader):
+    """The safe loader, with a value YAML resolves but cannot build (`2024-13-01`, `!!int x`) a YAML error."""
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep)
+        except (ValueError, TypeError, OverflowError):
+            kind = str(node.tag).rsplit(":", 1)[-1]
+            raise yaml.constructor.ConstructorError(None, None, f"not a valid {kind} value", node.start_mark) from None
+
+
+# A block-style key at the start of a line: `  name:` or `- name:` (quoted keys too).
+_BLOCK_KEY = re.compile(r"""^(?P<lead>[ ]*(?:-[ ]+)*)"""
+                        r"""(?P<key>"[^"]*"|'[^']*'|[^\s#'"{}\[\],&*!|>%@`-][^:#]*?)[ ]*:(?:[ ]|$)""")
+
+
+def _key_near(text: str, line: int, column: int) -> str:
+    """The dotted block key path in effect at (line, column), both 0-based, read from indentation alone.
+
+    A YAML syntax error leaves no document to walk; the key path near it is still what a user
+    needs to find the mistake, and unlike PyYAML's snippet it quotes nothing of the line.
+    """
+    stack: list[tuple[int, str]] = []
+    for number, raw in enumerate(text.splitlines()[:line + 1]):
+        m = _BLOCK_KEY.match(raw)
+        if m is None:
+            continue
+        indent = len(m["lead"])
+        if number == line and indent > column:
+            break
+        while stack and stack[-1][0] >= indent:
+            stack.pop()
+        stack.append((indent, m["key"].strip("'\"")))
+    return ".".join(key for _, key in stack)
+
+
+def _loc_at(node: yaml.Node, line: int, column: int, loc: _Loc = ()) -> _Loc | None:
+    """The key path of the value node that starts at (line, column), if `node` holds one."""
+    if (node.start_mark.line, node.start_mark.column) == (line, column) and not isinstance(
+            node, yaml.MappingNode | yaml.SequenceNode):
+        return loc
+    children: list[tuple[str | int, yaml.Node]] = []
+    if isinstance(node, yaml.MappingNode):
+        children = [(str(k.value), v) for k, v in node.value]
+    elif isinstance(node, yaml.SequenceNode):
+        children = list(enumerate(node.value))
+    for key, child in children:
+        found = _loc_at(child, line, column, loc + (key,))
+        if found is not None:
+            return found
+    return None
+
+
+def _yaml_issue(file: str, text: str, error: yaml.YAMLError, node: yaml.Node | None = None) -> ConfigIssue:
+    """A YAML error as file, line, key path and problem, without PyYAML's snippet of the offending line."""
+    if not isinstance(error, yaml.MarkedYAMLError) or error.problem_mark is None:
+        return ConfigIssue(file, 0, "", "not valid YAML")
+    mark = error.problem_mark
+    message = f"not valid YAML: {error.problem or 'syntax error'} (column {mark.column + 1})"
+    if error.context and error.context_mark is not None:
+        message += f", {error.context} that starts on line {error.context_mark.line + 1}"
+    loc = _loc_at(node, mark.line, mark.column) if node is not None else None  # parsed, but a value is not
+    if loc:
+        return ConfigIssue(file, mark.line + 1, _dotted(loc), f"YAML cannot build this value: {error.problem}; "
+                                                              "quote it if it is text")
+    return ConfigIssue(file, mark.line + 1, _key_near(text, mark.line, mark.column), message)
 
 
 def _dotted(loc: _Loc) -> str:
@@ -214,6 +329,23 @@ def _resolve_paths(doc: dict[str, Any], base: Path) -> None:
     fix(doc.get("prometheus"), "queries")
 
 
+def parse_yaml(file: str, text: str) -> tuple[yaml.Node | None, Any]:
+    """The node tree and the document of YAML `text`; a `ConfigError` that quotes nothing of it if it is not YAML.
+
+    For every YAML file the agent reads (this one, a kubeconfig, PromQL templates): PyYAML's own
+    message shows the offending line, and that line may hold a token.
+    """
+    loader = _Loader(text)
+    node: yaml.Node | None = None
+    try:
+        node = loader.get_single_node()
+        return node, (loader.construct_document(node) if node is not None else None)
+    except yaml.YAMLError as e:
+        raise ConfigError([_yaml_issue(file, text, e, node)]) from None
+    finally:
+        loader.dispose()
+
+
 def load_config(path: Path | str, env: Mapping[str, str] | None = None) -> LiveConfig:
     """Read and validate a configuration file; raises `ConfigError` naming every problem."""
     file = Path(path)
@@ -222,31 +354,32 @@ def load_config(path: Path | str, env: Mapping[str, str] | None = None) -> LiveC
         text = file.read_text()
     except OSError as e:
         raise ConfigError([ConfigIssue(str(file), 0, "", f"cannot read the configuration: {e.strerror}")]) from None
-    try:
-        node = yaml.compose(text)
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else 0
-        raise ConfigError([ConfigIssue(str(file), line, "", f"not valid YAML: {e}")]) from None
+    node, doc = parse_yaml(str(file), text)
     if doc is None:
         doc = {}
     if not isinstance(doc, dict):
         raise ConfigError([ConfigIssue(str(file), 1, "", "the configuration must be a mapping of keys "
                                                          "(kubernetes, prometheus, mode, store, ...)")])
     lines: dict[_Loc, int] = {}
+    duplicates: list[tuple[_Loc, int, int]] = []
     if node is not None:
-        _line_map(node, (), lines)
+        _line_map(node, (), lines, duplicates)
+    if duplicates:
+        raise ConfigError([ConfigIssue(str(file), line, _dotted(loc), f"given twice (first on line {first}); "
+                                                                      "keep one")
+                           for loc, line, first in duplicates])
     for dotted, var in SECRET_ENV.items():
         if env.get(var):
             _set(doc, dotted, env[var])
     _resolve_paths(doc, file.resolve().parent)
     try:
-        return LiveConfig.model_validate(doc)
+        config = LiveConfig.model_validate(doc)
     except ValidationError as e:
         issues = [ConfigIssue(str(file), _line_of(tuple(err["loc"]), lines), _dotted(tuple(err["loc"])),
                               err["msg"]) for err in e.errors()]
         raise ConfigError(issues) from None
+    config._origin = _Origin(str(file), lines)
+    return config
 
 
 def default_config(env: Mapping[str, str] | None = None) -> LiveConfig:

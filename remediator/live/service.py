@@ -3,24 +3,38 @@
 The receiver thread persists alerts and wakes the worker; the worker first finishes the
 executions a previous process left half-done, then ticks the loop whenever an incident is
 due. SIGTERM/SIGINT stop both cleanly; whatever was in flight resumes at the next start.
+
+A start that fails (a kubeconfig the client cannot read, a port in use, a host that does
+not resolve) raises `ConfigError` at the offending key path, and leaves no store behind
+that it created: a mistyped configuration must not litter the working directory with
+an empty `remediator.db`.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import signal
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from remediator.live.config import LiveConfig
 from remediator.live.executor import KubeExecutor
-from remediator.live.kube import Backoff, api_client
-from remediator.live.ledger import Ledger
+from remediator.live.kube import Backoff
 from remediator.live.loop import Loop
 from remediator.live.receiver import Receiver, ReceiverServer
-from remediator.live.wiring import make_observer, make_proposer, make_ranker
+from remediator.live.wiring import (
+    WiringError,
+    kube_client,
+    located,
+    make_observer,
+    make_proposer,
+    make_ranker,
+    open_ledger,
+)
 
 __all__ = ["Agent"]
 
@@ -33,35 +47,72 @@ class Agent:
     def __init__(self, config: LiveConfig, *, kube_api: Any = None, clock: Callable[[], float] = time.time) -> None:
         self.config = config
         self.clock = clock
-        self.ledger = Ledger(config.store, clock=clock)
-        api = kube_api if kube_api is not None else api_client(config.kubernetes)
-        ex = config.executor
-        self.executor = KubeExecutor(
-            api, self.ledger, dry_run=config.dry_run, clock=clock, drain_timeout_s=ex.drain_timeout_s,
-            field_manager=ex.field_manager,
-            backoff=Backoff(max_attempts=ex.max_attempts, base_s=ex.backoff_base_s, max_s=ex.backoff_max_s))
-        self.loop = Loop(self.ledger, make_observer(config, kube_api=api, clock=clock), make_proposer(None, config),
-                         make_ranker(config.ranker, str(config.policy) if config.policy else None),
-                         config.policy_for_guards(), self.executor, mode=config.mode, verify=config.verify,
-                         clock=clock)
         self._wake = threading.Event()
         self._stop = threading.Event()
-        token = config.listen.bearer_token.get_secret_value() if config.listen.bearer_token else None
-        self.receiver = Receiver(self.ledger, bearer_token=token, max_body_bytes=config.listen.max_body_bytes,
-                                 on_alerts=lambda _: self._wake.set())
-        self.server = ReceiverServer(self.receiver, config.listen.host, config.listen.port,
-                                     extra_ready=self._worker_alive)
         self._worker: threading.Thread | None = None
+        self._store = _NewStore(Path(config.store))
+        # Cheap checks first (client, templates, store, socket), the proposer and the policy last.
+        api = kube_api if kube_api is not None else kube_client(config)
+        observer = make_observer(config, kube_api=api, clock=clock)
+        try:
+            self.ledger = open_ledger(config, clock=clock)
+        except BaseException:
+            self._store.discard()
+            raise
+        receiver: Receiver | None = None
+        try:
+            token = config.listen.bearer_token.get_secret_value() if config.listen.bearer_token else None
+            self.receiver = receiver = Receiver(self.ledger, bearer_token=token,
+                                                max_body_bytes=config.listen.max_body_bytes,
+                                                on_alerts=lambda _: self._wake.set())
+            self.server = self._listen()
+            try:
+                proposer = make_proposer(None, config)
+                ranker = make_ranker(config.ranker, str(config.policy) if config.policy else None)
+            except WiringError as e:
+                self.server.server_close()
+                raise located(config, e) from None
+            ex = config.executor
+            self.executor = KubeExecutor(
+                api, self.ledger, dry_run=config.dry_run, clock=clock, drain_timeout_s=ex.drain_timeout_s,
+                field_manager=ex.field_manager,
+                backoff=Backoff(max_attempts=ex.max_attempts, base_s=ex.backoff_base_s, max_s=ex.backoff_max_s))
+            self.loop = Loop(self.ledger, observer, proposer, ranker, config.policy_for_guards(), self.executor,
+                             mode=config.mode, verify=config.verify, clock=clock)
+        except BaseException:
+            if receiver is not None:
+                receiver.close()
+            self.ledger.close()
+            self._store.discard()
+            raise
+
+    def _listen(self) -> ReceiverServer:
+        """Bind the receiver's socket; a port in use or a host that cannot be bound is a `listen.*` error."""
+        listen = self.config.listen
+        try:
+            return ReceiverServer(self.receiver, listen.host, listen.port, extra_ready=self._worker_alive)
+        except OSError as e:
+            key = "listen.port" if e.errno in (errno.EADDRINUSE, errno.EACCES) else "listen.host"
+            why = "the port is in use" if e.errno == errno.EADDRINUSE else (e.strerror or str(e))
+            raise self.config.error(key, f"cannot listen on {listen.host}:{listen.port}: {why}") from None
 
     def _worker_alive(self) -> bool:
         return self._worker is None or self._worker.is_alive()  # None: the caller ticks the loop
 
     def start(self, *, worker: bool = True) -> Agent:
         """Resume half-done executions, serve webhooks, tick the loop (`worker=False`: the caller ticks)."""
-        resumed = self.loop.recover()
+        try:
+            resumed = self.loop.recover()
+        except BaseException:
+            self.server.server_close()
+            self.receiver.close()
+            self.ledger.close()
+            self._store.discard()
+            raise
         for r in resumed:
             log.info("resumed execution %s: %s%s", r.execution_id, r.state,
                      " (already applied)" if r.already_applied else "")
+        self._store.keep()
         self.server.start()
         if worker:
             self._worker = threading.Thread(target=self._work, name="remediator-loop", daemon=True)
@@ -102,3 +153,38 @@ class Agent:
             done.wait()
         finally:
             self.stop()
+
+
+class _NewStore:
+    """The files and directories a new SQLite store would create, to remove them if the start fails.
+
+    Only what did not exist before is removed: an existing ledger is never touched.
+    """
+
+    _SUFFIXES = ("", "-wal", "-shm", "-journal")
+
+    def __init__(self, path: Path) -> None:
+        self.files = [f for f in (Path(f"{path}{s}") for s in self._SUFFIXES) if not f.exists()]
+        self.new = not path.exists()
+        self.dirs: list[Path] = []
+        parent = path.parent
+        while not parent.exists() and parent != parent.parent:
+            self.dirs.append(parent)
+            parent = parent.parent
+
+    def keep(self) -> None:
+        self.files, self.dirs = [], []
+
+    def discard(self) -> None:
+        if not self.new:
+            return
+        for f in self.files:
+            try:
+                f.unlink(missing_ok=True)
+            except OSError:  # never created: its parent is not a directory, or not ours to write
+                pass
+        for d in self.dirs:  # innermost first
+            try:
+                d.rmdir()
+            except OSError:
+                break

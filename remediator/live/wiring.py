@@ -11,29 +11,52 @@ The proposer is chosen by name through `PROPOSERS`, a registry other adapters ex
 
 `make_proposer(kind, config)` is what `remediator propose --proposer` and `remediator run`
 call; an unknown kind is a `WiringError` listing the known ones.
+
+What the configuration names but the agent cannot use (a kubeconfig the client cannot
+read, a store that is not SQLite, PromQL templates that do not validate) is a
+`ConfigError` at that key path (`kubernetes.kubeconfig`, `store`, `prometheus.queries`),
+raised here, when the part is built, so that `run`, `propose`, `history` and `undo`
+report it the same way and exit 2.
 """
 
 from __future__ import annotations
 
 import logging
+import sqlite3
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from remediator.live.config import LiveConfig
+from remediator.live.config import ConfigError, LiveConfig, parse_yaml
 from remediator.live.ledger import Ledger
 from remediator.live.observer import KubeObjectSource, Observer, PrometheusSource, StaticObjects, load_templates
 from remediator.propose.base import Proposer
 from remediator.propose.catalog import CatalogProposer
 from remediator.rank import ProposerOrderRanker, RandomRanker, Ranker, RulesRanker
 
-__all__ = ["PROPOSERS", "WiringError", "make_observer", "make_proposer", "make_ranker", "proposer_kinds"]
+__all__ = ["PROPOSERS", "WiringError", "kube_client", "located", "make_observer", "make_proposer", "make_ranker",
+           "open_ledger", "proposer_kinds"]
 
 log = logging.getLogger("remediator.live")
 
 
 class WiringError(ValueError):
-    """A configured part that does not exist or cannot be built."""
+    """A configured part that does not exist or cannot be built; `key` is the configuration key that named it."""
+
+    def __init__(self, message: str, *, key: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+def located(config: LiveConfig, error: WiringError) -> ConfigError:
+    """`error` at its key in the configuration file (`proposer`, `ranker`, `policy`)."""
+    message = str(error)
+    path = error.key or ""
+    head, sep, rest = message.partition(": ")
+    if sep and path and head.startswith(f"{path}.") and " " not in head:  # "proposer.provider: Input should be ..."
+        path, message = head, rest
+    return config.error(path, message)
 
 
 def _catalog(settings: dict[str, Any]) -> Proposer:
@@ -58,8 +81,11 @@ def make_proposer(kind: str | None, config: LiveConfig | None = None) -> Propose
     kind = kind or "catalog"
     factory = PROPOSERS.get(kind)
     if factory is None:
-        raise WiringError(f"unknown proposer {kind!r}; known: {', '.join(PROPOSERS)}")
-    return factory(settings)
+        raise WiringError(f"unknown proposer {kind!r}; known: {', '.join(PROPOSERS)}", key="proposer.kind")
+    try:
+        return factory(settings)
+    except WiringError as e:
+        raise WiringError(str(e), key=e.key or "proposer") from e
 
 
 def make_ranker(name: str = "auto", policy: str | None = None, *, seed: int = 0) -> Ranker:
@@ -79,15 +105,15 @@ def make_ranker(name: str = "auto", policy: str | None = None, *, seed: int = 0)
             if base == "auto":
                 log.warning("the rl ranker is not available (%s); ranking with rules", e)
                 return RulesRanker()
-            raise WiringError(f"the rl ranker is not available: {e}") from e
+            raise WiringError(f"the rl ranker is not available: {e}", key="ranker") from e
         try:
             return load_rl_ranker(path, algo=None if base in ("auto", "rl") else base)
         except PolicyError as e:
             if base == "auto":
                 log.warning("no usable policy (%s); ranking with rules", e)
                 return RulesRanker()
-            raise WiringError(str(e)) from e
-    raise WiringError(f"unknown ranker {name!r}; use auto, rules, rl, random, llm, dqn:FILE or ppo:FILE")
+            raise WiringError(str(e), key="ranker" if arg else "policy") from e
+    raise WiringError(f"unknown ranker {name!r}; use auto, rules, rl, random, llm, dqn:FILE or ppo:FILE", key="ranker")
 
 
 def make_observer(config: LiveConfig | None, *, kube_api: Any = None, clock: Callable[[], float] = time.time
@@ -96,7 +122,15 @@ def make_observer(config: LiveConfig | None, *, kube_api: Any = None, clock: Cal
     if config is None:
         return Observer(None, _AlertObjects(), clock=clock)
     prom = config.prometheus
-    templates = load_templates(prom.queries if prom is not None else None)
+    try:
+        if prom is not None and prom.queries is not None and Path(prom.queries).is_file():
+            parse_yaml(str(prom.queries), Path(prom.queries).read_text(errors="replace"))  # its error quotes nothing
+        templates = load_templates(prom.queries if prom is not None else None)
+    except ConfigError as e:  # the templates' own file, path and problem, at the key that names the file
+        raise ConfigError([config.issue("prometheus.queries", str(i)) for i in e.issues]) from None
+    except OSError as e:
+        raise config.error("prometheus.queries", f"{prom.queries if prom else ''}: cannot read the PromQL "
+                                                 f"templates: {e.strerror or e}") from None
     metrics = None
     if prom is not None:
         token = prom.bearer_token.get_secret_value() if prom.bearer_token else None
@@ -119,4 +153,69 @@ class _AlertObjects(StaticObjects):
 
 
 def open_ledger(config: LiveConfig, clock: Callable[[], float] = time.time) -> Ledger:
-    return Ledger(config.store, clock=clock)
+    """The configured SQLite ledger, created if absent; a store that cannot be one is a `store` error."""
+    path = Path(config.store)
+    if path.is_dir():
+        raise config.error("store", f"{path} is a directory; name the SQLite file, e.g. {path / 'remediator.db'}")
+    blocker = next((p for p in path.parents if p.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        raise config.error("store", f"cannot create {path}: {blocker} is a file, not a directory")
+    try:
+        return Ledger(path, clock=clock)
+    except OSError as e:  # creating the parent directory
+        raise config.error("store", f"cannot create {path}: {e.strerror or e}") from None
+    except sqlite3.DatabaseError as e:  # OperationalError (cannot open, read-only, locked) included
+        what = ("is not an SQLite database" if "not a database" in str(e)
+                else f"cannot be opened as the SQLite ledger ({e})")
+        raise config.error("store", f"{path} {what}") from None
+
+
+def _kubeconfig_problem(path: Path) -> str | None:
+    """What keeps `path` from being a kubeconfig, read as the client reads it; None if it may be one.
+
+    The client itself fails on a garbage file with whatever Python raised deep inside it
+    (TypeError, UnicodeDecodeError, a YAML error with a snippet of the file); reading it first
+    gives a plain answer and quotes nothing of a file that holds credentials.
+    """
+    if not path.exists():
+        return f"{path} does not exist"
+    if not path.is_file():
+        return f"{path} is not a file"
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except OSError as e:
+        return f"cannot read {path}: {e.strerror or e}"
+    except UnicodeDecodeError:
+        return f"{path} is not a kubeconfig (not UTF-8 text)"
+    try:
+        _, doc = parse_yaml(str(path), text)
+    except ConfigError as e:
+        return f"{path} is not a kubeconfig: {e}"
+    if not isinstance(doc, dict):
+        return f"{path} is not a kubeconfig (a mapping with clusters, contexts, users and current-context)"
+    return None
+
+
+def kube_client(config: LiveConfig) -> Any:
+    """The Kubernetes `ApiClient` of the configuration; what it cannot be built from is a `kubernetes.*` error."""
+    from remediator.live.kube import KubeError, api_client
+
+    settings = config.kubernetes
+    if settings.kubeconfig is not None:
+        problem = _kubeconfig_problem(Path(settings.kubeconfig))
+        if problem is not None:
+            raise config.error("kubernetes.kubeconfig", problem)
+    try:
+        return api_client(settings)
+    except KubeError as e:
+        cause = e.__cause__ if e.__cause__ is not None else e
+        if settings.kubeconfig is None:
+            raise config.error("kubernetes.kubeconfig", f"absent, and the in-cluster service account is not "
+                                                        f"usable ({cause}): set the path of a kubeconfig") from None
+        if settings.context is not None and settings.context in str(cause):
+            raise config.error("kubernetes.context", f"no context {settings.context!r} in {settings.kubeconfig}"
+                               ) from None
+        raise config.error("kubernetes.kubeconfig", f"{settings.kubeconfig}: {cause}") from None
+    except Exception as e:  # noqa: BLE001 - the client's loader fails on odd files with any exception
+        raise config.error("kubernetes.kubeconfig", f"{settings.kubeconfig} is not a kubeconfig the Kubernetes "
+                                                    f"client can use ({type(e).__name__})") from None

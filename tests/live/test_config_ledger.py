@@ -45,7 +45,7 @@ def test_defaults_are_safe() -> None:
 
 
 def test_environment_overrides_secrets(tmp_path: Path) -> None:
-    (tmp_path / "c.yaml").write_text(FULL + "listen: {bearer_token: from-file}\n")
+    (tmp_path / "c.yaml").write_text(FULL.replace("port: 9000}", "port: 9000, bearer_token: from-file}"))
     c = load_config(tmp_path / "c.yaml", env={"REMEDIATOR_WEBHOOK_TOKEN": "from-env",
                                               "REMEDIATOR_PROMETHEUS_TOKEN": "prom-token"})
     assert c.listen.bearer_token is not None and c.listen.bearer_token.get_secret_value() == "from-env"
@@ -168,3 +168,28 @@ def test_a_plan_that_never_ran_does_not_count(tmp_path: Path) -> None:
                                    plan={"error": "no previous revision"}, inverse=None, reversible=False)
         ledger.finish_execution(eid, "failed", error="cannot plan: no previous revision")
         assert ledger.guard_history(0.0, dry_run=False) == []
+
+
+def test_a_key_given_twice_is_an_error_not_the_last_one_silently(tmp_path: Path) -> None:
+    (tmp_path / "c.yaml").write_text("mode: auto\nstore: a.db\nmode: dry-run\nguards: {cooldown_s: 5, cooldown_s: 6}\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(tmp_path / "c.yaml", env={})
+    assert [str(i).split("/")[-1] for i in e.value.issues] == [
+        "c.yaml:3: mode: given twice (first on line 1); keep one",
+        "c.yaml:4: guards.cooldown_s: given twice (first on line 4); keep one"]
+
+
+@pytest.mark.parametrize(("text", "where"), [
+    ("mode: auto\nlisten: {host: 127.0.0.1, bearer_token: tok-SECRET-1\n", "c.yaml:3: listen: not valid YAML"),
+    ("listen:\n  bearer_token: 'tok-SECRET-1\n", "c.yaml:3: listen.bearer_token: not valid YAML"),
+    ("listen:\n  bearer_token: tok-SECRET-1\n  host: [\n", "c.yaml:4: listen.host: not valid YAML"),
+    ("prometheus:\n  url: http://p:9090\n  bearer_token: !!int tok-SECRET-1\n",
+     "c.yaml:3: prometheus.bearer_token: YAML cannot build this value"),
+])
+def test_a_yaml_error_names_line_and_key_and_quotes_nothing_of_the_file(tmp_path: Path, text: str, where: str
+                                                                        ) -> None:
+    (tmp_path / "c.yaml").write_text(text)
+    with pytest.raises(ConfigError) as e:
+        load_config(tmp_path / "c.yaml", env={})
+    assert where in str(e.value)
+    assert "SECRET" not in str(e.value) and "^" not in str(e.value)  # no snippet of the line, no caret under it
