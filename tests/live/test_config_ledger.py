@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from remediator.actions import Action, ActionKind, ObjectRef
+from remediator.guards import Decision, judge
 from remediator.live.config import ConfigError, LiveConfig, load_config
 from remediator.live.ledger import MIGRATIONS, Ledger, ReceivedAlert
 from remediator.snapshot import Alert
+from tests.live.conftest import APP, NS, snapshot_for
 
 FULL = """\
 kubernetes: {kubeconfig: kube/config}
@@ -193,3 +196,20 @@ def test_a_yaml_error_names_line_and_key_and_quotes_nothing_of_the_file(tmp_path
         load_config(tmp_path / "c.yaml", env={})
     assert where in str(e.value)
     assert "SECRET" not in str(e.value) and "^" not in str(e.value)  # no snippet of the line, no caret under it
+
+
+def test_freeze_windows_are_described_in_their_own_offset(tmp_path: Path) -> None:
+    (tmp_path / "c.yaml").write_text(
+        "mode: auto\nguards:\n  freeze_windows:\n"
+        "    - {name: holidays, start: 2026-12-20T18:00:00+01:00, end: '2027-01-02T08:00:00+01:00'}\n"
+        "    - {name: weekend, start: Sat 00:00, end: Mon 00:00}\n")
+    policy = load_config(tmp_path / "c.yaml", env={}).policy_for_guards()
+    restart = Action(ActionKind.RESTART_ROLLOUT, ObjectRef("Deployment", NS, APP))
+    christmas = datetime(2026, 12, 25, 12, 0, tzinfo=UTC).timestamp()  # a Friday
+    verdict = judge(restart, snapshot_for(), [], policy, christmas)
+    assert verdict.decision is Decision.DENY and verdict.guard == "freeze"
+    assert verdict.reason.endswith("freeze window 'holidays' 2026-12-20T18:00:00+01:00 to 2027-01-02T08:00:00+01:00 "
+                                   "(UTC+01:00) is in effect")
+    saturday = datetime(2027, 1, 9, 12, 0, tzinfo=UTC).timestamp()
+    assert judge(restart, snapshot_for(), [], policy, saturday).reason.endswith(
+        "freeze window 'weekend' Sat 00:00 to Mon 00:00 (UTC) is in effect")
