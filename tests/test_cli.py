@@ -100,3 +100,14 @@ def test_console_script_is_installed() -> None:
     assert script.exists(), f"console script missing: {script}"
     res = subprocess.run([str(script), "--help"], capture_output=True, text=True)
     assert res.returncode == 0 and "benchmark" in res.stdout
+
+
+@pytest.mark.parametrize("command", [["simulate", "--ranker", "rules", "--episodes", "1"],
+                                     ["benchmark", "--rankers", "rules", "--episodes", "2"]])
+def test_a_suite_named_like_markup_prints_literally(tmp_path: Path, command: list[str]) -> None:
+    path = tmp_path / "suite.yaml"
+    path.write_text('name: "[/nope] [link=http://evil]x[/link]\\e[2J"\nfaults: {memory_leak: 1}\nincidents: 2\n')
+    res = runner.invoke(app, [*command, "--suite", str(path)])
+    assert res.exit_code == 0, res.output  # was MarkupError: closing tag '[/nope]' doesn't match any open tag
+    assert "[/nope]" in res.output and "[link=http://evil]x[/link][2J" in res.output
+    assert "\x1b" not in res.output
