@@ -34,6 +34,26 @@ ACTION_INDEX: dict[ActionKind, int] = {k: i for i, k in enumerate(ACTION_KINDS)}
 # Kinds that never change the cluster: they pass the guards and need no undo.
 PASSIVE_KINDS: frozenset[ActionKind] = frozenset({ActionKind.NOOP, ActionKind.ESCALATE})
 
+# The parameter schema, the one home of it: the names each kind accepts, of which exactly one
+# is given (a factor of the current value, or the absolute value). Other kinds take none.
+PARAMS: Mapping[ActionKind, tuple[str, ...]] = {
+    ActionKind.SCALE_OUT: ("replicas", "factor"),
+    ActionKind.RESTORE_REPLICAS: ("replicas",),
+    ActionKind.RAISE_MEMORY_LIMIT: ("factor",),
+    ActionKind.RAISE_CPU_LIMIT: ("factor",),
+    ActionKind.RAISE_HPA_MAX: ("max_replicas", "factor"),
+    ActionKind.EXPAND_VOLUME: ("factor",),
+}
+# What a kind that takes a factor gets when none is given.
+DEFAULT_FACTOR = 1.5
+DEFAULT_PARAMS: Mapping[ActionKind, Mapping[str, float]] = {
+    kind: {"factor": DEFAULT_FACTOR} for kind, names in PARAMS.items() if "factor" in names}
+
+
+def factor_of(action: Action) -> float:
+    """The action's factor, or the default; the value itself is checked by the guards."""
+    return float(action.params.get("factor", DEFAULT_FACTOR))
+
 
 class Risk(IntEnum):
     LOW = 0

@@ -65,7 +65,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from remediator.actions import ACTION_KINDS, ActionKind
+from remediator.actions import ACTION_KINDS, DEFAULT_PARAMS, PARAMS, ActionKind
 from remediator.snapshot import Alert
 
 __all__ = [
@@ -73,24 +73,9 @@ __all__ = [
     "RunbookError", "RunbookIssue", "Verify", "load_catalog", "shipped_runbooks_dir", "validate_dir",
 ]
 
-_FACTOR_KINDS: Final = (ActionKind.RAISE_MEMORY_LIMIT, ActionKind.RAISE_CPU_LIMIT,
-                        ActionKind.RAISE_HPA_MAX, ActionKind.EXPAND_VOLUME)
-
-# Which parameters each action kind takes; any other name is an error.
+# Which parameters each action kind takes (`remediator.actions.PARAMS`); any other name is an error.
 PARAM_NAMES: Final[Mapping[ActionKind, frozenset[str]]] = {
-    kind: (frozenset({"factor", "replicas"}) if kind is ActionKind.SCALE_OUT
-           else frozenset({"factor", "max_replicas"}) if kind is ActionKind.RAISE_HPA_MAX
-           else frozenset({"replicas"}) if kind is ActionKind.RESTORE_REPLICAS
-           else frozenset({"factor"}) if kind in _FACTOR_KINDS
-           else frozenset())
-    for kind in ACTION_KINDS
-}
-
-# What a runbook entry gets when it gives no params at all.
-DEFAULT_PARAMS: Final[Mapping[ActionKind, Mapping[str, float]]] = {
-    ActionKind.SCALE_OUT: {"factor": 1.5},
-    **{kind: {"factor": 1.5} for kind in _FACTOR_KINDS},
-}
+    kind: frozenset(PARAMS.get(kind, ())) for kind in ACTION_KINDS}
 
 _ALERT_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _KIND_VALUES: Final = {k.value: k for k in ACTION_KINDS}

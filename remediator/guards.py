@@ -67,7 +67,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from remediator.actions import PASSIVE_KINDS, SPECS, Action, ActionKind, ObjectRef, Risk
+from remediator.actions import PARAMS, PASSIVE_KINDS, SPECS, Action, ActionKind, ObjectRef, Risk
 from remediator.snapshot import Snapshot
 
 __all__ = [
@@ -339,18 +339,8 @@ class ParamError(ValueError):
         self.problem = problem
 
 
-# Parameter schema of the kinds whose parameters the guards bound: one of these key sets.
-_PARAMS: dict[ActionKind, tuple[str, ...]] = {
-    ActionKind.SCALE_OUT: ("replicas", "factor"),
-    ActionKind.RESTORE_REPLICAS: ("replicas",),
-    ActionKind.RAISE_MEMORY_LIMIT: ("factor",),
-    ActionKind.RAISE_CPU_LIMIT: ("factor",),
-    ActionKind.RAISE_HPA_MAX: ("max_replicas", "factor"),
-}
-
-
 def _the_param(action: Action) -> str:
-    names = _PARAMS[action.kind]
+    names = PARAMS[action.kind]
     wanted = " or ".join(repr(n) for n in names)
     unexpected = sorted(str(k) for k in action.params if k not in names)
     if unexpected:
@@ -610,7 +600,7 @@ def scope_guard(action: Action, snapshot: Snapshot, history: Sequence[Executed],
 
 def _bounds(action: Action, snapshot: Snapshot, policy: GuardPolicy) -> str | None:
     kind, s = action.kind, snapshot.signals
-    if kind in (ActionKind.RAISE_MEMORY_LIMIT, ActionKind.RAISE_CPU_LIMIT):
+    if kind in (ActionKind.RAISE_MEMORY_LIMIT, ActionKind.RAISE_CPU_LIMIT, ActionKind.EXPAND_VOLUME):
         factor = _number(action, _the_param(action))
         if not 1.0 < factor <= policy.max_limit_factor:
             return (f"{kind.value} factor {_n(factor)} must be above 1 and at most "
@@ -654,11 +644,11 @@ def bounds_guard(action: Action, snapshot: Snapshot, history: Sequence[Executed]
     `scale_out` {"replicas": N} or {"factor": F}: an increase, at most `max_replicas` and at
     most `max_scale_factor` times the current count. `restore_replicas` {"replicas": N}:
     1 <= N <= min(max_replicas, max(baseline, 1)). `raise_memory_limit`/`raise_cpu_limit`
-    {"factor": F}: 1 < F <= max_limit_factor. `raise_hpa_max` {"max_replicas": N} or
+    {"factor": F} and `expand_volume` {"factor": F}: 1 < F <= max_limit_factor. `raise_hpa_max` {"max_replicas": N} or
     {"factor": F}: an increase bounded by `max_hpa_factor` and `max_replicas`. Other kinds
     take parameters the guards do not bound.
     """
-    if action.kind not in _PARAMS:
+    if action.kind not in PARAMS:
         return None
     try:
         problem = _bounds(action, snapshot, policy)

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from remediator.actions import Action, ActionKind
+from remediator.actions import PASSIVE_KINDS, Action, ActionKind, factor_of
 from remediator.snapshot import DEPENDS_ON_ANNOTATION, PROTECTED_LABEL, REVISION_ANNOTATION, Series
 from simulator.topology import ServiceSpec, Topology
 
@@ -207,7 +207,7 @@ class Cluster:
         """Execute an action on the cluster; False when its precondition does not hold."""
         kind, p = action.kind, action.params
         w = self.workloads.get(action.target.name, self.focus)
-        if kind in (ActionKind.NOOP, ActionKind.ESCALATE):
+        if kind in PASSIVE_KINDS:
             return True
         if kind in (ActionKind.RESTART_ROLLOUT, ActionKind.RESTART_DEPENDENCY):
             if action.target.name not in self.workloads:
@@ -222,23 +222,23 @@ class Cluster:
             self._roll(w)
             return True
         if kind is ActionKind.SCALE_OUT:
-            target = int(p["replicas"]) if "replicas" in p else math.ceil(w.desired * float(p.get("factor", 1.5)))
+            target = int(p["replicas"]) if "replicas" in p else math.ceil(w.desired * factor_of(action))
             w.desired = max(w.desired, target)
             return True
         if kind is ActionKind.RESTORE_REPLICAS:
             w.desired = int(p.get("replicas", w.spec.replicas))
             return True
         if kind is ActionKind.RAISE_MEMORY_LIMIT:
-            self.add_revision(w, mem_limit=w.current.mem_limit * float(p.get("factor", 1.5)))
+            self.add_revision(w, mem_limit=w.current.mem_limit * factor_of(action))
             return True
         if kind is ActionKind.RAISE_CPU_LIMIT:
-            self.add_revision(w, cpu_limit=w.current.cpu_limit * float(p.get("factor", 1.5)))
+            self.add_revision(w, cpu_limit=w.current.cpu_limit * factor_of(action))
             return True
         if kind is ActionKind.RAISE_HPA_MAX:
             if not w.hpa_max:
                 return False
             w.hpa_max = int(p["max_replicas"]) if "max_replicas" in p else math.ceil(
-                w.hpa_max * float(p.get("factor", 1.5)))
+                w.hpa_max * factor_of(action))
             return True
         if kind is ActionKind.DELETE_POD:
             return self._delete_pod(action.target.name)
@@ -254,7 +254,7 @@ class Cluster:
         if kind is ActionKind.EXPAND_VOLUME:
             if not w.pvc_cap:
                 return False
-            w.pvc_resize = (self.now + self.rng.uniform(30.0, 90.0), w.pvc_cap * float(p.get("factor", 1.5)))
+            w.pvc_resize = (self.now + self.rng.uniform(30.0, 90.0), w.pvc_cap * factor_of(action))
             return True
         return False
 

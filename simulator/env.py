@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 from gymnasium import spaces
 
-from remediator.actions import ACTION_KINDS, SPECS, ActionKind
+from remediator.actions import ACTION_KINDS, PASSIVE_KINDS, SPECS, ActionKind
 from remediator.encoding import OBS_SIZE, encode
 from remediator.guards import Decision, GuardPolicy, judge
 from remediator.propose.base import Candidate, Proposer
@@ -100,7 +100,7 @@ class RemediationEnv(gym.Env[npt.NDArray[np.float32], int]):
         else:
             if SPECS[cand.kind].cuts_capacity:
                 penalty += PENALTY_S["capacity_cut"]
-            if inc.spec.fault == "no_fault" and cand.kind not in (ActionKind.NOOP, ActionKind.ESCALATE):
+            if inc.spec.fault == "no_fault" and cand.kind not in PASSIVE_KINDS:
                 penalty += PENALTY_S["acted_on_no_fault"]
             inc.execute(cand.action, approval=verdict.decision is Decision.NEEDS_APPROVAL)
         # Time spent, capped at the horizon: the return is minus the recovery time.

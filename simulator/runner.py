@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from remediator.actions import ActionKind
+from remediator.actions import PASSIVE_KINDS, ActionKind
 from remediator.agent import decide
 from remediator.guards import Decision, GuardPolicy
 from remediator.propose.base import Proposer
@@ -25,9 +25,6 @@ class EpisodeResult:
     guard_denials: int
     unsafe_executed: int
     kinds: list[str] = field(default_factory=list)
-
-
-PASSIVE = (ActionKind.NOOP, ActionKind.ESCALATE)
 
 
 def run_episode(incident: Incident, ranker: Ranker, proposer: Proposer, policy: GuardPolicy,
@@ -54,5 +51,5 @@ def run_episode(incident: Incident, ranker: Ranker, proposer: Proposer, policy: 
         fault=fault, family=FAULTS[fault].family, variant=incident.spec.variant,
         recovered=outcome.recovered, recovery_s=outcome.recovery_s,
         actions=sum(1 for k in acted if k != ActionKind.ESCALATE.value),
-        acted_on_no_fault=fault == "no_fault" and any(k not in (p.value for p in PASSIVE) for k in kinds),
+        acted_on_no_fault=fault == "no_fault" and any(ActionKind(k) not in PASSIVE_KINDS for k in kinds),
         guard_denials=denials, unsafe_executed=len(incident.unsafe), kinds=kinds)

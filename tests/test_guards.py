@@ -53,6 +53,7 @@ DEFAULT_PARAMS: dict[ActionKind, dict[str, Any]] = {
     K.RAISE_MEMORY_LIMIT: {"factor": 1.5},
     K.RAISE_CPU_LIMIT: {"factor": 1.5},
     K.RAISE_HPA_MAX: {"factor": 2.0},
+    K.EXPAND_VOLUME: {"factor": 1.5},
 }
 ACTIVE_KINDS = [k for k in ACTION_KINDS if k not in PASSIVE_KINDS]
 # No approval step, so that a test sees the deny guards alone.

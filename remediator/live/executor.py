@@ -50,7 +50,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
-from remediator.actions import PASSIVE_KINDS, Action, ActionKind, ObjectRef
+from remediator.actions import DEFAULT_FACTOR, PASSIVE_KINDS, Action, ActionKind, ObjectRef, factor_of
 from remediator.guards import ParamError, planned_replicas, target_key
 from remediator.live.kube import Backoff, KubeError, is_status, status_of, to_dict, with_backoff
 from remediator.live.ledger import ExecutionRow, Ledger, ref_to_dict
@@ -126,11 +126,11 @@ def _format_cpu(cores: Decimal) -> str:
     return str(milli // 1000) if milli % 1000 == 0 else f"{milli}m"
 
 
-def _factor(action: Action, default: float = 1.5) -> float:
-    value = action.params.get("factor", default)
+def _factor(action: Action) -> float:
+    value = action.params.get("factor", DEFAULT_FACTOR)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 1:
         raise PlanError(f"{action.describe()}: factor must be a number above 1, not {value!r}")
-    return float(value)
+    return factor_of(action)
 
 
 def _meta(obj: Mapping[str, Any]) -> dict[str, Any]:

@@ -28,11 +28,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from remediator.actions import Action, ActionKind, ObjectRef
+from remediator.actions import PASSIVE_KINDS, Action, ActionKind, ObjectRef
 from remediator.guards import Executed
 from remediator.snapshot import Alert, Attempt
 
 __all__ = ["ACTIVE", "MIGRATIONS", "AlertReceipt", "ExecutionRow", "IncidentRow", "Ledger", "ReceivedAlert"]
+
+# The passive kinds as an SQL list (they are enum values, never user text).
+_PASSIVE_SQL = ", ".join(sorted(f"'{k.value}'" for k in PASSIVE_KINDS))
 
 # Incident states. `open` incidents are worked on by the loop; the others are closed.
 OPEN = "open"
@@ -354,7 +357,7 @@ class Ledger:
             return False
         acted, rehearsed = db.execute(
             "SELECT COALESCE(SUM(dry_run = 0), 0), COALESCE(SUM(dry_run = 1), 0) FROM executions "
-            "WHERE incident_id = ? AND action NOT IN ('noop', 'escalate') AND state = 'done' AND undo_of IS NULL",
+            f"WHERE incident_id = ? AND action NOT IN ({_PASSIVE_SQL}) AND state = 'done' AND undo_of IS NULL",
             (incident_id,)).fetchone()
         if acted:
             status, reason = "resolved", f"alert resolved at {_iso(ends_at)} after remediation"

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from remediator.actions import Action, ActionKind, ObjectRef
-from remediator.guards import Decision, judge
+from remediator.guards import Decision, GuardPolicy, judge
 from remediator.live.config import ConfigError, LiveConfig, load_config
 from remediator.live.ledger import MIGRATIONS, Ledger, ReceivedAlert
-from remediator.snapshot import Alert
+from remediator.snapshot import Alert, Signals, Snapshot
 from tests.live.conftest import APP, NS, snapshot_for
 
 FULL = """\
@@ -163,14 +163,28 @@ def test_dry_runs_get_no_credit_and_failures_count_for_the_breaker(tmp_path: Pat
         assert len(ledger.guard_history(0.0, dry_run=True)) == 1
 
 
-def test_a_plan_that_never_ran_does_not_count(tmp_path: Path) -> None:
-    with Ledger(tmp_path / "l.db") as ledger:
-        cart = ObjectRef("Deployment", "shop", "cart")
-        eid = ledger.record_intent(incident_id=None, candidate_id=None,
-                                   action=Action(ActionKind.ROLLBACK_ROLLOUT, cart), key="k", dry_run=False,
-                                   plan={"error": "no previous revision"}, inverse=None, reversible=False)
-        ledger.finish_execution(eid, "failed", error="cannot plan: no previous revision")
-        assert ledger.guard_history(0.0, dry_run=False) == []
+def test_a_plan_that_failed_counts_as_a_failure_so_it_is_not_retried_forever(tmp_path: Path) -> None:
+    """A plan that cannot be made changes nothing, but retrying it every decision would fail
+    the same way: it waits for the cooldown, and repeated failures open the circuit breaker."""
+    clock = [1000.0]
+    cart = ObjectRef("Deployment", "shop", "cart")
+    rollback = Action(ActionKind.ROLLBACK_ROLLOUT, cart)
+    snap = Snapshot(Alert("KubePodCrashLooping", {"namespace": "shop", "deployment": "cart"}), 0.0, cart,
+                    Signals(has_previous_revision=1.0))
+    policy = GuardPolicy(approval_risk=None, cooldown_s=300.0, breaker_failures=3)
+    with Ledger(tmp_path / "l.db", clock=lambda: clock[0]) as ledger:
+        for i in range(3):
+            eid = ledger.record_intent(incident_id=None, candidate_id=None, action=rollback, key=f"k{i}",
+                                       dry_run=False, plan={"error": "no previous revision"}, inverse=None,
+                                       reversible=False)
+            ledger.finish_execution(eid, "failed", error="cannot plan: no previous revision")
+            history = ledger.guard_history(0.0, dry_run=False)
+            assert [h.succeeded for h in history] == [False] * (i + 1)
+            soon = judge(rollback, snap, history, policy, clock[0] + 60).guard
+            assert soon == ("cooldown" if i < 2 else "circuit_breaker"), (i, soon)
+            clock[0] += 400.0
+        verdict = judge(rollback, snap, ledger.guard_history(0.0, dry_run=False), policy, clock[0])
+        assert verdict.guard == "circuit_breaker", verdict
 
 
 def test_a_key_given_twice_is_an_error_not_the_last_one_silently(tmp_path: Path) -> None:
