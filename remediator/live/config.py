@@ -6,7 +6,7 @@
     prometheus: {url: http://prometheus:9090}
     mode: dry-run                              # dry-run | approve | auto
     store: /var/lib/remediator/ledger.db       # SQLite ledger
-    listen: {host: 0.0.0.0, port: 8080}
+    listen: {host: 127.0.0.1, port: 8080}      # another address needs listen.bearer_token
     proposer: {kind: catalog}
     guards: {cooldown_s: 600, denied_namespaces: [kube-system]}
 
@@ -77,13 +77,38 @@ class PrometheusSettings(_Model):
         return value.rstrip("/")
 
 
-class ListenSettings(_Model):
-    """The HTTP endpoint for Alertmanager webhooks, health and metrics."""
+def is_loopback(host: str) -> bool:
+    """Whether `host` only listens on this machine (`localhost`, 127.0.0.0/8, ::1); "" and 0.0.0.0 do not."""
+    import ipaddress
 
-    host: str = "0.0.0.0"
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # any other name may resolve to a reachable address
+
+
+class ListenSettings(_Model):
+    """The HTTP endpoint for Alertmanager webhooks, health and metrics.
+
+    Loopback by default; any other address needs a bearer token, or anyone who can reach the
+    port could open incidents (and, in `mode: auto`, make the agent act).
+    """
+
+    host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
-    bearer_token: SecretStr | None = None
+    bearer_token: SecretStr | None = Field(default=None, validate_default=True)
     max_body_bytes: int = Field(default=1 << 20, ge=1024)
+
+    @field_validator("bearer_token")
+    @classmethod
+    def _token_off_loopback(cls, token: SecretStr | None, info: Any) -> SecretStr | None:
+        host = info.data.get("host")
+        if isinstance(host, str) and not is_loopback(host) and (token is None or not token.get_secret_value()):
+            raise ValueError(f"listening on {host!r} (not loopback) needs a bearer token: set listen.bearer_token "
+                             "or REMEDIATOR_WEBHOOK_TOKEN, or listen on 127.0.0.1")
+        return token
 
 
 class ProposerSettings(BaseModel):

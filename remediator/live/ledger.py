@@ -190,7 +190,12 @@ class ReceivedAlert:
 
 @dataclass(frozen=True)
 class AlertReceipt:
-    """What became of one received alert: `new` first sighting, else a merged duplicate."""
+    """What became of one received alert: `new` first sighting, else a merged duplicate.
+
+    `held`: stored, but its source already has its share of open incidents, so it opened none
+    (a later re-send opens one when there is room). `error`: this alert alone could not be
+    stored (nothing of it was written); the other alerts of the batch were.
+    """
 
     fingerprint: str
     starts_at: float
@@ -198,6 +203,22 @@ class AlertReceipt:
     new: bool
     incident_id: int | None
     closed_incident: bool = False
+    held: bool = False
+    error: str | None = None
+
+
+# Intake caps (DESIGN §1, issue 15): a flood from one source must not bury a fresh incident
+# elsewhere. A source is (namespace, alertname, workload label); the labels alone decide it,
+# since the workload is only resolved from the cluster later, by the loop.
+MAX_OPEN_PER_SOURCE = 10
+MAX_OPEN_PER_NAMESPACE = 100
+SOURCE_LABELS = ("deployment", "statefulset", "daemonset", "job_name")
+# The same source in SQL, to interleave due incidents source by source.
+_SOURCE_SQL = "namespace || char(31) || alertname" + "".join(
+    f" || char(31) || COALESCE(json_extract(labels, '$.{name}'), '')" for name in SOURCE_LABELS)
+# An alert's own fault (unencodable text, a value SQLite refuses): that alert is rejected alone.
+# Anything else (I/O, a locked or closed database) is the store's fault and fails the batch.
+_ALERT_FAULTS = (ValueError, TypeError, OverflowError, sqlite3.DataError, sqlite3.IntegrityError)
 
 
 @dataclass(frozen=True)
@@ -302,21 +323,37 @@ class Ledger:
 
     # ------------------------------------------------------------------ alerts and incidents
 
-    def record_alerts(self, alerts: Sequence[ReceivedAlert], *, received_at: float | None = None
-                      ) -> list[AlertReceipt]:
-        """Persist alerts in one transaction: new ones open incidents, duplicates merge, resolved close."""
+    def record_alerts(self, alerts: Sequence[ReceivedAlert], *, received_at: float | None = None,
+                      max_open_per_source: int = MAX_OPEN_PER_SOURCE,
+                      max_open_per_namespace: int = MAX_OPEN_PER_NAMESPACE) -> list[AlertReceipt]:
+        """Persist alerts in one transaction: new ones open incidents, duplicates merge, resolved close.
+
+        Each alert has its own savepoint: one the store refuses is rolled back alone and its
+        receipt carries the `error`; the others commit. A store failure raises (nothing is kept).
+        """
         now = self._clock() if received_at is None else received_at
+        caps = (max_open_per_source, max_open_per_namespace)
         receipts: list[AlertReceipt] = []
         with self._tx() as db:
             for item in alerts:
-                receipts.append(self._record_alert(db, item, now))
+                db.execute("SAVEPOINT alert")
+                try:
+                    receipts.append(self._record_alert(db, item, now, caps))
+                except _ALERT_FAULTS as e:
+                    db.execute("ROLLBACK TO alert")
+                    a = item.alert
+                    receipts.append(AlertReceipt(a.fingerprint, a.starts_at, a.status, False, None,
+                                                 error=f"{type(e).__name__}: {e}"))
+                db.execute("RELEASE alert")
         return receipts
 
-    def _record_alert(self, db: sqlite3.Connection, item: ReceivedAlert, now: float) -> AlertReceipt:
+    def _record_alert(self, db: sqlite3.Connection, item: ReceivedAlert, now: float,
+                      caps: tuple[int, int]) -> AlertReceipt:
         a = item.alert
         labels, annotations = _dumps(dict(a.labels)), _dumps(dict(a.annotations))
         row = db.execute("SELECT id, incident_id, status FROM alerts WHERE fingerprint = ? AND starts_at = ?",
                          (a.fingerprint, a.starts_at)).fetchone()
+        held = False
         if row is not None:
             # A late duplicate of the firing notification never reopens a resolved alert.
             db.execute("UPDATE alerts SET received = received + 1, last_received_at = ?, "
@@ -325,16 +362,17 @@ class Ledger:
                        (now, a.status, item.ends_at if a.status == "resolved" else None, annotations, row["id"]))
             incident_id = row["incident_id"]
             new = False
+            if incident_id is None and row["status"] == "firing" and a.status == "firing":
+                # A held alert, sent again: it opens its incident if its source has room now.
+                incident_id = self._open_incident(db, a, labels, annotations, now, caps)
+                held = incident_id is None
+                if incident_id is not None:
+                    db.execute("UPDATE alerts SET incident_id = ? WHERE id = ?", (incident_id, row["id"]))
         else:
             incident_id = None
             if a.status == "firing":
-                incident_id = db.execute(
-                    "INSERT INTO incidents (fingerprint, starts_at, alertname, namespace, labels, annotations, "
-                    "status, opened_at, updated_at, next_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                    "ON CONFLICT (fingerprint, starts_at) DO UPDATE SET updated_at = excluded.updated_at "
-                    "RETURNING id",
-                    (a.fingerprint, a.starts_at, a.name, a.namespace, labels, annotations, OPEN, now, now, now),
-                ).fetchone()[0]
+                incident_id = self._open_incident(db, a, labels, annotations, now, caps)
+                held = incident_id is None
             else:  # resolved without ever having seen it fire: the incident it would close
                 found = db.execute("SELECT id FROM incidents WHERE fingerprint = ? AND starts_at = ?",
                                    (a.fingerprint, a.starts_at)).fetchone()
@@ -349,7 +387,29 @@ class Ledger:
         closed = False
         if a.status == "resolved" and incident_id is not None:
             closed = self._close_on_resolve(db, incident_id, item.ends_at if item.ends_at is not None else now, now)
-        return AlertReceipt(a.fingerprint, a.starts_at, a.status, new, incident_id, closed)
+        return AlertReceipt(a.fingerprint, a.starts_at, a.status, new, incident_id, closed, held)
+
+    def _open_incident(self, db: sqlite3.Connection, a: Alert, labels: str, annotations: str, now: float,
+                       caps: tuple[int, int]) -> int | None:
+        """The incident of a firing alert, opened now unless its source or namespace is at its cap (None)."""
+        found = db.execute("SELECT id FROM incidents WHERE fingerprint = ? AND starts_at = ?",
+                           (a.fingerprint, a.starts_at)).fetchone()
+        if found is not None:
+            return int(found[0])
+        per_source, per_namespace = caps
+        source = [a.labels.get(name, "") for name in SOURCE_LABELS]
+        in_namespace, in_source = db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(alertname = ? AND "
+            + " AND ".join(f"COALESCE(json_extract(labels, '$.{name}'), '') = ?" for name in SOURCE_LABELS)
+            + "), 0) FROM incidents WHERE status IN (?, ?) AND namespace = ?",
+            (a.name, *source, *ACTIVE, a.namespace)).fetchone()
+        if in_source >= per_source or in_namespace >= per_namespace:
+            return None
+        return int(db.execute(
+            "INSERT INTO incidents (fingerprint, starts_at, alertname, namespace, labels, annotations, "
+            "status, opened_at, updated_at, next_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            (a.fingerprint, a.starts_at, a.name, a.namespace, labels, annotations, OPEN, now, now, now),
+        ).fetchone()[0])
 
     def _close_on_resolve(self, db: sqlite3.Connection, incident_id: int, ends_at: float, now: float) -> bool:
         inc = db.execute("SELECT status, starts_at FROM incidents WHERE id = ?", (incident_id,)).fetchone()
@@ -384,9 +444,19 @@ class Ledger:
             rows = self._query("SELECT * FROM incidents WHERE status = ? ORDER BY id DESC LIMIT ?", (status, limit))
         return [_incident(r) for r in rows]
 
-    def due_incidents(self, now: float, *, limit: int = 100) -> list[IncidentRow]:
-        rows = self._query("SELECT * FROM incidents WHERE status = ? AND next_at <= ? ORDER BY next_at, id LIMIT ?",
-                           (OPEN, now, limit))
+    def due_incidents(self, now: float, *, limit: int = 4) -> list[IncidentRow]:
+        """The open incidents due by `now`, interleaved: each source's oldest first, then each namespace's.
+
+        Round-robin over sources (then namespaces) so that a flood from one source cannot delay a
+        fresh incident of another by more than a few steps; a small `limit` makes the loop ask
+        again soon, so what arrived meanwhile takes its turn.
+        """
+        rows = self._query(
+            "SELECT * FROM (SELECT *, "
+            f"ROW_NUMBER() OVER (PARTITION BY {_SOURCE_SQL} ORDER BY next_at, id) AS in_source, "
+            "ROW_NUMBER() OVER (PARTITION BY namespace ORDER BY next_at, id) AS in_namespace "
+            "FROM incidents WHERE status = ? AND next_at <= ?) ORDER BY in_source, in_namespace, next_at, id LIMIT ?",
+            (OPEN, now, limit))
         return [_incident(r) for r in rows]
 
     def next_due_at(self) -> float | None:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
 import threading
 import time
 import urllib.request
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -14,9 +16,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
-from remediator.live.ledger import Ledger
+from remediator.cli import app
+from remediator.guards import GuardPolicy
+from remediator.live.config import ConfigError, ListenSettings, load_config
+from remediator.live.ledger import MAX_OPEN_PER_NAMESPACE, MAX_OPEN_PER_SOURCE, Ledger, ReceivedAlert
+from remediator.live.loop import Loop
 from remediator.live.receiver import Receiver, ReceiverServer, fingerprint, parse_payload
+from remediator.live.wiring import make_observer
+from remediator.propose.catalog import CatalogProposer
+from remediator.rank import RulesRanker
+from remediator.snapshot import Alert
 from tests.live.conftest import requires_prometheus
 from tests.support.prom import (
     alert_rule,
@@ -237,3 +248,343 @@ def test_real_prometheus_rule_through_real_alertmanager(pipeline: Pipeline) -> N
     assert inc.status == "cancelled"  # resolved before the loop did anything
     [row] = ledger.alerts_of(inc.id)
     assert row["status"] == "resolved" and row["ends_at"] is not None and row["group_key"]
+
+
+# ---------------------------------------------------------------------------- hostile or broken senders (issue 15)
+
+
+def address(srv: ReceiverServer) -> tuple[str, int]:
+    host, port = srv.server_address[:2]
+    return str(host), int(port)
+
+
+def request_bytes(method: str, path: str, body: bytes = b"", *, token: str | None = TOKEN,
+                  headers: dict[str, str] | None = None, length: str | None = None) -> bytes:
+    """One HTTP/1.1 request exactly as given (`length`: the Content-Length header verbatim, None: the body's)."""
+    lines = [f"{method} {path} HTTP/1.1", "Host: receiver"]
+    if token is not None:
+        lines.append(f"Authorization: Bearer {token}")
+    lines.append(f"Content-Length: {len(body) if length is None else length}")
+    lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+def read_until_closed(sock: socket.socket) -> bytes:
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    return data
+
+
+def responses(data: bytes) -> list[tuple[int, dict[str, str], bytes]]:
+    """The HTTP responses in `data`, in order: (status, headers with lower-case names, body)."""
+    out = []
+    while data:
+        head, _, rest = data.partition(b"\r\n\r\n")
+        status_line, *header_lines = head.decode("latin-1").split("\r\n")
+        headers = {k.strip().lower(): v.strip() for k, _, v in (h.partition(":") for h in header_lines)}
+        n = int(headers.get("content-length", "0"))
+        out.append((int(status_line.split()[1]), headers, rest[:n]))
+        data = rest[n:]
+    return out
+
+
+def exchange(srv: ReceiverServer, data: bytes) -> list[tuple[int, dict[str, str], bytes]]:
+    """Send `data` on a fresh connection and read every response until the server closes it."""
+    with socket.create_connection(address(srv), timeout=10) as sock:
+        sock.sendall(data)
+        sock.shutdown(socket.SHUT_WR)  # nothing more comes: a server waiting for more closes on EOF
+        return responses(read_until_closed(sock))
+
+
+DEEP = 20_000  # far past the parser's recursion limit, within the 64 KiB body limit
+
+
+def test_deeply_nested_json_is_a_400_with_the_reason(server: ReceiverServer, ledger: Ledger) -> None:
+    status, answer = post(server, None, raw=b'{"version": "4", "alerts": ' + b"[" * DEEP + b"]" * DEEP + b"}")
+    assert status == 400 and answer["problems"] == ["body is not JSON we accept: nested too deeply"]
+    # Nested less deeply than the parser's limit: that alert alone is refused.
+    deep_labels: Any = "x"
+    for _ in range(500):
+        deep_labels = [deep_labels]
+    nested = alert()
+    nested["labels"] = deep_labels
+    status, answer = post(server, payload(nested, alert("KubeHpaMaxedOut")))
+    assert status == 400 and answer["problems"] == ["alerts[0].labels: Input should be a valid dictionary"]
+    assert [i.alert.name for i in ledger.incidents()] == ["KubeHpaMaxedOut"]
+
+
+def test_lone_surrogates_are_a_400_with_the_reason_and_siblings_are_stored(server: ReceiverServer,
+                                                                          ledger: Ledger) -> None:
+    in_value = alert(pod="cart-\ud800")
+    in_name = alert("ServiceLatencyHigh")
+    in_name["labels"]["\udfff"] = "x"
+    in_annotation = alert("CPUThrottlingHigh")
+    in_annotation["annotations"] = {"summary": "\udc80"}
+    # json.dumps writes them as \ud800 escapes, as a hostile sender would.
+    status, answer = post(server, payload(in_value, in_name, in_annotation, alert("KubeHpaMaxedOut")))
+    assert status == 400
+    assert answer["problems"] == [
+        "alerts[0].labels: 'pod': not valid Unicode: lone surrogate '\\ud800' at position 5",
+        "alerts[1].labels: not valid Unicode: lone surrogate '\\udfff' at position 0",
+        "alerts[2].annotations: 'summary': not valid Unicode: lone surrogate '\\udc80' at position 0",
+    ]
+    assert answer["stored"]["received"] == 1
+    assert [i.alert.name for i in ledger.incidents()] == ["KubeHpaMaxedOut"]
+    envelope = payload(alert())
+    envelope["groupKey"] = "\ud83d"
+    status, answer = post(server, envelope)
+    assert status == 400 and answer["problems"] == ["groupKey: not valid Unicode: lone surrogate '\\ud83d' at "
+                                                    "position 0"]
+
+
+def test_a_bad_alert_never_costs_an_innocent_concurrent_request(server: ReceiverServer, ledger: Ledger) -> None:
+    """The red team's run: hostile payloads among 180 innocent concurrent ones; every innocent one is a 200."""
+    statuses: dict[str, list[int]] = {"innocent": [], "hostile": []}
+    lock = threading.Lock()
+
+    def send(kind: str, i: int) -> None:
+        if kind == "innocent":
+            body = payload(alert(pod=f"cart-{i}"))
+        else:
+            body = payload(alert(pod=f"evil-{i}\ud800"), alert("KubeHpaMaxedOut", pod=f"sibling-{i}"))
+        status, _ = post(server, body)
+        with lock:
+            statuses[kind].append(status)
+
+    jobs = [("innocent", i) for i in range(180)] + [("hostile", i) for i in range(20)]
+    threads = [threading.Thread(target=send, args=job) for job in jobs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert statuses["innocent"] == [200] * 180
+    assert statuses["hostile"] == [400] * 20
+    names = [i.alert.name for i in ledger.incidents(limit=1000)]
+    assert ledger.alert_counts()["alerts"] == 200  # the innocent ones and every valid sibling
+    assert names.count("KubeHpaMaxedOut") == 10 and "KubePodCrashLooping" in names  # siblings: per-source cap
+
+
+def test_an_unstorable_alert_is_rolled_back_alone_in_a_shared_commit(server: ReceiverServer, ledger: Ledger) -> None:
+    """An alert the store refuses (text SQLite cannot encode) in the same transaction as innocent requests.
+
+    Parsing refuses such text already, so it reaches the writer directly here; the ledger's lock is
+    held meanwhile, so the writer's next transaction is certain to hold it and the HTTP requests.
+    """
+    writer = server.receiver.writer
+    good = parse_payload(payload(alert(pod="cart-first")))
+    bad = [ReceivedAlert(Alert("Bad\ud800", {"alertname": "Bad", "namespace": "shop"}, starts_at=1000.0,
+                               fingerprint="bad"))] + parse_payload(payload(alert(pod="cart-sibling")))
+    statuses: list[int] = []
+
+    def send(i: int) -> None:
+        statuses.append(post(server, payload(alert(pod=f"cart-{i}")))[0])
+
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(8)]
+    with ledger._lock:
+        first = writer.submit(good)  # the writer takes it and waits for the lock
+        deadline = time.monotonic() + 10
+        while writer._queue.qsize() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        shared = writer.submit(bad)
+        for t in threads:
+            t.start()
+        while writer._queue.qsize() < 9 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert writer._queue.qsize() == 9  # one transaction will hold all of them
+    for t in threads:
+        t.join()
+    commits = writer.commits
+    refused, sibling = shared.result(timeout=10)
+    assert first.result(timeout=10)[0].error is None
+    assert refused.error is not None and "UnicodeEncodeError" in refused.error and refused.incident_id is None
+    assert sibling.error is None and sibling.new
+    assert statuses == [200] * 8
+    assert commits == 2  # the shared transaction committed: no retry, nothing of the bad alert kept
+    assert ledger.alert_counts()["alerts"] == 10
+
+
+@pytest.mark.parametrize(("length", "status", "message"), [
+    ("-1", 400, "Content-Length must be one non-negative decimal integer, not '-1'"),
+    ("+12", 400, "not '+12'"),
+    ("1_0", 400, "not '1_0'"),
+    ("0x10", 400, "not '0x10'"),
+    ("268435456", 413, "body of 268435456 bytes exceeds the limit of 65536"),
+    ("9" * 5000, 413, "exceeds the limit of 65536"),
+])
+def test_unusable_content_length_is_refused_before_the_body(server: ReceiverServer, ledger: Ledger, length: str,
+                                                            status: int, message: str) -> None:
+    """The reply comes while the declared 256 MiB body is still unsent: the server reads none of it."""
+    with socket.create_connection(address(server), timeout=10) as sock:
+        sock.sendall(request_bytes("POST", "/alerts", length=length, headers={"Content-Type": "application/json"}))
+        sock.sendall(b"[" * 65536)  # the start of a body that never ends
+        [(got, headers, body)] = responses(read_until_closed(sock))
+    assert got == status and message in json.loads(body)["error"] and headers["connection"] == "close"
+    assert ledger.alert_counts()["alerts"] == 0
+
+
+def test_missing_chunked_or_conflicting_lengths_are_refused(server: ReceiverServer) -> None:
+    body = json.dumps(payload(alert())).encode()
+    no_length = b"POST /alerts HTTP/1.1\r\nHost: r\r\nAuthorization: Bearer " + TOKEN.encode() + b"\r\n\r\n" + body
+    [(status, _, answer)] = exchange(server, no_length)
+    assert status == 411 and json.loads(answer)["error"] == "Content-Length is required"
+    chunked = request_bytes("POST", "/alerts", f"{len(body):x}\r\n".encode() + body + b"\r\n0\r\n\r\n",
+                            headers={"Transfer-Encoding": "chunked"})
+    [(status, _, answer)] = exchange(server, chunked)
+    assert status == 411 and "Transfer-Encoding is not accepted" in json.loads(answer)["error"]
+    twice = request_bytes("POST", "/alerts", body, headers={"Content-Length": "5"})
+    [(status, _, answer)] = exchange(server, twice)
+    assert status == 400 and "not " in json.loads(answer)["error"]
+
+
+def test_expect_100_continue_is_answered_only_when_the_body_is_wanted(server: ReceiverServer) -> None:
+    with socket.create_connection(address(server), timeout=10) as sock:
+        sock.sendall(request_bytes("POST", "/alerts", length="999999999", headers={"Expect": "100-continue"}))
+        [(status, _, _)] = responses(read_until_closed(sock))
+    assert status == 413  # no "100 Continue" first: the client never sends the body
+    body = json.dumps(payload(alert())).encode()
+    with socket.create_connection(address(server), timeout=10) as sock:
+        sock.sendall(request_bytes("POST", "/alerts", length=str(len(body)), headers={"Expect": "100-continue",
+                                                                                      "Connection": "close"}))
+        interim = sock.recv(65536)
+        assert interim.startswith(b"HTTP/1.1 100 ")
+        sock.sendall(body)
+        [(status, _, _)] = responses(read_until_closed(sock))
+    assert status == 200
+
+
+def test_the_body_of_a_refused_request_is_never_parsed_as_a_request(server: ReceiverServer, ledger: Ledger) -> None:
+    smuggled = request_bytes("POST", "/alerts", json.dumps(payload(alert("Smuggled"))).encode())
+    for outer in (request_bytes("POST", "/nope", smuggled),  # 404
+                  request_bytes("POST", "/alerts", smuggled, token="wrong"),  # 401
+                  request_bytes("GET", "/healthz", smuggled),  # served, body unread
+                  request_bytes("GET", "/nope", smuggled)):
+        got = exchange(server, outer)
+        assert len(got) == 1, got  # one request, one answer, then the connection closes
+        assert got[0][0] in (404, 401, 200) and got[0][1]["connection"] == "close"
+    assert ledger.alert_counts()["alerts"] == 0
+    # Keep-alive still works where the body was read: two pipelined requests, two answers.
+    one, two = (request_bytes("POST", "/alerts", json.dumps(payload(alert(pod=f"p{i}"))).encode()) for i in (1, 2))
+    assert [r[0] for r in exchange(server, one + two)] == [200, 200]
+
+
+def test_idle_and_slow_clients_cost_no_threads_and_get_an_answer_or_a_close(ledger: Ledger) -> None:
+    srv = ReceiverServer(Receiver(ledger, bearer_token=TOKEN), "127.0.0.1", 0, workers=4, backlog=4,
+                         idle_timeout_s=0.5, request_timeout_s=1.5)
+    with srv:
+        threads = threading.active_count()
+        idle = [socket.create_connection(address(srv), timeout=10) for _ in range(60)]
+        assert threading.active_count() == threads  # ThreadingHTTPServer had one thread per connection
+        outcomes: Counter[int | str] = Counter()
+        for sock in idle:
+            got = responses(read_until_closed(sock))
+            outcomes[got[0][0] if got else "closed idle"] += 1
+            sock.close()
+        assert set(outcomes) <= {503, "closed idle"} and outcomes[503] > 0, outcomes
+
+        def trickle(sock: socket.socket) -> None:  # slowloris: one byte of headers every 0.1 s, forever
+            try:
+                sock.sendall(b"POST /alerts HTTP/1.1\r\n")
+                while True:
+                    sock.sendall(b"X")
+                    time.sleep(0.1)
+            except OSError:
+                return
+
+        with socket.create_connection(address(srv), timeout=10) as slow:
+            sender = threading.Thread(target=trickle, args=(slow,))
+            sender.start()
+            [(status, _, body)] = responses(read_until_closed(slow))
+            sender.join()
+        assert status == 408 and "not received in time" in json.loads(body)["error"]
+        with socket.create_connection(address(srv), timeout=10) as partial:  # half a body, then silence
+            partial.sendall(request_bytes("POST", "/alerts", b'{"version"', length="100"))
+            [(status, _, _)] = responses(read_until_closed(partial))
+        assert status == 408
+        assert post(srv, payload(alert()))[0] == 200  # and the receiver is fine
+        assert srv.receiver.stats.timeouts >= 2 and srv.receiver.stats.refused == outcomes[503]
+    assert ledger.alert_counts()["alerts"] == 1
+
+
+def test_deduplication_uses_the_fingerprint_of_the_labels_not_the_senders(server: ReceiverServer,
+                                                                         ledger: Ledger) -> None:
+    shop = alert(namespace="shop", deployment="cart")
+    billing = alert(namespace="billing", deployment="invoice")
+    billing["fingerprint"] = shop["fingerprint"]  # claims to be the shop alert again
+    status, body = post(server, payload(shop, billing))
+    assert status == 200 and (body["new"], body["duplicates"]) == (2, 0)
+    incidents = ledger.incidents()
+    assert {dict(i.alert.labels)["namespace"] for i in incidents} == {"shop", "billing"}
+    assert all(i.fingerprint == fingerprint(dict(i.alert.labels)) for i in incidents)
+    forged = alert(namespace="shop", deployment="cart")
+    forged["fingerprint"] = "0000000000000000"  # a wrong fingerprint does not make a re-send new either
+    status, body = post(server, payload(forged))
+    assert status == 200 and (body["new"], body["duplicates"]) == (0, 1)
+
+
+def flood(n: int, *, namespace: str = "load", vary: str = "pod") -> dict[str, Any]:
+    return payload(*[alert("KubePodCrashLooping", namespace=namespace, deployment=f"app-{i % 25}"
+                           if vary == "deployment" else "app", pod=f"app-{i:05d}") for i in range(n)])
+
+
+@pytest.fixture
+def roomy(ledger: Ledger) -> Iterator[ReceiverServer]:
+    with ReceiverServer(Receiver(ledger, bearer_token=TOKEN), "127.0.0.1", 0) as srv:  # the default 1 MiB limit
+        yield srv
+
+
+def offline_loop(ledger: Ledger) -> Loop:
+    """The real loop, observing from the alerts' labels alone (no cluster needed to pick the order)."""
+    return Loop(ledger, make_observer(None), CatalogProposer(), RulesRanker(), GuardPolicy(), None)
+
+
+def test_a_flood_from_one_source_opens_few_incidents_and_a_real_one_goes_first(roomy: ReceiverServer,
+                                                                              ledger: Ledger) -> None:
+    status, body = post(roomy, flood(2000))
+    assert status == 200 and body["received"] == 2000 and body["held"] == 2000 - MAX_OPEN_PER_SOURCE
+    assert ledger.alert_counts() == {"alerts": 2000, "received": 2000, "incidents": MAX_OPEN_PER_SOURCE}
+    status, body = post(roomy, payload(alert("KubeDeploymentReplicasMismatch", namespace="shop", deployment="cart")))
+    [real] = body["incidents"]
+    status, body = post(roomy, payload(alert("KubePodCrashLooping", namespace="load", deployment="web")))
+    [neighbour] = body["incidents"]  # same namespace and alert, another workload: a source of its own
+    reports = offline_loop(ledger).tick(time.time() + 1)
+    first_round = [r.incident_id for r in reports[:3]]
+    assert real in first_round and neighbour in first_round, [r.incident_id for r in reports]
+
+
+def test_a_held_alert_opens_its_incident_when_its_source_has_room(roomy: ReceiverServer, ledger: Ledger) -> None:
+    post(roomy, flood(30))
+    opened = [i.id for i in ledger.incidents(status="open")]
+    assert len(opened) == MAX_OPEN_PER_SOURCE
+    for incident_id in opened:
+        ledger.update_incident(incident_id, status="recovered")
+    status, body = post(roomy, flood(30))  # Alertmanager's next re-send of the group
+    assert status == 200 and (body["new"], body["duplicates"], body["held"]) == (0, 30, 30 - 2 * MAX_OPEN_PER_SOURCE)
+    assert len(ledger.incidents(status="open")) == MAX_OPEN_PER_SOURCE
+    assert ledger.alert_counts() == {"alerts": 30, "received": 60, "incidents": 2 * MAX_OPEN_PER_SOURCE}
+
+
+def test_a_namespace_has_a_cap_too(roomy: ReceiverServer, ledger: Ledger) -> None:
+    many = payload(*[alert("KubeDeploymentReplicasMismatch", namespace="load", deployment=f"app-{i}")
+                     for i in range(MAX_OPEN_PER_NAMESPACE + 50)])
+    status, body = post(roomy, many)
+    assert status == 200 and body["held"] == 50
+    assert len(ledger.incidents(limit=1000, status="open")) == MAX_OPEN_PER_NAMESPACE
+
+
+def test_default_listens_on_loopback_and_elsewhere_only_with_a_token(tmp_path: Path, ledger: Ledger,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    assert ListenSettings().host == "127.0.0.1"
+    monkeypatch.delenv("REMEDIATOR_WEBHOOK_TOKEN", raising=False)
+    config = tmp_path / "remediator.yaml"
+    config.write_text("store: agent.db\nlisten: {host: 0.0.0.0, port: 0}\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(config, env={})
+    assert ("listen.bearer_token: Value error, listening on '0.0.0.0' (not loopback) needs a bearer token"
+            in str(e.value))
+    assert load_config(config, env={"REMEDIATOR_WEBHOOK_TOKEN": "t"}).listen.host == "0.0.0.0"
+    result = CliRunner().invoke(app, ["run", "--config", str(config)])
+    assert result.exit_code == 2 and "needs a bearer token" in result.stderr
+    assert not (tmp_path / "agent.db").exists()  # refused before anything started
+    with pytest.raises(ValueError, match="refusing to listen on '0.0.0.0' without a bearer token"):
+        ReceiverServer(Receiver(ledger), "0.0.0.0", 0)
