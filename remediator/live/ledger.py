@@ -153,6 +153,9 @@ CREATE TABLE outcomes (
     reason TEXT NOT NULL
 );
 """),
+    # Why the proposer's own candidates were not used (an LLM provider that refused, timed out
+    # or answered nothing valid), on the snapshot the decision was taken on.
+    ("proposer notes", "ALTER TABLE snapshots ADD COLUMN proposer_note TEXT;"),
 )
 
 
@@ -519,6 +522,11 @@ class Ledger:
         rows = self._query("SELECT * FROM candidates WHERE incident_id = ? ORDER BY snapshot_id, position",
                            (incident_id,))
         return [_plain(r, json_fields=("target", "params")) for r in rows]
+
+    def note_proposer(self, snapshot_id: int, note: str) -> None:
+        """Record on a decision's snapshot why the proposer fell back (see MIGRATIONS)."""
+        with self._tx() as db:
+            db.execute("UPDATE snapshots SET proposer_note = ? WHERE id = ?", (note, snapshot_id))
 
     def snapshots_of(self, incident_id: int) -> list[dict[str, Any]]:
         rows = self._query("SELECT * FROM snapshots WHERE incident_id = ? ORDER BY id", (incident_id,))

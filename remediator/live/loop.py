@@ -183,15 +183,24 @@ class Loop:
             problem=obs.problem)
 
     def _candidates(self, snap: Snapshot) -> tuple[list[Candidate], str]:
+        """The proposer's candidates, and why it fell back to the catalog ("" when it did not)."""
         try:
-            return self.proposer.propose(snap), ""
+            candidates = self.proposer.propose(snap)
         except Exception as e:  # noqa: BLE001 - the catalog is the fallback when a proposer fails
             log.warning("proposer failed, falling back to the catalog: %s", e)
             return self.fallback.propose(snap), f"proposer failed ({type(e).__name__}: {e}); catalog fallback"
+        # The LLM proposer falls back by itself (a 401, a timeout, nothing valid) and says why.
+        report = getattr(self.proposer, "last_report", None)
+        if report is not None and getattr(report, "fallback", False):
+            log.warning("LLM proposer %s", report.reason)
+            return candidates, f"LLM proposer {report.reason}"
+        return candidates, ""
 
     def _decide(self, inc: IncidentRow, snap: Snapshot, snapshot_id: int, now: float, streak: int) -> StepReport:
         v = self.verify
         candidates, note = self._candidates(snap)
+        if note:
+            self.ledger.note_proposer(snapshot_id, note)
         history = self.ledger.guard_history(now - HISTORY_S, dry_run=self.dry_run)
         choice = decide(snap, candidates, self.ranker, history, self.policy, now)
         rows = [{"action": r.candidate.kind.value, "target": r.candidate.action.target,

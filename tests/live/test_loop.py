@@ -519,3 +519,61 @@ def test_a_resumed_execution_is_judged_again_on_fresh_state(tmp_path: Path, monk
         assert reasons[case] in (execution.error or ""), (case, execution.error)
         assert incident_row is not None and incident_row.status == "open"
         assert f"execution {execution.id} abandoned on resume" in (incident_row.note or "")
+
+
+@requires_prometheus
+def test_an_llm_provider_that_refuses_leaves_its_reason_in_the_ledger(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A provider answering 401 (a revoked key): the catalog decides, and the decision's snapshot says why."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Refusing(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            body = json.dumps({"error": {"message": "Incorrect API key provided", "type": "invalid_request_error",
+                                         "code": "invalid_api_key"}}).encode()
+            self.send_response(401)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    from remediator.commands.propose_llm import register_proposers
+
+    register_proposers()  # what the CLI does before `remediator run` builds the agent
+    monkeypatch.setenv("REMEDIATOR_WEBHOOK_TOKEN", "hook-token")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-revoked")
+    provider = ThreadingHTTPServer(("127.0.0.1", 0), Refusing)
+    threading.Thread(target=provider.serve_forever, daemon=True).start()
+    inc = incident("scaled_to_zero", after_s=0)
+    try:
+        with KubeServer(KubeEmulator()) as kube:
+            seed_incident(kube, inc)
+            with prometheus_with(tmp_path / "p", timeline(inc, inc.alert_at + 300.0)) as prom:
+                path = write_config(tmp_path, kube, prom.url, mode="dry-run", horizon_s=600.0)
+                doc = yaml.safe_load(path.read_text())
+                doc["proposer"] = {"kind": "llm", "provider": "openai", "model": "gpt-test", "retries": 0,
+                                   "base_url": f"http://127.0.0.1:{provider.server_address[1]}/v1"}
+                path.write_text(yaml.safe_dump(doc))
+                clock = SimClock(inc.alert_at)
+                agent = Agent(load_config(path), clock=clock).start(worker=False)
+                try:
+                    assert post_webhook(agent.server.url, webhook_payload(inc), "hook-token") == 200
+                    [row] = agent.ledger.incidents()
+                    [report] = agent.loop.tick(clock.t)
+                    snapshots = agent.ledger.snapshots_of(row.id)
+                    candidates = agent.ledger.candidates_of(row.id)
+                finally:
+                    agent.stop()
+    finally:
+        provider.shutdown()
+        provider.server_close()
+    assert report.outcome == "acted", report
+    [decided] = [s for s in snapshots if s["purpose"] == "decide"]
+    note = decided["proposer_note"] or ""
+    assert note.startswith("LLM proposer fell back to the catalog after 1 attempt(s): provider error:"), note
+    assert "401" in note or "AuthenticationError" in note, note
+    assert candidates and all(c["source"] == "catalog" for c in candidates)
