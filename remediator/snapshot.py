@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
@@ -432,178 +432,323 @@ def build_snapshot(alert: Alert, series: Sequence[Series], objects: Sequence[K8s
 
     Raises `SnapshotError` only when the alert names no workload the objects know; a metric
     that is absent is listed in `Snapshot.missing` and its signal keeps a neutral default.
+    Three steps: the scope from the objects, one pass over the series, the signals.
     """
     idx = _Objects(objects)
+    scope = _scope(alert, idx)
+    r = _read(series, scope, now)
+    traffic = _traffic([x for x in series if x.labels.get("namespace", scope.ns) == scope.ns
+                        and x.labels.get("service") in scope.dep_names | {scope.name}], now, alert.starts_at)
+    pods = sorted(scope.pod_names | r.pods_seen)
+    node = _pick_node(alert, idx, scope, r, pods)
+    # Worst pods first: not ready, then most restarts, then highest memory pressure.
+    mem_ratios = r.mem_ratios()
+    worst = tuple(sorted(pods, key=lambda p: (r.ready.get(p, 1.0), -r.restarts.get(p, 0.0),
+                                              -mem_ratios.get(p, 0.0), p)))
+    deps = _deps_worst_first(scope, r, traffic)
+    signals = _signals(alert, idx, scope, r, traffic, pods, node, now)
+    expected = ["kube_deployment_spec_replicas", "kube_deployment_status_replicas_available",
+                "http_requests_total", "container_memory_working_set_bytes"]
+    missing = tuple(m for m in expected if m not in r.found) if scope.workload else ()
+    involved = scope.pod_names | {scope.name}
+    events = tuple(str(e.get("message", ""))[:500] for e in idx.by_kind.get("Event", ())
+                   if ((e.get("involvedObject") or {}).get("name", "") in involved)
+                   or ((e.get("regarding") or {}).get("name", "") in involved))
+    return Snapshot(
+        alert=alert, at=now, workload=scope.workload, signals=signals, slo=_slo(scope, default_slo), node=node,
+        pods=worst, hpa=scope.hpa, pvc=scope.pvc, dependencies=deps,
+        workload_labels=dict(scope.labels), events=events[-20:],
+        node_pods=_evicted_by_drain(idx, node) if node else (),
+        dependency_labels={d.name: dict(_meta(obj).get("labels") or {}) for d in scope.deps
+                           if (obj := idx.get("Deployment", scope.ns, d.name)) is not None},
+        history=history, missing=missing)
+
+
+@dataclass(frozen=True)
+class _Scope:
+    """What the incident is about, from the cluster's objects: the workload and what is its own."""
+
+    workload: ObjectRef | None
+    ns: str
+    name: str  # "" without a workload
+    deployment: K8sObject | None
+    pods: list[K8sObject]
+    pod_names: set[str]
+    deps: tuple[ObjectRef, ...]
+    dep_names: set[str]
+    hpa: ObjectRef | None
+    pvc: ObjectRef | None
+
+    @property
+    def labels(self) -> Mapping[str, str]:
+        return (_meta(self.deployment).get("labels") or {}) if self.deployment is not None else {}
+
+    @property
+    def annotations(self) -> Mapping[str, str]:
+        return (_meta(self.deployment).get("annotations") or {}) if self.deployment is not None else {}
+
+
+def _scope(alert: Alert, idx: _Objects) -> _Scope:
     workload = _resolve(alert, idx)
     if workload is None and "node" not in alert.labels:
         raise SnapshotError(
             f"alert {alert.name!r} with labels {dict(alert.labels)} names no Deployment "
             "among the observed objects")
     ns = workload.namespace if workload else alert.namespace
-    wname = workload.name if workload else ""
-    dep_obj = idx.get("Deployment", ns, wname) if workload else None
-    dep_meta = _meta(dep_obj) if dep_obj is not None else {}
-    annotations: Mapping[str, str] = dep_meta.get("annotations") or {}
-    slo = Slo(
-        error_ratio=float(annotations.get(SLO_ERROR_ANNOTATION, default_slo.error_ratio)),
-        latency_p99_s=float(annotations.get(SLO_LATENCY_ANNOTATION, default_slo.latency_p99_s)),
-        consecutive=default_slo.consecutive)
-
-    pod_objs = idx.pods_of(ns, wname) if workload else []
-    pod_names = {str(_meta(p).get("name")) for p in pod_objs}
-    by_pod_node = {str(_meta(p).get("name")): str((p.get("spec") or {}).get("nodeName", ""))
-                   for p in pod_objs}
+    name = workload.name if workload else ""
+    dep = idx.get("Deployment", ns, name) if workload else None
+    annotations = (_meta(dep).get("annotations") or {}) if dep is not None else {}
     deps = tuple(ObjectRef("Deployment", ns, d.strip())
                  for d in str(annotations.get(DEPENDS_ON_ANNOTATION, "")).split(",") if d.strip())
-    dep_names = {d.name for d in deps}
-
-    hpa_ref: ObjectRef | None = None
-    for hpa in idx.by_kind.get("HorizontalPodAutoscaler", ()):
-        spec = hpa.get("spec") or {}
-        if _meta(hpa).get("namespace") == ns and (spec.get("scaleTargetRef") or {}).get("name") == wname:
-            hpa_ref = ObjectRef("HorizontalPodAutoscaler", ns, str(_meta(hpa).get("name")))
+    hpa: ObjectRef | None = None
+    for obj in idx.by_kind.get("HorizontalPodAutoscaler", ()):
+        spec = obj.get("spec") or {}
+        if _meta(obj).get("namespace") == ns and (spec.get("scaleTargetRef") or {}).get("name") == name:
+            hpa = ObjectRef("HorizontalPodAutoscaler", ns, str(_meta(obj).get("name")))
     # The alert may say which claim is filling, but only among the claims the workload mounts.
-    claims = _claims_of(dep_obj)
+    claims = _claims_of(dep)
     alerted_claim = alert.labels.get("persistentvolumeclaim")
     claim = alerted_claim if alerted_claim in claims else (claims[0] if claims else None)
-    pvc_ref = ObjectRef("PersistentVolumeClaim", ns, claim) if claim else None
+    pods = idx.pods_of(ns, name) if workload else []
+    return _Scope(workload, ns, name, dep, pods, {str(_meta(p).get("name")) for p in pods}, deps,
+                  {d.name for d in deps}, hpa, ObjectRef("PersistentVolumeClaim", ns, claim) if claim else None)
 
-    # One pass over the series, keeping what concerns the workload, its pods, node and deps.
-    found: set[str] = set()
-    spec_replicas: list[tuple[float, float]] = []
-    available = math.nan
-    ready: dict[str, float] = {}
-    restarts: dict[str, float] = defaultdict(float)
-    last_reason: dict[str, str] = {}
-    waiting: dict[str, str] = {}
-    mem: dict[str, Sequence[tuple[float, float]]] = {}
-    limits: dict[tuple[str, str], float] = {}
-    cpu: dict[str, float] = defaultdict(float)
-    periods: dict[str, float] = defaultdict(float)
-    throttled: dict[str, float] = defaultdict(float)
-    hpa_cur = hpa_max = math.nan
-    node_ready: dict[str, float] = {}
+
+def _slo(scope: _Scope, default: Slo) -> Slo:
+    """The workload's SLO from its annotations, else the configured default."""
+    a = scope.annotations
+    return Slo(error_ratio=float(a.get(SLO_ERROR_ANNOTATION, default.error_ratio)),
+               latency_p99_s=float(a.get(SLO_LATENCY_ANNOTATION, default.latency_p99_s)),
+               consecutive=default.consecutive)
+
+
+@dataclass
+class _Readings:
+    """What one pass over the series found about the scope: last values and per-pod rates."""
+
+    found: set[str] = field(default_factory=set)
+    pods_seen: set[str] = field(default_factory=set)
+    spec_replicas: list[tuple[float, float]] = field(default_factory=list)
+    available: float = math.nan
+    ready: dict[str, float] = field(default_factory=dict)
+    restarts: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    last_reason: dict[str, str] = field(default_factory=dict)
+    waiting: dict[str, str] = field(default_factory=dict)
+    mem: dict[str, Sequence[tuple[float, float]]] = field(default_factory=dict)
+    limits: dict[tuple[str, str], float] = field(default_factory=dict)
+    cpu: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    periods: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    throttled: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    hpa_current: float = math.nan
+    hpa_max: float = math.nan
+    node_ready: dict[str, float] = field(default_factory=dict)
     pvc_used: Sequence[tuple[float, float]] = ()
-    pvc_cap = math.nan
-    dep_avail: dict[str, float] = {}
-    dep_spec: dict[str, float] = {}
-    pods_seen: set[str] = set()
+    pvc_cap: float = math.nan
+    dep_available: dict[str, float] = field(default_factory=dict)
+    dep_spec: dict[str, float] = field(default_factory=dict)
 
+    def mem_ratios(self) -> dict[str, float]:
+        return {p: _last(pts) / self.limits[(p, "memory")] for p, pts in self.mem.items()
+                if self.limits.get((p, "memory"), 0) > 0 and pts}
+
+
+def _read_ready(r: _Readings, pod: str, s: Series, now: float) -> None:
+    if s.labels.get("condition", "true") == "true":
+        r.ready[pod] = _last(s.points)
+
+
+def _pod_restarts(r: _Readings, pod: str, s: Series, now: float) -> None:
+    r.restarts[pod] += _rate(s.points, now) * 60.0
+
+
+def _pod_terminated(r: _Readings, pod: str, s: Series, now: float) -> None:
+    if _last(s.points) >= 1:
+        r.last_reason[pod] = s.labels.get("reason", "")
+
+
+def _pod_waiting(r: _Readings, pod: str, s: Series, now: float) -> None:
+    if _last(s.points) >= 1:
+        r.waiting[pod] = s.labels.get("reason", "")
+
+
+def _pod_memory(r: _Readings, pod: str, s: Series, now: float) -> None:
+    r.mem[pod] = s.points
+
+
+def _pod_limit(r: _Readings, pod: str, s: Series, now: float) -> None:
+    r.limits[(pod, s.labels.get("resource", ""))] = _last(s.points)
+
+
+def _pod_counter(field_name: str) -> Callable[[_Readings, str, Series, float], None]:
+    """A per-pod counter summed over containers as a per-second rate (cpu, CFS periods)."""
+    def read(r: _Readings, pod: str, s: Series, now: float) -> None:
+        getattr(r, field_name)[pod] += _rate(s.points, now)
+    return read
+
+
+# Per-pod series: name -> what to keep of it.
+_POD_READERS: Mapping[str, Callable[[_Readings, str, Series, float], None]] = {
+    "kube_pod_status_ready": _read_ready,
+    "kube_pod_container_status_restarts_total": _pod_restarts,
+    "kube_pod_container_status_last_terminated_reason": _pod_terminated,
+    "kube_pod_container_status_waiting_reason": _pod_waiting,
+    "container_memory_working_set_bytes": _pod_memory,
+    "kube_pod_container_resource_limits": _pod_limit,
+    "container_cpu_usage_seconds_total": _pod_counter("cpu"),
+    "container_cpu_cfs_periods_total": _pod_counter("periods"),
+    "container_cpu_cfs_throttled_periods_total": _pod_counter("throttled"),
+}
+
+
+def _read_replicas(r: _Readings, scope: _Scope, s: Series) -> None:
+    d = s.labels.get("deployment")
+    spec = s.name == "kube_deployment_spec_replicas"
+    if d == scope.name:
+        if spec:
+            r.spec_replicas = list(s.points)
+        else:
+            r.available = _last(s.points)
+    elif d in scope.dep_names:
+        (r.dep_spec if spec else r.dep_available)[d] = _last(s.points)
+
+
+def _read_hpa(r: _Readings, scope: _Scope, s: Series) -> None:
+    if scope.hpa and s.labels.get("horizontalpodautoscaler") == scope.hpa.name:
+        if s.name == "kube_horizontalpodautoscaler_status_current_replicas":
+            r.hpa_current = _last(s.points)
+        else:
+            r.hpa_max = _last(s.points)
+
+
+def _read_node(r: _Readings, scope: _Scope, s: Series) -> None:
+    if s.labels.get("condition") == "Ready" and s.labels.get("status", "true") == "true":
+        r.node_ready[s.labels.get("node", "")] = _last(s.points)
+
+
+def _read_volume(r: _Readings, scope: _Scope, s: Series) -> None:
+    if scope.pvc and s.labels.get("persistentvolumeclaim") == scope.pvc.name:
+        if s.name == "kubelet_volume_stats_used_bytes":
+            r.pvc_used = s.points
+        else:
+            r.pvc_cap = _last(s.points)
+
+
+# Object-level series: name -> what to keep of it.
+_OBJECT_READERS: Mapping[str, Callable[[_Readings, _Scope, Series], None]] = {
+    "kube_deployment_spec_replicas": _read_replicas,
+    "kube_deployment_status_replicas_available": _read_replicas,
+    "kube_horizontalpodautoscaler_status_current_replicas": _read_hpa,
+    "kube_horizontalpodautoscaler_spec_max_replicas": _read_hpa,
+    "kube_node_status_condition": _read_node,
+    "kubelet_volume_stats_used_bytes": _read_volume,
+    "kubelet_volume_stats_capacity_bytes": _read_volume,
+}
+
+
+def _concerns(s: Series, scope: _Scope) -> bool:
+    """Whether a series is about the scope: its namespace (node conditions are cluster-wide),
+    and for a per-pod series one of the workload's pods."""
+    if s.labels.get("namespace", scope.ns) != scope.ns and s.name != "kube_node_status_condition":
+        return False
+    pod = s.labels.get("pod")
+    if pod is None:
+        return True
+    # Without pod objects (offline), the <workload>-... shape is the best evidence.
+    return pod in scope.pod_names or (not scope.pods and bool(scope.name) and pod.startswith(scope.name + "-"))
+
+
+def _read(series: Sequence[Series], scope: _Scope, now: float) -> _Readings:
+    """One pass over the series, keeping what concerns the workload, its pods, node and deps."""
+    r = _Readings()
     for s in series:
-        lb, name = s.labels, s.name
-        if lb.get("namespace", ns) != ns and name != "kube_node_status_condition":
+        if not _concerns(s, scope):
             continue
-        pod = lb.get("pod")
+        pod = s.labels.get("pod")
         if pod is not None:
-            if pod not in pod_names and not (not pod_objs and wname and pod.startswith(wname + "-")):
-                continue
-            pods_seen.add(pod)
-        found.add(name)
-        if name == "kube_deployment_spec_replicas":
-            d = lb.get("deployment")
-            if d == wname:
-                spec_replicas = list(s.points)
-            elif d in dep_names:
-                dep_spec[d] = _last(s.points)
-        elif name == "kube_deployment_status_replicas_available":
-            d = lb.get("deployment")
-            if d == wname:
-                available = _last(s.points)
-            elif d in dep_names:
-                dep_avail[d] = _last(s.points)
-        elif name == "kube_pod_status_ready" and pod is not None:
-            if lb.get("condition", "true") == "true":
-                ready[pod] = _last(s.points)
-        elif name == "kube_pod_container_status_restarts_total" and pod is not None:
-            restarts[pod] += _rate(s.points, now) * 60.0
-        elif name == "kube_pod_container_status_last_terminated_reason" and pod is not None:
-            if _last(s.points) >= 1:
-                last_reason[pod] = lb.get("reason", "")
-        elif name == "kube_pod_container_status_waiting_reason" and pod is not None:
-            if _last(s.points) >= 1:
-                waiting[pod] = lb.get("reason", "")
-        elif name == "container_memory_working_set_bytes" and pod is not None:
-            mem[pod] = s.points
-        elif name == "kube_pod_container_resource_limits" and pod is not None:
-            limits[(pod, lb.get("resource", ""))] = _last(s.points)
-        elif name == "container_cpu_usage_seconds_total" and pod is not None:
-            cpu[pod] += _rate(s.points, now)
-        elif name == "container_cpu_cfs_periods_total" and pod is not None:
-            periods[pod] += _rate(s.points, now)
-        elif name == "container_cpu_cfs_throttled_periods_total" and pod is not None:
-            throttled[pod] += _rate(s.points, now)
-        elif name == "kube_horizontalpodautoscaler_status_current_replicas":
-            if hpa_ref and lb.get("horizontalpodautoscaler") == hpa_ref.name:
-                hpa_cur = _last(s.points)
-        elif name == "kube_horizontalpodautoscaler_spec_max_replicas":
-            if hpa_ref and lb.get("horizontalpodautoscaler") == hpa_ref.name:
-                hpa_max = _last(s.points)
-        elif name == "kube_node_status_condition":
-            if lb.get("condition") == "Ready" and lb.get("status", "true") == "true":
-                node_ready[lb.get("node", "")] = _last(s.points)
-        elif name == "kubelet_volume_stats_used_bytes":
-            if pvc_ref and lb.get("persistentvolumeclaim") == pvc_ref.name:
-                pvc_used = s.points
-        elif name == "kubelet_volume_stats_capacity_bytes":
-            if pvc_ref and lb.get("persistentvolumeclaim") == pvc_ref.name:
-                pvc_cap = _last(s.points)
+            r.pods_seen.add(pod)
+        r.found.add(s.name)
+        if pod is not None and s.name in _POD_READERS:
+            _POD_READERS[s.name](r, pod, s, now)
+        elif s.name in _OBJECT_READERS:
+            _OBJECT_READERS[s.name](r, scope, s)
+    return r
 
-    traffic = _traffic([s for s in series if s.labels.get("namespace", ns) == ns
-                        and s.labels.get("service") in dep_names | {wname}], now, alert.starts_at)
-    own = traffic.get((ns, wname), _ServiceTraffic())
 
-    pods = sorted(pod_names | pods_seen)
+def _pick_node(alert: Alert, idx: _Objects, scope: _Scope, r: _Readings, pods: Sequence[str]) -> str | None:
+    """The incident's node. The alert may say which, but only among the nodes the workload's
+    pods run on; an alert about a node with no workload on it names that node only if the
+    cluster has it. Otherwise the least ready of the workload's nodes."""
+    alerted = alert.labels.get("node")
+    if scope.workload is None:
+        return alerted if alerted and idx.get("Node", "", alerted) is not None else None
+    nodes = _nodes_of(scope, pods)
+    if alerted in nodes:
+        return alerted
+    return min(nodes, key=lambda n: (r.node_ready.get(n, 1.0), n)) if nodes else None
+
+
+def _nodes_of(scope: _Scope, pods: Sequence[str]) -> set[str]:
+    by_pod = {str(_meta(p).get("name")): str((p.get("spec") or {}).get("nodeName", "")) for p in scope.pods}
+    return {by_pod.get(p, "") for p in pods} - {""}
+
+
+def _dep_health(scope: _Scope, r: _Readings, traffic: Mapping[tuple[str, str], _ServiceTraffic]
+                ) -> tuple[dict[str, float], dict[str, float], dict[str, float]]:
+    """Per observed dependency: available/desired ratio, error ratio, p99 latency."""
+    names, ns = scope.dep_names, scope.ns
+    ratio = {d: (r.dep_available.get(d, 0.0) / r.dep_spec[d]) if r.dep_spec.get(d) else 1.0
+             for d in names if d in r.dep_available or d in r.dep_spec}
+    err = {d: traffic[(ns, d)].error_ratio for d in names if (ns, d) in traffic}
+    lat = {d: traffic[(ns, d)].p99 for d in names if (ns, d) in traffic}
+    return ratio, err, lat
+
+
+def _deps_worst_first(scope: _Scope, r: _Readings, traffic: Mapping[tuple[str, str], _ServiceTraffic]
+                      ) -> tuple[ObjectRef, ...]:
+    ratio, err, lat = _dep_health(scope, r, traffic)
+    return tuple(sorted(scope.deps, key=lambda d: (ratio.get(d.name, 1.0), -err.get(d.name, 0.0),
+                                                   -lat.get(d.name, 0.0), d.name)))
+
+
+def _revisions(idx: _Objects, scope: _Scope) -> list[tuple[int, float]]:
+    """(revision, creation time) of the workload's ReplicaSets, oldest first."""
+    rs = idx.replicasets_of(scope.ns, scope.name) if scope.workload else []
+    return sorted((int(str((_meta(x).get("annotations") or {}).get(REVISION_ANNOTATION, 0))),
+                   parse_time(_meta(x).get("creationTimestamp"))) for x in rs)
+
+
+def _signals(alert: Alert, idx: _Objects, scope: _Scope, r: _Readings,
+             traffic: Mapping[tuple[str, str], _ServiceTraffic], pods: Sequence[str], node: str | None,
+             now: float) -> Signals:
+    own = traffic.get((scope.ns, scope.name), _ServiceTraffic())
     n_pods = float(len(pods))
-    mem_ratios = {p: _last(pts) / limits[(p, "memory")] for p, pts in mem.items()
-                  if limits.get((p, "memory"), 0) > 0 and pts}
-    mem_slopes = [_slope_per_min(pts, now) / limits[(p, "memory")] for p, pts in mem.items()
-                  if limits.get((p, "memory"), 0) > 0]
-    cpu_ratios = [cpu[p] / limits[(p, "cpu")] for p in cpu if limits.get((p, "cpu"), 0) > 0]
-    throttle = [throttled[p] / periods[p] for p in periods if periods[p] > 0]
+    limit = r.limits
+    mem_slopes = [_slope_per_min(pts, now) / limit[(p, "memory")] for p, pts in r.mem.items()
+                  if limit.get((p, "memory"), 0) > 0]
+    cpu_ratios = [r.cpu[p] / limit[(p, "cpu")] for p in r.cpu if limit.get((p, "cpu"), 0) > 0]
+    throttle = [r.throttled[p] / r.periods[p] for p in r.periods if r.periods[p] > 0]
 
     def frac(pred: Mapping[str, str], value: str) -> float:
         return sum(1 for p in pods if pred.get(p) == value) / n_pods if n_pods else 0.0
 
-    # Worst pods first: not ready, then most restarts, then highest memory pressure.
-    worst = tuple(sorted(pods, key=lambda p: (ready.get(p, 1.0), -restarts.get(p, 0.0),
-                                              -mem_ratios.get(p, 0.0), p)))
-    nodes = {by_pod_node.get(p, "") for p in pods} - {""}
-    # The alert may say which node, but only among the nodes the workload's pods run on; an
-    # alert about a node with no workload on it names that node only if the cluster has it.
-    alerted_node = alert.labels.get("node")
-    if workload is None:
-        node = alerted_node if alerted_node and idx.get("Node", "", alerted_node) is not None else None
-    elif alerted_node in nodes:
-        node = alerted_node
-    else:
-        node = min(nodes, key=lambda n: (node_ready.get(n, 1.0), n)) if nodes else None
-    rs = idx.replicasets_of(ns, wname) if workload else []
-    revisions = sorted((int(str((_meta(r).get("annotations") or {}).get(REVISION_ANNOTATION, 0))),
-                         parse_time(_meta(r).get("creationTimestamp"))) for r in rs)
+    revisions = _revisions(idx, scope)
     rollout_age = now - revisions[-1][1] if revisions and not math.isnan(revisions[-1][1]) else math.inf
-
-    dep_ratio = {d: (dep_avail.get(d, 0.0) / dep_spec[d]) if dep_spec.get(d) else 1.0
-                 for d in dep_names if d in dep_avail or d in dep_spec}
-    dep_err = {d: traffic[(ns, d)].error_ratio for d in dep_names if (ns, d) in traffic}
-    dep_lat = {d: traffic[(ns, d)].p99 for d in dep_names if (ns, d) in traffic}
-    deps_sorted = tuple(sorted(deps, key=lambda r: (dep_ratio.get(r.name, 1.0), -dep_err.get(r.name, 0.0),
-                                                    -dep_lat.get(r.name, 0.0), r.name)))
-    pdb_allowed = _pdb_allowed(idx, ns, dep_obj)
-    node_pdb_allowed = _node_pdb_allowed(idx, node) if node else math.inf
-    used = _last(pvc_used)
-    desired = _last(spec_replicas) if spec_replicas else float((dep_obj or {}).get("spec", {}).get("replicas", 0) or 0)
-
-    signals = Signals(
+    dep_ratio, dep_err, dep_lat = _dep_health(scope, r, traffic)
+    used, cap = _last(r.pvc_used), r.pvc_cap
+    desired = (_last(r.spec_replicas) if r.spec_replicas
+               else float((scope.deployment or {}).get("spec", {}).get("replicas", 0) or 0))
+    nodes = _nodes_of(scope, pods) | ({node} if node else set())
+    return Signals(
         desired_replicas=desired,
-        baseline_replicas=max([v for _, v in spec_replicas] + [desired]),
-        available_replicas=0.0 if math.isnan(available) else available,
+        baseline_replicas=max([v for _, v in r.spec_replicas] + [desired]),
+        available_replicas=0.0 if math.isnan(r.available) else r.available,
         pods=n_pods,
-        ready_pods=sum(ready.get(p, 0.0) for p in pods),
-        restarts_per_min=sum(restarts.values()),
-        oom_fraction=frac(last_reason, "OOMKilled"),
-        error_exit_fraction=frac(last_reason, "Error"),
-        crashloop_fraction=frac(waiting, "CrashLoopBackOff"),
-        mem_ratio=max(mem_ratios.values(), default=0.0),
+        ready_pods=sum(r.ready.get(p, 0.0) for p in pods),
+        restarts_per_min=sum(r.restarts.values()),
+        oom_fraction=frac(r.last_reason, "OOMKilled"),
+        error_exit_fraction=frac(r.last_reason, "Error"),
+        crashloop_fraction=frac(r.waiting, "CrashLoopBackOff"),
+        mem_ratio=max(r.mem_ratios().values(), default=0.0),
         mem_slope_per_min=max(mem_slopes, default=0.0),
         cpu_ratio=max(cpu_ratios, default=0.0),
         throttle_ratio=max(throttle, default=0.0),
@@ -611,36 +756,22 @@ def build_snapshot(alert: Alert, series: Sequence[Series], objects: Sequence[K8s
         request_rate_baseline=own.baseline,
         error_ratio=own.error_ratio,
         latency_p99_s=own.p99,
-        hpa_present=1.0 if hpa_ref else 0.0,
-        hpa_current=0.0 if math.isnan(hpa_cur) else hpa_cur,
-        hpa_max=0.0 if math.isnan(hpa_max) else hpa_max,
-        node_ready=min((node_ready.get(n, 1.0) for n in nodes | ({node} if node else set())), default=1.0),
-        pvc_present=1.0 if pvc_ref else 0.0,
-        pvc_used_ratio=used / pvc_cap if pvc_cap and pvc_cap > 0 and not math.isnan(used) else 0.0,
-        pvc_minutes_to_full=_minutes_to_full(pvc_used, pvc_cap, now),
-        deps=float(len(deps)),
+        hpa_present=1.0 if scope.hpa else 0.0,
+        hpa_current=0.0 if math.isnan(r.hpa_current) else r.hpa_current,
+        hpa_max=0.0 if math.isnan(r.hpa_max) else r.hpa_max,
+        node_ready=min((r.node_ready.get(n, 1.0) for n in nodes), default=1.0),
+        pvc_present=1.0 if scope.pvc else 0.0,
+        pvc_used_ratio=used / cap if cap and cap > 0 and not math.isnan(used) else 0.0,
+        pvc_minutes_to_full=_minutes_to_full(r.pvc_used, cap, now),
+        deps=float(len(scope.deps)),
         dep_error_ratio=max(dep_err.values(), default=0.0),
         dep_available_ratio=min(dep_ratio.values(), default=1.0),
         dep_latency_p99_s=max(dep_lat.values(), default=0.0),
         rollout_age_s=rollout_age,
         has_previous_revision=1.0 if len(revisions) > 1 else 0.0,
-        pdb_disruptions_allowed=pdb_allowed,
-        node_pdb_disruptions_allowed=node_pdb_allowed,
+        pdb_disruptions_allowed=_pdb_allowed(idx, scope.ns, scope.deployment),
+        node_pdb_disruptions_allowed=_node_pdb_allowed(idx, node) if node else math.inf,
     )
-    expected = ["kube_deployment_spec_replicas", "kube_deployment_status_replicas_available",
-                "http_requests_total", "container_memory_working_set_bytes"]
-    missing = tuple(m for m in expected if m not in found) if workload else ()
-    events = tuple(str(e.get("message", ""))[:500] for e in idx.by_kind.get("Event", ())
-                   if ((e.get("involvedObject") or {}).get("name", "") in pod_names | {wname})
-                   or ((e.get("regarding") or {}).get("name", "") in pod_names | {wname}))
-    return Snapshot(
-        alert=alert, at=now, workload=workload, signals=signals, slo=slo, node=node, pods=worst,
-        hpa=hpa_ref, pvc=pvc_ref, dependencies=deps_sorted,
-        workload_labels=dict(dep_meta.get("labels") or {}), events=events[-20:],
-        node_pods=_evicted_by_drain(idx, node) if node else (),
-        dependency_labels={d.name: dict(_meta(obj).get("labels") or {}) for d in deps
-                           if (obj := idx.get("Deployment", ns, d.name)) is not None},
-        history=history, missing=missing)
 
 
 def _claims_of(dep: K8sObject | None) -> list[str]:
