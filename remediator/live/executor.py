@@ -95,10 +95,25 @@ class ExecutionResult:
 
 
 class Executor(Protocol):
-    """Runs one action against a cluster, recording it in the ledger first."""
+    """Runs actions against a cluster, recording each in the ledger first; what the loop needs."""
+
+    dry_run: bool
 
     def execute(self, action: Action, snapshot: Snapshot, *, incident_id: int | None = None,
-                candidate_id: int | None = None, key: str | None = None, reason: str = "") -> ExecutionResult: ...
+                candidate_id: int | None = None, key: str | None = None, reason: str = "",
+                dry_run: bool | None = None) -> ExecutionResult: ...
+
+    def pending(self) -> list[ExecutionRow]:
+        """Executions a crash left in `intent`."""
+        ...
+
+    def resume(self, execution_id: int) -> ExecutionResult:
+        """Finish one of `pending()`, never doing anything twice."""
+        ...
+
+    def abandon(self, execution_id: int, reason: str) -> ExecutionResult:
+        """Leave one of `pending()` unfinished, with the reason."""
+        ...
 
 
 def idempotency_key(*parts: object) -> str:

@@ -36,7 +36,7 @@ from remediator.agent import decide
 from remediator.encoding import encode
 from remediator.guards import Decision, GuardPolicy, active_freeze, judge
 from remediator.live.config import VerifySettings
-from remediator.live.executor import ExecutionResult, KubeExecutor, idempotency_key
+from remediator.live.executor import ExecutionResult, Executor, idempotency_key
 from remediator.live.ledger import OPEN, ExecutionRow, IncidentRow, Ledger
 from remediator.live.observer import Observation, ObservationError, Observer
 from remediator.propose.base import Candidate, Proposer
@@ -62,7 +62,7 @@ class StepReport:
 
 class Loop:
     def __init__(self, ledger: Ledger, observer: Observer, proposer: Proposer, ranker: Ranker,
-                 policy: GuardPolicy, executor: KubeExecutor | None, *, mode: str = "dry-run",
+                 policy: GuardPolicy, executor: Executor | None, *, mode: str = "dry-run",
                  verify: VerifySettings | None = None, clock: Callable[[], float] = time.time,
                  fallback: Proposer | None = None) -> None:
         self.ledger = ledger
