@@ -30,18 +30,18 @@ from typing import Any
 
 from remediator.actions import PASSIVE_KINDS, Action, ActionKind, ObjectRef
 from remediator.guards import Executed
+from remediator.incident import ACTIVE, IncidentStatus, check_transition
 from remediator.snapshot import Alert, Attempt
 
 __all__ = ["ACTIVE", "MIGRATIONS", "AlertReceipt", "ExecutionRow", "IncidentRow", "Ledger", "ReceivedAlert"]
 
 # The passive kinds as an SQL list (they are enum values, never user text).
 _PASSIVE_SQL = ", ".join(sorted(f"'{k.value}'" for k in PASSIVE_KINDS))
+_ACTIVE_SQL = ", ".join(sorted(f"'{s.value}'" for s in ACTIVE))
 
-# Incident states. `open` incidents are worked on by the loop; the others are closed.
-OPEN = "open"
-AWAITING_APPROVAL = "awaiting_approval"
-ACTIVE = (OPEN, AWAITING_APPROVAL)
-CLOSED = ("recovered", "failed", "escalated", "cancelled", "resolved")
+# Incident states (remediator.incident): `open` incidents are worked on by the loop.
+OPEN = IncidentStatus.OPEN
+AWAITING_APPROVAL = IncidentStatus.AWAITING_APPROVAL
 
 MIGRATIONS: tuple[tuple[str, str], ...] = (
     ("initial schema", """
@@ -423,17 +423,18 @@ class Ledger:
             f"WHERE incident_id = ? AND action NOT IN ({_PASSIVE_SQL}) AND state = 'done' AND undo_of IS NULL",
             (incident_id,)).fetchone()
         if acted:
-            status, reason = "resolved", f"alert resolved at {_iso(ends_at)} after remediation"
+            status, reason = IncidentStatus.RESOLVED, f"alert resolved at {_iso(ends_at)} after remediation"
             recovery = max(0.0, ends_at - inc["starts_at"])
             db.execute("INSERT INTO outcomes (incident_id, execution_id, at, recovered, recovery_s, reason) "
                        "VALUES (?, (SELECT MAX(id) FROM executions WHERE incident_id = ?), ?, 1, ?, ?)",
                        (incident_id, incident_id, now, recovery, "alert resolved (not SLO-verified)"))
         else:  # dry runs changed nothing: no action of ours gets the credit
             what = "with only dry runs executed" if rehearsed else "before any action"
-            status, reason, recovery = "cancelled", f"alert resolved at {_iso(ends_at)} {what}", None
+            status, reason, recovery = IncidentStatus.CANCELLED, f"alert resolved at {_iso(ends_at)} {what}", None
+        check_transition(inc["status"], status)
         db.execute("UPDATE incidents SET status = ?, close_reason = ?, closed_at = ?, updated_at = ?, "
                    "recovery_s = COALESCE(recovery_s, ?) WHERE id = ?",
-                   (status, reason, now, now, recovery, incident_id))
+                   (str(status), reason, now, now, recovery, incident_id))
         return True
 
     def incident(self, incident_id: int) -> IncidentRow | None:
@@ -475,6 +476,11 @@ class Ledger:
         fields["updated_at"] = self._clock()
         assignments = ", ".join(f"{k} = ?" for k in fields)
         with self._tx() as db:
+            if "status" in fields:
+                row = db.execute("SELECT status FROM incidents WHERE id = ?", (incident_id,)).fetchone()
+                if row is None:
+                    raise KeyError(f"no incident {incident_id}")
+                fields["status"] = str(check_transition(row["status"], str(fields["status"])))
             db.execute(f"UPDATE incidents SET {assignments} WHERE id = ?", (*fields.values(), incident_id))
 
     def alerts_of(self, incident_id: int) -> list[dict[str, Any]]:
@@ -668,7 +674,7 @@ class Ledger:
                "GROUP_CONCAT(c.action, ',') AS kinds, MAX(CASE WHEN c.chosen THEN c.action END) AS chosen, "
                "MAX(CASE WHEN c.chosen THEN c.id END) AS candidate_id "
                "FROM candidates c JOIN snapshots s ON s.id = c.snapshot_id JOIN incidents i ON i.id = c.incident_id "
-               + ("WHERE i.status NOT IN ('open', 'awaiting_approval') " if closed_only else "")
+               + (f"WHERE i.status NOT IN ({_ACTIVE_SQL}) " if closed_only else "")
                + "GROUP BY c.snapshot_id ORDER BY c.snapshot_id")
         out = []
         for r in self._query(sql):
@@ -680,7 +686,8 @@ class Ledger:
                 "candidates": sorted(set(str(r["kinds"]).split(","))), "chosen": r["chosen"],
                 "executed": bool(execution) and execution[0]["state"] == "done",
                 "dry_run": bool(execution) and bool(execution[0]["dry_run"]),
-                "recovered": r["status"] in ("recovered", "resolved"), "recovery_s": r["recovery_s"],
+                "recovered": r["status"] in (IncidentStatus.RECOVERED, IncidentStatus.RESOLVED),
+                "recovery_s": r["recovery_s"],
             })
         return out
 

@@ -35,6 +35,7 @@ from remediator.actions import PASSIVE_KINDS, Action, ActionKind
 from remediator.agent import decide
 from remediator.encoding import encode
 from remediator.guards import Decision, GuardPolicy, active_freeze, judge
+from remediator.incident import IncidentStatus as Status
 from remediator.live.config import VerifySettings
 from remediator.live.executor import ExecutionResult, Executor, idempotency_key
 from remediator.live.ledger import OPEN, ExecutionRow, IncidentRow, Ledger
@@ -211,22 +212,23 @@ class Loop:
         ids = self.ledger.record_candidates(inc.id, snapshot_id, rows)
         workload = str(snap.workload) if snap.workload else None
         if choice.chosen is None or choice.candidate is None:
-            self.ledger.update_incident(inc.id, status="escalated", closed_at=now, workload=workload,
+            self.ledger.update_incident(inc.id, status=Status.ESCALATED, closed_at=now, workload=workload,
                                         close_reason="every candidate was denied", streak=streak)
             return StepReport(inc.id, "escalated", "every candidate was denied")
         cand, verdict = choice.candidate, choice.verdicts[choice.chosen]
         candidate_id = ids[choice.chosen]
         if cand.kind not in PASSIVE_KINDS and (verdict.decision is Decision.NEEDS_APPROVAL or self.mode == "approve"):
             why = verdict.reason if verdict.decision is Decision.NEEDS_APPROVAL else "mode: approve"
-            self.ledger.update_incident(inc.id, status="awaiting_approval", workload=workload, streak=streak,
+            self.ledger.update_incident(inc.id, status=Status.AWAITING_APPROVAL, workload=workload, streak=streak,
                                         last_decision_at=now,
                                         note=f"candidate {candidate_id} {cand.action.describe()} awaits approval: "
                                              f"{why}")
             return StepReport(inc.id, "awaiting_approval", why)
         result = self._execute(inc, cand.action, snap, snapshot_id, candidate_id, verdict.reason)
         if cand.kind is ActionKind.ESCALATE:
-            self.ledger.update_incident(inc.id, status="escalated", closed_at=now, workload=workload, streak=streak,
-                                        close_reason=f"escalated to a human: {cand.rationale}", last_decision_at=now)
+            self.ledger.update_incident(inc.id, status=Status.ESCALATED, closed_at=now, workload=workload,
+                                        streak=streak, close_reason=f"escalated to a human: {cand.rationale}",
+                                        last_decision_at=now)
             self.ledger.record_outcome(inc.id, execution_id=result.execution_id if result else None,
                                        recovered=False, recovery_s=None, reason="escalated")
             return StepReport(inc.id, "escalated", cand.rationale, result)
@@ -249,8 +251,8 @@ class Loop:
         last = [e for e in self.ledger.executions(incident_id=inc.id) if e.action.kind not in PASSIVE_KINDS]
         self.ledger.record_outcome(inc.id, execution_id=last[-1].id if last else None, recovered=True,
                                    recovery_s=recovery, reason=f"SLO met for {tracker.streak} consecutive observations")
-        self.ledger.update_incident(inc.id, status="recovered", closed_at=now, recovered_at=at, recovery_s=recovery,
-                                    streak=tracker.streak, close_reason="SLO verified", note=None)
+        self.ledger.update_incident(inc.id, status=Status.RECOVERED, closed_at=now, recovered_at=at,
+                                    recovery_s=recovery, streak=tracker.streak, close_reason="SLO verified", note=None)
         return StepReport(inc.id, "recovered", f"recovered after {recovery:.0f}s")
 
     def _give_up(self, inc: IncidentRow, now: float) -> StepReport:
@@ -258,7 +260,7 @@ class Loop:
         self.ledger.record_outcome(inc.id, execution_id=last[-1].id if last else None, recovered=False,
                                    recovery_s=self.verify.horizon_s,
                                    reason=f"not recovered within {self.verify.horizon_s:g}s of the alert")
-        self.ledger.update_incident(inc.id, status="failed", closed_at=now,
+        self.ledger.update_incident(inc.id, status=Status.FAILED, closed_at=now,
                                     close_reason=f"not recovered within the horizon ({self.verify.horizon_s:g}s); "
                                                  "escalate to a human",
                                     recovery_s=self.verify.horizon_s)
