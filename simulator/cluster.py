@@ -122,6 +122,25 @@ class Node:
     down_since: float | None = None
 
 
+# One recorded tick: (t, nodes, workloads, focus pods); see `Cluster._record`.
+_Frame = tuple[float, Any, Any, Any]
+_Labels = tuple[tuple[str, str], ...]
+
+
+class _Emitter:
+    """Collects series in scrape order, sharing one label dict per label set across scrapes."""
+
+    def __init__(self, cache: dict[_Labels, dict[str, str]]) -> None:
+        self.series: list[Series] = []
+        self._cache = cache
+
+    def emit(self, name: str, labels: _Labels, points: list[tuple[float, float]]) -> None:
+        d = self._cache.get(labels)
+        if d is None:
+            d = self._cache[labels] = dict(labels)
+        self.series.append(Series(name, d, points))
+
+
 class Cluster:
     """State and mechanics. `rng` drives every random timing so a seed replays exactly."""
 
@@ -142,8 +161,8 @@ class Cluster:
             self.workloads[name] = self._make_workload(topology.service(name))
         self.focus = self.workloads[focus]
         # One frame per tick: (t, nodes, workloads, focus pods); see `_record`.
-        self._frames: list[tuple[float, Any, Any, Any]] = []
-        self._label_dicts: dict[tuple[tuple[str, str], ...], dict[str, str]] = {}
+        self._frames: list[_Frame] = []
+        self._label_dicts: dict[_Labels, dict[str, str]] = {}
 
     def at(self, when: float, fn: Callable[[], None]) -> None:
         """Run `fn` at the first tick at or after `when` (fault onsets, transient blips)."""
@@ -205,58 +224,73 @@ class Cluster:
 
     def apply(self, action: Action) -> bool:
         """Execute an action on the cluster; False when its precondition does not hold."""
-        kind, p = action.kind, action.params
-        w = self.workloads.get(action.target.name, self.focus)
-        if kind in PASSIVE_KINDS:
+        if action.kind in PASSIVE_KINDS:
             return True
-        if kind in (ActionKind.RESTART_ROLLOUT, ActionKind.RESTART_DEPENDENCY):
-            if action.target.name not in self.workloads:
-                return False
-            self.add_revision(w)
-            return True
-        if kind is ActionKind.ROLLBACK_ROLLOUT:
-            if len(w.revisions) < 2:
-                return False
-            prev = w.revisions[-2]
-            w.revisions.append(replace(prev, number=w.current.number + 1, created_at=self.now))
-            self._roll(w)
-            return True
-        if kind is ActionKind.SCALE_OUT:
-            target = int(p["replicas"]) if "replicas" in p else math.ceil(w.desired * factor_of(action))
-            w.desired = max(w.desired, target)
-            return True
-        if kind is ActionKind.RESTORE_REPLICAS:
-            w.desired = int(p.get("replicas", w.spec.replicas))
-            return True
-        if kind is ActionKind.RAISE_MEMORY_LIMIT:
-            self.add_revision(w, mem_limit=w.current.mem_limit * factor_of(action))
-            return True
-        if kind is ActionKind.RAISE_CPU_LIMIT:
-            self.add_revision(w, cpu_limit=w.current.cpu_limit * factor_of(action))
-            return True
-        if kind is ActionKind.RAISE_HPA_MAX:
-            if not w.hpa_max:
-                return False
-            w.hpa_max = int(p["max_replicas"]) if "max_replicas" in p else math.ceil(
-                w.hpa_max * factor_of(action))
-            return True
-        if kind is ActionKind.DELETE_POD:
-            return self._delete_pod(action.target.name)
-        if kind is ActionKind.CORDON_DRAIN_NODE:
-            node = self.nodes.get(action.target.name)
-            if node is None:
-                return False
-            node.cordoned = True
-            for wl in self.workloads.values():
-                for pod in [q for q in wl.pods if q.node == node.name]:
-                    self._replace_pod(wl, pod)
-            return True
-        if kind is ActionKind.EXPAND_VOLUME:
-            if not w.pvc_cap:
-                return False
-            w.pvc_resize = (self.now + self.rng.uniform(30.0, 90.0), w.pvc_cap * factor_of(action))
-            return True
-        return False
+        handler = _ACTIONS.get(action.kind)
+        if handler is None:
+            return False
+        return handler(self, action, self.workloads.get(action.target.name, self.focus))
+
+    # One method per ActionKind, all (action, the targeted workload or the focus) -> applied.
+
+    def _restart(self, action: Action, w: Workload) -> bool:
+        if action.target.name not in self.workloads:
+            return False  # only workloads simulated here can be restarted
+        self.add_revision(w)
+        return True
+
+    def _rollback(self, action: Action, w: Workload) -> bool:
+        if len(w.revisions) < 2:
+            return False
+        prev = w.revisions[-2]
+        w.revisions.append(replace(prev, number=w.current.number + 1, created_at=self.now))
+        self._roll(w)
+        return True
+
+    def _scale_out(self, action: Action, w: Workload) -> bool:
+        p = action.params
+        target = int(p["replicas"]) if "replicas" in p else math.ceil(w.desired * factor_of(action))
+        w.desired = max(w.desired, target)  # scaling out never removes replicas
+        return True
+
+    def _restore_replicas(self, action: Action, w: Workload) -> bool:
+        w.desired = int(action.params.get("replicas", w.spec.replicas))
+        return True
+
+    def _raise_memory_limit(self, action: Action, w: Workload) -> bool:
+        self.add_revision(w, mem_limit=w.current.mem_limit * factor_of(action))
+        return True
+
+    def _raise_cpu_limit(self, action: Action, w: Workload) -> bool:
+        self.add_revision(w, cpu_limit=w.current.cpu_limit * factor_of(action))
+        return True
+
+    def _raise_hpa_max(self, action: Action, w: Workload) -> bool:
+        if not w.hpa_max:
+            return False  # no autoscaler to raise
+        p = action.params
+        w.hpa_max = int(p["max_replicas"]) if "max_replicas" in p else math.ceil(w.hpa_max * factor_of(action))
+        return True
+
+    def _delete_targeted_pod(self, action: Action, w: Workload) -> bool:
+        return self._delete_pod(action.target.name)
+
+    def _cordon_drain(self, action: Action, w: Workload) -> bool:
+        node = self.nodes.get(action.target.name)
+        if node is None:
+            return False
+        node.cordoned = True
+        for wl in self.workloads.values():
+            for pod in [q for q in wl.pods if q.node == node.name]:
+                self._replace_pod(wl, pod)
+        return True
+
+    def _expand_volume(self, action: Action, w: Workload) -> bool:
+        if not w.pvc_cap:
+            return False  # nothing mounted to expand
+        # The resize lands after a provider-dependent delay, like a real CSI expansion.
+        w.pvc_resize = (self.now + self.rng.uniform(30.0, 90.0), w.pvc_cap * factor_of(action))
+        return True
 
     def _delete_pod(self, name: str) -> bool:
         for w in self.workloads.values():
@@ -431,78 +465,94 @@ class Cluster:
 
     def series(self, until: float, alert_start: float) -> list[Series]:
         """What a Prometheus scrape would show at `until`: trailing windows plus the pre-alert baseline."""
-        frames = self._frames
-        end = len(frames)
-        while end and frames[end - 1][0] > until:
+        end = len(self._frames)
+        while end and self._frames[end - 1][0] > until:
             end -= 1
         if not end:
             return []
-        recent = frames[max(0, end - WINDOW_POINTS):end]
-        long = frames[max(0, end - LONG_POINTS):end]
+        out = _Emitter(self._label_dicts)
+        recent = self._frames[max(0, end - WINDOW_POINTS):end]
+        self._node_series(out, recent)
+        long = self._frames[max(0, end - LONG_POINTS):end]
+        self._workload_series(out, recent, self._baseline_frames(end, alert_start), long)
+        self._pod_series(out, recent)
+        return out.series
+
+    def _baseline_frames(self, end: int, alert_start: float) -> list[_Frame]:
+        """Frames from 15 to 5 minutes before the alert, older than the trailing window."""
         base_lo, base_hi = alert_start - 900.0, alert_start - 300.0
-        pre = [fr for fr in frames[:max(0, end - WINDOW_POINTS)] if base_lo <= fr[0] <= base_hi]
-        ns = self.namespace
-        out: list[Series] = []
-        cache = self._label_dicts
+        return [fr for fr in self._frames[:max(0, end - WINDOW_POINTS)] if base_lo <= fr[0] <= base_hi]
 
-        def emit(name: str, labels: tuple[tuple[str, str], ...], points: list[tuple[float, float]]) -> None:
-            d = cache.get(labels)
-            if d is None:
-                d = cache[labels] = dict(labels)
-            out.append(Series(name, d, points))
-
+    @staticmethod
+    def _node_series(out: _Emitter, recent: list[_Frame]) -> None:
         # Frames list nodes and workloads in a fixed order, so column i is one series.
         for i, (node, _) in enumerate(recent[-1][1]):
-            emit("kube_node_status_condition", (("condition", "Ready"), ("node", node), ("status", "true")),
-                 [(fr[0], fr[1][i][1]) for fr in recent])
+            out.emit("kube_node_status_condition", (("condition", "Ready"), ("node", node), ("status", "true")),
+                     [(fr[0], fr[1][i][1]) for fr in recent])
+
+    def _workload_series(self, out: _Emitter, recent: list[_Frame], pre: list[_Frame], long: list[_Frame]) -> None:
+        """Replicas, requests and latency per workload; the autoscaler and volume where it has them."""
+        ns = self.namespace
         both = pre + recent
         for i, wl in enumerate(recent[-1][2]):
             name = wl[0]
             dep = (("deployment", name), ("namespace", ns))
             svc = (("namespace", ns), ("service", name))
-            emit("kube_deployment_spec_replicas", dep, [(fr[0], fr[2][i][1]) for fr in both])
-            emit("kube_deployment_status_replicas_available", dep, [(fr[0], fr[2][i][2]) for fr in recent])
-            emit("http_requests_total", (("code", "200"),) + svc, [(fr[0], fr[2][i][3]) for fr in both])
-            emit("http_requests_total", (("code", "500"),) + svc, [(fr[0], fr[2][i][4]) for fr in both])
+            out.emit("kube_deployment_spec_replicas", dep, [(fr[0], fr[2][i][1]) for fr in both])
+            out.emit("kube_deployment_status_replicas_available", dep, [(fr[0], fr[2][i][2]) for fr in recent])
+            out.emit("http_requests_total", (("code", "200"),) + svc, [(fr[0], fr[2][i][3]) for fr in both])
+            out.emit("http_requests_total", (("code", "500"),) + svc, [(fr[0], fr[2][i][4]) for fr in both])
             for j, le in enumerate(_LE):
-                emit("http_request_duration_seconds_bucket", (("le", le),) + svc,
-                     [(fr[0], fr[2][i][5][j]) for fr in recent])
+                out.emit("http_request_duration_seconds_bucket", (("le", le),) + svc,
+                         [(fr[0], fr[2][i][5][j]) for fr in recent])
             if wl[6]:
                 h = (("horizontalpodautoscaler", name), ("namespace", ns))
-                emit("kube_horizontalpodautoscaler_status_current_replicas", h,
-                     [(fr[0], fr[2][i][1]) for fr in recent])
-                emit("kube_horizontalpodautoscaler_spec_max_replicas", h, [(fr[0], fr[2][i][6]) for fr in recent])
+                out.emit("kube_horizontalpodautoscaler_status_current_replicas", h,
+                         [(fr[0], fr[2][i][1]) for fr in recent])
+                out.emit("kube_horizontalpodautoscaler_spec_max_replicas", h,
+                         [(fr[0], fr[2][i][6]) for fr in recent])
             if wl[8]:
                 c = (("namespace", ns), ("persistentvolumeclaim", f"{name}-data"))
-                emit("kubelet_volume_stats_used_bytes", c, [(fr[0], fr[2][i][7]) for fr in long])
-                emit("kubelet_volume_stats_capacity_bytes", c, [(fr[0], fr[2][i][8]) for fr in long])
-        # Pods come and go: gather each live pod's rows, then cut its series from them.
+                out.emit("kubelet_volume_stats_used_bytes", c, [(fr[0], fr[2][i][7]) for fr in long])
+                out.emit("kubelet_volume_stats_capacity_bytes", c, [(fr[0], fr[2][i][8]) for fr in long])
+
+    @staticmethod
+    def _pod_rows(recent: list[_Frame]) -> dict[str, list[tuple[float, Any]]]:
+        """Each live pod's (t, row) readings; pods come and go, so only those in the last frame."""
         rows: dict[str, list[tuple[float, Any]]] = {p[0]: [] for p in recent[-1][3]}
         for fr in recent:
             for pod in fr[3]:
                 lst = rows.get(pod[0])
                 if lst is not None:
                     lst.append((fr[0], pod))
-        for name, prow in rows.items():
+        return rows
+
+    def _pod_series(self, out: _Emitter, recent: list[_Frame]) -> None:
+        ns = self.namespace
+        for name, prow in self._pod_rows(recent).items():
             pl = (("container", "app"), ("namespace", ns), ("pod", name))
-            emit("kube_pod_status_ready", (("condition", "true"), ("namespace", ns), ("pod", name)),
-                 [(t, r[1]) for t, r in prow])
-            emit("kube_pod_container_status_restarts_total", pl, [(t, r[2]) for t, r in prow])
-            reasons = [(t, r[3]) for t, r in prow if r[3]]
-            if reasons:
-                for reason in dict.fromkeys(x for _, x in reasons):
-                    emit("kube_pod_container_status_last_terminated_reason", pl + (("reason", reason),),
-                         [(t, 1.0) for t, x in reasons if x == reason])
-            waiting = [(t, 1.0) for t, r in prow if r[4]]
-            if waiting:
-                emit("kube_pod_container_status_waiting_reason", pl + (("reason", "CrashLoopBackOff"),), waiting)
-            emit("container_memory_working_set_bytes", pl, [(t, r[5]) for t, r in prow])
-            emit("kube_pod_container_resource_limits", pl + (("resource", "memory"),), [(t, r[6]) for t, r in prow])
-            emit("kube_pod_container_resource_limits", pl + (("resource", "cpu"),), [(t, r[7]) for t, r in prow])
-            emit("container_cpu_usage_seconds_total", pl, [(t, r[8]) for t, r in prow])
-            emit("container_cpu_cfs_periods_total", pl, [(t, r[9]) for t, r in prow])
-            emit("container_cpu_cfs_throttled_periods_total", pl, [(t, r[10]) for t, r in prow])
-        return out
+            out.emit("kube_pod_status_ready", (("condition", "true"), ("namespace", ns), ("pod", name)),
+                     [(t, r[1]) for t, r in prow])
+            out.emit("kube_pod_container_status_restarts_total", pl, [(t, r[2]) for t, r in prow])
+            self._pod_state_series(out, pl, prow)
+            out.emit("container_memory_working_set_bytes", pl, [(t, r[5]) for t, r in prow])
+            out.emit("kube_pod_container_resource_limits", pl + (("resource", "memory"),),
+                     [(t, r[6]) for t, r in prow])
+            out.emit("kube_pod_container_resource_limits", pl + (("resource", "cpu"),), [(t, r[7]) for t, r in prow])
+            out.emit("container_cpu_usage_seconds_total", pl, [(t, r[8]) for t, r in prow])
+            out.emit("container_cpu_cfs_periods_total", pl, [(t, r[9]) for t, r in prow])
+            out.emit("container_cpu_cfs_throttled_periods_total", pl, [(t, r[10]) for t, r in prow])
+
+    @staticmethod
+    def _pod_state_series(out: _Emitter, pl: tuple[tuple[str, str], ...], prow: list[tuple[float, Any]]) -> None:
+        """Last termination reasons and CrashLoopBackOff: kube-state-metrics exports them only while set."""
+        reasons = [(t, r[3]) for t, r in prow if r[3]]
+        for reason in dict.fromkeys(x for _, x in reasons):
+            out.emit("kube_pod_container_status_last_terminated_reason", pl + (("reason", reason),),
+                     [(t, 1.0) for t, x in reasons if x == reason])
+        waiting = [(t, 1.0) for t, r in prow if r[4]]
+        if waiting:
+            out.emit("kube_pod_container_status_waiting_reason", pl + (("reason", "CrashLoopBackOff"),), waiting)
 
     # ------------------------------------------------------------------ objects
 
@@ -544,6 +594,22 @@ class Cluster:
                             "spec": {"minAvailable": w.pdb_min, "selector": {"matchLabels": {"app": w.name}}},
                             "status": {"disruptionsAllowed": max(0, w.available - w.pdb_min)}})
         return out
+
+
+# What each non-passive kind does to the cluster; a kind missing here is not applicable (False).
+_ACTIONS: dict[ActionKind, Callable[[Cluster, Action, Workload], bool]] = {
+    ActionKind.RESTART_ROLLOUT: Cluster._restart,
+    ActionKind.RESTART_DEPENDENCY: Cluster._restart,
+    ActionKind.ROLLBACK_ROLLOUT: Cluster._rollback,
+    ActionKind.SCALE_OUT: Cluster._scale_out,
+    ActionKind.RESTORE_REPLICAS: Cluster._restore_replicas,
+    ActionKind.RAISE_MEMORY_LIMIT: Cluster._raise_memory_limit,
+    ActionKind.RAISE_CPU_LIMIT: Cluster._raise_cpu_limit,
+    ActionKind.RAISE_HPA_MAX: Cluster._raise_hpa_max,
+    ActionKind.DELETE_POD: Cluster._delete_targeted_pod,
+    ActionKind.CORDON_DRAIN_NODE: Cluster._cordon_drain,
+    ActionKind.EXPAND_VOLUME: Cluster._expand_volume,
+}
 
 
 def protected(w: Workload) -> bool:

@@ -175,6 +175,37 @@ def _print_proposal(doc: dict[str, Any]) -> None:
 
 
 def register(app: typer.Typer) -> None:
+    """Add the live path's commands, in the order `--help` lists them."""
+    _register_propose(app)
+    _register_history(app)
+    _register_undo(app)
+    _register_run(app)
+
+
+def _propose_or_fail(received: list[Any], cfg: Any, config: Path | None, *, proposer: str | None,
+                     ranker: str | None, now: float | None, api: Any) -> dict[str, Any]:
+    """`propose_report`, exiting 2 on a configuration it cannot wire, named where the user can fix it."""
+    from remediator.live.config import ConfigError
+    from remediator.live.wiring import WiringError, located
+
+    try:
+        return propose_report(received, cfg, proposer_kind=proposer, ranker_name=ranker, live=config is not None,
+                              kube_api=api, now=now)
+    except WiringError as e:
+        flag = {"proposer.kind": proposer, "ranker": ranker}.get(e.key or "")
+        if flag is not None or config is None:  # the flag named it, or there is no file to point into
+            fail(str(e))
+        fail(str(located(cfg, e)))
+    except ConfigError as e:
+        fail(str(e))
+
+
+def _observation_failed(doc: dict[str, Any]) -> bool:
+    """A live decision that could not be made (a resolved alert needs none, so it is no failure)."""
+    return any(d["problem"] and d["problem"] != "resolved: nothing to do" for d in doc["decisions"])
+
+
+def _register_propose(app: typer.Typer) -> None:
     @app.command()
     def propose(
         alert: Annotated[str, typer.Option("--alert", help="an Alertmanager v4 webhook payload (JSON file, or - for "
@@ -189,31 +220,34 @@ def register(app: typer.Typer) -> None:
         json_out: JsonFlag = False,
     ) -> None:
         """What the agent would do for these alerts: candidates, ranking and guard verdicts. Acts on nothing."""
-        from remediator.live.config import ConfigError
-        from remediator.live.wiring import WiringError, located
-
         received = _read_payload(alert)
         cfg = _config(config)
         now = _parse_time(at) if at is not None else None
         api = _kube_api(cfg) if config is not None else None
-        try:
-            doc = propose_report(received, cfg, proposer_kind=proposer, ranker_name=ranker, live=config is not None,
-                                 kube_api=api, now=now)
-        except WiringError as e:
-            flag = {"proposer.kind": proposer, "ranker": ranker}.get(e.key or "")
-            if flag is not None or config is None:  # the flag named it, or there is no file to point into
-                fail(str(e))
-            fail(str(located(cfg, e)))
-        except ConfigError as e:
-            fail(str(e))
+        doc = _propose_or_fail(received, cfg, config, proposer=proposer, ranker=ranker, now=now, api=api)
         if json_out:
             print_json(doc)
         else:
             _print_proposal(doc)
-        if config is not None and any(d["problem"] and d["problem"] != "resolved: nothing to do"
-                                      for d in doc["decisions"]):
+        if config is not None and _observation_failed(doc):
             raise typer.Exit(1)
 
+
+def _history_table(store: Path, rows: list[dict[str, Any]]) -> Table:
+    t = Table(title=f"incidents in {inert(store)}")
+    for col in ("id", "alert", "workload", "status", "opened (UTC)", "actions", "recovery", "reason"):
+        t.add_column(col)
+    for r in rows:
+        actions = ", ".join(f"#{e['id']} {e['action']}{' (dry-run)' if e['dry_run'] else ''} {e['state']}"
+                            + (f" undone by #{e['undone_by']}" if e["undone_by"] else "")
+                            for e in r["executions"])
+        t.add_row(str(r["id"]), inert(r["alert"]), inert(r["workload"] or "-"), inert(r["status"]),
+                  time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(r["opened_at"])), inert(actions or "-"),
+                  f"{r['recovery_s']:.0f}s" if r["recovery_s"] is not None else "-", inert(r["close_reason"] or ""))
+    return t
+
+
+def _register_history(app: typer.Typer) -> None:
     @app.command()
     def history(config: ConfigOpt = None, json_out: JsonFlag = False,
                 limit: Annotated[int, typer.Option("--limit", min=1, help="newest incidents to show")] = 20) -> None:
@@ -224,18 +258,36 @@ def register(app: typer.Typer) -> None:
         if json_out:
             print_json({"store": str(cfg.store), "incidents": rows})
             return
-        t = Table(title=f"incidents in {inert(cfg.store)}")
-        for col in ("id", "alert", "workload", "status", "opened (UTC)", "actions", "recovery", "reason"):
-            t.add_column(col)
-        for r in rows:
-            actions = ", ".join(f"#{e['id']} {e['action']}{' (dry-run)' if e['dry_run'] else ''} {e['state']}"
-                                + (f" undone by #{e['undone_by']}" if e["undone_by"] else "")
-                                for e in r["executions"])
-            t.add_row(str(r["id"]), inert(r["alert"]), inert(r["workload"] or "-"), inert(r["status"]),
-                      time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(r["opened_at"])), inert(actions or "-"),
-                      f"{r['recovery_s']:.0f}s" if r["recovery_s"] is not None else "-", inert(r["close_reason"] or ""))
-        out.print(t)
+        out.print(_history_table(cfg.store, rows))
 
+
+def _undo_execution(cfg: Any, execution_id: int, dry_run: bool) -> Any:
+    """Run the recorded inverse of `execution_id` through the configured executor; exit 2 if it has none."""
+    from remediator.live.executor import KubeExecutor, UndoError
+    from remediator.live.kube import Backoff
+
+    ex = cfg.executor
+    with _ledger(cfg) as ledger:
+        api = _kube_api(cfg)
+        executor = KubeExecutor(api, ledger, dry_run=dry_run, field_manager=ex.field_manager,
+                                backoff=Backoff(max_attempts=ex.max_attempts, base_s=ex.backoff_base_s,
+                                                max_s=ex.backoff_max_s))
+        try:
+            return executor.undo(execution_id, dry_run=dry_run)
+        except UndoError as e:
+            fail(str(e))
+
+
+def _print_undo(result: Any, execution_id: int, dry_run: bool) -> None:
+    out.print(f"execution {result.execution_id} ({'dry run ' if dry_run else ''}undo of {execution_id}): "
+              f"{inert(result.state)}", highlight=False)
+    for change in result.changes:
+        out.print(f"  {inert(change)}", highlight=False)
+    if result.error:
+        console.print(f"[bold red]error:[/] {inert(result.error)}", highlight=False)
+
+
+def _register_undo(app: typer.Typer) -> None:
     @app.command()
     def undo(execution_id: Annotated[int, typer.Argument(metavar="ID", help="the execution to undo (history lists "
                                                                             "them)")],
@@ -243,34 +295,18 @@ def register(app: typer.Typer) -> None:
              dry_run: Annotated[bool, typer.Option("--dry-run", help="server-side dry run of the inverse")] = False,
              json_out: JsonFlag = False) -> None:
         """Apply the inverse recorded before execution ID ran (a new execution in the ledger)."""
-        from remediator.live.executor import KubeExecutor, UndoError
-        from remediator.live.kube import Backoff
-
-        cfg = _config(config)
-        ex = cfg.executor
-        with _ledger(cfg) as ledger:
-            api = _kube_api(cfg)
-            executor = KubeExecutor(api, ledger, dry_run=dry_run, field_manager=ex.field_manager,
-                                    backoff=Backoff(max_attempts=ex.max_attempts, base_s=ex.backoff_base_s,
-                                                    max_s=ex.backoff_max_s))
-            try:
-                result = executor.undo(execution_id, dry_run=dry_run)
-            except UndoError as e:
-                fail(str(e))
+        result = _undo_execution(_config(config), execution_id, dry_run)
         doc = {"execution": result.execution_id, "undo_of": execution_id, "state": result.state,
                "dry_run": result.dry_run, "changes": list(result.changes), "error": result.error}
         if json_out:
             print_json(doc)
         else:
-            out.print(f"execution {result.execution_id} ({'dry run ' if dry_run else ''}undo of {execution_id}): "
-                      f"{inert(result.state)}", highlight=False)
-            for change in result.changes:
-                out.print(f"  {inert(change)}", highlight=False)
-            if result.error:
-                console.print(f"[bold red]error:[/] {inert(result.error)}", highlight=False)
+            _print_undo(result, execution_id, dry_run)
         if not result.ok:
             raise typer.Exit(1)
 
+
+def _register_run(app: typer.Typer) -> None:
     @app.command()
     def run(config: Annotated[Path, typer.Option("--config", help="the agent's YAML configuration")],
             log_level: Annotated[str, typer.Option("--log-level", help="debug, info, warning")] = "info") -> None:
