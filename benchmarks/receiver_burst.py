@@ -11,8 +11,8 @@ on every change and every repeat_interval). `--single` posts one alert per reque
 
 Afterwards the ledger is checked: every distinct alert stored once, every duplicate merged
 into it (its `received` count equals the times it was sent), nothing lost, and each distinct
-alert either opened an incident or is held by the intake caps (per source and per namespace). The script exits 1 if any check fails; the speed goal (500 alerts/s) is
-reported, not enforced.
+alert either opened an incident or is held by the intake caps (per source and per namespace).
+The script exits 1 if any check fails; the speed goal (500 alerts/s) is reported, not enforced.
 """
 
 from __future__ import annotations
