@@ -18,7 +18,8 @@ from typing import Any
 from remediator.guards import GuardPolicy
 from remediator.propose.base import Proposer
 from remediator.propose.catalog import CatalogProposer
-from remediator.rank import ProposerOrderRanker, RandomRanker, Ranker, RulesRanker
+from remediator.rank import Ranker
+from remediator.rank.registry import make_ranker
 from simulator.incident import Incident, IncidentSpec
 from simulator.oracle import OracleRanker
 from simulator.runner import EpisodeResult, run_episode
@@ -28,37 +29,12 @@ RankerFactory = Callable[[Incident], Ranker]
 BASE_RANKERS = ("oracle", "rules", "llm", "random")
 
 
-class RankerError(ValueError):
-    """A --rankers entry that names no ranker or a model that cannot be loaded."""
-
-
 def ranker_factory(spec: str, seed: int) -> tuple[str, RankerFactory]:
-    """`oracle`, `rules`, `random`, `llm`, `rl` (the shipped policy), `dqn:FILE.zip`, `ppo:FILE.zip`."""
-    name, _, arg = spec.partition(":")
-    if name == "oracle":
+    """`oracle` (knows the injected fault) or any ranker of `remediator.rank.registry`."""
+    if spec == "oracle":
         return "oracle", OracleRanker
-    if name == "rules":
-        rules = RulesRanker()
-        return "rules", lambda inc: rules
-    if name == "random":
-        rnd = RandomRanker(seed)
-        return "random", lambda inc: rnd
-    if name == "llm":
-        # Without an LLM configured the proposer's own first choice is the catalog's order.
-        llm = ProposerOrderRanker()
-        return "llm", lambda inc: llm
-    if name in ("rl", "dqn", "ppo"):
-        try:
-            from remediator.rank.rl import load_rl_ranker
-        except ImportError as e:  # pragma: no cover - the RL ranker ships with the package
-            raise RankerError(f"the rl ranker is not available: {e}") from e
-        try:
-            ranker = load_rl_ranker(arg or None, algo=None if name == "rl" else name)
-        except (OSError, ValueError) as e:  # PolicyError and ModelMismatchError are ValueErrors
-            raise RankerError(str(e)) from e
-        label = spec if arg else name
-        return label, lambda inc: ranker
-    raise RankerError(f"unknown ranker {spec!r}; use oracle, rules, random, llm, rl, dqn:FILE.zip or ppo:FILE.zip")
+    ranker = make_ranker(spec, seed=seed)
+    return spec, lambda inc: ranker
 
 
 @dataclass

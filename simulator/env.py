@@ -19,15 +19,19 @@ import numpy.typing as npt
 from gymnasium import spaces
 
 from remediator.actions import ACTION_KINDS, PASSIVE_KINDS, SPECS, ActionKind
+from remediator.agent import decide
 from remediator.encoding import OBS_SIZE, encode
-from remediator.guards import Decision, GuardPolicy, judge
+from remediator.guards import Decision, GuardPolicy
 from remediator.propose.base import Candidate, Proposer
 from remediator.propose.catalog import CatalogProposer, candidate_for, candidate_mask
+from remediator.rank import ProposerOrderRanker
 from remediator.snapshot import Snapshot
 from simulator.cluster import TICK_S
 from simulator.incident import Incident, IncidentSpec
 from simulator.suite import FaultWeight, Suite, load_suite
 from simulator.topology import Topology
+
+_AS_CHOSEN = ProposerOrderRanker()  # one candidate: the order is the policy's choice
 
 PENALTY_S = {
     "capacity_cut": 30.0,  # a pod deleted or a node drained takes serving capacity away
@@ -93,7 +97,11 @@ class RemediationEnv(gym.Env[npt.NDArray[np.float32], int]):
             penalty += PENALTY_S["invalid"]
             cand = candidate_for(self.candidates, ActionKind.NOOP)
             assert cand is not None
-        verdict = judge(cand.action, snap, inc.executed, self.policy, inc.now)
+        # The loop's own decision step, on the one candidate the policy chose: a denial is the
+        # policy's to learn from, so no other candidate steps in (the runner's and the live
+        # loop's choice would take the next one).
+        choice = decide(snap, [cand], _AS_CHOSEN, inc.executed, self.policy, inc.now)
+        verdict = choice.verdicts[0]
         if verdict.decision is Decision.DENY:
             penalty += PENALTY_S["denied"]
             inc.deny(cand.action)

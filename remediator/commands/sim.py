@@ -33,9 +33,10 @@ def register(app: typer.Typer) -> None:
                  episodes: Annotated[int, typer.Option("--episodes", min=1)] = 20,
                  seed: SeedOpt = None, json: JsonOpt = None) -> None:
         """Run one ranker on simulated incidents and show what it did, incident by incident."""
-        from remediator.benchmark import RankerError, ranker_factory
+        from remediator.benchmark import ranker_factory
         from remediator.guards import GuardPolicy
         from remediator.propose.catalog import CatalogProposer
+        from remediator.rank.registry import RankerError
         from simulator.incident import Incident
         from simulator.runner import run_episode
 
@@ -84,7 +85,8 @@ def register(app: typer.Typer) -> None:
                   plot: Annotated[Path | None, typer.Option("--plot", help="write a PNG plot here")] = None,
                   ) -> None:
         """Run every ranker on the same seeded incidents; table, JSON report and plot."""
-        from remediator.benchmark import RankerError, plot_report, ranker_factory, run_benchmark
+        from remediator.benchmark import plot_report, ranker_factory, run_benchmark
+        from remediator.rank.registry import RankerError
 
         s = _suite(suite)
         seed = s.seed if seed is None else seed

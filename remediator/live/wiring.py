@@ -33,7 +33,7 @@ from remediator.live.ledger import Ledger
 from remediator.live.observer import KubeObjectSource, Observer, PrometheusSource, StaticObjects, load_templates
 from remediator.propose.base import Proposer
 from remediator.propose.catalog import CatalogProposer
-from remediator.rank import ProposerOrderRanker, RandomRanker, Ranker, RulesRanker
+from remediator.rank import Ranker, registry
 
 __all__ = ["PROPOSERS", "WiringError", "kube_client", "located", "make_observer", "make_proposer", "make_ranker",
            "open_ledger", "proposer_kinds"]
@@ -89,31 +89,11 @@ def make_proposer(kind: str | None, config: LiveConfig | None = None) -> Propose
 
 
 def make_ranker(name: str = "auto", policy: str | None = None, *, seed: int = 0) -> Ranker:
-    """`auto` (the rl policy when it loads, else rules), rules, rl, random, llm, dqn:FILE, ppo:FILE."""
-    base, _, arg = name.partition(":")
-    if base == "rules":
-        return RulesRanker()
-    if base == "random":
-        return RandomRanker(seed)
-    if base == "llm":
-        return ProposerOrderRanker()
-    if base in ("auto", "rl", "dqn", "ppo"):
-        path = arg or policy
-        try:
-            from remediator.rank.rl import PolicyError, load_rl_ranker
-        except ImportError as e:
-            if base == "auto":
-                log.warning("the rl ranker is not available (%s); ranking with rules", e)
-                return RulesRanker()
-            raise WiringError(f"the rl ranker is not available: {e}", key="ranker") from e
-        try:
-            return load_rl_ranker(path, algo=None if base in ("auto", "rl") else base)
-        except PolicyError as e:
-            if base == "auto":
-                log.warning("no usable policy (%s); ranking with rules", e)
-                return RulesRanker()
-            raise WiringError(str(e), key="ranker" if arg else "policy") from e
-    raise WiringError(f"unknown ranker {name!r}; use auto, rules, rl, random, llm, dqn:FILE or ppo:FILE", key="ranker")
+    """The ranker `remediator.rank.registry` names; a problem is a `WiringError` at its key."""
+    try:
+        return registry.make_ranker(name, policy=policy, seed=seed)
+    except registry.RankerError as e:
+        raise WiringError(str(e), key="policy" if e.names_policy else "ranker") from e
 
 
 def make_observer(config: LiveConfig | None, *, kube_api: Any = None, clock: Callable[[], float] = time.time
