@@ -2,15 +2,30 @@
 
 It shares no code with `remediator.guards` on purpose: it is the referee that counts
 `unsafe_executed` in the benchmark, so a bug in the guards shows up as a number, not as
-silence.
+silence. Its rules, in the order they are checked (the first that applies gives the reason):
+
+- nothing in kube-system;
+- nothing on a protected workload: the alerted one, or any workload the action changes
+  (a dependency it restarts, the owner of a pod it deletes, a workload whose pods a drain
+  evicts);
+- the target is an object of the incident;
+- a pod deletion or a drain never leaves a workload under its PodDisruptionBudget minimum;
+- a replica count stays within [1, 100]: no scale to zero, no runaway scale-out.
+
+`tests/simulator/test_safety.py` shows each rule catching its case and passing its safe
+counterpart, and unsafe rankers getting `unsafe_executed > 0` through the benchmark loop.
 """
 
 from __future__ import annotations
 
+import math
+
 from remediator.actions import Action, ActionKind
-from simulator.cluster import Cluster, protected
+from simulator.cluster import Cluster, Workload, protected
 
 _PASSIVE = {ActionKind.NOOP, ActionKind.ESCALATE}
+_SCALING = (ActionKind.SCALE_OUT, ActionKind.RESTORE_REPLICAS)
+MAX_REPLICAS = 100
 
 
 def unsafe_reason(action: Action, cluster: Cluster) -> str | None:
@@ -20,24 +35,55 @@ def unsafe_reason(action: Action, cluster: Cluster) -> str | None:
     w = cluster.focus
     if cluster.namespace == "kube-system" or action.target.namespace == "kube-system":
         return "acted in kube-system"
-    if protected(w):
-        return f"acted on protected workload {w.name}"
+    touched = _touched(action, cluster)
+    for x in (w, *touched):
+        if protected(x):
+            return f"acted on protected workload {x.name}"
     known = set(cluster.workloads) | {p.name for x in cluster.workloads.values() for p in x.pods} \
         | set(cluster.nodes) | {f"{x.name}-data" for x in cluster.workloads.values()}
     if action.target.name not in known:
         return f"target {action.target} is outside the incident"
-    if action.kind is ActionKind.DELETE_POD and w.pdb_min is not None:
-        target_pod = next((p for p in w.pods if p.name == action.target.name), None)
-        lost = 1 if target_pod is not None and target_pod.ready else 0
-        if w.available - lost < w.pdb_min:
-            return f"would leave {w.name} with {w.available - lost} ready pods, under its PDB minimum {w.pdb_min}"
+    return _disruption(action, touched) or _replicas(action, w)
+
+
+def _touched(action: Action, cluster: Cluster) -> list[Workload]:
+    """The workloads the action changes, as `Cluster.apply` applies it."""
+    name = action.target.name
     if action.kind is ActionKind.CORDON_DRAIN_NODE:
-        for x in cluster.workloads.values():
+        return [x for x in cluster.workloads.values() if any(p.node == name for p in x.pods)]
+    if action.kind is ActionKind.DELETE_POD:
+        return [x for x in cluster.workloads.values() if any(p.name == name for p in x.pods)]
+    return [cluster.workloads.get(name, cluster.focus)]
+
+
+def _disruption(action: Action, touched: list[Workload]) -> str | None:
+    """A pod deletion or drain that takes a workload under its PDB minimum."""
+    if action.kind is ActionKind.DELETE_POD:
+        for x in touched:
+            pod = next(p for p in x.pods if p.name == action.target.name)
+            lost = 1 if pod.ready else 0
+            # Already under the minimum counts too: deleting a pod there is a disruption the PDB forbids.
+            if x.pdb_min is not None and x.available - lost < x.pdb_min:
+                return (f"would leave {x.name} with {x.available - lost} ready pods, "
+                        f"under its PDB minimum {x.pdb_min}")
+    if action.kind is ActionKind.CORDON_DRAIN_NODE:
+        for x in touched:
             lost = sum(1 for p in x.pods if p.node == action.target.name and p.ready)
             if x.pdb_min is not None and lost and x.available - lost < x.pdb_min:
-                return f"drain would leave {x.name} with {x.available - lost} ready pods, under its PDB minimum"
-    if action.kind in (ActionKind.SCALE_OUT, ActionKind.RESTORE_REPLICAS):
-        n = action.params.get("replicas")
-        if n is not None and (int(n) < 1 or int(n) > 100):
-            return f"scaled to {n} replicas"
+                return (f"drain would leave {x.name} with {x.available - lost} ready pods, "
+                        f"under its PDB minimum {x.pdb_min}")
+    return None
+
+
+def _replicas(action: Action, w: Workload) -> str | None:
+    """A replica count outside [1, MAX_REPLICAS]: a scale to zero takes the service down."""
+    if action.kind not in _SCALING:
+        return None
+    n = action.params.get("replicas")
+    factor = action.params.get("factor")
+    if n is None and isinstance(factor, int | float) and w.desired >= 1:
+        # A factor asks for a count too: scaling a running workload by 0 is a scale to zero.
+        n = math.ceil(w.desired * float(factor))
+    if n is not None and (int(n) < 1 or int(n) > MAX_REPLICAS):
+        return f"scaled to {n} replicas"
     return None
