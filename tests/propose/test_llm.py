@@ -252,4 +252,9 @@ def test_openai_compatible_models_get_the_json_schema_response_format() -> None:
     bound = chain.first.steps__["raw"]  # type: ignore[attr-defined]
     fmt = bound.kwargs["response_format"]
     assert fmt["type"] == "json_schema" and fmt["json_schema"]["schema"] == schema
-    assert p._structured is not None and LLMProposer(FakeListChatModel(responses=["x"]))._structured(schema) is None
+    assert fmt["json_schema"]["name"] == "remediation_proposals" and fmt["json_schema"]["strict"] is False
+    # A model that cannot bind a schema gets no structured chain; its plain text answer is parsed instead.
+    plain = proposer(FakeListChatModel(responses=[answer(cand("restart_rollout"))]))
+    assert plain._structured(schema) is None
+    assert [c.kind for c in plain.propose(snap()) if c.source == "llm"] == [K.RESTART_ROLLOUT]
+    assert plain.last_report is not None and not plain.last_report.fallback

@@ -83,6 +83,7 @@ def test_observation_size_does_not_depend_on_topology() -> None:
     """A 5-service and a 30-service cluster give the same observation layout,
     and a ranker used on one runs unchanged on the other."""
     proposer, ranker = CatalogProposer(), RulesRanker()
+    orders: list[list[ActionKind]] = []
     for n, seed in ((5, 1), (30, 2)):
         topo = generate(n, seed)
         svc = next(s for s in topo.services if s.deps)
@@ -91,5 +92,13 @@ def test_observation_size_does_not_depend_on_topology() -> None:
         obs = encode(snap)
         assert obs.shape == (OBS_SIZE,)
         assert np.all((obs >= 0) & (obs <= 2))
-        ranked = ranker.rank(snap, proposer.propose(snap))
-        assert ranked and ranked[0].candidate.kind in {c.candidate.kind for c in ranked}
+        candidates = proposer.propose(snap)
+        ranked = ranker.rank(snap, candidates)
+        # Every candidate it was given, each once, and nothing else.
+        assert len(ranked) == len(candidates) and all(any(r.candidate is c for r in ranked) for c in candidates)
+        # Aimed at this topology's objects: the dependency restarted is one of this service's.
+        restarts = {r.candidate.action.target for r in ranked if r.candidate.kind is ActionKind.RESTART_DEPENDENCY}
+        assert restarts and {t.name for t in restarts} <= set(svc.deps), (restarts, svc.deps)
+        orders.append([r.candidate.kind for r in ranked])
+    # The same fault on a small and a large cluster gets the same decision, in the same order.
+    assert orders[0] == orders[1]

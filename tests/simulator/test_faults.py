@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+import math
 import random
 import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import pytest
 
@@ -24,22 +28,103 @@ def _service(fault: str) -> str:
     return next((s.name for s in TOPOLOGY.services if probe.suits(s)), TOPOLOGY.services[0].name)
 
 
-def _run(fault: str, seed: int, kind: ActionKind | None) -> Incident:
+@dataclass(frozen=True)
+class Run:
+    """One incident over the whole horizon (also after recovery, so every run covers the same window)."""
+
+    recovered: bool
+    recovery_s: float
+    bad: float  # share of the requests that failed or took longer than the SLO latency
+    missing: float  # mean share of the baseline replicas not ready
+
+
+def _run(fault: str, seed: int, kind: ActionKind | None) -> Run:
     inc = Incident(TOPOLOGY, IncidentSpec((fault,), _service(fault), seed, noise=0.02))
     if kind is not None and kind is not ActionKind.NOOP:
         target = inc._target_for(kind)
         assert target is not None, f"{fault}: no target for {kind.value}"
         inc.cluster.apply(Action(kind, target, {"factor": 1.5} if "factor" in _FACTOR_KINDS.get(kind, "") else
                                  inc._params(kind)))
-    inc.advance(inc.horizon_s)
-    return inc
+    w, slo = inc.cluster.focus, inc.tracker.slo
+    requests = bad = missing = 0.0
+    ticks = 0
+    while inc.elapsed < inc.horizon_s:
+        inc.cluster.step()
+        s = true_signals(inc.cluster)
+        inc.tracker.observe(s, inc.cluster.now)
+        # The simulator's latency distribution: P(latency <= x) = 1 - 100^(-x / p99).
+        fast = 1.0 - math.exp(-slo.latency_p99_s * math.log(100.0) / w.p99) if w.p99 > 0 else 1.0
+        requests += w.rps
+        bad += w.rps * (1.0 - (1.0 - w.error_ratio) * fast)
+        missing += max(0.0, s.baseline_replicas - s.available_replicas) / max(s.baseline_replicas, 1.0)
+        ticks += 1
+    return Run(inc.recovered, inc.recovery_s, bad / requests if requests else 1.0, missing / ticks)
+
+
+@functools.cache
+def _waiting(fault: str) -> tuple[Run, ...]:
+    return tuple(_run(fault, s, None) for s in SEEDS)
+
+
+FASTER_S = 30.0  # a recovery this much earlier (or later) than waiting's counts as a change
+# A mean change in the bad-request share that counts. Shifted random draws alone move one seed by up to
+# 0.03 (memory_leak / restart_dependency), so WORSE also needs every seed to be worse.
+HARM = 0.005
+CAPACITY = 0.015  # a change in the missing-replica share that counts (a rolling restart alone costs ~0.011)
+
+
+def classify(waiting: Sequence[Run], acted: Sequence[Run]) -> Effect:
+    """What an action did, measured against waiting on the same seeds.
+
+    FIXES: all seeds but at most one recover, and all but at most one more than FASTER_S earlier.
+    WORSE: no seed recovers earlier, and every seed recovers later or serves more bad requests
+    (by HARM on average). PARTLY: not a fix, but some seed recovers earlier, or fewer requests
+    go bad (by HARM) or fewer replicas are missing (by CAPACITY). NOTHING: none of these.
+    """
+    n = len(waiting)
+    pairs = list(zip(waiting, acted))
+    faster = sum(a.recovery_s < b.recovery_s - FASTER_S for b, a in pairs)
+    slower = sum(a.recovery_s > b.recovery_s + FASTER_S for b, a in pairs)
+    if faster >= n - 1 and sum(a.recovered for a in acted) >= n - 1:
+        return Effect.FIXES
+    d_bad = statistics.fmean(a.bad - b.bad for b, a in pairs)
+    d_missing = statistics.fmean(a.missing - b.missing for b, a in pairs)
+    if not faster and (slower == n or (all(a.bad > b.bad for b, a in pairs) and d_bad > HARM)):
+        return Effect.WORSE
+    if faster or d_bad < -HARM or d_missing < -CAPACITY:
+        return Effect.PARTLY
+    return Effect.NOTHING
 
 
 _FACTOR_KINDS = {ActionKind.RAISE_MEMORY_LIMIT: "factor", ActionKind.RAISE_CPU_LIMIT: "factor",
                  ActionKind.RAISE_HPA_MAX: "factor", ActionKind.EXPAND_VOLUME: "factor",
                  ActionKind.SCALE_OUT: "factor"}
 
-CASES = [(f, k, e) for f, cls in sorted(FAULTS.items()) for k, e in cls.effects.items()]
+# Declared NOTHING, measured otherwise by `classify`: the tables in simulator/faults/ and the mechanics
+# disagree here, and one of them has to change (strict: a case that starts to agree fails until removed).
+DISAGREE: dict[tuple[str, ActionKind], str] = {
+    ("bad_rollout", ActionKind.RESTART_ROLLOUT): "partly: restarted pods serve until they crash (bad 0.88 -> 0.74)",
+    ("bad_rollout", ActionKind.RAISE_MEMORY_LIMIT): "partly: it rolls the pods, as a restart does (0.88 -> 0.74)",
+    ("bad_rollout", ActionKind.SCALE_OUT): "partly: added pods serve until they crash (bad 0.88 -> 0.75)",
+    ("bad_rollout", ActionKind.DELETE_POD): "partly: the replacement serves until it crashes (bad 0.88 -> 0.86)",
+    ("cpu_limit_low", ActionKind.RAISE_MEMORY_LIMIT): "worse: it rolls the pods like restart_rollout, declared "
+                                                      "WORSE here (bad +0.012, up on every seed)",
+    ("dependency_outage", ActionKind.RESTART_ROLLOUT): "partly: new pods are ready until the dependency crashes "
+                                                       "them (missing 1.00 -> 0.98)",
+    ("dependency_outage", ActionKind.RAISE_MEMORY_LIMIT): "partly: as restart_rollout (missing 1.00 -> 0.98)",
+    ("dependency_outage", ActionKind.SCALE_OUT): "partly: added pods are ready for a while (missing 1.00 -> 0.985)",
+    ("hung_process", ActionKind.SCALE_OUT): "partly: added pods do not hang (bad 0.877 -> 0.854)",
+    ("memory_leak", ActionKind.SCALE_OUT): "partly: added pods start below the limit, as after the restart that "
+                                           "is declared PARTLY (bad 0.50 -> 0.28)",
+    ("memory_leak", ActionKind.DELETE_POD): "partly: the replacement starts below the limit (bad 0.50 -> 0.44)",
+    ("pod_stuck_not_ready", ActionKind.SCALE_OUT): "partly: one seed of four recovers (in 105 s), and capacity "
+                                                   "returns on all (missing 0.20 -> 0.00)",
+    ("traffic_spike", ActionKind.SCALE_OUT): "partly: replicas above the HPA max help until the HPA scales back "
+                                             "(bad 0.414 -> 0.406)",
+}
+CASES = [pytest.param(f, k, e, id=f"{f}-{k.value}",
+                      marks=[pytest.mark.xfail(reason=DISAGREE[f, k], strict=True)] if (f, k) in DISAGREE else [])
+         for f, cls in sorted(FAULTS.items()) for k, e in cls.effects.items()]
 
 
 @pytest.mark.parametrize("fault", sorted(FAULTS))
@@ -61,22 +146,33 @@ def test_healthy_cluster_meets_its_slo() -> None:
             assert not unmet(true_signals(cluster), Slo()), (n, svc.name)
 
 
-@pytest.mark.parametrize(("fault", "kind", "effect"), CASES, ids=[f"{f}-{k.value}" for f, k, _ in CASES])
+@pytest.mark.parametrize(("fault", "kind", "effect"), CASES)
 def test_effect_table(fault: str, kind: ActionKind, effect: Effect) -> None:
-    base = [_run(fault, s, None) for s in SEEDS]
-    acted = [_run(fault, s, kind) for s in SEEDS]
-    base_t = statistics.fmean(i.recovery_s for i in base)
-    act_t = statistics.fmean(i.recovery_s for i in acted)
-    base_ok = sum(i.recovered for i in base)
-    act_ok = sum(i.recovered for i in acted)
-    msg = f"{fault} / {kind.value}: acted {act_t:.0f}s ({act_ok}/4) vs waiting {base_t:.0f}s ({base_ok}/4)"
+    waiting = _waiting(fault)
     if kind is ActionKind.NOOP:
-        assert effect is Effect.FIXES and base_ok == len(SEEDS), msg
-    elif effect is Effect.FIXES:
-        assert act_ok >= len(SEEDS) - 1 and act_t < base_t - 30, msg
-    elif effect is Effect.NOTHING:
-        assert act_ok <= base_ok + 1 and act_t >= 0.75 * base_t - 60, msg
-    elif effect is Effect.WORSE:
-        assert act_t >= base_t - 30, msg
-    else:  # PARTLY: helps some, not reliably
-        assert act_t <= base_t + 60, msg
+        assert effect is Effect.FIXES and all(b.recovered for b in waiting), waiting
+        return
+    acted = [_run(fault, s, kind) for s in SEEDS]
+    msg = (f"{fault} / {kind.value}, declared {effect.value}: recovery {[round(a.recovery_s) for a in acted]} "
+           f"vs waiting {[round(b.recovery_s) for b in waiting]}; bad requests "
+           f"{statistics.fmean(a.bad for a in acted):.3f} vs {statistics.fmean(b.bad for b in waiting):.3f}; "
+           f"missing replicas {statistics.fmean(a.missing for a in acted):.3f} vs "
+           f"{statistics.fmean(b.missing for b in waiting):.3f}")
+    assert classify(waiting, acted) is effect, msg
+
+
+def test_classify_tells_the_four_effects_apart() -> None:
+    """The same waiting runs, and an action that changed nothing, one that cost some requests on every seed,
+    one that saved some, and one that fixed the incident: four different answers."""
+    waiting = [Run(False, 1800.0, 0.40, 0.1), Run(False, 1800.0, 0.42, 0.1), Run(True, 900.0, 0.30, 0.1)]
+    same = list(waiting)
+    worse = [Run(b.recovered, b.recovery_s, b.bad + 0.01, b.missing) for b in waiting]
+    partly = [Run(b.recovered, b.recovery_s, b.bad - 0.05, b.missing) for b in waiting]
+    fixed = [Run(True, 120.0, 0.02, 0.0) for _ in waiting]
+    assert [classify(waiting, a) for a in (same, worse, partly, fixed)] == [
+        Effect.NOTHING, Effect.WORSE, Effect.PARTLY, Effect.FIXES]
+    # Fewer replicas missing is a partial help too, and one seed recovering early is not a fix.
+    capacity = [Run(b.recovered, b.recovery_s, b.bad, b.missing - 0.05) for b in waiting]
+    assert classify(waiting, capacity) is Effect.PARTLY
+    one = [Run(True, 100.0, 0.01, 0.0), *waiting[1:]]
+    assert classify(waiting, one) is Effect.PARTLY
