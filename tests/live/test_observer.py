@@ -179,14 +179,17 @@ def test_stale_data_is_not_usable(tmp_path: Path) -> None:
     assert not lagging.usable and "stale data: the newest sample is 105s old" in (lagging.problem or "")
 
 
-def test_prometheus_unreachable_raises_quickly_and_names_it() -> None:
+def test_prometheus_unreachable_raises_and_names_it() -> None:
+    """No snapshot, and an error that says which Prometheus and why; how long failing takes is a figure
+    of benchmarks/observer_latency.py, not an assertion here."""
     url = f"http://127.0.0.1:{free_port()}"
     observer = Observer(PrometheusSource(url, retries=1, timeout_s=2),
                         StaticObjects(objects_from_alert(Alert("X", {"namespace": "shop", "deployment": "cart"}))))
-    started = time.monotonic()
-    with pytest.raises(PrometheusUnavailable, match=re.escape(url)):
+    with pytest.raises(PrometheusUnavailable, match=re.escape(url)) as raised:
         observer.observe(Alert("X", {"namespace": "shop", "deployment": "cart"}, starts_at=1.0), now=100.0)
-    assert time.monotonic() - started < 5
+    message = str(raised.value)
+    assert f"Prometheus at {url} is unreachable: ConnectionError" in message
+    assert "Max retries exceeded" in message  # the retries ran out: the observation gives up, it does not hang
 
 
 class _Answer(BaseHTTPRequestHandler):
