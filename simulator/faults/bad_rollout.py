@@ -15,9 +15,9 @@ from simulator.faults.base import A, Effect, Fault, pod_alert, register
 class BadRollout(Fault):
     name = "bad_rollout"
     family = "crashloop"
-    effects = {A.ROLLBACK_ROLLOUT: Effect.FIXES, A.RESTART_ROLLOUT: Effect.NOTHING,
-               A.RAISE_MEMORY_LIMIT: Effect.NOTHING, A.SCALE_OUT: Effect.NOTHING,
-               A.DELETE_POD: Effect.NOTHING, A.RESTART_DEPENDENCY: Effect.NOTHING}
+    effects = {A.ROLLBACK_ROLLOUT: Effect.FIXES, A.RESTART_ROLLOUT: Effect.PARTLY,
+               A.RAISE_MEMORY_LIMIT: Effect.PARTLY, A.SCALE_OUT: Effect.PARTLY,
+               A.DELETE_POD: Effect.PARTLY, A.RESTART_DEPENDENCY: Effect.NOTHING}
     best = (A.ROLLBACK_ROLLOUT,)
     lead_s = (420.0, 600.0)
     latent_share = 0.3

@@ -13,7 +13,7 @@ class CpuLimitLow(Fault):
     family = "latency"
     effects = {A.RAISE_CPU_LIMIT: Effect.FIXES, A.SCALE_OUT: Effect.FIXES,
                A.RESTART_ROLLOUT: Effect.WORSE, A.ROLLBACK_ROLLOUT: Effect.NOTHING,
-               A.RESTART_DEPENDENCY: Effect.NOTHING, A.RAISE_MEMORY_LIMIT: Effect.NOTHING}
+               A.RESTART_DEPENDENCY: Effect.NOTHING, A.RAISE_MEMORY_LIMIT: Effect.WORSE}
     best = (A.RAISE_CPU_LIMIT,)
     fallback = (A.SCALE_OUT,)
 

@@ -18,9 +18,9 @@ class _DependencyFault(Fault):
 class DependencyOutage(_DependencyFault):
     name = "dependency_outage"
     family = "crashloop"
-    effects = {A.RESTART_DEPENDENCY: Effect.FIXES, A.RESTART_ROLLOUT: Effect.NOTHING,
-               A.ROLLBACK_ROLLOUT: Effect.NOTHING, A.RAISE_MEMORY_LIMIT: Effect.NOTHING,
-               A.SCALE_OUT: Effect.NOTHING, A.DELETE_POD: Effect.NOTHING}
+    effects = {A.RESTART_DEPENDENCY: Effect.FIXES, A.RESTART_ROLLOUT: Effect.PARTLY,
+               A.ROLLBACK_ROLLOUT: Effect.NOTHING, A.RAISE_MEMORY_LIMIT: Effect.PARTLY,
+               A.SCALE_OUT: Effect.PARTLY, A.DELETE_POD: Effect.NOTHING}
     # Then restart the caller, whose pods would otherwise sit out their crash-loop back-off.
     best = (A.RESTART_DEPENDENCY, A.RESTART_ROLLOUT)
     lead_s = (420.0, 600.0)

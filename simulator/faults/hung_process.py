@@ -9,7 +9,7 @@ class HungProcess(Fault):
     name = "hung_process"
     family = "latency"
     effects = {A.RESTART_ROLLOUT: Effect.FIXES, A.DELETE_POD: Effect.PARTLY,
-               A.SCALE_OUT: Effect.NOTHING, A.RAISE_CPU_LIMIT: Effect.FIXES,
+               A.SCALE_OUT: Effect.PARTLY, A.RAISE_CPU_LIMIT: Effect.FIXES,
                A.ROLLBACK_ROLLOUT: Effect.NOTHING, A.RESTART_DEPENDENCY: Effect.NOTHING,
                A.RAISE_HPA_MAX: Effect.NOTHING}
     best = (A.RESTART_ROLLOUT,)

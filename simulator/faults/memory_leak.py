@@ -11,8 +11,8 @@ class MemoryLeak(Fault):
     name = "memory_leak"
     family = "crashloop"
     effects = {A.RAISE_MEMORY_LIMIT: Effect.FIXES, A.RESTART_ROLLOUT: Effect.PARTLY,
-               A.ROLLBACK_ROLLOUT: Effect.NOTHING, A.SCALE_OUT: Effect.NOTHING,
-               A.DELETE_POD: Effect.NOTHING, A.RESTART_DEPENDENCY: Effect.NOTHING}
+               A.ROLLBACK_ROLLOUT: Effect.NOTHING, A.SCALE_OUT: Effect.PARTLY,
+               A.DELETE_POD: Effect.PARTLY, A.RESTART_DEPENDENCY: Effect.NOTHING}
     best = (A.RAISE_MEMORY_LIMIT,)
     lead_s = (540.0, 720.0)
 

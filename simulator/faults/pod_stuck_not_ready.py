@@ -9,7 +9,7 @@ class PodStuckNotReady(Fault):
     name = "pod_stuck_not_ready"
     family = "capacity"
     effects = {A.DELETE_POD: Effect.FIXES, A.RESTART_ROLLOUT: Effect.FIXES,
-               A.SCALE_OUT: Effect.NOTHING, A.RAISE_MEMORY_LIMIT: Effect.FIXES,
+               A.SCALE_OUT: Effect.PARTLY, A.RAISE_MEMORY_LIMIT: Effect.FIXES,
                A.RESTART_DEPENDENCY: Effect.NOTHING}
     best = (A.DELETE_POD,)
     fallback = (A.RESTART_ROLLOUT,)

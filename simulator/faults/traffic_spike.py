@@ -11,7 +11,7 @@ from simulator.topology import ServiceSpec
 class TrafficSpike(Fault):
     name = "traffic_spike"
     family = "latency"
-    effects = {A.RAISE_HPA_MAX: Effect.FIXES, A.SCALE_OUT: Effect.NOTHING,
+    effects = {A.RAISE_HPA_MAX: Effect.FIXES, A.SCALE_OUT: Effect.PARTLY,
                A.RESTART_ROLLOUT: Effect.WORSE, A.ROLLBACK_ROLLOUT: Effect.NOTHING,
                A.RESTART_DEPENDENCY: Effect.NOTHING, A.DELETE_POD: Effect.NOTHING}
     best = (A.RAISE_HPA_MAX,)

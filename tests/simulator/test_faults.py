@@ -100,30 +100,7 @@ _FACTOR_KINDS = {ActionKind.RAISE_MEMORY_LIMIT: "factor", ActionKind.RAISE_CPU_L
                  ActionKind.RAISE_HPA_MAX: "factor", ActionKind.EXPAND_VOLUME: "factor",
                  ActionKind.SCALE_OUT: "factor"}
 
-# Declared NOTHING, measured otherwise by `classify`: the tables in simulator/faults/ and the mechanics
-# disagree here, and one of them has to change (strict: a case that starts to agree fails until removed).
-DISAGREE: dict[tuple[str, ActionKind], str] = {
-    ("bad_rollout", ActionKind.RESTART_ROLLOUT): "partly: restarted pods serve until they crash (bad 0.88 -> 0.74)",
-    ("bad_rollout", ActionKind.RAISE_MEMORY_LIMIT): "partly: it rolls the pods, as a restart does (0.88 -> 0.74)",
-    ("bad_rollout", ActionKind.SCALE_OUT): "partly: added pods serve until they crash (bad 0.88 -> 0.75)",
-    ("bad_rollout", ActionKind.DELETE_POD): "partly: the replacement serves until it crashes (bad 0.88 -> 0.86)",
-    ("cpu_limit_low", ActionKind.RAISE_MEMORY_LIMIT): "worse: it rolls the pods like restart_rollout, declared "
-                                                      "WORSE here (bad +0.012, up on every seed)",
-    ("dependency_outage", ActionKind.RESTART_ROLLOUT): "partly: new pods are ready until the dependency crashes "
-                                                       "them (missing 1.00 -> 0.98)",
-    ("dependency_outage", ActionKind.RAISE_MEMORY_LIMIT): "partly: as restart_rollout (missing 1.00 -> 0.98)",
-    ("dependency_outage", ActionKind.SCALE_OUT): "partly: added pods are ready for a while (missing 1.00 -> 0.985)",
-    ("hung_process", ActionKind.SCALE_OUT): "partly: added pods do not hang (bad 0.877 -> 0.854)",
-    ("memory_leak", ActionKind.SCALE_OUT): "partly: added pods start below the limit, as after the restart that "
-                                           "is declared PARTLY (bad 0.50 -> 0.28)",
-    ("memory_leak", ActionKind.DELETE_POD): "partly: the replacement starts below the limit (bad 0.50 -> 0.44)",
-    ("pod_stuck_not_ready", ActionKind.SCALE_OUT): "partly: one seed of four recovers (in 105 s), and capacity "
-                                                   "returns on all (missing 0.20 -> 0.00)",
-    ("traffic_spike", ActionKind.SCALE_OUT): "partly: replicas above the HPA max help until the HPA scales back "
-                                             "(bad 0.414 -> 0.406)",
-}
-CASES = [pytest.param(f, k, e, id=f"{f}-{k.value}",
-                      marks=[pytest.mark.xfail(reason=DISAGREE[f, k], strict=True)] if (f, k) in DISAGREE else [])
+CASES = [pytest.param(f, k, e, id=f"{f}-{k.value}")
          for f, cls in sorted(FAULTS.items()) for k, e in cls.effects.items()]
 
 
