@@ -18,8 +18,8 @@ due by one step:
 
 `recover()` finishes executions a crash left half-done (see `KubeExecutor.resume`), each
 judged again by the guards on a fresh observation first; a stale or now-refused intent is
-abandoned with its reason. The
-clock is a parameter, so tests drive the loop through simulated time without sleeping.
+abandoned with its reason. The clock is a parameter, so tests drive the loop through
+simulated time without sleeping.
 """
 
 from __future__ import annotations
