@@ -65,6 +65,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from remediator import yamllines
 from remediator.actions import ACTION_KINDS, DEFAULT_PARAMS, PARAMS, ActionKind
 from remediator.snapshot import Alert
 
@@ -330,7 +331,7 @@ class RunbookError(Exception):
 
 # ---------------------------------------------------------------------------- loading
 
-_Loc = tuple[str | int, ...]
+_Loc = yamllines.Loc
 
 
 def shipped_runbooks_dir() -> Path:
@@ -346,44 +347,6 @@ def _runbook_files(path: Path) -> list[Path]:
     # again under `..data/` and `..<timestamp>/`.
     return sorted(p for p in path.iterdir()
                   if p.suffix in (".yaml", ".yml") and not p.name.startswith(".") and p.is_file())
-
-
-def _line_map(node: yaml.Node, loc: _Loc, lines: dict[_Loc, int],
-              issues: list[tuple[_Loc, int, str]]) -> None:
-    """Record the 1-based line of every mapping key and sequence item below `node`."""
-    lines.setdefault(loc, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        seen: dict[str, int] = {}
-        for key, value in node.value:
-            name = str(key.value)
-            if name == "<<":
-                continue
-            if name in seen:
-                issues.append((loc + (name,), key.start_mark.line + 1,
-                               f"duplicate key (first at line {seen[name]}); YAML would keep only this one"))
-                # The later value is the one validated: forget the lines under the earlier one.
-                for stale in [k for k in lines if k[:len(loc) + 1] == loc + (name,)]:
-                    del lines[stale]
-            seen[name] = key.start_mark.line + 1
-            lines[loc + (name,)] = key.start_mark.line + 1
-            _line_map(value, loc + (name,), lines, issues)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            _line_map(item, loc + (i,), lines, issues)
-
-
-def _field(loc: _Loc) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
-def _line_of(loc: _Loc, lines: Mapping[_Loc, int]) -> int:
-    for n in range(len(loc), -1, -1):
-        if loc[:n] in lines:
-            return lines[loc[:n]]
-    return 1
 
 
 def _is_model(ann: Any) -> bool:
@@ -444,10 +407,10 @@ def _parse_file(file: Path, label: str) -> tuple[Runbook | None, int, list[Runbo
         loader.dispose()
     if node is None:
         return None, 0, [RunbookIssue(label, 1, "", "empty file: expected one runbook (a mapping)")]
-    lines: dict[_Loc, int] = {}
-    dup_keys: list[tuple[_Loc, int, str]] = []
-    _line_map(node, (), lines, dup_keys)
-    issues = [RunbookIssue(label, line, _field(loc), msg) for loc, line, msg in dup_keys]
+    lines, duplicates = yamllines.key_lines(node)
+    issues = [RunbookIssue(label, d.line, yamllines.dotted(d.loc),
+                           f"duplicate key (first at line {d.first}); YAML would keep only this one")
+              for d in duplicates]
     if not isinstance(data, Mapping):
         return None, 1, issues + [RunbookIssue(label, node.start_mark.line + 1, "",
                                                f"expected a runbook mapping, got a {type(data).__name__}")]
@@ -460,7 +423,8 @@ def _parse_file(file: Path, label: str) -> tuple[Runbook | None, int, list[Runbo
             loc: _Loc = tuple(err["loc"]) + tuple((err.get("ctx") or {}).get("at", ()))
             if err["type"] == "too_short" and any(f[:len(loc)] == loc and f != loc for f in failed):
                 continue  # "0 items after validation" only echoes the failed items below
-            issues.append(RunbookIssue(label, _line_of(loc, lines), _field(loc), _message(err, loc)))
+            issues.append(RunbookIssue(label, yamllines.line_of(loc, lines) or 1, yamllines.dotted(loc),
+                                       _message(err, loc)))
         return None, lines.get(("alert",), 1), issues
     return (None if issues else runbook), lines.get(("alert",), 1), issues
 

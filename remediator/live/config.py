@@ -33,6 +33,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError, field_validator
 
+from remediator import yamllines
 from remediator.guards import GuardPolicy
 
 __all__ = ["SECRET_ENV", "ConfigError", "ConfigIssue", "LiveConfig", "load_config", "parse_yaml"]
@@ -166,7 +167,8 @@ class LiveConfig(_Model):
         """A problem with the key at dotted `path`, found after loading (a store that cannot be opened, ...)."""
         if self._origin is None:
             return ConfigIssue("", 0, path, message)
-        return ConfigIssue(self._origin.file, _line_of(_loc(path), self._origin.lines, root=False), path, message)
+        line = yamllines.line_of(_loc(path), self._origin.lines, root=False)
+        return ConfigIssue(self._origin.file, line, path, message)
 
     def error(self, path: str, message: str) -> ConfigError:
         """`issue` as an exception: `raise config.error("store", "is a directory")`."""
@@ -206,7 +208,7 @@ class ConfigError(ValueError):
         super().__init__("\n".join(str(i) for i in issues))
 
 
-_Loc = tuple[str | int, ...]
+_Loc = yamllines.Loc
 
 
 @dataclass(frozen=True)
@@ -215,38 +217,8 @@ class _Origin:
     lines: Mapping[_Loc, int]
 
 
-_MERGE_TAG = "tag:yaml.org,2002:merge"
-
-
-def _line_map(node: yaml.Node, loc: _Loc, out: dict[_Loc, int], duplicates: list[tuple[_Loc, int, int]]) -> None:
-    """Record the line of every key path; a key given twice in one mapping goes to `duplicates`."""
-    out.setdefault(loc, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        seen: dict[str, int] = {}
-        for key, value in node.value:
-            if key.tag == _MERGE_TAG:
-                continue
-            name, line = str(key.value), key.start_mark.line + 1
-            if name in seen:
-                duplicates.append((loc + (name,), line, seen[name]))
-                continue
-            seen[name] = line
-            out[loc + (name,)] = line
-            _line_map(value, loc + (name,), out, duplicates)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            _line_map(item, loc + (i,), out, duplicates)
-
-
-def _line_of(loc: _Loc, lines: Mapping[_Loc, int], *, root: bool = True) -> int:
-    for n in range(len(loc), -1 if root else 0, -1):
-        if loc[:n] in lines:
-            return lines[loc[:n]]
-    return 0
-
-
 def _loc(dotted: str) -> _Loc:
-    """`_dotted` backwards: "guards.freeze_windows[0].start" -> ("guards", "freeze_windows", 0, "start")."""
+    """`yamllines.dotted` backwards: "guards.freeze_windows[0].start" -> ("guards", "freeze_windows", 0, "start")."""
     out: list[str | int] = []
     for part in dotted.split("."):
         name, *indexes = part.split("[")
@@ -319,16 +291,9 @@ def _yaml_issue(file: str, text: str, error: yaml.YAMLError, node: yaml.Node | N
         message += f", {error.context} that starts on line {error.context_mark.line + 1}"
     loc = _loc_at(node, mark.line, mark.column) if node is not None else None  # parsed, but a value is not
     if loc:
-        return ConfigIssue(file, mark.line + 1, _dotted(loc), f"YAML cannot build this value: {error.problem}; "
-                                                              "quote it if it is text")
+        return ConfigIssue(file, mark.line + 1, yamllines.dotted(loc),
+                           f"YAML cannot build this value: {error.problem}; quote it if it is text")
     return ConfigIssue(file, mark.line + 1, _key_near(text, mark.line, mark.column), message)
-
-
-def _dotted(loc: _Loc) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
 
 
 def _set(doc: dict[str, Any], dotted: str, value: str) -> None:
@@ -385,14 +350,10 @@ def load_config(path: Path | str, env: Mapping[str, str] | None = None) -> LiveC
     if not isinstance(doc, dict):
         raise ConfigError([ConfigIssue(str(file), 1, "", "the configuration must be a mapping of keys "
                                                          "(kubernetes, prometheus, mode, store, ...)")])
-    lines: dict[_Loc, int] = {}
-    duplicates: list[tuple[_Loc, int, int]] = []
-    if node is not None:
-        _line_map(node, (), lines, duplicates)
+    lines, duplicates = yamllines.key_lines(node) if node is not None else ({}, [])
     if duplicates:
-        raise ConfigError([ConfigIssue(str(file), line, _dotted(loc), f"given twice (first on line {first}); "
-                                                                      "keep one")
-                           for loc, line, first in duplicates])
+        raise ConfigError([ConfigIssue(str(file), d.line, yamllines.dotted(d.loc),
+                                       f"given twice (first on line {d.first}); keep one") for d in duplicates])
     for dotted, var in SECRET_ENV.items():
         if env.get(var):
             _set(doc, dotted, env[var])
@@ -400,8 +361,8 @@ def load_config(path: Path | str, env: Mapping[str, str] | None = None) -> LiveC
     try:
         config = LiveConfig.model_validate(doc)
     except ValidationError as e:
-        issues = [ConfigIssue(str(file), _line_of(tuple(err["loc"]), lines), _dotted(tuple(err["loc"])),
-                              err["msg"]) for err in e.errors()]
+        issues = [ConfigIssue(str(file), yamllines.line_of(tuple(err["loc"]), lines),
+                              yamllines.dotted(tuple(err["loc"])), err["msg"]) for err in e.errors()]
         raise ConfigError(issues) from None
     config._origin = _Origin(str(file), lines)
     return config
