@@ -305,18 +305,8 @@ class Catalog:
 # ---------------------------------------------------------------------------- errors
 
 
-@dataclass(frozen=True)
-class RunbookIssue:
-    """One problem in one runbook file: where it is and what is wrong."""
-
-    file: str
-    line: int
-    field: str
-    message: str
-
-    def __str__(self) -> str:
-        where = f"{self.file}:{self.line}" if self.line else self.file
-        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+# One problem in one runbook file: where it is and what is wrong.
+RunbookIssue = yamllines.Issue
 
 
 class RunbookError(Exception):

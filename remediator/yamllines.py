@@ -12,10 +12,25 @@ from dataclasses import dataclass
 
 import yaml
 
-__all__ = ["Duplicate", "Loc", "dotted", "key_lines", "line_of"]
+__all__ = ["Duplicate", "Issue", "Loc", "dotted", "key_lines", "line_of"]
 
 Loc = tuple[str | int, ...]
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One problem in one file, where a person looks for it: `file:line: key.path: message`.
+    Line 0 means no line (the file as a whole); an empty path, no key."""
+
+    file: str
+    line: int
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return ": ".join(p for p in (where, self.path, self.message) if p)
 
 
 @dataclass(frozen=True)

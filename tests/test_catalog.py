@@ -231,7 +231,7 @@ def test_broken_runbook_reports_file_line_and_field(tmp_path: Path, line: int, n
     path = _write(tmp_path, "broken.yaml", _replace_line(VALID, line, new))
     issues = validate_dir(tmp_path)
     assert issues, "the broken runbook passed validation"
-    match = [i for i in issues if i.field == want_field and want_message in i.message]
+    match = [i for i in issues if i.path == want_field and want_message in i.message]
     assert match, f"no issue at {want_field!r} with {want_message!r} in {[str(i) for i in issues]}"
     assert match[0].file == str(path)
     assert match[0].line == want_line, str(match[0])
@@ -244,7 +244,7 @@ def test_empty_action_list(tmp_path: Path) -> None:
     lines = VALID.splitlines(keepends=True)
     _write(tmp_path, "t.yaml", "".join(lines[:2]) + "actions: []\n" + "".join(lines[8:]))
     (issue,) = validate_dir(tmp_path)
-    assert (issue.line, issue.field) == (3, "actions")
+    assert (issue.line, issue.path) == (3, "actions")
     assert "at least 1" in issue.message
 
 
@@ -260,7 +260,7 @@ def test_duplicate_alert_across_files_names_both(tmp_path: Path) -> None:
     first = _write(tmp_path, "a.yaml", VALID)
     second = _write(tmp_path, "b.yaml", "# the same alert again\n" + VALID)
     (issue,) = validate_dir(tmp_path)
-    assert (issue.file, issue.line, issue.field) == (str(second), 2, "alert")
+    assert (issue.file, issue.line, issue.path) == (str(second), 2, "alert")
     assert "duplicate runbook for 'TestAlert'" in issue.message
     assert f"{first}:1" in issue.message
 
@@ -290,7 +290,7 @@ def test_validate_dir_collects_every_problem_in_every_file(tmp_path: Path) -> No
         """)
     _write(tmp_path, "d_dupe.yaml", VALID)
     issues = validate_dir(tmp_path)
-    where = [(Path(i.file).name, i.line, i.field) for i in issues]
+    where = [(Path(i.file).name, i.line, i.path) for i in issues]
     assert where == [
         ("b_syntax.yaml", 2, ""),
         ("c_many.yaml", 4, "actions[0].kind"),

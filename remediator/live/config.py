@@ -187,17 +187,8 @@ class LiveConfig(_Model):
 # ---------------------------------------------------------------------------- errors
 
 
-@dataclass(frozen=True)
-class ConfigIssue:
-    file: str
-    line: int
-    path: str
-    message: str
-
-    def __str__(self) -> str:
-        where = f"{self.file}:{self.line}" if self.line else self.file
-        parts = [p for p in (where, self.path, self.message) if p]
-        return ": ".join(parts)
+# One problem in the configuration: file, line, key path, message.
+ConfigIssue = yamllines.Issue
 
 
 class ConfigError(ValueError):
