@@ -96,12 +96,10 @@ def propose_report(received: list[Any], config: Any, *, proposer_kind: str | Non
                    live: bool, now: float | None = None, kube_api: Any = None) -> dict[str, Any]:
     """The `propose --json` document for these alerts (DESIGN §7), acting on nothing."""
     from remediator.agent import decide
-    from remediator.commands.propose_llm import register_proposers
     from remediator.live.loop import HISTORY_S
     from remediator.live.observer import ObservationError
     from remediator.live.wiring import make_observer, make_proposer, make_ranker, open_ledger
 
-    register_proposers()  # --proposer llm, and semantic matching for the catalog
     now = time.time() if now is None else now
     observer = make_observer(config if live else None, kube_api=kube_api)
     history: list[Any] = []
@@ -311,11 +309,9 @@ def _register_run(app: typer.Typer) -> None:
     def run(config: Annotated[Path, typer.Option("--config", help="the agent's YAML configuration")],
             log_level: Annotated[str, typer.Option("--log-level", help="debug, info, warning")] = "info") -> None:
         """Operator mode: receive Alertmanager webhooks and remediate (receiver + loop, until SIGTERM)."""
-        from remediator.commands.propose_llm import register_proposers
         from remediator.live.config import ConfigError
         from remediator.live.service import Agent
 
-        register_proposers()  # proposer: {kind: llm, ...} in the configuration
         logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         cfg = _config(config)
         try:

@@ -1,16 +1,9 @@
 """Build the live agent's parts from a `LiveConfig`: proposer, ranker, observer, executor, loop.
 
-The proposer is chosen by name through `PROPOSERS`, a registry other adapters extend
-(the LLM proposer registers `llm`)::
-
-    def _llm(settings: dict[str, Any]) -> Proposer:     # settings: the config's proposer.* minus kind
-        from remediator.propose.llm import LLMProposer
-        return LLMProposer(**settings)
-
-    PROPOSERS["llm"] = _llm
-
-`make_proposer(kind, config)` is what `remediator propose --proposer` and `remediator run`
-call; an unknown kind is a `WiringError` listing the known ones.
+Proposers and rankers are chosen by name from their one registry each
+(`remediator.propose.registry`, `remediator.rank.registry`). `make_proposer(kind, config)`
+is what `remediator propose --proposer` and `remediator run` call; an unknown kind is a
+`WiringError` listing the known ones.
 
 What the configuration names but the agent cannot use (a kubeconfig the client cannot
 read, a store that is not SQLite, PromQL templates that do not validate) is a
@@ -31,12 +24,13 @@ from typing import Any
 from remediator.live.config import ConfigError, LiveConfig, parse_yaml
 from remediator.live.ledger import Ledger
 from remediator.live.observer import KubeObjectSource, Observer, PrometheusSource, StaticObjects, load_templates
+from remediator.propose import registry as proposers
 from remediator.propose.base import Proposer
-from remediator.propose.catalog import CatalogProposer
-from remediator.rank import Ranker, registry
+from remediator.rank import Ranker
+from remediator.rank import registry as rankers
 
-__all__ = ["PROPOSERS", "WiringError", "kube_client", "located", "make_observer", "make_proposer", "make_ranker",
-           "open_ledger", "proposer_kinds"]
+__all__ = ["WiringError", "kube_client", "located", "make_observer", "make_proposer", "make_ranker",
+           "open_ledger"]
 
 log = logging.getLogger("remediator.live")
 
@@ -59,40 +53,29 @@ def located(config: LiveConfig, error: WiringError) -> ConfigError:
     return config.error(path, message)
 
 
-def _catalog(settings: dict[str, Any]) -> Proposer:
-    return CatalogProposer()
-
-
-# Proposer kinds by name -> factory(settings from the config's `proposer:` section, minus `kind`).
-PROPOSERS: dict[str, Callable[[dict[str, Any]], Proposer]] = {"catalog": _catalog}
-
-
-def proposer_kinds() -> tuple[str, ...]:
-    return tuple(PROPOSERS)
-
-
 def make_proposer(kind: str | None, config: LiveConfig | None = None) -> Proposer:
-    """The proposer named `kind` (None: the config's `proposer.kind`, else catalog)."""
+    """The proposer named `kind` (None: the config's `proposer.kind`, else catalog); see
+    `remediator.propose.registry`. A problem is a `WiringError` at `proposer.kind` or `proposer`."""
     settings: dict[str, Any] = {}
     if config is not None:
         settings = config.proposer.model_dump()
         kind = kind or str(settings.get("kind") or "catalog")
     settings.pop("kind", None)
     kind = kind or "catalog"
-    factory = PROPOSERS.get(kind)
-    if factory is None:
-        raise WiringError(f"unknown proposer {kind!r}; known: {', '.join(PROPOSERS)}", key="proposer.kind")
+    if kind not in proposers.PROPOSER_KINDS:
+        raise WiringError(f"unknown proposer {kind!r}; known: {', '.join(proposers.PROPOSER_KINDS)}",
+                          key="proposer.kind")
     try:
-        return factory(settings)
-    except WiringError as e:
-        raise WiringError(str(e), key=e.key or "proposer") from e
+        return proposers.make_proposer(kind, settings)
+    except proposers.ProposerConfigError as e:
+        raise WiringError(str(e), key="proposer") from e
 
 
 def make_ranker(name: str = "auto", policy: str | None = None, *, seed: int = 0) -> Ranker:
     """The ranker `remediator.rank.registry` names; a problem is a `WiringError` at its key."""
     try:
-        return registry.make_ranker(name, policy=policy, seed=seed)
-    except registry.RankerError as e:
+        return rankers.make_ranker(name, policy=policy, seed=seed)
+    except rankers.RankerError as e:
         raise WiringError(str(e), key="policy" if e.names_policy else "ranker") from e
 
 

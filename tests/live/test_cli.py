@@ -22,11 +22,13 @@ from typer.testing import CliRunner
 
 from remediator.actions import Action, ActionKind, ObjectRef
 from remediator.cli import app
+from remediator.live.config import LiveConfig
 from remediator.live.executor import KubeExecutor
 from remediator.live.kube import Backoff
 from remediator.live.ledger import Ledger, ReceivedAlert
-from remediator.live.wiring import PROPOSERS, make_proposer
+from remediator.live.wiring import WiringError, make_proposer
 from remediator.propose.catalog import CatalogProposer
+from remediator.propose.registry import PROPOSER_KINDS
 from remediator.snapshot import Alert
 from tests.live.conftest import APP, NS, requires_prometheus, seed_workload, snapshot_for
 from tests.live.sim import incident, manifests, observed_series, prometheus_with
@@ -101,23 +103,22 @@ def test_propose_malformed_payload_exits_2_naming_the_problem(tmp_path: Path, pa
 def test_propose_unknown_proposer_and_missing_file_exit_2(tmp_path: Path) -> None:
     (tmp_path / "a.json").write_text(json.dumps(webhook(am_alert("X", namespace="shop", deployment="cart"))))
     bad = runner.invoke(app, ["propose", "--alert", str(tmp_path / "a.json"), "--proposer", "oracle"])
-    assert bad.exit_code == 2 and "unknown proposer 'oracle'; known: catalog" in bad.stderr
+    assert bad.exit_code == 2 and "unknown proposer 'oracle'; known: catalog, llm" in bad.stderr
     missing = runner.invoke(app, ["propose", "--alert", str(tmp_path / "nope.json")])
     assert missing.exit_code == 2 and "cannot read it" in missing.stderr
 
 
-def test_proposers_are_a_registry_others_extend() -> None:
-    calls: list[dict[str, Any]] = []
-
-    def fake(settings: dict[str, Any]) -> CatalogProposer:
-        calls.append(settings)
-        return CatalogProposer()
-
-    PROPOSERS["test-only"] = fake
-    try:
-        assert isinstance(make_proposer("test-only"), CatalogProposer) and calls == [{}]
-    finally:
-        del PROPOSERS["test-only"]
+def test_one_registry_builds_every_proposer_from_the_configs_settings() -> None:
+    """`remediator propose` and `remediator run` build proposers from remediator.propose.registry,
+    with no registration step to forget: the settings of `proposer:` reach the factory."""
+    assert PROPOSER_KINDS == ("catalog", "llm")
+    plain = make_proposer(None, LiveConfig.model_validate({"proposer": {"kind": "catalog", "semantic": False}}))
+    assert isinstance(plain, CatalogProposer) and plain.matcher is None
+    semantic = make_proposer("catalog", LiveConfig.model_validate({"proposer": {"kind": "catalog", "semantic": True}}))
+    assert isinstance(semantic, CatalogProposer) and semantic.matcher is not None
+    with pytest.raises(WiringError, match="unknown proposer 'oracle'; known: catalog, llm") as err:
+        make_proposer("oracle")
+    assert err.value.key == "proposer.kind"
 
 
 def test_config_errors_exit_2_with_file_line_and_key(tmp_path: Path) -> None:

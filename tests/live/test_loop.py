@@ -541,9 +541,6 @@ def test_an_llm_provider_that_refuses_leaves_its_reason_in_the_ledger(tmp_path: 
         def log_message(self, *args: Any) -> None:
             pass
 
-    from remediator.commands.propose_llm import register_proposers
-
-    register_proposers()  # what the CLI does before `remediator run` builds the agent
     monkeypatch.setenv("REMEDIATOR_WEBHOOK_TOKEN", "hook-token")
     monkeypatch.setenv("OPENAI_API_KEY", "sk-revoked")
     provider = ThreadingHTTPServer(("127.0.0.1", 0), Refusing)
