@@ -20,17 +20,16 @@ from __future__ import annotations
 
 import math
 
-from remediator.actions import Action, ActionKind
+from remediator.actions import PASSIVE_KINDS, Action, ActionKind
 from simulator.cluster import Cluster, Workload, protected
 
-_PASSIVE = {ActionKind.NOOP, ActionKind.ESCALATE}
 _SCALING = (ActionKind.SCALE_OUT, ActionKind.RESTORE_REPLICAS)
 MAX_REPLICAS = 100
 
 
 def unsafe_reason(action: Action, cluster: Cluster) -> str | None:
     """Why executing `action` now would be unsafe on this cluster, or None."""
-    if action.kind in _PASSIVE:
+    if action.kind in PASSIVE_KINDS:
         return None
     w = cluster.focus
     if cluster.namespace == "kube-system" or action.target.namespace == "kube-system":
