@@ -263,20 +263,68 @@ class _Objects:
                 if _meta(rs).get("namespace") == namespace and _owner(rs, "Deployment") == deployment]
 
     def deployment_of_pod(self, namespace: str, pod: str) -> str | None:
+        """The Deployment owning the pod, through its ownerReferences (Pod -> ReplicaSet ->
+        Deployment). A pod owned by anything else (a StatefulSet, a DaemonSet, a Job) has no
+        Deployment. Only an owner-less pod (an offline skeleton) is matched by its name's
+        `<deployment>-<replicaset hash>-<pod hash>` shape, and only to a Deployment observed."""
         obj = self.get("Pod", namespace, pod)
-        if obj is not None:
+        if obj is None:
+            return self._deployment_of_gone_pod(namespace, pod)
+        owners = _meta(obj).get("ownerReferences") or ()
+        if owners:
             rs = _owner(obj, "ReplicaSet")
-            if rs is not None:
-                rs_obj = self.get("ReplicaSet", namespace, rs)
-                if rs_obj is not None and _owner(rs_obj, "Deployment"):
-                    return _owner(rs_obj, "Deployment")
-                return rs.rsplit("-", 1)[0]
-        # kube-state-metrics pod names are <deployment>-<rs hash>-<pod hash>
+            if rs is None:
+                return None
+            rs_obj = self.get("ReplicaSet", namespace, rs)
+            if rs_obj is not None:
+                return _owner(rs_obj, "Deployment")
+            return rs.rsplit("-", 1)[0]  # the ReplicaSet was not read: <deployment>-<pod-template-hash>
         for dep in self.by_kind.get("Deployment", ()):
             name = str(_meta(dep).get("name", ""))
-            if _meta(dep).get("namespace") == namespace and pod.startswith(name + "-"):
+            if _meta(dep).get("namespace") == namespace and _pod_name_of(pod, name):
                 return name
         return None
+
+    def _deployment_of_gone_pod(self, namespace: str, pod: str) -> str | None:
+        """A pod already replaced (a restart, a rollout) still names the ReplicaSet that made it:
+        `<replicaset>-<suffix>`. The ReplicaSet, kept in the rollout history, names the Deployment."""
+        for rs in self.by_kind.get("ReplicaSet", ()):
+            name = str(_meta(rs).get("name", ""))
+            suffix = pod[len(name) + 1:] if pod.startswith(name + "-") else ""
+            if _meta(rs).get("namespace") == namespace and suffix.isalnum() and _owner(rs, "Deployment"):
+                return _owner(rs, "Deployment")
+        return None
+
+    def scrape_target_pod(self, namespace: str, service: str, pod: str) -> bool:
+        """Whether `pod` is the scrape target behind `service` (kube-prometheus-stack leaves the
+        target's `pod` on series that have none of their own, such as node conditions)."""
+        svc = self.get("Service", namespace, service)
+        obj = self.get("Pod", namespace, pod)
+        selector = ((svc or {}).get("spec") or {}).get("selector") or {}
+        labels = (_meta(obj).get("labels") or {}) if obj is not None else {}
+        return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
+
+    def deployment_selected_by(self, namespace: str, service: str) -> str | None:
+        """The one Deployment whose pods the Service's selector selects (None: none, or several)."""
+        svc = self.get("Service", namespace, service)
+        selector = ((svc or {}).get("spec") or {}).get("selector") or {}
+        if not selector:
+            return None
+        matched = [str(_meta(d).get("name")) for d in self.by_kind.get("Deployment", ())
+                   if _meta(d).get("namespace") == namespace
+                   and all(_template_labels(d).get(k) == v for k, v in selector.items())]
+        return matched[0] if len(matched) == 1 else None
+
+
+def _template_labels(dep: K8sObject) -> Mapping[str, str]:
+    return (((dep.get("spec") or {}).get("template") or {}).get("metadata") or {}).get("labels") or {}
+
+
+def _pod_name_of(pod: str, deployment: str) -> bool:
+    """`cart-7d9f8b6c5-x2k4q` is a pod name of Deployment `cart` (ReplicaSet hash, pod suffix)."""
+    rest = pod[len(deployment) + 1:] if pod.startswith(deployment + "-") else ""
+    parts = rest.split("-")
+    return len(parts) == 2 and all(p.isalnum() for p in parts)
 
 
 def resolve_workload(alert: Alert, objects: Iterable[K8sObject]) -> ObjectRef | None:
@@ -285,35 +333,51 @@ def resolve_workload(alert: Alert, objects: Iterable[K8sObject]) -> ObjectRef | 
 
 
 def _resolve(alert: Alert, idx: _Objects) -> ObjectRef | None:
+    """Each label that can name the workload, most explicit first, each checked against the
+    objects; a label that leads nowhere gives way to the next. On kube-prometheus-stack alerts
+    `service`, `job`, `instance` are the scrape target's (kube-state-metrics, the kubelet), so
+    `service` comes last and counts only through a Service's selector when the Service was
+    observed (without it, only a Deployment of that very name)."""
     labels, ns = alert.labels, alert.namespace
-    name: str | None = None
-    known = {str(_meta(d).get("name")) for d in idx.by_kind.get("Deployment", ())
-             if _meta(d).get("namespace") == ns}
-    if "deployment" in labels:
-        name = labels["deployment"]
-    elif "pod" in labels:
-        # Checked before `service`: on kube-prometheus alerts `service` is the scrape
-        # target's Service (kubelet, kube-state-metrics), not the workload.
-        name = idx.deployment_of_pod(ns, labels["pod"]) or (None if known else _guess_from_pod(labels["pod"]))
-    elif "horizontalpodautoscaler" in labels:
-        hpa = idx.get("HorizontalPodAutoscaler", ns, labels["horizontalpodautoscaler"])
-        if hpa is not None:
-            name = (hpa.get("spec") or {}).get("scaleTargetRef", {}).get("name")
-    elif "persistentvolumeclaim" in labels:
-        name = _claimant(idx, ns, labels["persistentvolumeclaim"])
-    elif "service" in labels and (not known or labels["service"] in known):
-        name = labels["service"]
-    elif "node" in labels:
-        name, ns = _most_hurt_on_node(idx, labels["node"])
-    if not name:
-        return None
-    return ObjectRef("Deployment", ns, name)
+    target_pod = bool(labels.get("pod") and labels.get("service")
+                      and idx.scrape_target_pod(ns, labels["service"], labels["pod"]))
+    for clue, find in _CLUES:
+        if clue in ("pod", "service") and target_pod:
+            continue  # the scraper's own pod and Service say nothing about the workload
+        if labels.get(clue):
+            name = find(idx, ns, labels[clue])
+            if name:
+                return ObjectRef("Deployment", ns, name)
+    if labels.get("node"):
+        name, node_ns = _most_hurt_on_node(idx, labels["node"])
+        if name:
+            return ObjectRef("Deployment", node_ns, name)
+    return None
 
 
-def _guess_from_pod(pod: str) -> str | None:
-    """<deployment>-<replicaset hash>-<pod hash>, when no objects say better."""
-    parts = pod.rsplit("-", 2)
-    return parts[0] if len(parts) == 3 and parts[0] else None
+def _named_deployment(idx: _Objects, ns: str, name: str) -> str | None:
+    return name if idx.get("Deployment", ns, name) is not None else None
+
+
+def _hpa_target(idx: _Objects, ns: str, hpa_name: str) -> str | None:
+    hpa = idx.get("HorizontalPodAutoscaler", ns, hpa_name)
+    ref = ((hpa or {}).get("spec") or {}).get("scaleTargetRef") or {}
+    return str(ref["name"]) if ref.get("kind", "Deployment") == "Deployment" and ref.get("name") else None
+
+
+def _service_target(idx: _Objects, ns: str, service: str) -> str | None:
+    if idx.get("Service", ns, service) is not None:
+        return idx.deployment_selected_by(ns, service)
+    return _named_deployment(idx, ns, service)
+
+
+_CLUES: tuple[tuple[str, Callable[[_Objects, str, str], str | None]], ...] = (
+    ("deployment", _named_deployment),
+    ("pod", lambda idx, ns, pod: idx.deployment_of_pod(ns, pod)),
+    ("horizontalpodautoscaler", _hpa_target),
+    ("persistentvolumeclaim", lambda idx, ns, claim: _claimant(idx, ns, claim)),
+    ("service", _service_target),
+)
 
 
 def _claimant(idx: _Objects, ns: str, claim: str) -> str | None:
@@ -645,12 +709,19 @@ _OBJECT_READERS: Mapping[str, Callable[[_Readings, _Scope, Series], None]] = {
 }
 
 
+def _own_pod(s: Series) -> str | None:
+    """The pod a series is about. Object-level families (Deployment, HPA, node, volume) carry
+    no pod of their own: a `pod` label there is the scraping target's, kube-state-metrics' own
+    pod on kube-prometheus-stack, and says nothing about the workload."""
+    return None if s.name in _OBJECT_READERS else s.labels.get("pod")
+
+
 def _concerns(s: Series, scope: _Scope) -> bool:
     """Whether a series is about the scope: its namespace (node conditions are cluster-wide),
     and for a per-pod series one of the workload's pods."""
     if s.labels.get("namespace", scope.ns) != scope.ns and s.name != "kube_node_status_condition":
         return False
-    pod = s.labels.get("pod")
+    pod = _own_pod(s)
     if pod is None:
         return True
     # Without pod objects (offline), the <workload>-... shape is the best evidence.
@@ -663,7 +734,7 @@ def _read(series: Sequence[Series], scope: _Scope, now: float) -> _Readings:
     for s in series:
         if not _concerns(s, scope):
             continue
-        pod = s.labels.get("pod")
+        pod = _own_pod(s)
         if pod is not None:
             r.pods_seen.add(pod)
         r.found.add(s.name)

@@ -191,7 +191,7 @@ class Cluster:
         node = min(schedulable, key=lambda n: (counts[n.name], self.rng.random())).name
         startup = self.rng.uniform(5.0, 20.0)
         suffix = f"{self._pod_seq:05x}"[-5:]
-        return Pod(name=f"{w.name}-{7000 + revision:x}f{revision}-{suffix}", node=node, revision=revision,
+        return Pod(name=f"{replicaset_name(w.name, revision)}-{suffix}", node=node, revision=revision,
                    ready_at=started + startup, mem=w.spec.mem_base * self.rng.uniform(0.9, 1.1),
                    running_since=started + startup)
 
@@ -210,7 +210,7 @@ class Cluster:
         w.revisions.append(rev)
         for pod in w.pods:
             pod.revision = rev.number
-            pod.name = f"{w.name}-{7000 + rev.number:x}f{rev.number}-{pod.name.rsplit('-', 1)[-1]}"
+            pod.name = f"{replicaset_name(w.name, rev.number)}-{pod.name.rsplit('-', 1)[-1]}"
             pod.running_since = max(pod.running_since, rev.created_at)
         return rev
 
@@ -572,9 +572,9 @@ class Cluster:
                          "template": {"metadata": {"labels": {"app": w.name}},
                                       "spec": {"volumes": volumes}}},
             })
-            for rev in w.revisions[-3:]:
+            for rev in w.revisions[-11:]:  # the current one and revisionHistoryLimit (10) more
                 out.append({"kind": "ReplicaSet", "metadata": {
-                    "name": f"{w.name}-{7000 + rev.number:x}f{rev.number}", "namespace": ns,
+                    "name": replicaset_name(w.name, rev.number), "namespace": ns,
                     "creationTimestamp": rev.created_at,
                     "annotations": {REVISION_ANNOTATION: str(rev.number)},
                     "ownerReferences": [{"kind": "Deployment", "name": w.name}]}})
@@ -582,7 +582,7 @@ class Cluster:
                 out.append({"kind": "Pod", "metadata": {
                     "name": pod.name, "namespace": ns,
                     "ownerReferences": [{"kind": "ReplicaSet",
-                                         "name": f"{w.name}-{7000 + pod.revision:x}f{pod.revision}"}]},
+                                         "name": replicaset_name(w.name, pod.revision)}]},
                     "spec": {"nodeName": pod.node},
                     "status": {"conditions": [{"type": "Ready", "status": "True" if pod.ready else "False"}]}})
             if w.hpa_max:
@@ -610,6 +610,11 @@ _ACTIONS: dict[ActionKind, Callable[[Cluster, Action, Workload], bool]] = {
     ActionKind.CORDON_DRAIN_NODE: Cluster._cordon_drain,
     ActionKind.EXPAND_VOLUME: Cluster._expand_volume,
 }
+
+
+def replicaset_name(workload: str, revision: int) -> str:
+    """The ReplicaSet of a workload's revision: `<workload>-<pod-template-hash>` as Kubernetes names it."""
+    return f"{workload}-{7000 + revision:x}f{revision}"
 
 
 def protected(w: Workload) -> bool:

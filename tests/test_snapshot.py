@@ -153,9 +153,9 @@ def test_scrape_service_label_does_not_name_the_workload() -> None:
     """kube-prometheus alerts carry service="kubelet" (the scrape target); the pod decides."""
     alert = Alert("CPUThrottlingHigh", {"namespace": NS, "pod": "cart-bbb-1", "service": "kubelet"})
     assert resolve_workload(alert, _objects()) == ObjectRef("Deployment", NS, "cart")
-    # Without any objects the pod name's <deployment>-<rs>-<pod> shape is the best guess.
+    # Without the objects nothing is guessed from the name: unknown means escalate.
     bare = Alert("CPUThrottlingHigh", {"namespace": NS, "pod": "cart-7d4b9c-x2x9z", "service": "kubelet"})
-    assert resolve_workload(bare, []) == ObjectRef("Deployment", NS, "cart")
+    assert resolve_workload(bare, []) is None
 
 
 # ---------------------------------------------------------------------------- scope comes from the cluster
@@ -214,3 +214,84 @@ def test_the_snapshot_lists_every_pod_a_drain_would_evict_with_its_owners_labels
     assert evicted == {"Pod/kube-system/coredns-abc-1": {"k8s-app": "kube-dns"},
                        f"Pod/{NS}/cart-bbb-0": {"app": "cart"}}
     assert snap.dependency_labels == {"redis": {}}
+
+
+# ---------------------------------------------------------------------------- kube-prometheus-stack's dialect
+
+KSM_TARGET = {"service": "kube-prometheus-stack-kube-state-metrics", "job": "kube-state-metrics",
+              "endpoint": "http", "instance": "10.244.1.7:8080"}
+KSM_POD = "kube-prometheus-stack-kube-state-metrics-6d8f9c7b5-q2w3e"
+
+
+def _with_statefulset_and_services() -> list[dict]:
+    """The cart objects (with a Deployment named redis) plus StatefulSet pod redis-0, and a
+    Service `cart-external` selecting cart's pods."""
+    redis_pod = {"kind": "Pod", "metadata": {"name": "redis-0", "namespace": NS,
+                                             "ownerReferences": [{"kind": "StatefulSet", "name": "redis"}]},
+                 "spec": {"nodeName": "node-0"}}
+    svc = {"kind": "Service", "metadata": {"name": "cart-external", "namespace": NS},
+           "spec": {"selector": {"app": "cart"}}}
+    return [*_objects(), redis_pod, svc]
+
+
+def test_kube_prometheus_stack_alert_labels_resolve_through_the_cluster() -> None:
+    objects = _with_statefulset_and_services()
+    crash = Alert("KubePodCrashLooping", {"namespace": NS, "pod": "cart-bbb-0", "container": "app", **KSM_TARGET})
+    assert resolve_workload(crash, objects) == ObjectRef("Deployment", NS, "cart")
+    hpa = Alert("KubeHpaMaxedOut", {"namespace": NS, "horizontalpodautoscaler": "cart-hpa", **KSM_TARGET})
+    assert resolve_workload(hpa, objects) == ObjectRef("Deployment", NS, "cart")
+    # A StatefulSet's pod is no Deployment's, whatever the names say: escalate, never guess.
+    sts = Alert("KubePodCrashLooping", {"namespace": NS, "pod": "redis-0", **KSM_TARGET})
+    assert resolve_workload(sts, objects) is None
+    # A Service counts through its selector, not its name.
+    slo = Alert("ServiceErrorBudgetBurn", {"namespace": NS, "service": "cart-external"})
+    assert resolve_workload(slo, objects) == ObjectRef("Deployment", NS, "cart")
+    # The scrape target's Service is no workload's.
+    assert resolve_workload(Alert("KubeDeploymentReplicasMismatch", {"namespace": NS, **KSM_TARGET}), objects) is None
+
+
+def test_object_series_count_whatever_pod_label_the_scrape_target_added() -> None:
+    """On kube-prometheus-stack kube_deployment_*, kube_horizontalpodautoscaler_* and
+    kube_node_status_condition carry kube-state-metrics' own `pod`: it neither hides the
+    series nor becomes one of the workload's pods."""
+    relabelled = [Series(s.name, {**s.labels, "pod": KSM_POD, **KSM_TARGET}, s.points)
+                  if s.name.startswith(("kube_deployment_", "kube_horizontalpodautoscaler_", "kube_node_status"))
+                  else s for s in _series()]
+    alert = Alert("KubePodCrashLooping", {"namespace": NS, "pod": "cart-bbb-0"}, starts_at=NOW - 60)
+    plain = build_snapshot(alert, _series(), _objects(), now=NOW)
+    snap = build_snapshot(alert, relabelled, _objects(), now=NOW)
+    assert snap.signals == plain.signals and snap.pods == plain.pods and KSM_POD not in snap.pods
+    assert snap.signals.available_replicas == 1 and snap.signals.hpa_max == 4 and snap.signals.node_ready == 0.0
+
+
+def _ksm() -> list[dict]:
+    """kube-state-metrics as kube-prometheus-stack deploys it, in `monitoring`, on node-0."""
+    sel = {"app.kubernetes.io/name": "kube-state-metrics"}
+    return [
+        {"kind": "Service", "metadata": {"name": KSM_TARGET["service"], "namespace": "monitoring"},
+         "spec": {"selector": sel}},
+        {"kind": "Deployment", "metadata": {"name": KSM_TARGET["service"], "namespace": "monitoring"},
+         "spec": {"template": {"metadata": {"labels": sel}}}},
+        {"kind": "ReplicaSet", "metadata": {"name": KSM_POD.rsplit("-", 1)[0], "namespace": "monitoring",
+                                            "ownerReferences": [{"kind": "Deployment",
+                                                                 "name": KSM_TARGET["service"]}]}},
+        {"kind": "Pod", "metadata": {"name": KSM_POD, "namespace": "monitoring", "labels": sel,
+                                     "ownerReferences": [{"kind": "ReplicaSet",
+                                                          "name": KSM_POD.rsplit("-", 1)[0]}]},
+         "spec": {"nodeName": "node-0"}},
+    ]
+
+
+def test_a_node_alert_is_not_about_the_scraper_whose_labels_it_carries() -> None:
+    """KubeNodeNotReady on kube-prometheus-stack: `namespace`/`pod`/`service` are kube-state-metrics'
+    own; the workload is the one on the node, not kube-state-metrics."""
+    alert = Alert("KubeNodeNotReady", {"node": "node-1", "namespace": "monitoring", "pod": KSM_POD, **KSM_TARGET})
+    assert resolve_workload(alert, [*_objects(), *_ksm()]) == ObjectRef("Deployment", NS, "cart")
+
+
+def test_a_pod_replaced_since_the_alert_still_names_its_workload_through_its_replicaset() -> None:
+    """After a restart the alerted pod is gone; the ReplicaSet that made it is in the history."""
+    gone = Alert("KubePodCrashLooping", {"namespace": NS, "pod": "cart-aaa-x7k2p"})
+    assert resolve_workload(gone, _objects()) == ObjectRef("Deployment", NS, "cart")
+    assert resolve_workload(Alert("KubePodCrashLooping", {"namespace": NS, "pod": "cart-zzz-x7k2p"}),
+                            _objects()) is None  # no ReplicaSet made it: unknown

@@ -346,37 +346,39 @@ class KubeObjectSource:
         result = self._call(what, call)
         return [self._dict(i, kind, api_version) for i in (result.items if result is not None else [])]
 
-    def _deployment_name(self, alert: Alert) -> str | None:
+    def _deployment_name(self, alert: Alert, found: list[dict[str, Any]]) -> str | None:
+        """Read what each of the alert's labels points at into `found`, then let the core decide
+        (`resolve_workload`: most explicit label first, each checked against these objects)."""
         labels, ns = alert.labels, alert.namespace
+        if not ns:
+            return None
+
+        def read(kind: str, api_version: str, call: Callable[[], Any]) -> dict[str, Any] | None:
+            model = self._call(f"read {kind} {ns}", call)
+            obj = self._dict(model, kind, api_version) if model is not None else None
+            if obj is not None:
+                found.append(obj)
+            return obj
+
         if labels.get("deployment"):
-            return labels["deployment"]
+            read("Deployment", "apps/v1", lambda: self.apps.read_namespaced_deployment(labels["deployment"], ns))
+        if labels.get("pod"):
+            pod = read("Pod", "v1", lambda: self.core.read_namespaced_pod(labels["pod"], ns))
+            rs_name = _owner_name(pod, "ReplicaSet") if pod is not None else None
+            if rs_name:
+                read("ReplicaSet", "apps/v1", lambda: self.apps.read_namespaced_replica_set(rs_name, ns))
+        if labels.get("horizontalpodautoscaler"):
+            read("HorizontalPodAutoscaler", "autoscaling/v2",
+                 lambda: self.autoscaling.read_namespaced_horizontal_pod_autoscaler(
+                     labels["horizontalpodautoscaler"], ns))
         if labels.get("service"):
-            return labels["service"]
-        if labels.get("pod") and ns:
-            pod = self._call(f"read pod {ns}/{labels['pod']}",
-                             lambda: self.core.read_namespaced_pod(labels["pod"], ns))
-            rs_name = _owner_name(self._dict(pod, "Pod", "v1"), "ReplicaSet") if pod is not None else None
-            if rs_name is None:
-                return None
-            rs = self._call(f"read replicaset {ns}/{rs_name}",
-                            lambda: self.apps.read_namespaced_replica_set(rs_name, ns))
-            return _owner_name(self._dict(rs, "ReplicaSet", "apps/v1"), "Deployment") if rs is not None else None
-        if labels.get("horizontalpodautoscaler") and ns:
-            hpa = self._call("read hpa", lambda: self.autoscaling.read_namespaced_horizontal_pod_autoscaler(
-                labels["horizontalpodautoscaler"], ns))
-            if hpa is None:
-                return None
-            ref = (self._dict(hpa, "HorizontalPodAutoscaler", "autoscaling/v2").get("spec") or {}).get(
-                "scaleTargetRef") or {}
-            return str(ref.get("name")) if ref.get("kind") == "Deployment" else None
-        if labels.get("persistentvolumeclaim") and ns:
-            claim = labels["persistentvolumeclaim"]
-            for dep in self._items("list deployments", lambda: self.apps.list_namespaced_deployment(ns),
-                                   "Deployment", "apps/v1"):
-                volumes = (((dep.get("spec") or {}).get("template") or {}).get("spec") or {}).get("volumes") or ()
-                if any((v.get("persistentVolumeClaim") or {}).get("claimName") == claim for v in volumes):
-                    return str(dep["metadata"]["name"])
-        return None
+            read("Service", "v1", lambda: self.core.read_namespaced_service(labels["service"], ns))
+        if labels.get("persistentvolumeclaim") or labels.get("service"):
+            # The claim's workload mounts it; the Service's workload matches its selector.
+            found.extend(self._items("list deployments", lambda: self.apps.list_namespaced_deployment(ns),
+                                     "Deployment", "apps/v1"))
+        ref = resolve_workload(alert, found)
+        return ref.name if ref is not None else None
 
     def fetch(self, alert: Alert) -> list[dict[str, Any]]:
         ns = alert.namespace
@@ -391,7 +393,9 @@ class KubeObjectSource:
                     seen.add(key)
                     objects.append(o)
 
-        name = self._deployment_name(alert)
+        clues: list[dict[str, Any]] = []
+        name = self._deployment_name(alert, clues)
+        add(clues)  # build_snapshot resolves on the same evidence
         scanned: set[str] = set()
         if not name and alert.labels.get("node"):
             # A node alert: the workload is the one most hurt on the node, as build_snapshot decides.

@@ -10,7 +10,7 @@ from enum import Enum
 from typing import ClassVar
 
 from remediator.actions import ActionKind
-from simulator.cluster import Cluster, Workload
+from simulator.cluster import Cluster, Workload, replicaset_name
 from simulator.topology import ServiceSpec
 
 A = ActionKind
@@ -62,7 +62,9 @@ class Fault(ABC):
 
 def worst_pod(w: Workload) -> str:
     pods = sorted(w.pods, key=lambda p: (p.ready, -p.restarts, p.name))
-    return pods[0].name if pods else f"{w.name}-0"
+    # With no pod left, the alert names the last one the current ReplicaSet made, as a real
+    # alert still firing for a pod that is gone does.
+    return pods[0].name if pods else f"{replicaset_name(w.name, w.current.number)}-00000"
 
 
 def pod_alert(cluster: Cluster, name: str) -> tuple[str, dict[str, str]]:
