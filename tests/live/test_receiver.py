@@ -339,8 +339,13 @@ def test_lone_surrogates_are_a_400_with_the_reason_and_siblings_are_stored(serve
 
 
 def test_a_bad_alert_never_costs_an_innocent_concurrent_request(server: ReceiverServer, ledger: Ledger) -> None:
-    """The red team's run: hostile payloads among 180 innocent concurrent ones; every innocent one is a 200."""
+    """The red team's run: hostile payloads among 180 innocent concurrent ones; every innocent one is a 200.
+
+    The senders behave as Alertmanager does: a 503 (the worker pool is full) or a connection the
+    full server closed is retried. That is load, not a sibling's fault; no answer is ever a 500.
+    """
     statuses: dict[str, list[int]] = {"innocent": [], "hostile": []}
+    every: list[int] = []
     lock = threading.Lock()
 
     def send(kind: str, i: int) -> None:
@@ -348,7 +353,17 @@ def test_a_bad_alert_never_costs_an_innocent_concurrent_request(server: Receiver
             body = payload(alert(pod=f"cart-{i}"))
         else:
             body = payload(alert(pod=f"evil-{i}\ud800"), alert("KubeHpaMaxedOut", pod=f"sibling-{i}"))
-        status, _ = post(server, body)
+        status = 0
+        for attempt in range(40):
+            try:
+                status, _ = post(server, body)
+            except (OSError, http.client.HTTPException):  # refused or reset while the pool was full
+                status = 0
+            with lock:
+                every.append(status)
+            if status not in (0, 503):
+                break
+            time.sleep(0.02 * (attempt + 1))
         with lock:
             statuses[kind].append(status)
 
@@ -360,6 +375,7 @@ def test_a_bad_alert_never_costs_an_innocent_concurrent_request(server: Receiver
         t.join()
     assert statuses["innocent"] == [200] * 180
     assert statuses["hostile"] == [400] * 20
+    assert 500 not in every
     names = [i.alert.name for i in ledger.incidents(limit=1000)]
     assert ledger.alert_counts()["alerts"] == 200  # the innocent ones and every valid sibling
     assert names.count("KubeHpaMaxedOut") == 10 and "KubePodCrashLooping" in names  # siblings: per-source cap
