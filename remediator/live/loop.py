@@ -1,8 +1,9 @@
 """The live loop: observe -> propose -> rank -> guard -> execute -> verify, one step at a time.
 
 Every incident is a small state machine kept in the ledger, not in memory, so a restart
-picks up where the last process stopped. `Loop.tick(now)` advances every incident that is
-due by one step:
+picks up where the last process stopped. `Loop.tick(now)` advances the next few due
+incidents (`Ledger.due_incidents`: a handful per tick, taking turns by source so that a flood
+cannot starve a fresh incident; the worker ticks again at once while more are due) by one step:
 
 1. past the horizon (default 30 min after the alert): close as `failed`, escalate;
 2. observe; when Prometheus or the API server is down, or the data are stale, record why
