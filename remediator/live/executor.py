@@ -216,13 +216,16 @@ class KubeExecutor:
         context = {"reason": reason, "alert": snapshot.alert.name, "incident": incident_id}
         try:
             plan, inverse = self._plan(action, snapshot, key)
-        except (PlanError, ParamError, KubeError) as e:
+        except Exception as e:  # noqa: BLE001 - every planning failure is a failed execution, never a raise
+            why = str(e) if isinstance(e, (PlanError, ParamError, KubeError)) else _api_message(e)
+            if not isinstance(e, (PlanError, ParamError, KubeError)) and status_of(e) is None:
+                why = f"{type(e).__name__}: {why}"
             exec_id = self.ledger.record_intent(
                 incident_id=incident_id, candidate_id=candidate_id, action=action, key=key, dry_run=dry,
-                plan={"error": str(e), "context": context}, inverse=None, reversible=False,
+                plan={"error": why, "context": context}, inverse=None, reversible=False,
                 inverse_note="never ran", workload_key=_workload_key(action, snapshot))
-            self.ledger.finish_execution(exec_id, "failed", error=f"cannot plan: {e}")
-            return ExecutionResult(exec_id, key, action, "failed", dry, error=f"cannot plan: {e}")
+            self.ledger.finish_execution(exec_id, "failed", error=f"cannot plan: {why}")
+            return ExecutionResult(exec_id, key, action, "failed", dry, error=f"cannot plan: {why}")
         plan["context"] = context
         exec_id = self.ledger.record_intent(
             incident_id=incident_id, candidate_id=candidate_id, action=action, key=key, dry_run=dry, plan=plan,

@@ -363,3 +363,25 @@ def test_plans_that_cannot_run_are_recorded_as_failed(kube: KubeServer, ledger: 
     assert "sets a memory limit" in (memory.error or "")
     assert [e.state for e in ledger.executions()] == ["failed", "failed"]
     assert not kube.requests("PATCH")
+
+
+@pytest.mark.parametrize(("status", "kind", "path"), [
+    (403, A.RESTART_ROLLOUT, f"/apis/apps/v1/namespaces/{NS}/deployments/{APP}"),
+    (404, A.ROLLBACK_ROLLOUT, f"/apis/apps/v1/namespaces/{NS}/replicasets"),
+    (403, A.CORDON_DRAIN_NODE, "/api/v1/pods"),
+])
+def test_api_errors_while_planning_are_failed_executions(kube: KubeServer, ledger: Ledger, status: int,
+                                                         kind: ActionKind, path: str) -> None:
+    seeded = seed_workload(kube)
+    target = ObjectRef("Node", "", "node-a") if kind is A.CORDON_DRAIN_NODE else CART
+    fault = kube.inject_fault(status, times=1, method="GET", path=path, message=f"injected {status} while planning")
+    executor = _executor(kube, ledger)
+
+    result = executor.execute(Action(kind, target), snapshot_for(pods=tuple(p["metadata"]["name"]
+                                                                            for p in seeded["pods"])))
+
+    assert len(fault.hits) == 1
+    assert result.state == "failed" and result.error == f"cannot plan: {status} injected {status} while planning"
+    row = ledger.execution(result.execution_id)
+    assert row is not None and row.state == "failed" and row.error == result.error
+    assert not kube.requests("PATCH") and not kube.requests("POST", "/api/v1/namespaces/*/pods/*/eviction")
