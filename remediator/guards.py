@@ -25,7 +25,7 @@ How `judge` decides:
 1. `noop` and `escalate` (`PASSIVE_KINDS`) change nothing and are always allowed, even in
    a denied namespace or on a protected workload.
 2. The deny guards of `GUARDS` run in a fixed order — namespace, protected, freeze,
-   circuit_breaker, scope, bounds, precondition, pdb, cooldown, target_budget,
+   circuit_breaker, scope, hpa, bounds, precondition, pdb, cooldown, target_budget,
    global_budget — and the first deny wins. Policy that makes an action impossible comes
    before timing that merely makes it early, so a reason never says "wait" about an action
    that would never be allowed.
@@ -598,6 +598,32 @@ def scope_guard(action: Action, snapshot: Snapshot, history: Sequence[Executed],
     return None if problem is None else _deny("scope", problem)
 
 
+@_active_only
+def hpa_guard(action: Action, snapshot: Snapshot, history: Sequence[Executed],
+              policy: GuardPolicy, now: float) -> Verdict | None:
+    """`scale_out` and `restore_replicas` are refused while an HPA scales the workload: the HPA
+    sets `spec.replicas` itself at its next sync, so a direct scale is undone within a minute.
+    The lever is the HPA's bounds, `raise_hpa_max`.
+
+    An HPA is present when the snapshot names one or `signals.hpa_present` says so. A workload at
+    0 replicas is the exception: the HPA stops scaling a target at zero ("scaling is disabled
+    since the replica count of the target is zero"), so a scale from 0 brings it back and hands
+    it to the HPA again. An unknown replica count (NaN) counts as above zero. It runs before
+    `bounds`: no parameter would make such a scale stick.
+    """
+    if action.kind not in (ActionKind.SCALE_OUT, ActionKind.RESTORE_REPLICAS):
+        return None
+    s = snapshot.signals
+    if snapshot.hpa is None and not s.hpa_present > 0:
+        return None
+    if s.desired_replicas == 0:
+        return None
+    hpa = snapshot.hpa or "its HorizontalPodAutoscaler"
+    bound = f" (maxReplicas {_n(s.hpa_max)})" if math.isfinite(s.hpa_max) and s.hpa_max > 0 else ""
+    return _deny("hpa", f"{snapshot.workload or action.target} is scaled by {hpa}{bound}, which would reset a "
+                        f"direct {action.kind.value} at its next sync; use raise_hpa_max on {hpa} instead")
+
+
 def _bounds(action: Action, snapshot: Snapshot, policy: GuardPolicy) -> str | None:
     kind, s = action.kind, snapshot.signals
     if kind in (ActionKind.RAISE_MEMORY_LIMIT, ActionKind.RAISE_CPU_LIMIT, ActionKind.EXPAND_VOLUME):
@@ -741,6 +767,7 @@ GUARDS: tuple[Guard, ...] = (
     freeze_guard,
     circuit_breaker_guard,
     scope_guard,
+    hpa_guard,
     bounds_guard,
     precondition_guard,
     pdb_guard,

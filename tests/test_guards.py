@@ -55,6 +55,7 @@ DEFAULT_PARAMS: dict[ActionKind, dict[str, Any]] = {
     K.RAISE_HPA_MAX: {"factor": 2.0},
     K.EXPAND_VOLUME: {"factor": 1.5},
 }
+DIRECT_SCALES = (K.SCALE_OUT, K.RESTORE_REPLICAS)
 ACTIVE_KINDS = [k for k in ACTION_KINDS if k not in PASSIVE_KINDS]
 # No approval step, so that a test sees the deny guards alone.
 OPEN = GuardPolicy(approval_risk=None)
@@ -64,14 +65,16 @@ def snap(
     workload: ObjectRef | None = CART,
     labels: dict[str, str] | None = None,
     namespace: str | None = None,
+    hpa: bool = True,
     **signals: float,
 ) -> Snapshot:
-    """The cart incident: 3 replicas (baseline 4), an HPA at max 5, a PVC, a PDB allowing 1."""
+    """The cart incident: 3 replicas (baseline 4), an HPA at max 5 (none with `hpa=False`), a PVC,
+    a PDB allowing 1."""
     values: dict[str, float] = dict(
         desired_replicas=3,
         baseline_replicas=4,
-        hpa_present=1,
-        hpa_max=5,
+        hpa_present=1 if hpa else 0,
+        hpa_max=5 if hpa else 0,
         pvc_present=1,
         has_previous_revision=1,
         pdb_disruptions_allowed=1,
@@ -88,7 +91,7 @@ def snap(
         signals=Signals(**values),
         node=NODE.name,
         pods=(POD.name, POD2.name) if workload else (),
-        hpa=dataclasses.replace(HPA, namespace=ns) if workload else None,
+        hpa=dataclasses.replace(HPA, namespace=ns) if workload and hpa else None,
         pvc=dataclasses.replace(PVC, namespace=ns) if workload else None,
         dependencies=(dataclasses.replace(DB, namespace=ns),) if workload else (),
         workload_labels=labels or {},
@@ -113,7 +116,9 @@ def verdict(
     policy: GuardPolicy = OPEN,
     now: float = NOW,
 ) -> Verdict:
-    return judge(action, snapshot or snap(), history or [], policy, now)
+    """The default incident has an HPA, except for the direct scales, which the hpa guard refuses
+    under one (see the hpa tests): for them it is the cart incident without its HPA."""
+    return judge(action, snapshot or snap(hpa=action.kind not in DIRECT_SCALES), history or [], policy, now)
 
 
 def assert_allowed(v: Verdict) -> None:
@@ -155,6 +160,7 @@ def test_guard_order_is_fixed() -> None:
         "freeze_guard",
         "circuit_breaker_guard",
         "scope_guard",
+        "hpa_guard",
         "bounds_guard",
         "precondition_guard",
         "pdb_guard",
@@ -621,7 +627,7 @@ def test_scale_out_max_replicas() -> None:
 
 def test_scale_out_factor_is_checked_after_rounding_up() -> None:
     policy = GuardPolicy(max_scale_factor=1.5, approval_risk=None)
-    assert_allowed(verdict(act(K.SCALE_OUT, factor=1.5), snap(desired_replicas=4), policy=policy))
+    assert_allowed(verdict(act(K.SCALE_OUT, factor=1.5), snap(desired_replicas=4, hpa=False), policy=policy))
     assert_denied(
         verdict(act(K.SCALE_OUT, factor=1.5), policy=policy),
         "bounds",
@@ -630,19 +636,19 @@ def test_scale_out_factor_is_checked_after_rounding_up() -> None:
 
 
 def test_scale_out_from_zero_and_from_unknown() -> None:
-    assert_allowed(verdict(act(K.SCALE_OUT, replicas=2), snap(desired_replicas=0)))
+    assert_allowed(verdict(act(K.SCALE_OUT, replicas=2), snap(desired_replicas=0, hpa=False)))
     assert_denied(
-        verdict(act(K.SCALE_OUT, replicas=3), snap(desired_replicas=0)),
+        verdict(act(K.SCALE_OUT, replicas=3), snap(desired_replicas=0, hpa=False)),
         "bounds",
         "scale_out from 0 to 3 replicas is a factor of 3, above max_scale_factor 2",
     )
     assert_denied(
-        verdict(act(K.SCALE_OUT, factor=2.0), snap(desired_replicas=0)),
+        verdict(act(K.SCALE_OUT, factor=2.0), snap(desired_replicas=0, hpa=False)),
         "bounds",
         "scale_out from 0 to 0 replicas is not an increase",
     )
     assert_denied(
-        verdict(act(K.SCALE_OUT, replicas=4), snap(desired_replicas=math.nan)),
+        verdict(act(K.SCALE_OUT, replicas=4), snap(desired_replicas=math.nan, hpa=False)),
         "bounds",
         "scale_out the current replica count is unknown (nan)",
     )
@@ -814,6 +820,46 @@ def test_pdb_does_not_concern_other_kinds() -> None:
     assert_allowed(verdict(act(K.RESTART_ROLLOUT), snap(pdb_disruptions_allowed=0)))
 
 
+# ---------------------------------------------------------------------------- hpa
+
+
+def _hpa_reason(kind: ActionKind, bound: str = " (maxReplicas 5)", hpa: str = str(HPA)) -> str:
+    return (f"Deployment/shop/cart is scaled by {hpa}{bound}, which would reset a direct {kind.value} "
+            f"at its next sync; use raise_hpa_max on {hpa} instead")
+
+
+@pytest.mark.parametrize("kind", DIRECT_SCALES)
+def test_a_direct_scale_under_an_hpa_is_denied_and_points_to_raise_hpa_max(kind: ActionKind) -> None:
+    assert_denied(verdict(act(kind), snap()), "hpa", _hpa_reason(kind))
+    assert_allowed(verdict(act(kind), snap(hpa=False)))
+
+
+@pytest.mark.parametrize("kind", DIRECT_SCALES)
+def test_an_hpa_is_present_when_either_the_snapshot_or_the_signals_say_so(kind: ActionKind) -> None:
+    only_object = dataclasses.replace(snap(), signals=snap(hpa=False).signals)
+    assert_denied(verdict(act(kind), only_object), "hpa", _hpa_reason(kind, bound=""))
+    only_signal = dataclasses.replace(snap(hpa=False), signals=snap().signals)
+    assert_denied(
+        verdict(act(kind), only_signal), "hpa", _hpa_reason(kind, hpa="its HorizontalPodAutoscaler")
+    )
+
+
+def test_the_hpa_guard_allows_a_scale_from_zero_and_denies_an_unknown_count() -> None:
+    """At 0 replicas the HPA is disabled: the scale brings the workload back and hands it over."""
+    assert_allowed(verdict(act(K.RESTORE_REPLICAS, replicas=4), snap(desired_replicas=0)))
+    assert_allowed(verdict(act(K.SCALE_OUT, replicas=2), snap(desired_replicas=0)))
+    assert_denied(verdict(act(K.SCALE_OUT, replicas=2), snap(desired_replicas=1)), "hpa", _hpa_reason(K.SCALE_OUT))
+    assert_denied(
+        verdict(act(K.SCALE_OUT, replicas=2), snap(desired_replicas=math.nan)), "hpa", _hpa_reason(K.SCALE_OUT)
+    )
+
+
+def test_the_hpa_guard_comes_before_bounds_and_leaves_other_kinds_alone() -> None:
+    assert_denied(verdict(act(K.SCALE_OUT, replicas=1000), snap()), "hpa", _hpa_reason(K.SCALE_OUT))
+    assert_allowed(verdict(act(K.RAISE_HPA_MAX), snap()))
+    assert_allowed(verdict(act(K.RESTART_ROLLOUT), snap()))
+
+
 # ---------------------------------------------------------------------------- cooldown
 
 
@@ -851,7 +897,12 @@ def test_cooldown_names_the_latest_action() -> None:
 def test_cooldown_treats_the_workload_and_its_objects_as_one_target(
     earlier: Action, now_kind: ActionKind
 ) -> None:
-    assert_denied(verdict(act(now_kind), history=[done(earlier, 60)]), "cooldown")
+    entry = done(earlier, 60)
+    if now_kind is K.SCALE_OUT:
+        # Judged without an HPA (the hpa guard refuses a direct scale under one): an earlier
+        # raise_hpa_max is tied to the workload by the key recorded when it ran.
+        entry = Executed.record(earlier, snap(), NOW - 60)
+    assert_denied(verdict(act(now_kind), history=[entry]), "cooldown")
 
 
 def test_cooldown_is_per_target() -> None:
@@ -1030,13 +1081,14 @@ def test_first_deny_in_guard_order_wins() -> None:
     assert_denied(verdict(bad, snap(namespace="kube-system", labels=protected), history), "namespace")
     assert_denied(verdict(bad, snap(labels=protected), history), "protected")
     assert_denied(verdict(bad, snap(), history), "circuit_breaker")
-    assert_denied(verdict(bad, snap(), history[:1]), "bounds")
-    assert_denied(verdict(act(K.SCALE_OUT), snap(), history[:1]), "cooldown")
+    assert_denied(verdict(bad, snap(), history[:1]), "hpa")
+    assert_denied(verdict(bad, snap(hpa=False), history[:1]), "bounds")
+    assert_denied(verdict(act(K.SCALE_OUT), snap(hpa=False), history[:1]), "cooldown")
 
 
 def test_judge_all_judges_each_candidate_alone() -> None:
     candidates = [act(K.SCALE_OUT), act(K.NOOP), act(K.SCALE_OUT, replicas=99), act(K.CORDON_DRAIN_NODE)]
-    verdicts = judge_all(candidates, snap(), [], GuardPolicy(), NOW)
+    verdicts = judge_all(candidates, snap(hpa=False), [], GuardPolicy(), NOW)
     assert [v.decision for v in verdicts] == [
         Decision.ALLOW,
         Decision.ALLOW,

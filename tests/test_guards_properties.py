@@ -107,7 +107,7 @@ class State:
     hpa_max: dict[str, int] = field(default_factory=lambda: {w.name: 5 for w in WORLD})
 
 
-def snapshot_of(w: Workload, state: State, now: float, pdb: float) -> Snapshot:
+def snapshot_of(w: Workload, state: State, now: float, pdb: float, hpa: bool = True) -> Snapshot:
     return Snapshot(
         alert=Alert(
             "KubePodCrashLooping", {"namespace": w.namespace, "deployment": w.name}, starts_at=now - 60
@@ -117,15 +117,15 @@ def snapshot_of(w: Workload, state: State, now: float, pdb: float) -> Snapshot:
         signals=Signals(
             desired_replicas=state.desired[w.name],
             baseline_replicas=4,
-            hpa_present=1,
-            hpa_max=state.hpa_max[w.name],
+            hpa_present=1 if hpa else 0,
+            hpa_max=state.hpa_max[w.name] if hpa else 0,
             pvc_present=1,
             has_previous_revision=1,
             pdb_disruptions_allowed=pdb,
         ),
         node=w.node,
         pods=w.pods,
-        hpa=w.hpa,
+        hpa=w.hpa if hpa else None,
         pvc=w.pvc,
         dependencies=tuple(ObjectRef("Deployment", w.namespace, d) for d in w.deps),
         workload_labels={PROTECTED: "true"} if w.protected else {"app": w.name},
@@ -281,6 +281,7 @@ class Run:
     planned: int | None
     succeeded: bool | None
     entry: Executed  # what the loop appended to the history
+    hpa: bool  # an HPA scaled the workload  # what the loop appended to the history
 
 
 def check_verdict(v: Verdict, policy: GuardPolicy) -> None:
@@ -301,7 +302,10 @@ def simulate(steps: Sequence[Step], policy: GuardPolicy) -> tuple[list[Run], lis
     for step in steps:
         now += step.dt
         w = WORLD[step.workload]
-        snapshot = snapshot_of(w, state, now, step.pdb)
+        # Half the direct scales meet an HPA (the hpa guard refuses them), half none (so that
+        # their bounds are reached); every other kind sees the HPA.
+        hpa = step.kind not in (K.SCALE_OUT, K.RESTORE_REPLICAS) or step.pick % 2 == 1
+        snapshot = snapshot_of(w, state, now, step.pdb, hpa)
         target = step.foreign or own_target(step.kind, w, step.pick)
         action = Action(step.kind, target, step.params)
         v = judge(action, snapshot, tuple(history), policy, now)
@@ -316,7 +320,7 @@ def simulate(steps: Sequence[Step], policy: GuardPolicy) -> tuple[list[Run], lis
         if step.kind in (K.SCALE_OUT, K.RESTORE_REPLICAS, K.RAISE_HPA_MAX):
             planned = planned_replicas(action, snapshot)
             (state.hpa_max if step.kind is K.RAISE_HPA_MAX else state.desired)[w.name] = planned
-        runs.append(Run(action, now, w, same_target(action, w), current, planned, step.outcome, history[-1]))
+        runs.append(Run(action, now, w, same_target(action, w), current, planned, step.outcome, history[-1], hpa))
     return runs, verdicts
 
 
@@ -346,8 +350,10 @@ def check_runs(runs: list[Run], policy: GuardPolicy) -> None:
         for earlier, later in zip(rs, rs[1:], strict=False):
             assert later.at - earlier.at >= policy.cooldown_s, (key, earlier.at, later.at)
 
-    # (c) scale bounds
+    # (c) scale bounds, and no direct scale of a running workload under an HPA
     for r in acting:
+        if r.action.kind in (K.SCALE_OUT, K.RESTORE_REPLICAS):
+            assert not (r.hpa and r.current > 0), r
         params = r.action.params
         if r.action.kind in (K.SCALE_OUT, K.RAISE_HPA_MAX):
             bound = policy.max_scale_factor if r.action.kind is K.SCALE_OUT else policy.max_hpa_factor
