@@ -31,8 +31,9 @@ What each kind does (RBAC verbs in `remediator.actions.SPECS`), and its inverse:
 - cordon_drain_node: `spec.unschedulable: true`, then `pods/eviction` per pod (PDBs
   respected, DaemonSet and mirror pods skipped); inverse: uncordon (evicted pods are not
   brought back).
-- expand_volume: merge patch of `spec.resources.requests.storage`; inverse: the previous
-  request, which the API server accepts only while the expansion has not completed.
+- expand_volume: merge patch of `spec.resources.requests.storage`; no inverse: the API server
+  refuses a request below `status.capacity`, so an expansion is irreversible (the summary and
+  the ledger say so, and `undo` refuses it with that reason).
 - noop, escalate: no change (escalate posts a Warning Event).
 """
 
@@ -64,6 +65,8 @@ RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 SMP = "application/strategic-merge-patch+json"
 MERGE = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
+IRREVERSIBLE_EXPANSION = ("irreversible: a volume never shrinks, the API server refuses a storage request "
+                          "below status.capacity, so this expansion cannot be undone")
 _MI = 1024 ** 2
 _GI = 1024 ** 3
 
@@ -646,11 +649,11 @@ class KubeExecutor:
             old_size = ((spec.get("resources") or {}).get("requests") or {}).get("storage")
             steps = [patch({"metadata": {**mark, "resourceVersion": rv},
                             "spec": {"resources": {"requests": {"storage": intent["storage"]}}}}, MERGE)]
-            inverse_steps = [patch({"spec": {"resources": {"requests": {"storage": old_size}}}}, MERGE)]
-            summary = [f"PersistentVolumeClaim {ns}/{name}: storage request {old_size} -> {intent['storage']}"]
-            inverse_summary = [f"PersistentVolumeClaim {ns}/{name}: storage request back to {old_size}"]
-            note = ("Kubernetes never shrinks a volume: the API server accepts the old request only while the "
-                    "expansion has not completed (status.capacity still at the old size)")
+            inverse_steps, reversible = [], False
+            summary = [f"PersistentVolumeClaim {ns}/{name}: storage request {old_size} -> {intent['storage']} "
+                       f"({IRREVERSIBLE_EXPANSION})"]
+            inverse_summary = []
+            note = IRREVERSIBLE_EXPANSION
         elif kind is ActionKind.DELETE_POD:
             steps = [{"op": "delete_pod", "namespace": ns, "name": name, "uid": intent["uid"], "change": True}]
             inverse_steps, reversible = [], False

@@ -16,9 +16,15 @@ from typing import Any
 import pytest
 
 from remediator.actions import ACTION_KINDS, Action, ActionKind, ObjectRef
-from remediator.live.executor import ACTION_ANNOTATION, RESTARTED_AT, KubeExecutor, UndoError
+from remediator.live.executor import (
+    ACTION_ANNOTATION,
+    IRREVERSIBLE_EXPANSION,
+    RESTARTED_AT,
+    KubeExecutor,
+    UndoError,
+)
 from remediator.live.kube import Backoff
-from remediator.live.ledger import Ledger
+from remediator.live.ledger import Ledger, execution_summary
 from tests.live.conftest import APP, NS, seed_workload, snapshot_for, validating
 from tests.support.kube import KubeServer, validate_manifest, validate_patch
 
@@ -100,7 +106,8 @@ CASES: dict[ActionKind, Case] = {
     A.CORDON_DRAIN_NODE: Case(lambda s: Action(A.CORDON_DRAIN_NODE, ObjectRef("Node", "", "node-a")),
                               ("v1", "Node", None, "node-a"), _cordon),
     A.EXPAND_VOLUME: Case(lambda s: Action(A.EXPAND_VOLUME, ObjectRef("PersistentVolumeClaim", NS, f"{APP}-data"),
-                                           {"factor": 1.5}), ("v1", "PersistentVolumeClaim", NS, f"{APP}-data"), _pvc),
+                                           {"factor": 1.5}), ("v1", "PersistentVolumeClaim", NS, f"{APP}-data"), _pvc,
+                           reversible=False),
     A.RESTART_DEPENDENCY: Case(lambda s: Action(A.RESTART_DEPENDENCY, ObjectRef("Deployment", NS, "db")),
                                ("apps/v1", "Deployment", NS, "db"), _restart),
     A.ESCALATE: Case(lambda s: Action(A.ESCALATE, CART), DEP, _unchanged, reversible=False),
@@ -385,3 +392,35 @@ def test_api_errors_while_planning_are_failed_executions(kube: KubeServer, ledge
     row = ledger.execution(result.execution_id)
     assert row is not None and row.state == "failed" and row.error == result.error
     assert not kube.requests("PATCH") and not kube.requests("POST", "/api/v1/namespaces/*/pods/*/eviction")
+
+
+def test_volume_expansion_is_irreversible_and_says_so(kube: KubeServer, ledger: Ledger) -> None:
+    """The API server refuses a storage request below status.capacity: no inverse, undo refuses, the record says so."""
+    seed_workload(kube)
+    pvc = ObjectRef("PersistentVolumeClaim", NS, f"{APP}-data")
+    executor = _executor(kube, ledger)
+
+    result = executor.execute(Action(A.EXPAND_VOLUME, pvc, {"factor": 2.0}), snapshot_for(), incident_id=None)
+
+    assert result.ok, result.error
+    assert result.changes == (f"PersistentVolumeClaim {NS}/{APP}-data: storage request 10Gi -> 20Gi "
+                              f"({IRREVERSIBLE_EXPANSION})",)
+    row = ledger.execution(result.execution_id)
+    assert row is not None and row.inverse is not None
+    assert row.inverse["reversible"] is False and row.inverse["plan"]["steps"] == []
+    assert row.inverse["note"] == IRREVERSIBLE_EXPANSION
+    assert execution_summary(row)["reversible"] is False
+    assert (row.result or {})["changes"] == list(result.changes)
+    [event] = [e for e in kube.requests("POST", "/api/v1/namespaces/*/events") if e.status == 201]
+    assert IRREVERSIBLE_EXPANSION in event.body["message"]
+    with pytest.raises(UndoError, match="cannot be undone: irreversible: a volume never shrinks"):
+        executor.undo(result.execution_id)
+    stored = kube.get("v1", "PersistentVolumeClaim", NS, f"{APP}-data")
+    assert stored is not None and stored["spec"]["resources"]["requests"]["storage"] == "20Gi"
+    # once the resize completes (the kubelet reports 20Gi), the old request is refused, as by the API server
+    core = __import__("kubernetes.client", fromlist=["CoreV1Api"]).CoreV1Api(kube.api_client())
+    stored_status = {"capacity": {"storage": "20Gi"}, "phase": "Bound"}
+    core.patch_namespaced_persistent_volume_claim_status(f"{APP}-data", NS, {"status": stored_status})
+    with pytest.raises(Exception, match="can not be less than status.capacity"):
+        core.patch_namespaced_persistent_volume_claim(f"{APP}-data", NS,
+                                                      {"spec": {"resources": {"requests": {"storage": "10Gi"}}}})

@@ -33,6 +33,8 @@ routes every non-watch resource request itself (the store is still kmock's
 * ``pods/eviction`` honouring PodDisruptionBudgets (429 when no disruption is
   allowed, 500 when two PDBs match) and PDB ``status`` kept up to date, like
   the disruption controller;
+* a PersistentVolumeClaim write whose ``spec.resources.requests.storage`` is below
+  ``status.capacity.storage`` is a 422, as on a real API server (a volume never shrinks);
 * ``dryRun=All`` on every write (query or DeleteOptions): validated and
   answered, nothing stored;
 * fault injection: the next N requests matching a method/path answer
@@ -71,6 +73,7 @@ import attrs
 import jsonpatch
 import kmock
 import kubernetes.client
+import kubernetes.utils
 import kubernetes_validate
 import yaml
 
@@ -880,6 +883,8 @@ class KubeEmulator(kmock.KubernetesEmulator):
             else:
                 meta.pop(managed, None)
         new["apiVersion"], new["kind"] = old.get("apiVersion"), old.get("kind")
+        if target.key == "v1/persistentvolumeclaims" and not status_only:
+            _refuse_pvc_shrink(new)
         if new.get("spec") != old.get("spec"):
             meta["generation"] = int(old["metadata"].get("generation", 1)) + 1
         if new == old:  # a no-op write does not bump the resourceVersion
@@ -1067,6 +1072,20 @@ def _pod_healthy(pod: Mapping[str, Any]) -> bool:
     conditions = (pod.get("status") or {}).get("conditions") or []
     ready = next((c for c in conditions if c.get("type") == "Ready"), None)
     return ready is None or ready.get("status") == "True"
+
+
+def _refuse_pvc_shrink(pvc: Mapping[str, Any]) -> None:
+    """A PVC's storage request never goes below ``status.capacity`` (a volume never shrinks): 422."""
+    requested = (((pvc.get("spec") or {}).get("resources") or {}).get("requests") or {}).get("storage")
+    capacity = ((pvc.get("status") or {}).get("capacity") or {}).get("storage")
+    if requested is None or capacity is None:
+        return
+    if kubernetes.utils.parse_quantity(str(requested)) < kubernetes.utils.parse_quantity(str(capacity)):
+        raise _k8s_error(
+            422,
+            f'PersistentVolumeClaim "{pvc["metadata"].get("name")}" is invalid: '
+            "spec.resources.requests.storage: Forbidden: field can not be less than status.capacity",
+        )
 
 
 def _scale_of(obj: Mapping[str, Any]) -> dict[str, Any]:

@@ -469,6 +469,40 @@ def test_hpa_pvc_and_events(api: client.ApiClient, core: client.CoreV1Api) -> No
     assert [e.action for e in new_events.items] == ["Restart"]
 
 
+def test_pvc_request_below_status_capacity_is_refused(kube: KubeServer, core: client.CoreV1Api) -> None:
+    """As on a real API server: a volume never shrinks, whatever the patch type, dry run included."""
+    kube.seed(
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "metadata": {"name": "data", "namespace": NS},
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "20Gi"}}},
+            "status": {"phase": "Bound", "capacity": {"storage": "20Gi"}},
+        }
+    )
+    shrink = {"spec": {"resources": {"requests": {"storage": "10Gi"}}}}
+    for dry_run in (None, "All"):
+        with pytest.raises(ApiException) as refused:
+            core.patch_namespaced_persistent_volume_claim("data", NS, shrink, dry_run=dry_run)
+        assert refused.value.status == 422
+        assert status_of(refused.value)["message"] == (
+            'PersistentVolumeClaim "data" is invalid: '
+            "spec.resources.requests.storage: Forbidden: field can not be less than status.capacity"
+        )
+    assert kube.get("v1", "PersistentVolumeClaim", NS, "data")["spec"]["resources"]["requests"] == {  # type: ignore[index]
+        "storage": "20Gi"
+    }
+    grown = core.patch_namespaced_persistent_volume_claim(
+        "data", NS, {"spec": {"resources": {"requests": {"storage": "30Gi"}}}}
+    )
+    assert grown.spec.resources.requests == {"storage": "30Gi"}
+    # status.capacity still 20Gi (the resize has not completed): back to 20Gi is accepted, below it is not
+    back = core.patch_namespaced_persistent_volume_claim(
+        "data", NS, {"spec": {"resources": {"requests": {"storage": "20Gi"}}}}
+    )
+    assert back.spec.resources.requests == {"storage": "20Gi"}
+
+
 def test_custom_resources(kube: KubeServer, api: client.ApiClient) -> None:
     kube.emulator.register_resource("remediator.io/v1alpha1/remediations", "Remediation")
     crs = client.CustomObjectsApi(api)
