@@ -25,7 +25,7 @@ How `judge` decides:
 1. `noop` and `escalate` (`PASSIVE_KINDS`) change nothing and are always allowed, even in
    a denied namespace or on a protected workload.
 2. The deny guards of `GUARDS` run in a fixed order — namespace, protected, freeze,
-   circuit_breaker, scope, hpa, bounds, precondition, pdb, cooldown, target_budget,
+   circuit_breaker, scope, hpa, bounds, precondition, drain, pdb, cooldown, target_budget,
    global_budget — and the first deny wins. Policy that makes an action impossible comes
    before timing that merely makes it early, so a reason never says "wait" about an action
    that would never be allowed.
@@ -271,6 +271,10 @@ class GuardPolicy(BaseModel, frozen=True, extra="forbid"):
     # this (and passes the guards again on fresh state); older, it is abandoned.
     resume_max_age_s: float = Field(default=600.0, ge=0)
     dry_run: bool = False
+    # What `kubectl drain` refuses without --force / --delete-emptydir-data: evicting a pod no
+    # controller owns (it is not recreated), and a pod's emptyDir data (deleted with the pod).
+    drain_bare_pods: bool = False
+    drain_empty_dir: bool = False
 
     @field_validator("approval_risk", mode="before")
     @classmethod
@@ -692,6 +696,34 @@ def precondition_guard(action: Action, snapshot: Snapshot, history: Sequence[Exe
     return None
 
 
+def _listed(pods: Sequence[ObjectRef], most: int = 5) -> str:
+    names = ", ".join(str(p) for p in pods[:most])
+    return names + (f" and {len(pods) - most} more" if len(pods) > most else "")
+
+
+@_active_only
+def drain_guard(action: Action, snapshot: Snapshot, history: Sequence[Executed],
+                policy: GuardPolicy, now: float) -> Verdict | None:
+    """A drain refuses what `kubectl drain` refuses: a pod that no controller owns (evicted, it
+    is gone for good) unless `drain_bare_pods`, and a pod with emptyDir data (deleted with the
+    pod) unless `drain_empty_dir`. Pods that drain leaves alone (DaemonSet, mirror, finished)
+    are not in `snapshot.node_pods`."""
+    if action.kind is not ActionKind.CORDON_DRAIN_NODE or action.target.name != snapshot.node:
+        return None
+    problems = []
+    bare = [p.ref for p in snapshot.node_pods if p.bare]
+    if bare and not policy.drain_bare_pods:
+        problems.append(f"it would evict pods that no controller owns and nothing recreates: {_listed(bare)} "
+                        "(drain_bare_pods allows it, as kubectl drain --force)")
+    local = [p.ref for p in snapshot.node_pods if p.empty_dir]
+    if local and not policy.drain_empty_dir:
+        problems.append(f"it would delete the emptyDir data of {_listed(local)} "
+                        "(drain_empty_dir allows it, as kubectl drain --delete-emptydir-data)")
+    if not problems:
+        return None
+    return _deny("drain", f"{action.kind.value} on {action.target} refused: {'; '.join(problems)}")
+
+
 @_active_only
 def pdb_guard(action: Action, snapshot: Snapshot, history: Sequence[Executed],
               policy: GuardPolicy, now: float) -> Verdict | None:
@@ -770,6 +802,7 @@ GUARDS: tuple[Guard, ...] = (
     hpa_guard,
     bounds_guard,
     precondition_guard,
+    drain_guard,
     pdb_guard,
     cooldown_guard,
     target_budget_guard,

@@ -155,10 +155,16 @@ class Signals:
 class Neighbour:
     """An object beyond the alerted workload that an action may change, with the labels the
     guards judge it by: a pod a drain of the incident's node would evict (its own labels and
-    its owning Deployment's), or a dependency's Deployment."""
+    its owning Deployment's), or a dependency's Deployment.
+
+    For a pod a drain would evict, what `kubectl drain` refuses without an override: `bare`, no
+    controller owns it (deleted, it is gone for good; `--force`), and `empty_dir`, it mounts an
+    emptyDir volume whose data the eviction deletes (`--delete-emptydir-data`)."""
 
     ref: ObjectRef
     labels: Mapping[str, str] = field(default_factory=dict)
+    bare: bool = False
+    empty_dir: bool = False
 
 
 @dataclass(frozen=True)
@@ -865,8 +871,12 @@ def drain_evicts(pod: K8sObject) -> bool:
     return not (meta.get("deletionTimestamp") or (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"))
 
 
+_CONTROLLER_KINDS = ("ReplicaSet", "StatefulSet", "Job", "ReplicationController", "DaemonSet")
+
+
 def _evicted_by_drain(idx: _Objects, node: str) -> tuple[Neighbour, ...]:
-    """Every pod a drain of `node` would evict, with its own and its Deployment's labels."""
+    """Every pod a drain of `node` would evict, with its own and its Deployment's labels, and
+    whether `kubectl drain` would refuse it as bare or as holding emptyDir data."""
     out = []
     for pod in idx.by_kind.get("Pod", ()):
         if (pod.get("spec") or {}).get("nodeName") != node or not drain_evicts(pod):
@@ -876,7 +886,12 @@ def _evicted_by_drain(idx: _Objects, node: str) -> tuple[Neighbour, ...]:
         dep_name = idx.deployment_of_pod(ns, name)
         owner = idx.get("Deployment", ns, dep_name) if dep_name else None
         labels = {**(meta.get("labels") or {}), **((_meta(owner).get("labels") or {}) if owner else {})}
-        out.append(Neighbour(ObjectRef("Pod", ns, name), labels))
+        # kubectl's rule is an ownerReference with `controller: true`. One without the field
+        # (objects written by hand, the simulator's) counts when its kind is a built-in controller.
+        bare = not any(o.get("controller") is True or ("controller" not in o and o.get("kind") in _CONTROLLER_KINDS)
+                       for o in meta.get("ownerReferences") or ())
+        empty_dir = any(v.get("emptyDir") is not None for v in (pod.get("spec") or {}).get("volumes") or ())
+        out.append(Neighbour(ObjectRef("Pod", ns, name), labels, bare=bare, empty_dir=empty_dir))
     return tuple(sorted(out, key=lambda n: (n.ref.namespace, n.ref.name)))
 
 

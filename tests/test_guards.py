@@ -163,6 +163,7 @@ def test_guard_order_is_fixed() -> None:
         "hpa_guard",
         "bounds_guard",
         "precondition_guard",
+        "drain_guard",
         "pdb_guard",
         "cooldown_guard",
         "target_budget_guard",
@@ -818,6 +819,56 @@ def test_pdb(kind: ActionKind, allowed: float, ok: bool) -> None:
 
 def test_pdb_does_not_concern_other_kinds() -> None:
     assert_allowed(verdict(act(K.RESTART_ROLLOUT), snap(pdb_disruptions_allowed=0)))
+
+
+# ---------------------------------------------------------------------------- drain
+
+BARE = ObjectRef("Pod", NS, "debug-shell")
+SCRATCH = ObjectRef("Pod", NS, "cache-6f7d8-zxcvb")
+BARE_REASON = (f"it would evict pods that no controller owns and nothing recreates: {BARE} "
+               "(drain_bare_pods allows it, as kubectl drain --force)")
+SCRATCH_REASON = (f"it would delete the emptyDir data of {SCRATCH} "
+                  "(drain_empty_dir allows it, as kubectl drain --delete-emptydir-data)")
+
+
+def _on_node(*pods: Neighbour) -> Snapshot:
+    s = snap()
+    return dataclasses.replace(s, node_pods=(*s.node_pods, *pods))
+
+
+def test_a_drain_refuses_a_bare_pod_unless_the_policy_allows_it() -> None:
+    s = _on_node(Neighbour(BARE, {}, bare=True))
+    assert_denied(verdict(act(K.CORDON_DRAIN_NODE), s), "drain", f"cordon_drain_node on {NODE} refused: {BARE_REASON}")
+    assert_allowed(verdict(act(K.CORDON_DRAIN_NODE), s, policy=GuardPolicy(drain_bare_pods=True, approval_risk=None)))
+    # emptyDir permission does not stand in for --force.
+    assert_denied(verdict(act(K.CORDON_DRAIN_NODE), s, policy=GuardPolicy(drain_empty_dir=True, approval_risk=None)),
+                  "drain")
+    assert_allowed(verdict(act(K.CORDON_DRAIN_NODE), _on_node(Neighbour(BARE, {}, bare=False))))
+
+
+def test_a_drain_refuses_emptydir_data_unless_the_policy_allows_it() -> None:
+    s = _on_node(Neighbour(SCRATCH, {"app": "cache"}, empty_dir=True))
+    assert_denied(verdict(act(K.CORDON_DRAIN_NODE), s), "drain",
+                  f"cordon_drain_node on {NODE} refused: {SCRATCH_REASON}")
+    assert_allowed(verdict(act(K.CORDON_DRAIN_NODE), s, policy=GuardPolicy(drain_empty_dir=True, approval_risk=None)))
+    assert_denied(verdict(act(K.CORDON_DRAIN_NODE), s, policy=GuardPolicy(drain_bare_pods=True, approval_risk=None)),
+                  "drain")
+
+
+def test_a_drain_names_every_refusal_and_caps_the_list() -> None:
+    s = _on_node(Neighbour(BARE, {}, bare=True), Neighbour(SCRATCH, {}, empty_dir=True))
+    assert_denied(verdict(act(K.CORDON_DRAIN_NODE), s), "drain",
+                  f"cordon_drain_node on {NODE} refused: {BARE_REASON}; {SCRATCH_REASON}")
+    many = _on_node(*(Neighbour(ObjectRef("Pod", NS, f"job-{i}"), {}, bare=True) for i in range(7)))
+    reason = verdict(act(K.CORDON_DRAIN_NODE), many).reason
+    assert "Pod/shop/job-4 (drain" not in reason and "Pod/shop/job-4 and 2 more (drain_bare_pods" in reason, reason
+
+
+def test_drain_refusals_concern_only_the_drain_and_come_before_the_pdb() -> None:
+    s = dataclasses.replace(_on_node(Neighbour(BARE, {}, bare=True)), signals=snap(pdb_disruptions_allowed=0).signals)
+    assert_denied(verdict(act(K.CORDON_DRAIN_NODE), s), "drain")
+    assert_allowed(verdict(act(K.RESTART_ROLLOUT), s))
+    assert GuardPolicy().drain_bare_pods is False and GuardPolicy().drain_empty_dir is False
 
 
 # ---------------------------------------------------------------------------- hpa

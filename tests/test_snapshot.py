@@ -216,6 +216,37 @@ def test_the_snapshot_lists_every_pod_a_drain_would_evict_with_its_owners_labels
     assert snap.dependency_labels == {"redis": {}}
 
 
+def _pod_on_node_0(name: str, owners: list[dict], volumes: list[dict] | None = None) -> dict:
+    return {"kind": "Pod", "metadata": {"name": name, "namespace": NS, "ownerReferences": owners},
+            "spec": {"nodeName": "node-0", "volumes": volumes or []}}
+
+
+def test_the_snapshot_marks_the_pods_kubectl_drain_would_refuse() -> None:
+    """Bare: no ownerReference is a controller (`controller: true`, or the field absent on a
+    built-in controller kind). emptyDir: any emptyDir volume, whatever the others."""
+    pods = [
+        _pod_on_node_0("rollout-pod", [{"kind": "Rollout", "name": "r", "controller": True}]),
+        _pod_on_node_0("adopted", [{"kind": "ReplicaSet", "name": "cart-bbb", "controller": False}]),
+        _pod_on_node_0("gc-only", [{"kind": "ConfigMap", "name": "c"}]),
+        _pod_on_node_0("job-pod", [{"kind": "Job", "name": "j"}],
+                       [{"name": "cfg", "configMap": {"name": "c"}}, {"name": "tmp", "emptyDir": {}}]),
+        _pod_on_node_0("cfg-only", [{"kind": "StatefulSet", "name": "s", "controller": True}],
+                       [{"name": "cfg", "configMap": {"name": "c"}}]),
+    ]
+    snap = build_snapshot(Alert("KubeNodeNotReady", {"node": "node-0"}), [], [*_with_vault_and_coredns(), *pods],
+                          now=NOW)
+    marks = {n.ref.name: (n.bare, n.empty_dir) for n in snap.node_pods}
+    assert marks == {
+        "coredns-abc-1": (True, False),  # no ownerReferences at all
+        "cart-bbb-0": (False, False),  # the simulator's form: a ReplicaSet owner without the field
+        "rollout-pod": (False, False),
+        "adopted": (True, False),
+        "gc-only": (True, False),
+        "job-pod": (False, True),
+        "cfg-only": (False, False),
+    }
+
+
 # ---------------------------------------------------------------------------- kube-prometheus-stack's dialect
 
 KSM_TARGET = {"service": "kube-prometheus-stack-kube-state-metrics", "job": "kube-state-metrics",
