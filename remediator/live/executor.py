@@ -22,7 +22,9 @@ What each kind does (RBAC verbs in `remediator.actions.SPECS`), and its inverse:
 - restart_rollout, restart_dependency: SMP of the pod template's `restartedAt` annotation;
   inverse: the previous annotation.
 - rollback_rollout: JSON patch `replace /spec/template` with the previous ReplicaSet's
-  template (as `kubectl rollout undo`); inverse: the current template.
+  template (as `kubectl rollout undo`), read as raw JSON so no field the client models do not
+  know is dropped; inverse: the current template. A paused Deployment is refused, and a
+  previous template equal to the current one is skipped (no change, a note), as by kubectl.
 - scale_out, restore_replicas: PATCH `deployments/scale`; inverse: the previous count.
 - raise_memory_limit, raise_cpu_limit: SMP of each container's `resources.limits`;
   inverse: the previous limits.
@@ -53,7 +55,7 @@ from typing import Any, Protocol
 
 from remediator.actions import DEFAULT_FACTOR, PASSIVE_KINDS, Action, ActionKind, ObjectRef, factor_of
 from remediator.guards import ParamError, planned_replicas, target_key
-from remediator.live.kube import Backoff, KubeError, is_status, status_of, to_dict, with_backoff
+from remediator.live.kube import Backoff, KubeError, is_status, raw_json, status_of, to_dict, with_backoff
 from remediator.live.ledger import ExecutionRow, Ledger, ref_to_dict
 from remediator.snapshot import REVISION_ANNOTATION, Snapshot, drain_evicts
 
@@ -394,6 +396,7 @@ class KubeExecutor:
                 continue
             self._step(run, step)
         run.changes[:] = list(plan.get("summary", []))
+        run.notes.extend(n for n in plan.get("notes", []) if n not in run.notes)
 
     def _step(self, run: _Run, step: Mapping[str, Any]) -> None:
         op = step["op"]
@@ -521,26 +524,27 @@ class KubeExecutor:
     def _read(self, target: Mapping[str, Any]) -> dict[str, Any] | None:
         a = self._apis
         kind, name, ns = target.get("kind"), str(target.get("name")), target.get("namespace")
+        raw = {"_preload_content": False}  # as the API server sent it: what we write back keeps every field
         readers: dict[str, tuple[Callable[[], Any], str]] = {
-            "Deployment": (lambda: a.apps.read_namespaced_deployment(name, ns), "apps/v1"),
-            "Node": (lambda: a.core.read_node(name), "v1"),
-            "HorizontalPodAutoscaler": (lambda: a.autoscaling.read_namespaced_horizontal_pod_autoscaler(name, ns),
-                                        "autoscaling/v2"),
-            "PersistentVolumeClaim": (lambda: a.core.read_namespaced_persistent_volume_claim(name, ns), "v1"),
-            "Pod": (lambda: a.core.read_namespaced_pod(name, ns), "v1"),
+            "Deployment": (lambda: a.apps.read_namespaced_deployment(name, ns, **raw), "apps/v1"),
+            "Node": (lambda: a.core.read_node(name, **raw), "v1"),
+            "HorizontalPodAutoscaler": (
+                lambda: a.autoscaling.read_namespaced_horizontal_pod_autoscaler(name, ns, **raw), "autoscaling/v2"),
+            "PersistentVolumeClaim": (lambda: a.core.read_namespaced_persistent_volume_claim(name, ns, **raw), "v1"),
+            "Pod": (lambda: a.core.read_namespaced_pod(name, ns, **raw), "v1"),
         }
         if kind not in readers:
             raise PlanError(f"cannot act on a {kind}")
         call, api_version = readers[str(kind)]
         try:
-            model = with_backoff(call, self.backoff, what=f"read {kind} {ns or ''}/{name}")
+            doc = with_backoff(lambda: raw_json(call()), self.backoff, what=f"read {kind} {ns or ''}/{name}")
         except KubeError:
             raise
         except Exception as e:
             if is_status(e, 404):
                 return None
             raise
-        return to_dict(self.api, model, str(kind), api_version)
+        return to_dict(self.api, doc, str(kind), api_version)
 
     # ------------------------------------------------------------------ planning
 
@@ -589,6 +593,7 @@ class KubeExecutor:
         steps: list[dict[str, Any]]
         inverse_steps: list[dict[str, Any]]
         reversible, note = True, ""
+        notes: list[str] = []
         summary: list[str]
         inverse_summary: list[str]
         if kind in (ActionKind.RESTART_ROLLOUT, ActionKind.RESTART_DEPENDENCY):
@@ -603,6 +608,13 @@ class KubeExecutor:
             summary = [f"Deployment {ns}/{name}: rolling restart (restartedAt {new})"]
             inverse_summary = [f"Deployment {ns}/{name}: restartedAt back to {old or 'unset'}"]
             note = "restores the pod template's restartedAt annotation (the pods roll once more)"
+        elif kind is ActionKind.ROLLBACK_ROLLOUT and intent["template"] == (spec.get("template") or {}):
+            steps, inverse_steps, reversible = [], [], False  # as kubectl: "skipped rollback"
+            summary = [f"Deployment {ns}/{name}: skipped rollback, the current template already matches revision "
+                       f"{intent['to_revision']} (ReplicaSet {intent['replicaset']}); nothing changed"]
+            inverse_summary = []
+            note = "nothing changed: the current template already matched the previous revision"
+            notes.append(note)
         elif kind is ActionKind.ROLLBACK_ROLLOUT:
             current = copy.deepcopy(spec.get("template") or {})
             ops: list[dict[str, Any]] = [{"op": "replace", "path": "/metadata/resourceVersion", "value": rv},
@@ -674,7 +686,7 @@ class KubeExecutor:
                     if not was else "the node was cordoned before: nothing to undo")
         else:
             raise PlanError(f"no plan for {kind.value}")
-        plan = {"target": target, "intent": intent, "steps": steps, "summary": summary}
+        plan = {"target": target, "intent": intent, "steps": steps, "summary": summary, "notes": notes}
         inverse = {"steps": inverse_steps, "summary": inverse_summary, "reversible": reversible, "note": note}
         return plan, inverse
 
@@ -683,12 +695,15 @@ class KubeExecutor:
         from remediator.live.kube import selector_text
 
         ns, name = action.target.namespace, action.target.name
+        if (dep.get("spec") or {}).get("paused"):
+            raise PlanError(f"Deployment {ns}/{name} is paused (spec.paused): resume it first "
+                            "(kubectl rollout resume); kubectl rollout undo refuses a paused Deployment too")
         selector = selector_text((dep.get("spec") or {}).get("selector"))
         a = self._apis
-        listed = with_backoff(lambda: a.apps.list_namespaced_replica_set(ns, label_selector=selector),
-                              self.backoff, what="list replicasets")
+        listed = with_backoff(lambda: raw_json(a.apps.list_namespaced_replica_set(
+            ns, label_selector=selector, _preload_content=False)), self.backoff, what="list replicasets")
         owned = []
-        for item in listed.items or []:
+        for item in listed.get("items") or []:  # raw JSON: a field the client models do not know is kept
             rs = to_dict(self.api, item, "ReplicaSet", "apps/v1")
             if any(o.get("kind") == "Deployment" and o.get("name") == name
                    for o in _meta(rs).get("ownerReferences") or ()):

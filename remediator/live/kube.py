@@ -5,7 +5,8 @@
   that carry `Retry-After`, invisibly, and the executor's backoff must be the only one;
 * `with_backoff()` retries 429, 5xx and connection failures with exponential backoff and
   jitter, honouring `Retry-After`; every other answer (404, 409, 422, ...) goes to the caller;
-* `to_dict()` turns client models into the JSON dicts `build_snapshot` reads.
+* `to_dict()` turns client models into the JSON dicts `build_snapshot` reads; `raw_json()` reads
+  a `_preload_content=False` answer as sent, for what is written back (no field dropped).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import urllib3
 
 from remediator.live.config import KubernetesSettings
 
-__all__ = ["Backoff", "KubeError", "api_client", "is_status", "status_of", "to_dict", "with_backoff"]
+__all__ = ["Backoff", "KubeError", "api_client", "is_status", "raw_json", "status_of", "to_dict", "with_backoff"]
 
 T = TypeVar("T")
 
@@ -135,6 +136,22 @@ def to_dict(api: Any, model: Any, kind: str, api_version: str) -> dict[str, Any]
     data["kind"] = kind
     data["apiVersion"] = api_version
     return data
+
+
+def raw_json(response: Any) -> dict[str, Any]:
+    """The body of a `_preload_content=False` answer as the API server sent it.
+
+    The typed client models drop every field they do not know (a field newer than the client,
+    a feature gate's alpha field); a template written back from a model would lose it. What
+    the executor writes back (a pod template, an inverse) is read this way.
+    """
+    import json
+
+    data = getattr(response, "data", response)
+    doc = json.loads(data)
+    if not isinstance(doc, dict):
+        raise KubeError(f"the API server answered {type(doc).__name__}, not an object")
+    return doc
 
 
 def selector_text(selector: dict[str, Any] | None) -> str:

@@ -424,3 +424,75 @@ def test_volume_expansion_is_irreversible_and_says_so(kube: KubeServer, ledger: 
     with pytest.raises(Exception, match="can not be less than status.capacity"):
         core.patch_namespaced_persistent_volume_claim(f"{APP}-data", NS,
                                                       {"spec": {"resources": {"requests": {"storage": "10Gi"}}}})
+
+
+def _apps(kube: KubeServer) -> Any:
+    return __import__("kubernetes.client", fromlist=["AppsV1Api"]).AppsV1Api(kube.api_client())
+
+
+def test_rollback_keeps_a_template_field_the_client_models_do_not_know(kube: KubeServer, ledger: Ledger) -> None:
+    """An API server newer than the client (1.35 schemas): PodSpec.workloadRef is unknown to the typed models."""
+    seeded = seed_workload(kube)
+    kube.emulator.validate = "1.35"
+    workload_ref = {"name": "cart-gang", "podGroup": "web"}
+    previous = seeded["replicasets"][0]["metadata"]["name"]
+    _apps(kube).patch_namespaced_replica_set(previous, NS,
+                                             {"spec": {"template": {"spec": {"workloadRef": workload_ref}}}})
+    assert not hasattr(__import__("kubernetes.client", fromlist=["V1PodSpec"]).V1PodSpec, "workload_ref")
+    before = kube.get("apps/v1", "Deployment", NS, APP)
+    assert before is not None
+    executor = _executor(kube, ledger)
+
+    result = executor.execute(Action(A.ROLLBACK_ROLLOUT, CART), snapshot_for())
+
+    assert result.ok, result.error
+    after = kube.get("apps/v1", "Deployment", NS, APP)
+    assert after is not None and after["spec"]["template"]["spec"]["workloadRef"] == workload_ref
+    assert _containers(after)[APP]["image"] == "cart:1"
+    [rollback] = [r for r in kube.requests("PATCH", f"/apis/apps/v1/namespaces/{NS}/deployments/{APP}")]
+    validate_patch({k: v for k, v in before.items() if k != "status"}, rollback.body, rollback.content_type, "1.35")
+    assert executor.undo(result.execution_id).ok
+    restored = kube.get("apps/v1", "Deployment", NS, APP)
+    assert restored is not None and "workloadRef" not in restored["spec"]["template"]["spec"]
+
+
+def test_rollback_of_a_paused_deployment_is_refused(kube: KubeServer, ledger: Ledger) -> None:
+    seed_workload(kube)
+    _apps(kube).patch_namespaced_deployment(APP, NS, {"spec": {"paused": True}})
+    patches = len(kube.requests("PATCH"))
+    executor = _executor(kube, ledger)
+
+    result = executor.execute(Action(A.ROLLBACK_ROLLOUT, CART), snapshot_for())
+
+    assert result.state == "failed"
+    assert "Deployment shop/cart is paused (spec.paused): resume it first" in (result.error or "")
+    assert len(kube.requests("PATCH")) == patches
+    assert _containers(kube.get("apps/v1", "Deployment", NS, APP))[APP]["image"] == "cart:2"  # type: ignore[arg-type]
+
+
+def test_rollback_to_a_template_equal_to_the_current_one_is_skipped(kube: KubeServer, ledger: Ledger) -> None:
+    """Someone already put revision 1's template back (no new ReplicaSet yet): kubectl's "skipped rollback"."""
+    seed_workload(kube)
+    _apps(kube).patch_namespaced_deployment(
+        APP, NS, {"spec": {"template": {"spec": {"containers": [{"name": APP, "image": "cart:1"}]}}}})
+    before = kube.get("apps/v1", "Deployment", NS, APP)
+    patches = len(kube.requests("PATCH"))
+    executor = _executor(kube, ledger)
+
+    result = executor.execute(Action(A.ROLLBACK_ROLLOUT, CART), snapshot_for())
+
+    assert result.ok, result.error
+    assert len(kube.requests("PATCH")) == patches and kube.get("apps/v1", "Deployment", NS, APP) == before
+    assert result.changes == (f"Deployment {NS}/{APP}: skipped rollback, the current template already matches "
+                              f"revision 1 (ReplicaSet {_previous_rs(kube)}); nothing changed",)
+    row = ledger.execution(result.execution_id)
+    assert row is not None and row.inverse is not None and row.inverse["reversible"] is False
+    assert "already matched the previous revision" in " ".join((row.result or {})["notes"])
+    with pytest.raises(UndoError, match="nothing changed"):
+        executor.undo(result.execution_id)
+
+
+def _previous_rs(kube: KubeServer) -> str:
+    listed = _apps(kube).list_namespaced_replica_set(NS, label_selector=f"app={APP}").items
+    return str(next(rs.metadata.name for rs in listed
+                    if rs.metadata.annotations["deployment.kubernetes.io/revision"] == "1"))
