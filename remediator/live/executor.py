@@ -29,7 +29,9 @@ What each kind does (RBAC verbs in `remediator.actions.SPECS`), and its inverse:
 - raise_memory_limit, raise_cpu_limit: SMP of each container's `resources.limits`;
   inverse: the previous limits.
 - raise_hpa_max: merge patch of `spec.maxReplicas` (autoscaling/v2); inverse: the old maximum.
-- delete_pod: DELETE with a `uid` precondition; no inverse (the ReplicaSet replaces the pod).
+- delete_pod: `pods/eviction` (policy/v1 Eviction) with a `uid` precondition, so the API
+  server enforces the PDB; a 429 fails at once, naming the budget; no inverse (the ReplicaSet
+  replaces the pod).
 - cordon_drain_node: `spec.unschedulable: true`, then `pods/eviction` per pod (PDBs
   respected, DaemonSet and mirror pods skipped); inverse: uncordon (evicted pods are not
   brought back).
@@ -421,32 +423,27 @@ class KubeExecutor:
             with_backoff(lambda: a.apps.patch_namespaced_deployment_scale(
                 step["name"], step["namespace"], body, dry_run=dry, field_manager=fm, _content_type=MERGE),
                 self.backoff, what=what)
-        elif op == "delete_pod":
-            options = self.k.V1DeleteOptions(preconditions=self.k.V1Preconditions(uid=step["uid"]),
-                                             dry_run=["All"] if run.dry_run else None)
-            try:
-                with_backoff(lambda: a.core.delete_namespaced_pod(step["name"], step["namespace"], body=options,
-                                                                  dry_run=dry), self.backoff, what=what)
-            except Exception as e:
-                if not is_status(e, 404, 409):
-                    raise
-                run.notes.append(f"pod {step['namespace']}/{step['name']} was already gone or replaced")
-        elif op == "evict":
-            self._evict(run, step)
+        elif op in ("evict", "delete_pod"):  # "delete_pod": plans recorded before delete_pod evicted
+            self._evict(run, step, wait=bool(step.get("wait", op == "evict")))
         else:
             raise PlanError(f"unknown step {op!r}")
 
-    def _evict(self, run: _Run, step: Mapping[str, Any]) -> None:
-        """One pod through the Eviction API, waiting (with backoff) while a PDB refuses it.
+    def _evict(self, run: _Run, step: Mapping[str, Any], *, wait: bool) -> None:
+        """One pod through the Eviction API (policy/v1), so the API server enforces its PDB.
 
-        A 429 is the budget (or the API server's rate limit) saying "not now": wait and retry
-        until `drain_timeout_s`. In a dry run nothing will change, so a refusal fails at once.
+        The one home of evictions: `delete_pod` (with a `uid` precondition, `wait` False) and
+        each pod of a drain (`wait` True). A 429 is the budget (or the API server's rate limit)
+        saying "not now": a drain waits and retries until `drain_timeout_s`; a `delete_pod` fails
+        at once, naming the budget. In a dry run nothing will change, so a refusal fails at once.
         """
         k = self.k
         where = f"pod {step['namespace']}/{step['name']}"
+        preconditions = k.V1Preconditions(uid=step["uid"]) if step.get("uid") else None
+        options = (k.V1DeleteOptions(dry_run=["All"] if run.dry_run else None, preconditions=preconditions)
+                   if run.dry_run or preconditions else None)
         body = k.V1Eviction(api_version="policy/v1", kind="Eviction",
                             metadata=k.V1ObjectMeta(name=step["name"], namespace=step["namespace"]),
-                            delete_options=k.V1DeleteOptions(dry_run=["All"]) if run.dry_run else None)
+                            delete_options=options)
         deadline = time.monotonic() + self.drain_timeout_s
         attempt = 0
         while True:
@@ -459,9 +456,15 @@ class KubeExecutor:
                 if status == 404:
                     run.notes.append(f"{where} was already gone")
                     return
+                if status == 409 and preconditions is not None:
+                    run.notes.append(f"{where} was already replaced (another uid)")
+                    return
+                if status == 429 and not wait:
+                    raise KubeError(f"{where} cannot be evicted: {_refusal(e)}"
+                                    f"{' (dry run)' if run.dry_run else ''}; not deleted") from e
                 if status == 429:
                     if run.dry_run or time.monotonic() >= deadline:
-                        raise KubeError(f"drain incomplete: {where} cannot be evicted ({_api_message(e)})"
+                        raise KubeError(f"drain incomplete: {where} cannot be evicted ({_refusal(e)})"
                                         f"{' in a dry run' if run.dry_run else ''}; the node stays cordoned") from e
                 elif not (500 <= status < 600) or attempt + 1 >= self.backoff.max_attempts:
                     raise KubeError(f"evicting {where}: {_api_message(e)}") from e
@@ -667,9 +670,11 @@ class KubeExecutor:
             inverse_summary = []
             note = IRREVERSIBLE_EXPANSION
         elif kind is ActionKind.DELETE_POD:
-            steps = [{"op": "delete_pod", "namespace": ns, "name": name, "uid": intent["uid"], "change": True}]
+            steps = [{"op": "evict", "namespace": ns, "name": name, "uid": intent["uid"], "wait": False,
+                      "change": True}]
             inverse_steps, reversible = [], False
-            summary = [f"Pod {ns}/{name}: deleted (uid {intent['uid']}); its ReplicaSet creates a replacement"]
+            summary = [f"Pod {ns}/{name}: evicted (uid {intent['uid']}) through the Eviction API, its "
+                       "PodDisruptionBudget respected; its ReplicaSet creates a replacement"]
             inverse_summary = []
             note = "a deleted pod cannot be restored; its ReplicaSet has already replaced it"
         elif kind is ActionKind.CORDON_DRAIN_NODE:
@@ -780,6 +785,20 @@ def _api_message(e: BaseException) -> str:
     status = getattr(e, "status", None)
     reason = getattr(e, "reason", None)
     return f"{status} {reason}" if status else str(e).splitlines()[0] if str(e) else type(e).__name__
+
+
+def _refusal(e: BaseException) -> str:
+    """An eviction's 429 with its causes: which disruption budget refused it, and why."""
+    import json
+
+    message = _api_message(e)
+    try:
+        doc = json.loads(getattr(e, "body", None) or "{}")
+    except (TypeError, ValueError):
+        return message
+    causes = [str(c.get("message")) for c in ((doc.get("details") or {}).get("causes") or [])
+              if isinstance(c, dict) and c.get("message")] if isinstance(doc, dict) else []
+    return f"{message} {'; '.join(causes)}" if causes else message
 
 
 def _target_doc(ref: ObjectRef) -> dict[str, Any]:

@@ -172,8 +172,13 @@ def test_action_changes_the_object_and_undo_restores_it(kube: KubeServer, ledger
     row = ledger.execution(result.execution_id)
     assert row is not None and row.state == "done" and row.inverse is not None
     assert row.inverse["reversible"] is case.reversible
-    if kind is A.DELETE_POD:
+    if kind is A.DELETE_POD:  # evicted (the API server enforces the PDB), with the uid precondition; never a DELETE
         assert after is None
+        [eviction] = kube.requests("POST", f"/api/v1/namespaces/{NS}/pods/{name}/eviction")
+        assert eviction.status == 201
+        assert eviction.body["deleteOptions"]["preconditions"]["uid"] == before["metadata"]["uid"]
+        validate_manifest(eviction.body)
+        assert kube.requests("DELETE") == []
     else:
         assert after is not None
         case.changed(before, after)
@@ -496,3 +501,22 @@ def _previous_rs(kube: KubeServer) -> str:
     listed = _apps(kube).list_namespaced_replica_set(NS, label_selector=f"app={APP}").items
     return str(next(rs.metadata.name for rs in listed
                     if rs.metadata.annotations["deployment.kubernetes.io/revision"] == "1"))
+
+
+def test_delete_pod_goes_through_the_eviction_api_and_its_budget(kube: KubeServer, ledger: Ledger) -> None:
+    """A PDB at its minimum: the API server answers the eviction 429; a failed execution names the budget."""
+    seeded = seed_workload(kube, replicas=2, pdb_min=2)
+    pod = seeded["pods"][0]["metadata"]["name"]
+    executor = _executor(kube, ledger)
+
+    result = executor.execute(Action(A.DELETE_POD, ObjectRef("Pod", NS, pod)), snapshot_for(pods=(pod,)))
+
+    assert result.state == "failed"
+    assert f"pod {NS}/{pod} cannot be evicted" in (result.error or "")
+    assert "The disruption budget cart needs 2 healthy pods and has 2 currently" in (result.error or "")
+    [refused] = kube.requests("POST", f"/api/v1/namespaces/{NS}/pods/{pod}/eviction")
+    assert refused.status == 429
+    validate_manifest(refused.body)
+    assert kube.requests("DELETE") == [] and kube.get("v1", "Pod", NS, pod) is not None
+    row = ledger.execution(result.execution_id)
+    assert row is not None and row.state == "failed" and "disruption budget cart" in (row.error or "")
