@@ -904,36 +904,72 @@ def _minutes_to_full(used: Sequence[tuple[float, float]], cap: float, now: float
     return max(0.0, (cap - used[-1][1]) / slope)
 
 
+def _selects(selector: Mapping[str, Any] | None, labels: Mapping[str, str]) -> bool:
+    """Whether a label selector selects an object with `labels`, as `metav1.LabelSelectorAsSelector`
+    reads it: every `matchLabels` pair AND every `matchExpressions` requirement, where `In` needs the
+    key with one of the values, `NotIn` the key absent or its value not listed, `Exists` the key,
+    `DoesNotExist` its absence.
+
+    For a policy/v1 PodDisruptionBudget a null (absent) selector selects no pod, and an empty one
+    (`{}`, or only empty lists) selects every pod in its namespace; policy/v1beta1 selected none
+    with `{}`, and this reads the v1 rule. The API server rejects an unknown operator; Kubernetes
+    would then match nothing, but here such a requirement holds, so that a budget of unknown reach
+    binds (the safe side for the guards)."""
+    if selector is None:
+        return False
+    if any(labels.get(str(k)) != str(v) for k, v in (selector.get("matchLabels") or {}).items()):
+        return False
+    for req in selector.get("matchExpressions") or ():
+        key, op, values = str(req.get("key", "")), req.get("operator"), [str(v) for v in req.get("values") or ()]
+        if op == "In" and labels.get(key) not in values:
+            return False
+        if op == "NotIn" and key in labels and labels[key] in values:
+            return False
+        if (op == "Exists" and key not in labels) or (op == "DoesNotExist" and key in labels):
+            return False
+    return True
+
+
+def _budget(pdb: K8sObject) -> float:
+    # A budget the disruption controller has not counted yet allows nothing.
+    return float((pdb.get("status") or {}).get("disruptionsAllowed", 0))
+
+
 def _pdb_allowed(idx: _Objects, ns: str, dep: K8sObject | None) -> float:
-    """disruptionsAllowed of the PodDisruptionBudget selecting the workload's pods, if any."""
+    """disruptionsAllowed of the tightest PodDisruptionBudget selecting the workload's pods (its
+    pod template's labels), inf if none does."""
     if dep is None:
         return math.inf
     pod_labels = (((dep.get("spec") or {}).get("template") or {}).get("metadata") or {}).get("labels") or {}
     allowed = math.inf
     for pdb in idx.by_kind.get("PodDisruptionBudget", ()):
-        if _meta(pdb).get("namespace") != ns:
-            continue
-        selector = ((pdb.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
-        if selector and all(pod_labels.get(k) == v for k, v in selector.items()):
-            allowed = min(allowed, float((pdb.get("status") or {}).get("disruptionsAllowed", 0)))
+        if _meta(pdb).get("namespace") == ns and _selects((pdb.get("spec") or {}).get("selector"), pod_labels):
+            allowed = min(allowed, _budget(pdb))
     return allowed
 
 
 def _node_pdb_allowed(idx: _Objects, node: str) -> float:
-    """What a drain of `node` leaves in the tightest budget: for every workload with ready
-    pods there, its disruptionsAllowed minus those pods, plus one. Above 0 the whole drain
-    fits every PodDisruptionBudget; 0 or less means some eviction would be refused."""
-    allowed = math.inf
-    on_node: dict[tuple[str, str], int] = defaultdict(int)
+    """What a drain of `node` leaves in the tightest budget: for every PodDisruptionBudget that
+    selects ready pods the drain would evict, its disruptionsAllowed minus those pods, plus one.
+    Above 0 the whole drain fits every budget; 0 or less means some eviction would be refused.
+    A pod is judged by its own labels and its Deployment's pod template's (the simulator's pods
+    carry none of their own); pods of no Deployment (StatefulSet, bare) count too."""
+    evicted: dict[str, list[Mapping[str, str]]] = defaultdict(list)
     for pod in idx.by_kind.get("Pod", ()):
-        if (pod.get("spec") or {}).get("nodeName") != node or not _pod_ready(pod):
+        if (pod.get("spec") or {}).get("nodeName") != node or not drain_evicts(pod) or not _pod_ready(pod):
             continue
-        ns = str(_meta(pod).get("namespace", ""))
-        dep = idx.deployment_of_pod(ns, str(_meta(pod).get("name", "")))
-        if dep:
-            on_node[(ns, dep)] += 1
-    for (ns, dep), n in on_node.items():
-        allowed = min(allowed, _pdb_allowed(idx, ns, idx.get("Deployment", ns, dep)) - n + 1)
+        meta = _meta(pod)
+        ns = str(meta.get("namespace", ""))
+        dep_name = idx.deployment_of_pod(ns, str(meta.get("name", "")))
+        dep = idx.get("Deployment", ns, dep_name) if dep_name else None
+        template = (((dep or {}).get("spec") or {}).get("template") or {}).get("metadata") or {}
+        evicted[ns].append({**(template.get("labels") or {}), **(meta.get("labels") or {})})
+    allowed = math.inf
+    for pdb in idx.by_kind.get("PodDisruptionBudget", ()):
+        selector = (pdb.get("spec") or {}).get("selector")
+        n = sum(1 for labels in evicted.get(str(_meta(pdb).get("namespace", "")), ()) if _selects(selector, labels))
+        if n:
+            allowed = min(allowed, _budget(pdb) - n + 1)
     return allowed
 
 

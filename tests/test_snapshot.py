@@ -14,6 +14,7 @@ from remediator.snapshot import (
     SnapshotError,
     _quantile,
     _rate,
+    _selects,
     build_snapshot,
     resolve_workload,
 )
@@ -326,3 +327,84 @@ def test_a_pod_replaced_since_the_alert_still_names_its_workload_through_its_rep
     assert resolve_workload(gone, _objects()) == ObjectRef("Deployment", NS, "cart")
     assert resolve_workload(Alert("KubePodCrashLooping", {"namespace": NS, "pod": "cart-zzz-x7k2p"}),
                             _objects()) is None  # no ReplicaSet made it: unknown
+
+
+# ---------------------------------------------------------------------------- PodDisruptionBudget selectors
+
+APP = {"app": "cart", "tier": "web"}
+
+
+@pytest.mark.parametrize(
+    ("selector", "selected"),
+    [
+        (None, False),  # policy/v1: a null selector selects no pod
+        ({}, True),  # ... and an empty one every pod in the namespace
+        ({"matchLabels": {}, "matchExpressions": []}, True),
+        ({"matchLabels": {"app": "cart"}}, True),
+        ({"matchLabels": {"app": "cart", "tier": "db"}}, False),
+        ({"matchLabels": {"app": "cart", "zone": "a"}}, False),
+        ({"matchExpressions": [{"key": "tier", "operator": "In", "values": ["web", "api"]}]}, True),
+        ({"matchExpressions": [{"key": "tier", "operator": "In", "values": ["api"]}]}, False),
+        ({"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a"]}]}, False),
+        ({"matchExpressions": [{"key": "tier", "operator": "NotIn", "values": ["db"]}]}, True),
+        ({"matchExpressions": [{"key": "tier", "operator": "NotIn", "values": ["web"]}]}, False),
+        ({"matchExpressions": [{"key": "zone", "operator": "NotIn", "values": ["a"]}]}, True),  # absent key
+        ({"matchExpressions": [{"key": "tier", "operator": "Exists"}]}, True),
+        ({"matchExpressions": [{"key": "zone", "operator": "Exists"}]}, False),
+        ({"matchExpressions": [{"key": "zone", "operator": "DoesNotExist"}]}, True),
+        ({"matchExpressions": [{"key": "tier", "operator": "DoesNotExist"}]}, False),
+        # matchLabels AND matchExpressions, every requirement AND the others
+        ({"matchLabels": {"app": "cart"}, "matchExpressions": [{"key": "tier", "operator": "Exists"},
+                                                              {"key": "zone", "operator": "DoesNotExist"}]}, True),
+        ({"matchLabels": {"app": "cart"}, "matchExpressions": [{"key": "tier", "operator": "Exists"},
+                                                              {"key": "app", "operator": "DoesNotExist"}]}, False),
+        ({"matchLabels": {"app": "shop"}, "matchExpressions": [{"key": "tier", "operator": "Exists"}]}, False),
+        # An operator the API server would reject: the budget is taken to bind (the safe side).
+        ({"matchExpressions": [{"key": "tier", "operator": "Gt", "values": ["1"]}]}, True),
+    ],
+)
+def test_label_selectors_follow_kubernetes(selector: dict | None, selected: bool) -> None:
+    assert _selects(selector, APP) is selected
+
+
+def _budget_objects(selector: dict | None, allowed: int = 1) -> list[dict]:
+    objects = [o for o in _objects() if o["kind"] != "PodDisruptionBudget"]
+    cart = next(o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == "cart")
+    cart["spec"]["template"]["metadata"]["labels"] = dict(APP)
+    pdb: dict = {"kind": "PodDisruptionBudget", "metadata": {"name": "cart", "namespace": NS},
+                 "spec": {} if selector is None else {"selector": selector}, "status": {"disruptionsAllowed": allowed}}
+    return [*objects, pdb]
+
+
+@pytest.mark.parametrize(
+    ("selector", "allowed"),
+    [
+        ({"matchExpressions": [{"key": "tier", "operator": "In", "values": ["web"]}]}, 1.0),
+        ({"matchExpressions": [{"key": "tier", "operator": "NotIn", "values": ["web"]}]}, math.inf),
+        ({}, 1.0),
+        (None, math.inf),
+    ],
+)
+def test_the_workloads_budget_is_found_by_its_whole_selector(selector: dict | None, allowed: float) -> None:
+    alert = Alert("KubePodCrashLooping", {"namespace": NS, "deployment": "cart"})
+    s = build_snapshot(alert, [], _budget_objects(selector), now=NOW).signals
+    assert s.pdb_disruptions_allowed == allowed
+    # The drain's budget reads the same selector: one ready cart pod on node-0 leaves allowed - 1 + 1.
+    drain = build_snapshot(Alert("KubeNodeNotReady", {"node": "node-0"}), [], _budget_objects(selector), now=NOW)
+    assert drain.signals.node_pdb_disruptions_allowed == allowed
+
+
+def test_a_drain_counts_every_pod_a_budget_selects_whoever_owns_it() -> None:
+    """A budget over two workloads counts both workloads' pods; a StatefulSet's or a bare pod's
+    budget is found by the pod's own labels."""
+    objects = _budget_objects({"matchLabels": {"tier": "web"}}, allowed=2)
+    web = {"kind": "Pod", "metadata": {"name": "web-0", "namespace": NS, "labels": {"tier": "web"},
+                                       "ownerReferences": [{"kind": "StatefulSet", "name": "web", "controller": True}]},
+           "spec": {"nodeName": "node-0"}}
+    alert = Alert("KubeNodeNotReady", {"node": "node-0"})
+    assert build_snapshot(alert, [], objects, now=NOW).signals.node_pdb_disruptions_allowed == 2  # 2 - 1 + 1
+    assert build_snapshot(alert, [], [*objects, web], now=NOW).signals.node_pdb_disruptions_allowed == 1
+    unready = {**web, "status": {"conditions": [{"type": "Ready", "status": "False"}]}}
+    assert build_snapshot(alert, [], [*objects, unready], now=NOW).signals.node_pdb_disruptions_allowed == 2
+    elsewhere = {**web, "metadata": {**web["metadata"], "namespace": "other"}}
+    assert build_snapshot(alert, [], [*objects, elsewhere], now=NOW).signals.node_pdb_disruptions_allowed == 2
