@@ -33,8 +33,9 @@ What each kind does (RBAC verbs in `remediator.actions.SPECS`), and its inverse:
   server enforces the PDB; a 429 fails at once, naming the budget; no inverse (the ReplicaSet
   replaces the pod).
 - cordon_drain_node: `spec.unschedulable: true`, then `pods/eviction` per pod (PDBs
-  respected, DaemonSet and mirror pods skipped); inverse: uncordon (evicted pods are not
-  brought back).
+  respected, DaemonSet and mirror pods skipped), then wait until the evicted pods are gone
+  (404) or replaced (another uid); one deadline, `drain_timeout_s`, for the whole drain, the
+  waits through `backoff.sleep`; inverse: uncordon (evicted pods are not brought back).
 - expand_volume: merge patch of `spec.resources.requests.storage`; no inverse: the API server
   refuses a request below `status.capacity`, so an expansion is irreversible (the summary and
   the ledger say so, and `undo` refuses it with that reason).
@@ -182,6 +183,7 @@ class _Run:
     dry_run: bool
     changes: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    deadline: float | None = None  # of the whole drain (`clock` time), set by its first eviction
 
 
 class KubeExecutor:
@@ -423,6 +425,8 @@ class KubeExecutor:
             with_backoff(lambda: a.apps.patch_namespaced_deployment_scale(
                 step["name"], step["namespace"], body, dry_run=dry, field_manager=fm, _content_type=MERGE),
                 self.backoff, what=what)
+        elif op == "await_gone":
+            self._await_gone(run, step)
         elif op in ("evict", "delete_pod"):  # "delete_pod": plans recorded before delete_pod evicted
             self._evict(run, step, wait=bool(step.get("wait", op == "evict")))
         else:
@@ -444,7 +448,7 @@ class KubeExecutor:
         body = k.V1Eviction(api_version="policy/v1", kind="Eviction",
                             metadata=k.V1ObjectMeta(name=step["name"], namespace=step["namespace"]),
                             delete_options=options)
-        deadline = time.monotonic() + self.drain_timeout_s
+        deadline = self._drain_deadline(run)
         attempt = 0
         while True:
             try:
@@ -463,13 +467,46 @@ class KubeExecutor:
                     raise KubeError(f"{where} cannot be evicted: {_refusal(e)}"
                                     f"{' (dry run)' if run.dry_run else ''}; not deleted") from e
                 if status == 429:
-                    if run.dry_run or time.monotonic() >= deadline:
+                    if run.dry_run or self.clock() >= deadline:
                         raise KubeError(f"drain incomplete: {where} cannot be evicted ({_refusal(e)})"
                                         f"{' in a dry run' if run.dry_run else ''}; the node stays cordoned") from e
                 elif not (500 <= status < 600) or attempt + 1 >= self.backoff.max_attempts:
                     raise KubeError(f"evicting {where}: {_api_message(e)}") from e
                 attempt += 1
                 self._sleep(attempt)
+
+    def _drain_deadline(self, run: _Run) -> float:
+        """One deadline for the whole drain (`drain_timeout_s` from its first eviction), not one per pod."""
+        if run.deadline is None:
+            run.deadline = self.clock() + self.drain_timeout_s
+        return run.deadline
+
+    def _await_gone(self, run: _Run, step: Mapping[str, Any]) -> None:
+        """Wait, within the drain's deadline, until every evicted pod is gone (404) or replaced (another uid).
+
+        Waits sleep through `backoff.sleep`; at the deadline the drain fails naming the pods still there.
+        A dry run evicted nothing: nothing to wait for.
+        """
+        if run.dry_run:
+            return
+        deadline = self._drain_deadline(run)
+        waiting = [dict(p) for p in step.get("pods") or []]
+        attempt = 0
+        while True:
+            still = []
+            for pod in waiting:
+                now = self._read({"kind": "Pod", "namespace": pod["namespace"], "name": pod["name"]})
+                if now is not None and (not pod.get("uid") or _meta(now).get("uid") == pod["uid"]):
+                    still.append(pod)
+            waiting = still
+            if not waiting:
+                return
+            if self.clock() >= deadline:
+                names = ", ".join(f"{p['namespace']}/{p['name']}" for p in waiting)
+                raise KubeError(f"drain incomplete: evicted but still there after {self.drain_timeout_s:g} s "
+                                f"(drain_timeout_s): {names}; the node {step.get('name')} stays cordoned")
+            attempt += 1
+            self._sleep(min(attempt, self.backoff.max_attempts))
 
     def _sleep(self, attempt: int) -> None:
         wait = self.backoff.delay(attempt - 1, None)
@@ -682,6 +719,8 @@ class KubeExecutor:
             steps = [patch({"metadata": {**mark, "resourceVersion": rv}, "spec": {"unschedulable": True}}, SMP)]
             steps += [{"op": "evict", "namespace": p["namespace"], "name": p["name"], "change": False}
                       for p in intent["pods"]]
+            if intent["pods"]:  # as kubectl drain: done when the evicted pods are gone, not when asked
+                steps.append({"op": "await_gone", "name": name, "pods": intent["pods"], "change": False})
             inverse_steps = [] if was else [patch({"spec": {"unschedulable": None}}, SMP)]
             reversible = not was
             summary = [f"Node {name}: cordoned" + (" (was already)" if was else ""),
@@ -737,8 +776,8 @@ class KubeExecutor:
         listed = with_backoff(lambda: a.core.list_pod_for_all_namespaces(field_selector=f"spec.nodeName={node}"),
                               self.backoff, what=f"list pods on {node}")
         pods = [to_dict(self.api, item, "Pod", "v1") for item in listed.items or []]
-        out = [{"namespace": str(_meta(p).get("namespace")), "name": str(_meta(p).get("name"))}
-               for p in pods if drain_evicts(p)]
+        out = [{"namespace": str(_meta(p).get("namespace")), "name": str(_meta(p).get("name")),
+                "uid": str(_meta(p).get("uid") or "")} for p in pods if drain_evicts(p)]
         judged = {(n.ref.namespace, n.ref.name) for n in snapshot.node_pods}
         unjudged = [f"{p['namespace']}/{p['name']}" for p in out if (p["namespace"], p["name"]) not in judged]
         if unjudged:

@@ -520,3 +520,43 @@ def test_delete_pod_goes_through_the_eviction_api_and_its_budget(kube: KubeServe
     assert kube.requests("DELETE") == [] and kube.get("v1", "Pod", NS, pod) is not None
     row = ledger.execution(result.execution_id)
     assert row is not None and row.state == "failed" and "disruption budget cart" in (row.error or "")
+
+
+@pytest.mark.parametrize("released_after", [3, None], ids=["gone-after-3-waits", "still-there-at-the-deadline"])
+def test_drain_waits_until_the_evicted_pods_are_gone_within_one_deadline(
+        kube: KubeServer, ledger: Ledger, released_after: int | None) -> None:
+    """A finalizer holds the evicted pod (terminating); the drain waits for it, on a clock its sleeps advance."""
+    seeded = seed_workload(kube, replicas=2)
+    core = __import__("kubernetes.client", fromlist=["CoreV1Api"]).CoreV1Api(kube.api_client())
+    [held] = [p["metadata"]["name"] for p in seeded["pods"] if p["spec"]["nodeName"] == "node-a"]
+    core.patch_namespaced_pod(held, NS, {"metadata": {"finalizers": ["example.com/hold"]}})
+    now = [1000.0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:  # no real sleep: the executor's clock moves instead
+        slept.append(seconds)
+        now[0] += seconds
+        if len(slept) == released_after:  # the finalizer's controller lets go
+            core.patch_namespaced_pod(held, NS, {"metadata": {"finalizers": None}})
+
+    executor = KubeExecutor(kube.api_client(retries=False), ledger, dry_run=False, clock=lambda: now[0],
+                            backoff=Backoff(base_s=0.5, max_s=4.0, sleep=sleep), drain_timeout_s=20.0)
+
+    result = executor.execute(Action(A.CORDON_DRAIN_NODE, ObjectRef("Node", "", "node-a")),
+                              snapshot_for(pods=tuple(p["metadata"]["name"] for p in seeded["pods"])))
+
+    [eviction] = kube.requests("POST", f"/api/v1/namespaces/{NS}/pods/{held}/eviction")
+    assert eviction.status == 201
+    reads = kube.requests("GET", f"/api/v1/namespaces/{NS}/pods/{held}")
+    if released_after is not None:
+        assert result.ok, result.error
+        assert len(slept) == released_after and len(reads) == released_after + 1
+        assert kube.get("v1", "Pod", NS, held) is None
+    else:
+        assert not result.ok
+        assert result.error == (f"drain incomplete: evicted but still there after 20 s (drain_timeout_s): "
+                                f"{NS}/{held}; the node node-a stays cordoned")
+        assert sum(slept) >= 20.0 and sum(slept[:-1]) < 20.0  # one deadline: waited until it, not beyond
+        pod = kube.get("v1", "Pod", NS, held)
+        assert pod is not None and pod["metadata"]["deletionTimestamp"]
+    assert kube.get("v1", "Node", None, "node-a")["spec"]["unschedulable"] is True  # type: ignore[index]
