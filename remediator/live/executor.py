@@ -54,7 +54,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from remediator.actions import DEFAULT_FACTOR, PASSIVE_KINDS, Action, ActionKind, ObjectRef, factor_of
 from remediator.guards import ParamError, planned_replicas, target_key
@@ -62,8 +62,8 @@ from remediator.live.kube import Backoff, KubeError, is_status, raw_json, status
 from remediator.live.ledger import ExecutionRow, Ledger, ref_to_dict
 from remediator.snapshot import REVISION_ANNOTATION, Snapshot, drain_evicts
 
-__all__ = ["ACTION_ANNOTATION", "ExecutionResult", "Executor", "KubeExecutor", "PlanError", "UndoError",
-           "idempotency_key"]
+__all__ = ["ACTION_ANNOTATION", "API_CALLS", "ApiCall", "ExecutionResult", "Executor", "KubeExecutor", "PlanError",
+           "UndoError", "idempotency_key"]
 
 ACTION_ANNOTATION = "remediator.io/action"
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
@@ -74,6 +74,36 @@ IRREVERSIBLE_EXPANSION = ("irreversible: a volume never shrinks, the API server 
                           "below status.capacity, so this expansion cannot be undone")
 _MI = 1024 ** 2
 _GI = 1024 ** 3
+
+
+class ApiCall(NamedTuple):
+    """One Kubernetes API call, as an RBAC rule names it: verb, API group ("" = core), resource[/subresource]."""
+
+    verb: str
+    group: str
+    resource: str
+
+
+#: Every API call the executor makes, for every action kind, its undo, its dry run and its Event;
+#: the Helm chart's ClusterRole is generated from this table (tests/live/test_executor.py checks it
+#: against the emulator's request log for a run of every kind).
+API_CALLS: tuple[ApiCall, ...] = (
+    ApiCall("get", "apps", "deployments"),                  # plan, re-read on 409, resume
+    ApiCall("patch", "apps", "deployments"),                # restart, rollback, limits, the action annotation
+    ApiCall("patch", "apps", "deployments/scale"),          # scale_out, restore_replicas
+    ApiCall("list", "apps", "replicasets"),                 # rollback: the previous revision's template
+    ApiCall("get", "autoscaling", "horizontalpodautoscalers"),
+    ApiCall("patch", "autoscaling", "horizontalpodautoscalers"),  # raise_hpa_max
+    ApiCall("get", "", "persistentvolumeclaims"),
+    ApiCall("patch", "", "persistentvolumeclaims"),         # expand_volume
+    ApiCall("get", "storage.k8s.io", "storageclasses"),     # expand_volume: allowVolumeExpansion
+    ApiCall("get", "", "nodes"),
+    ApiCall("patch", "", "nodes"),                          # cordon (and uncordon on undo)
+    ApiCall("list", "", "pods"),                            # drain: the pods on the node (all namespaces)
+    ApiCall("get", "", "pods"),                             # delete_pod's uid; drain: waiting until gone
+    ApiCall("create", "", "pods/eviction"),                 # delete_pod and drain, PDBs enforced
+    ApiCall("create", "", "events"),                        # tell: an Event on the target
+)
 
 
 class PlanError(RuntimeError):

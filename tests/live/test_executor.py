@@ -18,15 +18,17 @@ import pytest
 from remediator.actions import ACTION_KINDS, Action, ActionKind, ObjectRef
 from remediator.live.executor import (
     ACTION_ANNOTATION,
+    API_CALLS,
     IRREVERSIBLE_EXPANSION,
     RESTARTED_AT,
+    ApiCall,
     KubeExecutor,
     UndoError,
 )
 from remediator.live.kube import Backoff
 from remediator.live.ledger import Ledger, execution_summary
 from tests.live.conftest import APP, NS, seed_workload, snapshot_for, validating
-from tests.support.kube import KubeServer, validate_manifest, validate_patch
+from tests.support.kube import KubeEmulator, KubeServer, parse_api_path, validate_manifest, validate_patch
 
 A = ActionKind
 CART = ObjectRef("Deployment", NS, APP)
@@ -560,3 +562,37 @@ def test_drain_waits_until_the_evicted_pods_are_gone_within_one_deadline(
         pod = kube.get("v1", "Pod", NS, held)
         assert pod is not None and pod["metadata"]["deletionTimestamp"]
     assert kube.get("v1", "Node", None, "node-a")["spec"]["unschedulable"] is True  # type: ignore[index]
+
+
+def _api_call(method: str, path: str) -> ApiCall:
+    """A logged request as RBAC names it: (verb, API group, resource[/subresource])."""
+    parsed = parse_api_path(path)
+    assert parsed is not None, path
+    if method == "GET":
+        verb = "get" if parsed.name else "list"
+    else:
+        verb = {"POST": "create", "PATCH": "patch", "PUT": "update"}.get(method) or (
+            "delete" if parsed.name else "deletecollection")
+    resource = f"{parsed.plural}/{parsed.subresource}" if parsed.subresource else parsed.plural
+    return ApiCall(verb, parsed.group, resource)
+
+
+def test_the_api_call_table_declares_every_call_the_executor_makes(ledger: Ledger) -> None:
+    """Every action kind, executed, undone and dry-run against its own emulator: the log is the table, exactly."""
+    logged: set[ApiCall] = set()
+    for kind, case in CASES.items():
+        with KubeServer(KubeEmulator()) as kube:
+            seeded = seed_workload(kube, dependency=True)
+            snap = snapshot_for(pods=tuple(p["metadata"]["name"] for p in seeded["pods"]))
+            executor = _executor(kube, ledger)
+            action = case.action(seeded)
+            assert executor.execute(action, snap, dry_run=True).ok
+            result = executor.execute(action, snap)
+            assert result.ok, (kind, result.error)
+            if case.reversible:
+                assert executor.undo(result.execution_id).ok
+            logged |= {_api_call(r.method, r.path) for r in kube.requests()}
+    undeclared = logged - set(API_CALLS)
+    assert not undeclared, f"calls missing from executor.API_CALLS: {sorted(undeclared)}"
+    assert set(API_CALLS) == logged, f"declared but never made: {sorted(set(API_CALLS) - logged)}"
+    assert len(set(API_CALLS)) == len(API_CALLS)
