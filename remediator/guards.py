@@ -47,9 +47,9 @@ and to the object itself for a PVC.
 
 What an action touches (`touched`): `namespace` and `protected` judge the alerted workload
 and every object the action changes, every pod a drain would evict included; `scope` refuses
-a dependency whose object was not observed (its labels are unknown). The scope itself comes from the snapshot, that
-is from the cluster's objects: the alert's labels cannot name a node or claim the workload
-does not use. `judge_all` judges each candidate independently against the same history: it
+a dependency whose object was not observed (its labels are unknown). The scope itself comes
+from the snapshot, that is from the cluster's objects: the alert's labels cannot name a node
+or claim the workload does not use. `judge_all` judges each candidate independently against the same history: it
 ranks alternatives, it does not plan a batch.
 """
 
