@@ -707,9 +707,14 @@ def drain_guard(action: Action, snapshot: Snapshot, history: Sequence[Executed],
     """A drain refuses what `kubectl drain` refuses: a pod that no controller owns (evicted, it
     is gone for good) unless `drain_bare_pods`, and a pod with emptyDir data (deleted with the
     pod) unless `drain_empty_dir`. Pods that drain leaves alone (DaemonSet, mirror, finished)
-    are not in `snapshot.node_pods`."""
+    are not in `snapshot.node_pods`. When the observer could not read the pods on the node
+    (`node_pods_known` False) the drain is refused: what it would evict was not checked."""
     if action.kind is not ActionKind.CORDON_DRAIN_NODE or action.target.name != snapshot.node:
         return None
+    if not snapshot.node_pods_known:
+        return _deny("drain", f"{action.kind.value} on {action.target} refused: the pods on node {snapshot.node} "
+                              "could not be read (the Kubernetes API refused access), so what the drain would "
+                              "evict was not checked")
     problems = []
     bare = [p.ref for p in snapshot.node_pods if p.bare]
     if bare and not policy.drain_bare_pods:

@@ -45,6 +45,10 @@ PROTECTED_LABEL = "remediator.io/protected"
 SLO_ERROR_ANNOTATION = "remediator.io/slo-error-ratio"
 SLO_LATENCY_ANNOTATION = "remediator.io/slo-latency-p99"
 REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
+# The kind of the marker an observer adds for a node whose pods (or the node itself) it could not
+# read: `{"kind": NODE_PODS_UNOBSERVED, "metadata": {"name": <node>}}`; the snapshot then has
+# `node_pods_known=False` for that node. No Kubernetes kind has this name.
+NODE_PODS_UNOBSERVED = "remediator.io/NodePodsUnobserved"
 
 # Counters are turned into rates over this trailing window (seconds).
 RATE_WINDOW_S = 120.0
@@ -174,7 +178,9 @@ class Snapshot:
     Scope comes from the cluster's objects, never from the alert: `node` is a node the
     workload's pods run on, `pvc` a claim the workload mounts, `node_pods` every pod a drain
     of `node` would evict (all namespaces), `dependency_labels` the labels of each observed
-    dependency by name (a dependency missing from it was not observed).
+    dependency by name (a dependency missing from it was not observed). `node_pods_known` is
+    False when the observer could not read the node or the pods on it (a forbidden read): then
+    `node_pods` is not every pod a drain would evict.
     """
 
     alert: Alert
@@ -189,6 +195,7 @@ class Snapshot:
     dependencies: tuple[ObjectRef, ...] = ()  # worst first
     workload_labels: Mapping[str, str] = field(default_factory=dict)
     node_pods: tuple[Neighbour, ...] = ()
+    node_pods_known: bool = True
     dependency_labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     events: tuple[str, ...] = ()
     history: tuple[Attempt, ...] = ()
@@ -529,6 +536,7 @@ def build_snapshot(alert: Alert, series: Sequence[Series], objects: Sequence[K8s
         pods=worst, hpa=scope.hpa, pvc=scope.pvc, dependencies=deps,
         workload_labels=dict(scope.labels), events=events[-20:],
         node_pods=_evicted_by_drain(idx, node) if node else (),
+        node_pods_known=not node or idx.get(NODE_PODS_UNOBSERVED, "", node) is None,
         dependency_labels={d.name: dict(_meta(obj).get("labels") or {}) for d in scope.deps
                            if (obj := idx.get("Deployment", scope.ns, d.name)) is not None},
         history=history, missing=missing)

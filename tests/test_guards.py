@@ -871,6 +871,20 @@ def test_drain_refusals_concern_only_the_drain_and_come_before_the_pdb() -> None
     assert GuardPolicy().drain_bare_pods is False and GuardPolicy().drain_empty_dir is False
 
 
+def test_a_drain_is_refused_when_the_pods_on_the_node_were_not_observed() -> None:
+    """A forbidden read leaves `node_pods` partial: no policy lets the drain through, the rest is unchanged."""
+    s = dataclasses.replace(snap(), node_pods_known=False)
+    reason = (f"cordon_drain_node on {NODE} refused: the pods on node {NODE.name} could not be read "
+              "(the Kubernetes API refused access), so what the drain would evict was not checked")
+    lenient = GuardPolicy(drain_bare_pods=True, drain_empty_dir=True, approval_risk=None)
+    assert_denied(verdict(act(K.CORDON_DRAIN_NODE), s), "drain", reason)
+    assert_denied(verdict(act(K.CORDON_DRAIN_NODE), s, policy=lenient), "drain", reason)
+    assert_allowed(verdict(act(K.CORDON_DRAIN_NODE), snap()))
+    for kind in (K.RESTART_ROLLOUT, K.DELETE_POD):
+        assert verdict(act(kind), s) == verdict(act(kind), snap())
+    assert Snapshot(alert=Alert("A", {}), at=0.0, workload=None, signals=Signals()).node_pods_known
+
+
 # ---------------------------------------------------------------------------- hpa
 
 

@@ -55,6 +55,7 @@ class KubernetesSettings(_Model):
 
     kubeconfig: Path | None = None
     context: str | None = None
+    # The request timeout (`_request_timeout`) of every call the observer makes.
     timeout_s: float = Field(default=10.0, gt=0)
 
 

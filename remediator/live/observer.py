@@ -26,6 +26,7 @@ older than `max_staleness_s`) makes the observation not `usable`, with the reaso
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import string
@@ -44,6 +45,7 @@ from remediator.live.config import ConfigError, ConfigIssue
 from remediator.live.kube import Backoff, KubeError, is_status, selector_text, to_dict, with_backoff
 from remediator.snapshot import (
     DEPENDS_ON_ANNOTATION,
+    NODE_PODS_UNOBSERVED,
     Alert,
     Attempt,
     K8sObject,
@@ -89,6 +91,11 @@ class PrometheusUnavailable(ObservationError):
 
 class KubernetesUnavailable(ObservationError):
     """The Kubernetes API did not answer the object reads."""
+
+
+class _Forbidden(KubernetesUnavailable):
+    """A 403 on one read. Fatal for the workload's own objects; for the neighbours of a drain it
+    makes that signal unknown (`NODE_PODS_UNOBSERVED`) instead."""
 
 
 class QueryError(RuntimeError):
@@ -314,29 +321,36 @@ class KubeObjectSource:
     """
 
     def __init__(self, api: Any, *, backoff: Backoff | None = None, events_window_s: float = 3600.0,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, timeout_s: float | None = 10.0) -> None:
         import kubernetes.client as k
 
         self.api = api
-        self.core = k.CoreV1Api(api)
-        self.apps = k.AppsV1Api(api)
-        self.autoscaling = k.AutoscalingV2Api(api)
-        self.policy = k.PolicyV1Api(api)
+        self.timeout_s = timeout_s
+        self.core = _Timed(k.CoreV1Api(api), timeout_s)
+        self.apps = _Timed(k.AppsV1Api(api), timeout_s)
+        self.autoscaling = _Timed(k.AutoscalingV2Api(api), timeout_s)
+        self.policy = _Timed(k.PolicyV1Api(api), timeout_s)
         self.backoff = backoff or Backoff(max_attempts=4, base_s=0.2, max_s=2.0)
         self.events_window_s = events_window_s
         self.clock = clock
 
     def _call(self, what: str, call: Callable[[], Any]) -> Any:
+        import urllib3
+
         try:
             return with_backoff(call, self.backoff, what=what)
         except KubeError as e:
+            if isinstance(e.__cause__, (urllib3.exceptions.TimeoutError, TimeoutError)):
+                raise KubernetesUnavailable(f"{e}: no answer within kubernetes.timeout_s ({self.timeout_s:g}s) "
+                                            "on any attempt") from e
             raise KubernetesUnavailable(str(e)) from e
         except Exception as e:
             if is_status(e, 404):
                 return None
             if is_status(e, 401, 403):
-                raise KubernetesUnavailable(f"{what}: the Kubernetes API refused access ({getattr(e, 'status', '')}); "
-                                            "check the ClusterRole of the remediator's service account") from e
+                kind = _Forbidden if is_status(e, 403) else KubernetesUnavailable
+                raise kind(f"{what}: the Kubernetes API refused access ({getattr(e, 'status', '')}); "
+                           "check the ClusterRole of the remediator's service account") from e
             raise
 
     def _dict(self, model: Any, kind: str, api_version: str) -> dict[str, Any]:
@@ -408,7 +422,11 @@ class KubeObjectSource:
         # or, for a node alert with no workload on the node, that node alone.
         nodes = self._workload(ns, name, add) if name and ns else set(scanned)
         for node in sorted(nodes):
-            n = self._call(f"read node {node}", lambda node=node: self.core.read_node(node))  # type: ignore[misc]
+            try:
+                n = self._call(f"read node {node}", lambda node=node: self.core.read_node(node))  # type: ignore[misc]
+            except _Forbidden as e:
+                add([_unobserved(node, e.reason)])
+                continue
             if n is not None:
                 add([self._dict(n, "Node", "v1")])
         # Every pod a drain would evict, in every namespace, so that the guards judge them all.
@@ -461,20 +479,52 @@ class KubeObjectSource:
         return {str((p.get("spec") or {}).get("nodeName")) for p in pods if (p.get("spec") or {}).get("nodeName")}
 
     def _neighbours(self, nodes: Sequence[str], own_ns: str, add: Callable[[Iterable[dict[str, Any]]], None]) -> None:
-        """Pods on the nodes (all namespaces) with their ReplicaSets, Deployments and PDBs."""
-        namespaces: set[str] = set()
+        """Pods on the nodes (all namespaces) with their ReplicaSets, Deployments and PDBs.
+
+        A forbidden read (a namespace-scoped Role) does not fail the observation: the node gets
+        a `NODE_PODS_UNOBSERVED` marker, so the snapshot says its pods are unknown and the
+        guards refuse a drain of it."""
+        on_nodes: dict[str, set[str]] = {}  # namespace -> the nodes with pods of it
         for node in nodes:
-            pods = self._items(f"list pods on {node}", lambda node=node: self.core.list_pod_for_all_namespaces(  # type: ignore[misc]
-                field_selector=f"spec.nodeName={node}"), "Pod", "v1")
+            try:
+                pods = self._items(f"list pods on {node}", lambda node=node: self.core.list_pod_for_all_namespaces(  # type: ignore[misc]
+                    field_selector=f"spec.nodeName={node}"), "Pod", "v1")
+            except _Forbidden as e:
+                add([_unobserved(node, e.reason)])
+                continue
             add(pods)
-            namespaces |= {str(p["metadata"].get("namespace")) for p in pods}
-        for other in sorted(namespaces - {own_ns}):
-            add(self._items("list replicasets", lambda other=other: self.apps.list_namespaced_replica_set(other),  # type: ignore[misc]
-                            "ReplicaSet", "apps/v1"))
-            add(self._items("list deployments", lambda other=other: self.apps.list_namespaced_deployment(other),  # type: ignore[misc]
-                            "Deployment", "apps/v1"))
-            add(self._items("list pdbs", lambda other=other: self.policy.list_namespaced_pod_disruption_budget(other),  # type: ignore[misc]
-                            "PodDisruptionBudget", "policy/v1"))
+            for p in pods:
+                on_nodes.setdefault(str(p["metadata"].get("namespace")), set()).add(node)
+        for other in sorted(set(on_nodes) - {own_ns}):
+            try:
+                add(self._items("list replicasets", lambda other=other: self.apps.list_namespaced_replica_set(other),  # type: ignore[misc]
+                                "ReplicaSet", "apps/v1"))
+                add(self._items("list deployments", lambda other=other: self.apps.list_namespaced_deployment(other),  # type: ignore[misc]
+                                "Deployment", "apps/v1"))
+                add(self._items("list pdbs", lambda other=other: self.policy.list_namespaced_pod_disruption_budget(  # type: ignore[misc]
+                    other), "PodDisruptionBudget", "policy/v1"))
+            except _Forbidden as e:  # those pods' labels and budgets are unknown
+                add([_unobserved(node, e.reason) for node in sorted(on_nodes[other])])
+
+
+class _Timed:
+    """An official-client API object whose every call carries `_request_timeout`."""
+
+    def __init__(self, api: Any, timeout_s: float | None) -> None:
+        self._api = api
+        self._timeout_s = timeout_s
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._api, name)
+        if self._timeout_s is None or not callable(method):
+            return method
+        return functools.partial(method, _request_timeout=self._timeout_s)
+
+
+def _unobserved(node: str, reason: str) -> dict[str, Any]:
+    """The marker `build_snapshot` reads as "the pods on `node` were not observed"."""
+    return {"apiVersion": "remediator.io/v1", "kind": NODE_PODS_UNOBSERVED, "metadata": {"name": node},
+            "reason": reason}
 
 
 def _owner_name(obj: Mapping[str, Any], kind: str) -> str | None:

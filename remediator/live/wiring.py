@@ -98,7 +98,8 @@ def make_observer(config: LiveConfig | None, *, kube_api: Any = None, clock: Cal
     if prom is not None:
         token = prom.bearer_token.get_secret_value() if prom.bearer_token else None
         metrics = PrometheusSource(prom.url, timeout_s=prom.timeout_s, retries=prom.retries, bearer_token=token)
-    objects: Any = KubeObjectSource(kube_api, clock=clock) if kube_api is not None else _AlertObjects()
+    objects: Any = (KubeObjectSource(kube_api, clock=clock, timeout_s=config.kubernetes.timeout_s)
+                    if kube_api is not None else _AlertObjects())
     return Observer(metrics, objects, templates=templates,
                     max_staleness_s=prom.max_staleness_s if prom is not None else 180.0, clock=clock)
 

@@ -8,6 +8,7 @@ simulator's direct `encode(incident.observe())`.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import math
 import re
@@ -18,6 +19,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import aiohttp.web
+import attrs
 import numpy as np
 import pytest
 
@@ -25,6 +28,7 @@ import remediator.snapshot
 from remediator.actions import ObjectRef
 from remediator.encoding import encode, feature_names
 from remediator.live.config import ConfigError
+from remediator.live.kube import Backoff
 from remediator.live.observer import (
     CONTRACT_METRICS,
     KubeObjectSource,
@@ -39,7 +43,7 @@ from remediator.live.observer import (
 from remediator.snapshot import Alert, build_snapshot
 from tests.live.conftest import requires_prometheus
 from tests.live.sim import incident, observed_series, prometheus_with
-from tests.support.kube import KubeServer
+from tests.support.kube import KubeEmulator, KubeServer
 from tests.support.prom import binaries_available as prom_binaries
 from tests.support.prom import free_port
 
@@ -307,3 +311,46 @@ def test_kubernetes_api_down_means_no_snapshot(kube: KubeServer) -> None:
     source.backoff.sleep = lambda s: None
     with pytest.raises(KubernetesUnavailable, match="gave up"):
         Observer(None, source).observe(Alert("A", {"namespace": "shop", "deployment": "cart"}), now=1.0)
+
+
+@attrs.define(kw_only=True)
+class HangingEmulator(KubeEmulator):
+    """Withholds the answer to every GET of `hang_path` until `release` is set (an API server that hangs)."""
+
+    hang_path: str = ""
+    hung: int = 0
+    release: threading.Event = attrs.field(factory=threading.Event)
+
+    async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
+        if raw_request.method == "GET" and raw_request.path == self.hang_path:
+            self.hung += 1
+            while not self.release.is_set():
+                await asyncio.sleep(0.02)
+        return await super().__call__(raw_request)
+
+
+def test_a_hung_kubernetes_call_fails_the_observation_within_the_request_timeout() -> None:
+    emulator = HangingEmulator(hang_path="/apis/apps/v1/namespaces/shop/deployments/cart")
+    with KubeServer(emulator) as kube:
+        try:
+            _seed_cluster(kube)
+            source = KubeObjectSource(kube.api_client(retries=False), timeout_s=0.3,
+                                      backoff=Backoff(max_attempts=2, sleep=lambda s: None))
+            with pytest.raises(KubernetesUnavailable) as raised:
+                Observer(None, source).observe(Alert("A", {"namespace": "shop", "deployment": "cart"}), now=1.0)
+            assert str(raised.value) == (
+                "read Deployment shop: gave up after 2 attempts (last answer ReadTimeoutError): "
+                "no answer within kubernetes.timeout_s (0.3s) on any attempt")
+            assert emulator.hung == 2  # each attempt was sent, and each one timed out
+        finally:
+            emulator.release.set()
+
+
+def test_the_configured_kubernetes_timeout_reaches_the_observer() -> None:
+    from remediator.live.config import LiveConfig
+    from remediator.live.wiring import make_observer
+
+    config = LiveConfig.model_validate({"kubernetes": {"timeout_s": 2.5}})
+    with KubeServer(KubeEmulator()) as kube:
+        observer = make_observer(config, kube_api=kube.api_client(retries=False))
+    assert isinstance(observer.objects, KubeObjectSource) and observer.objects.timeout_s == 2.5

@@ -18,7 +18,7 @@ import pytest
 
 from remediator.actions import Action, ActionKind, ObjectRef
 from remediator.guards import Decision, GuardPolicy, judge
-from remediator.live.observer import KubeObjectSource, Observer
+from remediator.live.observer import KubeObjectSource, KubernetesUnavailable, Observer
 from remediator.snapshot import Alert, Snapshot
 from tests.live.conftest import NS
 from tests.support.kube import KubeEmulator, KubeServer
@@ -95,3 +95,60 @@ def test_a_node_alert_resolves_to_a_workload_on_that_node_and_judges_every_evict
     assert snap.workload == ObjectRef("Deployment", NS, "vault") and snap.node == "node-v"
     decision, reason = verdict(Action(A.CORDON_DRAIN_NODE, ObjectRef("Node", "", "node-v")), snap, approval_risk=None)
     assert decision is Decision.DENY and reason.startswith("protected: Deployment/shop/vault carries"), reason
+
+
+# ---------------------------------------------------------------------------- least-privilege reads (issue 10)
+
+CANDIDATES = [
+    Action(A.RESTART_ROLLOUT, ObjectRef("Deployment", NS, "cart")),
+    Action(A.SCALE_OUT, ObjectRef("Deployment", NS, "cart"), {"replicas": 3}),
+    Action(A.ROLLBACK_ROLLOUT, ObjectRef("Deployment", NS, "cart")),
+]
+
+
+@pytest.fixture
+def small_cluster() -> Iterator[KubeServer]:
+    """shop/cart on node-a and node-b, kube-system/coredns on node-a."""
+    with KubeServer(KubeEmulator()) as kube:
+        kube.seed_deployment("cart", NS, replicas=2, nodes=("node-a", "node-b"))
+        kube.seed_deployment("coredns", "kube-system", replicas=1, nodes=("node-a",))
+        yield kube
+
+
+def _judged(snap: Snapshot) -> list[tuple[Decision, str]]:
+    return [verdict(a, snap, approval_risk=None) for a in CANDIDATES]
+
+
+@pytest.mark.parametrize("forbidden", ["/api/v1/pods", "/api/v1/nodes/*", "/apis/apps/v1/namespaces/kube-system/*"],
+                         ids=["pods-on-the-node", "node", "neighbour-namespace"])
+def test_a_forbidden_read_of_the_neighbours_makes_the_drain_unknown_and_denied(
+        small_cluster: KubeServer, forbidden: str) -> None:
+    labels = {"namespace": NS, "deployment": "cart", "node": "node-a"}
+    before = observe(small_cluster, labels)
+    assert before.node_pods_known and before.node == "node-a"
+    small_cluster.inject_fault(403, times=100, method="GET", path=forbidden)
+    snap = observe(small_cluster, labels)  # the observation succeeds
+
+    assert snap.workload == ObjectRef("Deployment", NS, "cart") and snap.node == "node-a"
+    assert not snap.node_pods_known
+    drain = Action(A.CORDON_DRAIN_NODE, ObjectRef("Node", "", "node-a"))
+    assert verdict(drain, snap, approval_risk=None)[0] is Decision.DENY
+    # Denied even where a policy lets every namespace be touched (it passes with full access): nothing is assumed.
+    everywhere = {"approval_risk": None, "allowed_namespaces": ["shop", "kube-system"]}
+    assert verdict(drain, before, **everywhere)[0] is Decision.ALLOW
+    decision, reason = verdict(drain, snap, **everywhere)
+    assert decision is Decision.DENY
+    assert reason.startswith("drain: cordon_drain_node on Node") and \
+        "the pods on node node-a could not be read" in reason, reason
+    # The other candidates are judged exactly as with full access.
+    assert _judged(snap) == _judged(before)
+    assert any(d is Decision.ALLOW for d, _ in _judged(snap))
+
+
+@pytest.mark.parametrize("forbidden", ["/apis/apps/v1/namespaces/shop/deployments/cart",
+                                       "/api/v1/namespaces/shop/pods"], ids=["deployment", "pods"])
+def test_a_forbidden_read_of_the_workloads_own_objects_still_fails_the_observation(
+        small_cluster: KubeServer, forbidden: str) -> None:
+    small_cluster.inject_fault(403, times=100, method="GET", path=forbidden)
+    with pytest.raises(KubernetesUnavailable, match="refused access \\(403\\); check the ClusterRole"):
+        observe(small_cluster, {"namespace": NS, "deployment": "cart"})
