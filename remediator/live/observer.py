@@ -42,6 +42,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from remediator.live.config import ConfigError, ConfigIssue
+from remediator.live.executor import ApiCall
 from remediator.live.kube import Backoff, KubeError, is_status, selector_text, to_dict, with_backoff
 from remediator.snapshot import (
     DEPENDS_ON_ANNOTATION,
@@ -57,9 +58,9 @@ from remediator.snapshot import (
 )
 
 __all__ = [
-    "CONTRACT_METRICS", "KubeObjectSource", "MetricsSource", "MissingMetric", "ObjectSource", "Observation",
-    "ObservationError", "Observer", "PrometheusSource", "PrometheusUnavailable", "QueryError", "QueryTemplates",
-    "StaticObjects", "load_templates", "objects_from_alert",
+    "API_CALLS", "CONTRACT_METRICS", "KubeObjectSource", "MetricsSource", "MissingMetric", "ObjectSource",
+    "Observation", "ObservationError", "Observer", "PrometheusSource", "PrometheusUnavailable", "QueryError",
+    "QueryTemplates", "StaticObjects", "load_templates", "objects_from_alert",
 ]
 
 # The metric names of the snapshot contract (remediator/snapshot.py's module docstring).
@@ -71,6 +72,24 @@ CONTRACT_METRICS: tuple[str, ...] = (
     "container_cpu_cfs_throttled_periods_total", "http_requests_total", "http_request_duration_seconds_bucket",
     "kube_horizontalpodautoscaler_status_current_replicas", "kube_horizontalpodautoscaler_spec_max_replicas",
     "kube_node_status_condition", "kubelet_volume_stats_used_bytes", "kubelet_volume_stats_capacity_bytes",
+)
+#: Every API call `KubeObjectSource` makes, for the Helm chart's ClusterRole (tests/live/test_scope.py
+#: checks it against the emulator's request log for a pod, node, PVC, service and HPA alert). Only
+#: reads; a 403 on the cluster-wide ones (pods on a node, other namespaces, nodes) degrades, see `_neighbours`.
+API_CALLS: tuple[ApiCall, ...] = (
+    ApiCall("get", "apps", "deployments"),                          # the alert's deployment, its dependencies
+    ApiCall("list", "apps", "deployments"),                         # pvc/service alerts; the neighbours' owners
+    ApiCall("get", "apps", "replicasets"),                          # the alerted pod's owner
+    ApiCall("list", "apps", "replicasets"),                         # the workload's; the neighbours' owners
+    ApiCall("get", "", "pods"),                                     # the alerted pod
+    ApiCall("list", "", "pods"),                                    # the workload's; on its nodes (all namespaces)
+    ApiCall("get", "", "nodes"),
+    ApiCall("get", "", "services"),                                 # a service alert
+    ApiCall("get", "", "persistentvolumeclaims"),                   # the claims the workload mounts
+    ApiCall("get", "autoscaling", "horizontalpodautoscalers"),      # an hpa alert
+    ApiCall("list", "autoscaling", "horizontalpodautoscalers"),     # the HPA targeting the workload
+    ApiCall("list", "policy", "poddisruptionbudgets"),              # the namespace's, the neighbours'
+    ApiCall("list", "", "events"),
 )
 PLACEHOLDERS = ("namespace", "deployment", "deployments", "services", "pods", "nodes", "hpa", "pvc")
 _POD_REGEX_MAX = 200  # more pods than this: select them by name prefix instead of listing them

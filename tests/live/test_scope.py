@@ -18,9 +18,10 @@ import pytest
 
 from remediator.actions import Action, ActionKind, ObjectRef
 from remediator.guards import Decision, GuardPolicy, judge
-from remediator.live.observer import KubeObjectSource, KubernetesUnavailable, Observer
+from remediator.live.observer import API_CALLS, KubeObjectSource, KubernetesUnavailable, Observer
 from remediator.snapshot import Alert, Snapshot
 from tests.live.conftest import NS
+from tests.live.test_executor import _api_call
 from tests.support.kube import KubeEmulator, KubeServer
 
 A = ActionKind
@@ -152,3 +153,41 @@ def test_a_forbidden_read_of_the_workloads_own_objects_still_fails_the_observati
     small_cluster.inject_fault(403, times=100, method="GET", path=forbidden)
     with pytest.raises(KubernetesUnavailable, match="refused access \\(403\\); check the ClusterRole"):
         observe(small_cluster, {"namespace": NS, "deployment": "cart"})
+
+
+def test_the_api_call_table_declares_every_call_the_observer_makes() -> None:
+    """A pod, node, PVC, service and HPA alert observed against one cluster: the request log is the table, exactly."""
+    with KubeServer(KubeEmulator()) as kube:
+        pods = kube.seed_deployment("cart", NS, replicas=2, nodes=("node-a", "node-b"))["pods"]
+        kube.seed_deployment("web", "front", replicas=1, nodes=("node-a",))
+        kube.seed_deployment("db", NS, replicas=1, nodes=("node-b",))
+        kube.seed(
+            {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "cart-data", "namespace": NS},
+             "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}},
+            {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "cart", "namespace": NS},
+             "spec": {"selector": {"app": "cart"}, "ports": [{"port": 80}]}},
+            {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+             "metadata": {"name": "cart-hpa", "namespace": NS},
+             "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "cart"},
+                      "maxReplicas": 4}},
+            {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+             "metadata": {"name": "web", "namespace": "front"},
+             "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "web"}}}},
+        )
+        k.AppsV1Api(kube.api_client()).patch_namespaced_deployment("cart", NS, {
+            "metadata": {"annotations": {"remediator.io/depends-on": "db"}},
+            "spec": {"template": {"spec": {"volumes": [
+                {"name": "data", "persistentVolumeClaim": {"claimName": "cart-data"}}]}}}})
+        before = len(kube.requests())
+        alerts = [("KubePodCrashLooping", {"namespace": NS, "pod": pods[0]["metadata"]["name"]}),
+                  ("KubeNodeNotReady", {"node": "node-a"}),
+                  ("KubePersistentVolumeFillingUp", {"namespace": NS, "persistentvolumeclaim": "cart-data"}),
+                  ("TargetDown", {"namespace": NS, "service": "cart"}),
+                  ("KubeHpaMaxedOut", {"namespace": NS, "horizontalpodautoscaler": "cart-hpa"})]
+        for name, labels in alerts:
+            assert observe(kube, labels, name).workload == ObjectRef("Deployment", NS, "cart"), name
+        logged = {_api_call(r.method, r.path) for r in kube.requests()[before:]}
+    undeclared = logged - set(API_CALLS)
+    assert not undeclared, f"calls missing from observer.API_CALLS: {sorted(undeclared)}"
+    assert set(API_CALLS) == logged, f"declared but never made: {sorted(set(API_CALLS) - logged)}"
+    assert len(set(API_CALLS)) == len(API_CALLS)
