@@ -31,6 +31,7 @@ Metric contract (labels in braces; `service` equals the Deployment name):
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -517,13 +518,15 @@ def build_snapshot(alert: Alert, series: Sequence[Series], objects: Sequence[K8s
     traffic = _traffic([x for x in series if x.labels.get("namespace", scope.ns) == scope.ns
                         and x.labels.get("service") in scope.dep_names | {scope.name}], now, alert.starts_at)
     pods = sorted(scope.pod_names | r.pods_seen)
-    node = _pick_node(alert, idx, scope, r, pods)
+    nodes = _nodes_of(scope, pods)
+    node = _pick_node(alert, idx, scope, r, nodes)
     # Worst pods first: not ready, then most restarts, then highest memory pressure.
-    mem_ratios = r.mem_ratios()
+    mem_ratios = r.mem_ratios
     worst = tuple(sorted(pods, key=lambda p: (r.ready.get(p, 1.0), -r.restarts.get(p, 0.0),
                                               -mem_ratios.get(p, 0.0), p)))
-    deps = _deps_worst_first(scope, r, traffic)
-    signals = _signals(alert, idx, scope, r, traffic, pods, node, now)
+    health = _dep_health(scope, r, traffic)
+    deps = _deps_worst_first(scope, health)
+    signals = _signals(idx, scope, r, traffic, health, pods, nodes | ({node} if node else set()), node, now)
     expected = ["kube_deployment_spec_replicas", "kube_deployment_status_replicas_available",
                 "http_requests_total", "container_memory_working_set_bytes"]
     missing = tuple(m for m in expected if m not in r.found) if scope.workload else ()
@@ -625,7 +628,9 @@ class _Readings:
     dep_available: dict[str, float] = field(default_factory=dict)
     dep_spec: dict[str, float] = field(default_factory=dict)
 
+    @functools.cached_property
     def mem_ratios(self) -> dict[str, float]:
+        """Per pod, working set over memory limit (read once the pass is over)."""
         return {p: _last(pts) / self.limits[(p, "memory")] for p, pts in self.mem.items()
                 if self.limits.get((p, "memory"), 0) > 0 and pts}
 
@@ -759,14 +764,13 @@ def _read(series: Sequence[Series], scope: _Scope, now: float) -> _Readings:
     return r
 
 
-def _pick_node(alert: Alert, idx: _Objects, scope: _Scope, r: _Readings, pods: Sequence[str]) -> str | None:
+def _pick_node(alert: Alert, idx: _Objects, scope: _Scope, r: _Readings, nodes: set[str]) -> str | None:
     """The incident's node. The alert may say which, but only among the nodes the workload's
     pods run on; an alert about a node with no workload on it names that node only if the
     cluster has it. Otherwise the least ready of the workload's nodes."""
     alerted = alert.labels.get("node")
     if scope.workload is None:
         return alerted if alerted and idx.get("Node", "", alerted) is not None else None
-    nodes = _nodes_of(scope, pods)
     if alerted in nodes:
         return alerted
     return min(nodes, key=lambda n: (r.node_ready.get(n, 1.0), n)) if nodes else None
@@ -788,9 +792,9 @@ def _dep_health(scope: _Scope, r: _Readings, traffic: Mapping[tuple[str, str], _
     return ratio, err, lat
 
 
-def _deps_worst_first(scope: _Scope, r: _Readings, traffic: Mapping[tuple[str, str], _ServiceTraffic]
+def _deps_worst_first(scope: _Scope, health: tuple[dict[str, float], dict[str, float], dict[str, float]]
                       ) -> tuple[ObjectRef, ...]:
-    ratio, err, lat = _dep_health(scope, r, traffic)
+    ratio, err, lat = health
     return tuple(sorted(scope.deps, key=lambda d: (ratio.get(d.name, 1.0), -err.get(d.name, 0.0),
                                                    -lat.get(d.name, 0.0), d.name)))
 
@@ -802,9 +806,9 @@ def _revisions(idx: _Objects, scope: _Scope) -> list[tuple[int, float]]:
                    parse_time(_meta(x).get("creationTimestamp"))) for x in rs)
 
 
-def _signals(alert: Alert, idx: _Objects, scope: _Scope, r: _Readings,
-             traffic: Mapping[tuple[str, str], _ServiceTraffic], pods: Sequence[str], node: str | None,
-             now: float) -> Signals:
+def _signals(idx: _Objects, scope: _Scope, r: _Readings, traffic: Mapping[tuple[str, str], _ServiceTraffic],
+             health: tuple[dict[str, float], dict[str, float], dict[str, float]], pods: Sequence[str],
+             nodes: set[str], node: str | None, now: float) -> Signals:
     own = traffic.get((scope.ns, scope.name), _ServiceTraffic())
     n_pods = float(len(pods))
     limit = r.limits
@@ -818,11 +822,10 @@ def _signals(alert: Alert, idx: _Objects, scope: _Scope, r: _Readings,
 
     revisions = _revisions(idx, scope)
     rollout_age = now - revisions[-1][1] if revisions and not math.isnan(revisions[-1][1]) else math.inf
-    dep_ratio, dep_err, dep_lat = _dep_health(scope, r, traffic)
+    dep_ratio, dep_err, dep_lat = health
     used, cap = _last(r.pvc_used), r.pvc_cap
     desired = (_last(r.spec_replicas) if r.spec_replicas
                else float((scope.deployment or {}).get("spec", {}).get("replicas", 0) or 0))
-    nodes = _nodes_of(scope, pods) | ({node} if node else set())
     return Signals(
         desired_replicas=desired,
         baseline_replicas=max([v for _, v in r.spec_replicas] + [desired]),
@@ -833,7 +836,7 @@ def _signals(alert: Alert, idx: _Objects, scope: _Scope, r: _Readings,
         oom_fraction=frac(r.last_reason, "OOMKilled"),
         error_exit_fraction=frac(r.last_reason, "Error"),
         crashloop_fraction=frac(r.waiting, "CrashLoopBackOff"),
-        mem_ratio=max(r.mem_ratios().values(), default=0.0),
+        mem_ratio=max(r.mem_ratios.values(), default=0.0),
         mem_slope_per_min=max(mem_slopes, default=0.0),
         cpu_ratio=max(cpu_ratios, default=0.0),
         throttle_ratio=max(throttle, default=0.0),
