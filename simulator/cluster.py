@@ -248,9 +248,7 @@ class Cluster:
         return True
 
     def _scale_out(self, action: Action, w: Workload) -> bool:
-        p = action.params
-        target = int(p["replicas"]) if "replicas" in p else math.ceil(w.desired * factor_of(action))
-        w.desired = max(w.desired, target)  # scaling out never removes replicas
+        w.desired = max(w.desired, asked_replicas(action, w))  # scaling out never removes replicas
         return True
 
     def _restore_replicas(self, action: Action, w: Workload) -> bool:
@@ -610,6 +608,12 @@ _ACTIONS: dict[ActionKind, Callable[[Cluster, Action, Workload], bool]] = {
     ActionKind.CORDON_DRAIN_NODE: Cluster._cordon_drain,
     ActionKind.EXPAND_VOLUME: Cluster._expand_volume,
 }
+
+
+def asked_replicas(action: Action, w: Workload) -> int:
+    """The replica count a scale_out asks of `w`: its `replicas`, or its factor of the current count."""
+    p = action.params
+    return int(p["replicas"]) if "replicas" in p else math.ceil(w.desired * factor_of(action))
 
 
 def replicaset_name(workload: str, revision: int) -> str:

@@ -18,10 +18,8 @@ counterpart, and unsafe rankers getting `unsafe_executed > 0` through the benchm
 
 from __future__ import annotations
 
-import math
-
 from remediator.actions import PASSIVE_KINDS, Action, ActionKind
-from simulator.cluster import Cluster, Workload, protected
+from simulator.cluster import Cluster, Workload, asked_replicas, protected
 
 _SCALING = (ActionKind.SCALE_OUT, ActionKind.RESTORE_REPLICAS)
 MAX_REPLICAS = 100
@@ -79,10 +77,9 @@ def _replicas(action: Action, w: Workload) -> str | None:
     if action.kind not in _SCALING:
         return None
     n = action.params.get("replicas")
-    factor = action.params.get("factor")
-    if n is None and isinstance(factor, int | float) and w.desired >= 1:
+    if n is None and isinstance(action.params.get("factor"), int | float) and w.desired >= 1:
         # A factor asks for a count too: scaling a running workload by 0 is a scale to zero.
-        n = math.ceil(w.desired * float(factor))
+        n = asked_replicas(action, w)
     if n is not None and (int(n) < 1 or int(n) > MAX_REPLICAS):
         return f"scaled to {n} replicas"
     return None
