@@ -326,22 +326,20 @@ class Ledger:
 
     # ------------------------------------------------------------------ alerts and incidents
 
-    def record_alerts(self, alerts: Sequence[ReceivedAlert], *, received_at: float | None = None,
-                      max_open_per_source: int = MAX_OPEN_PER_SOURCE,
-                      max_open_per_namespace: int = MAX_OPEN_PER_NAMESPACE) -> list[AlertReceipt]:
+    def record_alerts(self, alerts: Sequence[ReceivedAlert], *, received_at: float | None = None
+                      ) -> list[AlertReceipt]:
         """Persist alerts in one transaction: new ones open incidents, duplicates merge, resolved close.
 
         Each alert has its own savepoint: one the store refuses is rolled back alone and its
         receipt carries the `error`; the others commit. A store failure raises (nothing is kept).
         """
         now = self._clock() if received_at is None else received_at
-        caps = (max_open_per_source, max_open_per_namespace)
         receipts: list[AlertReceipt] = []
         with self._tx() as db:
             for item in alerts:
                 db.execute("SAVEPOINT alert")
                 try:
-                    receipts.append(self._record_alert(db, item, now, caps))
+                    receipts.append(self._record_alert(db, item, now))
                 except _ALERT_FAULTS as e:
                     db.execute("ROLLBACK TO alert")
                     a = item.alert
@@ -350,8 +348,7 @@ class Ledger:
                 db.execute("RELEASE alert")
         return receipts
 
-    def _record_alert(self, db: sqlite3.Connection, item: ReceivedAlert, now: float,
-                      caps: tuple[int, int]) -> AlertReceipt:
+    def _record_alert(self, db: sqlite3.Connection, item: ReceivedAlert, now: float) -> AlertReceipt:
         a = item.alert
         labels, annotations = _dumps(dict(a.labels)), _dumps(dict(a.annotations))
         row = db.execute("SELECT id, incident_id, status FROM alerts WHERE fingerprint = ? AND starts_at = ?",
@@ -367,14 +364,14 @@ class Ledger:
             new = False
             if incident_id is None and row["status"] == "firing" and a.status == "firing":
                 # A held alert, sent again: it opens its incident if its source has room now.
-                incident_id = self._open_incident(db, a, labels, annotations, now, caps)
+                incident_id = self._open_incident(db, a, labels, annotations, now)
                 held = incident_id is None
                 if incident_id is not None:
                     db.execute("UPDATE alerts SET incident_id = ? WHERE id = ?", (incident_id, row["id"]))
         else:
             incident_id = None
             if a.status == "firing":
-                incident_id = self._open_incident(db, a, labels, annotations, now, caps)
+                incident_id = self._open_incident(db, a, labels, annotations, now)
                 held = incident_id is None
             else:  # resolved without ever having seen it fire: the incident it would close
                 found = db.execute("SELECT id FROM incidents WHERE fingerprint = ? AND starts_at = ?",
@@ -392,21 +389,20 @@ class Ledger:
             closed = self._close_on_resolve(db, incident_id, item.ends_at if item.ends_at is not None else now, now)
         return AlertReceipt(a.fingerprint, a.starts_at, a.status, new, incident_id, closed, held)
 
-    def _open_incident(self, db: sqlite3.Connection, a: Alert, labels: str, annotations: str, now: float,
-                       caps: tuple[int, int]) -> int | None:
+    def _open_incident(self, db: sqlite3.Connection, a: Alert, labels: str, annotations: str, now: float
+                       ) -> int | None:
         """The incident of a firing alert, opened now unless its source or namespace is at its cap (None)."""
         found = db.execute("SELECT id FROM incidents WHERE fingerprint = ? AND starts_at = ?",
                            (a.fingerprint, a.starts_at)).fetchone()
         if found is not None:
             return int(found[0])
-        per_source, per_namespace = caps
         source = [a.labels.get(name, "") for name in SOURCE_LABELS]
         in_namespace, in_source = db.execute(
             "SELECT COUNT(*), COALESCE(SUM(alertname = ? AND "
             + " AND ".join(f"COALESCE(json_extract(labels, '$.{name}'), '') = ?" for name in SOURCE_LABELS)
             + "), 0) FROM incidents WHERE status IN (?, ?) AND namespace = ?",
             (a.name, *source, *ACTIVE, a.namespace)).fetchone()
-        if in_source >= per_source or in_namespace >= per_namespace:
+        if in_source >= MAX_OPEN_PER_SOURCE or in_namespace >= MAX_OPEN_PER_NAMESPACE:
             return None
         return int(db.execute(
             "INSERT INTO incidents (fingerprint, starts_at, alertname, namespace, labels, annotations, "

@@ -52,7 +52,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from remediator.live.config import is_loopback
-from remediator.live.ledger import MAX_OPEN_PER_NAMESPACE, MAX_OPEN_PER_SOURCE, AlertReceipt, Ledger, ReceivedAlert
+from remediator.live.ledger import AlertReceipt, Ledger, ReceivedAlert
 from remediator.snapshot import Alert
 
 __all__ = ["ALERTS_PATH", "PayloadError", "Receiver", "ReceiverServer", "Response", "fingerprint",
@@ -103,7 +103,6 @@ class _AlertModel(BaseModel):
     startsAt: datetime  # noqa: N815 - Alertmanager's field names
     endsAt: datetime | None = None  # noqa: N815
     generatorURL: str = ""  # noqa: N815
-    fingerprint: str = ""  # read and ignored: the receiver computes its own
 
     @field_validator("labels")
     @classmethod
@@ -245,11 +244,9 @@ class AlertWriter:
     tried again in a transaction of their own: only a request that fails alone hears of it.
     """
 
-    def __init__(self, ledger: Ledger, *, max_batch: int = 512, max_open_per_source: int = MAX_OPEN_PER_SOURCE,
-                 max_open_per_namespace: int = MAX_OPEN_PER_NAMESPACE) -> None:
+    def __init__(self, ledger: Ledger, *, max_batch: int = 512) -> None:
         self.ledger = ledger
         self.max_batch = max_batch
-        self.caps = {"max_open_per_source": max_open_per_source, "max_open_per_namespace": max_open_per_namespace}
         self._queue: queue.Queue[_Job | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="alert-writer", daemon=True)
         self.commits = 0
@@ -287,7 +284,7 @@ class AlertWriter:
     def _commit(self, batch: list[_Job]) -> None:
         alerts = [a for items, _ in batch for a in items]
         try:
-            receipts = self.ledger.record_alerts(alerts, **self.caps)
+            receipts = self.ledger.record_alerts(alerts)
         except Exception as e:  # noqa: BLE001 - every waiting request must hear about it
             if len(batch) == 1:
                 batch[0][1].set_exception(e)
@@ -347,16 +344,14 @@ class Receiver:
     """
 
     def __init__(self, ledger: Ledger, *, bearer_token: str | None = None, max_body_bytes: int = 1 << 20,
-                 on_alerts: Callable[[list[AlertReceipt]], None] | None = None, commit_timeout_s: float = 30.0,
-                 max_open_per_source: int = MAX_OPEN_PER_SOURCE,
-                 max_open_per_namespace: int = MAX_OPEN_PER_NAMESPACE) -> None:
+                 on_alerts: Callable[[list[AlertReceipt]], None] | None = None, commit_timeout_s: float = 30.0
+                 ) -> None:
         self.ledger = ledger
         self.bearer_token = bearer_token
         self.max_body_bytes = max_body_bytes
         self.on_alerts = on_alerts
         self.commit_timeout_s = commit_timeout_s
-        self.writer = AlertWriter(ledger, max_open_per_source=max_open_per_source,
-                                  max_open_per_namespace=max_open_per_namespace)
+        self.writer = AlertWriter(ledger)
         self.stats = ReceiverStats()
 
     def close(self) -> None:
