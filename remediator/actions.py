@@ -90,52 +90,39 @@ class Action:
 
 @dataclass(frozen=True)
 class ActionSpec:
-    """What an action kind does to a cluster, for guards, RBAC and the reward."""
+    """What an action kind does to a cluster, for guards and the reward. The API calls that
+    carry it out (for RBAC) are listed once, in `remediator.live.executor.API_CALLS`."""
 
     kind: ActionKind
     target_kind: str
     risk: Risk
     cuts_capacity: bool
     loses_data: bool
-    # (api group/resource, verb) pairs the executor needs; the Helm ClusterRole matches these.
-    rbac: tuple[tuple[str, str], ...]
     description: str
 
 
-def _spec(kind: ActionKind, target: str, risk: Risk, rbac: tuple[tuple[str, str], ...],
-          description: str, cuts: bool = False, loses: bool = False) -> ActionSpec:
-    return ActionSpec(kind, target, risk, cuts, loses, rbac, description)
+def _spec(kind: ActionKind, target: str, risk: Risk, description: str, cuts: bool = False,
+          loses: bool = False) -> ActionSpec:
+    return ActionSpec(kind, target, risk, cuts, loses, description)
 
 
-_D = "apps/deployments"
 SPECS: dict[ActionKind, ActionSpec] = {s.kind: s for s in (
-    _spec(ActionKind.NOOP, "Deployment", Risk.LOW, (), "wait one interval and observe again"),
-    _spec(ActionKind.RESTART_ROLLOUT, "Deployment", Risk.LOW, ((_D, "patch"),),
-          "rolling restart through a pod-template annotation"),
+    _spec(ActionKind.NOOP, "Deployment", Risk.LOW, "wait one interval and observe again"),
+    _spec(ActionKind.RESTART_ROLLOUT, "Deployment", Risk.LOW, "rolling restart through a pod-template annotation"),
     _spec(ActionKind.ROLLBACK_ROLLOUT, "Deployment", Risk.MEDIUM,
-          ((_D, "patch"), ("apps/replicasets", "list")),
           "roll back to the previous ReplicaSet's pod template"),
-    _spec(ActionKind.SCALE_OUT, "Deployment", Risk.LOW, (("apps/deployments/scale", "patch"),),
-          "add replicas through the scale subresource"),
-    _spec(ActionKind.RESTORE_REPLICAS, "Deployment", Risk.LOW,
-          (("apps/deployments/scale", "patch"),),
-          "set replicas back to the last known good count"),
-    _spec(ActionKind.RAISE_MEMORY_LIMIT, "Deployment", Risk.MEDIUM, ((_D, "patch"),),
+    _spec(ActionKind.SCALE_OUT, "Deployment", Risk.LOW, "add replicas through the scale subresource"),
+    _spec(ActionKind.RESTORE_REPLICAS, "Deployment", Risk.LOW, "set replicas back to the last known good count"),
+    _spec(ActionKind.RAISE_MEMORY_LIMIT, "Deployment", Risk.MEDIUM,
           "raise the container memory limit (rolls the pods)"),
-    _spec(ActionKind.RAISE_CPU_LIMIT, "Deployment", Risk.MEDIUM, ((_D, "patch"),),
-          "raise the container CPU limit (rolls the pods)"),
-    _spec(ActionKind.RAISE_HPA_MAX, "HorizontalPodAutoscaler", Risk.LOW,
-          (("autoscaling/horizontalpodautoscalers", "patch"),),
-          "raise the autoscaler's maxReplicas"),
-    _spec(ActionKind.DELETE_POD, "Pod", Risk.LOW, (("pods", "get"), ("pods/eviction", "create")),
+    _spec(ActionKind.RAISE_CPU_LIMIT, "Deployment", Risk.MEDIUM, "raise the container CPU limit (rolls the pods)"),
+    _spec(ActionKind.RAISE_HPA_MAX, "HorizontalPodAutoscaler", Risk.LOW, "raise the autoscaler's maxReplicas"),
+    _spec(ActionKind.DELETE_POD, "Pod", Risk.LOW,
           "evict one unhealthy pod (the API server enforces its PDB) so its ReplicaSet replaces it", cuts=True),
     _spec(ActionKind.CORDON_DRAIN_NODE, "Node", Risk.HIGH,
-          (("nodes", "patch"), ("pods", "list"), ("pods/eviction", "create")),
           "cordon the node and evict its pods through the Eviction API", cuts=True),
-    _spec(ActionKind.EXPAND_VOLUME, "PersistentVolumeClaim", Risk.MEDIUM,
-          (("persistentvolumeclaims", "patch"),), "grow the claim's requested storage"),
-    _spec(ActionKind.RESTART_DEPENDENCY, "Deployment", Risk.MEDIUM, ((_D, "patch"),),
+    _spec(ActionKind.EXPAND_VOLUME, "PersistentVolumeClaim", Risk.MEDIUM, "grow the claim's requested storage"),
+    _spec(ActionKind.RESTART_DEPENDENCY, "Deployment", Risk.MEDIUM,
           "rolling restart of a direct dependency of the alerted workload"),
-    _spec(ActionKind.ESCALATE, "Deployment", Risk.LOW, (),
-          "hand the incident to a human and stop acting"),
+    _spec(ActionKind.ESCALATE, "Deployment", Risk.LOW, "hand the incident to a human and stop acting"),
 )}

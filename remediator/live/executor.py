@@ -56,7 +56,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, NamedTuple, Protocol
 
-from remediator.actions import DEFAULT_FACTOR, PASSIVE_KINDS, Action, ActionKind, ObjectRef, factor_of
+from remediator.actions import DEFAULT_FACTOR, PASSIVE_KINDS, Action, ActionKind, ObjectRef
 from remediator.guards import ParamError, planned_replicas, target_key
 from remediator.live.kube import Backoff, KubeError, is_status, raw_json, status_of, to_dict, with_backoff
 from remediator.live.ledger import ExecutionRow, Ledger, ref_to_dict
@@ -183,7 +183,7 @@ def _factor(action: Action) -> float:
     value = action.params.get("factor", DEFAULT_FACTOR)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 1:
         raise PlanError(f"{action.describe()}: factor must be a number above 1, not {value!r}")
-    return factor_of(action)
+    return float(value)
 
 
 def _meta(obj: Mapping[str, Any]) -> dict[str, Any]:
