@@ -439,7 +439,7 @@ class KubeObjectSource:
                 name, ns = ref.name, ref.namespace
         # The nodes are those the workload's pods run on (an alert's `node` label widens nothing),
         # or, for a node alert with no workload on the node, that node alone.
-        nodes = self._workload(ns, name, add) if name and ns else set(scanned)
+        nodes = self._workload(ns, name, add, clues) if name and ns else set(scanned)
         for node in sorted(nodes):
             try:
                 n = self._call(f"read node {node}", lambda node=node: self.core.read_node(node))  # type: ignore[misc]
@@ -453,11 +453,18 @@ class KubeObjectSource:
             self._neighbours(sorted(nodes - scanned), ns, add)
         return objects
 
-    def _workload(self, ns: str, name: str, add: Callable[[Iterable[dict[str, Any]]], None]) -> set[str]:
-        dep_model = self._call(f"read deployment {ns}/{name}", lambda: self.apps.read_namespaced_deployment(name, ns))
-        if dep_model is None:
-            return set()
-        dep = self._dict(dep_model, "Deployment", "apps/v1")
+    def _workload(self, ns: str, name: str, add: Callable[[Iterable[dict[str, Any]]], None],
+                  read: Sequence[dict[str, Any]] = ()) -> set[str]:
+        # The Deployment is read once: resolving the alert may have read it already (`read`).
+        dep = next((o for o in read if o.get("kind") == "Deployment"
+                    and (o.get("metadata") or {}).get("name") == name
+                    and (o.get("metadata") or {}).get("namespace") == ns), None)
+        if dep is None:
+            dep_model = self._call(f"read deployment {ns}/{name}",
+                                   lambda: self.apps.read_namespaced_deployment(name, ns))
+            if dep_model is None:
+                return set()
+            dep = self._dict(dep_model, "Deployment", "apps/v1")
         add([dep])
         # The dependencies' own Deployments: the guards judge a restart by its target's labels.
         annotations = (dep.get("metadata") or {}).get("annotations") or {}
