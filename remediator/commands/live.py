@@ -261,15 +261,12 @@ def _register_history(app: typer.Typer) -> None:
 
 def _undo_execution(cfg: Any, execution_id: int, dry_run: bool) -> Any:
     """Run the recorded inverse of `execution_id` through the configured executor; exit 2 if it has none."""
-    from remediator.live.executor import KubeExecutor, UndoError
-    from remediator.live.kube import Backoff
+    from remediator.live.executor import UndoError
+    from remediator.live.wiring import make_executor
 
-    ex = cfg.executor
     with _ledger(cfg) as ledger:
         api = _kube_api(cfg)
-        executor = KubeExecutor(api, ledger, dry_run=dry_run, field_manager=ex.field_manager,
-                                backoff=Backoff(max_attempts=ex.max_attempts, base_s=ex.backoff_base_s,
-                                                max_s=ex.backoff_max_s))
+        executor = make_executor(cfg, api, ledger, dry_run=dry_run)
         try:
             return executor.undo(execution_id, dry_run=dry_run)
         except UndoError as e:

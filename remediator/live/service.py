@@ -22,14 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from remediator.live.config import LiveConfig
-from remediator.live.executor import KubeExecutor
-from remediator.live.kube import Backoff
 from remediator.live.loop import Loop
 from remediator.live.receiver import Receiver, ReceiverServer
 from remediator.live.wiring import (
     WiringError,
     kube_client,
     located,
+    make_executor,
     make_observer,
     make_proposer,
     make_ranker,
@@ -72,11 +71,7 @@ class Agent:
             except WiringError as e:
                 self.server.server_close()
                 raise located(config, e) from None
-            ex = config.executor
-            self.executor = KubeExecutor(
-                api, self.ledger, dry_run=config.dry_run, clock=clock, drain_timeout_s=ex.drain_timeout_s,
-                field_manager=ex.field_manager,
-                backoff=Backoff(max_attempts=ex.max_attempts, base_s=ex.backoff_base_s, max_s=ex.backoff_max_s))
+            self.executor = make_executor(config, api, self.ledger, dry_run=config.dry_run, clock=clock)
             self.loop = Loop(self.ledger, observer, proposer, ranker, config.policy_for_guards(), self.executor,
                              mode=config.mode, verify=config.verify, clock=clock)
         except BaseException:

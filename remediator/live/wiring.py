@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from remediator.live.config import ConfigError, LiveConfig, parse_yaml
+from remediator.live.executor import KubeExecutor
+from remediator.live.kube import Backoff
 from remediator.live.ledger import Ledger
 from remediator.live.observer import KubeObjectSource, Observer, PrometheusSource, StaticObjects, load_templates
 from remediator.propose import registry as proposers
@@ -29,7 +31,7 @@ from remediator.propose.base import Proposer
 from remediator.rank import Ranker
 from remediator.rank import registry as rankers
 
-__all__ = ["WiringError", "kube_client", "located", "make_observer", "make_proposer", "make_ranker",
+__all__ = ["WiringError", "kube_client", "located", "make_executor", "make_observer", "make_proposer", "make_ranker",
            "open_ledger"]
 
 log = logging.getLogger("remediator.live")
@@ -77,6 +79,15 @@ def make_ranker(name: str = "auto", policy: str | None = None, *, seed: int = 0)
         return rankers.make_ranker(name, policy=policy, seed=seed)
     except rankers.RankerError as e:
         raise WiringError(str(e), key="policy" if e.names_policy else "ranker") from e
+
+
+def make_executor(config: LiveConfig, api: Any, ledger: Ledger, *, dry_run: bool,
+                  clock: Callable[[], float] = time.time) -> KubeExecutor:
+    """The executor the configuration's `executor:` section describes (the loop's and `undo`'s)."""
+    ex = config.executor
+    return KubeExecutor(api, ledger, dry_run=dry_run, clock=clock, drain_timeout_s=ex.drain_timeout_s,
+                        field_manager=ex.field_manager,
+                        backoff=Backoff(max_attempts=ex.max_attempts, base_s=ex.backoff_base_s, max_s=ex.backoff_max_s))
 
 
 def make_observer(config: LiveConfig | None, *, kube_api: Any = None, clock: Callable[[], float] = time.time
