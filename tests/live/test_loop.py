@@ -87,7 +87,9 @@ def post_webhook(url: str, body: dict[str, Any], token: str) -> int:
     return status
 
 
-def write_config(tmp_path: Path, kube: KubeServer, prom_url: str, *, mode: str, horizon_s: float) -> Path:
+def write_config(tmp_path: Path, kube: KubeServer, prom_url: str, *, mode: str, horizon_s: float,
+                 **sections: Any) -> Path:
+    """The agent's YAML configuration; `sections` (guards=..., proposer=...) are added as they are."""
     kube.write_kubeconfig(tmp_path / "kubeconfig.yaml")
     config = {
         "kubernetes": {"kubeconfig": "kubeconfig.yaml"},
@@ -98,6 +100,7 @@ def write_config(tmp_path: Path, kube: KubeServer, prom_url: str, *, mode: str, 
         "ranker": "rules",
         "verify": {"interval_s": TICK_S, "decision_s": 60, "horizon_s": horizon_s, "retry_s": TICK_S},
         "executor": {"backoff_base_s": 0.01, "backoff_max_s": 0.1},
+        **sections,
     }
     path = tmp_path / "remediator.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -479,13 +482,11 @@ def test_a_resumed_execution_is_judged_again_on_fresh_state(tmp_path: Path, monk
             for case in cases:
                 case_dir = tmp_path / case
                 case_dir.mkdir()
-                config_path = write_config(case_dir, kube, prom.url, mode="auto", horizon_s=600.0)
-                if case == "freeze":
-                    doc = yaml.safe_load(config_path.read_text())
-                    start = datetime.fromtimestamp(inc.alert_at + 30, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-                    end = datetime.fromtimestamp(inc.alert_at + 3600, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-                    doc["guards"] = {"freeze_windows": [{"start": start, "end": end, "name": "release freeze"}]}
-                    config_path.write_text(yaml.safe_dump(doc))
+                start = datetime.fromtimestamp(inc.alert_at + 30, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+                end = datetime.fromtimestamp(inc.alert_at + 3600, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+                freeze = {"freeze_windows": [{"start": start, "end": end, "name": "release freeze"}]}
+                config_path = write_config(case_dir, kube, prom.url, mode="auto", horizon_s=600.0,
+                                           **({"guards": freeze} if case == "freeze" else {}))
                 clock = SimClock(inc.alert_at)
                 agent = Agent(load_config(config_path), clock=clock).start(worker=False)
                 try:
@@ -550,11 +551,9 @@ def test_an_llm_provider_that_refuses_leaves_its_reason_in_the_ledger(tmp_path: 
         with KubeServer(KubeEmulator()) as kube:
             seed_incident(kube, inc)
             with prometheus_with(tmp_path / "p", timeline(inc, inc.alert_at + 300.0)) as prom:
-                path = write_config(tmp_path, kube, prom.url, mode="dry-run", horizon_s=600.0)
-                doc = yaml.safe_load(path.read_text())
-                doc["proposer"] = {"kind": "llm", "provider": "openai", "model": "gpt-test", "retries": 0,
-                                   "base_url": f"http://127.0.0.1:{provider.server_address[1]}/v1"}
-                path.write_text(yaml.safe_dump(doc))
+                llm = {"kind": "llm", "provider": "openai", "model": "gpt-test", "retries": 0,
+                       "base_url": f"http://127.0.0.1:{provider.server_address[1]}/v1"}
+                path = write_config(tmp_path, kube, prom.url, mode="dry-run", horizon_s=600.0, proposer=llm)
                 clock = SimClock(inc.alert_at)
                 agent = Agent(load_config(path), clock=clock).start(worker=False)
                 try:
