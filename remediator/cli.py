@@ -10,7 +10,7 @@ app = typer.Typer(name="remediator", no_args_is_help=True, add_completion=False,
                   help="An AIOps remediation agent for Kubernetes: simulate, benchmark, train, propose, run.")
 
 # Command modules, each with register(app). Add new groups here.
-COMMAND_MODULES = ("sim", "runbooks", "train", "live")
+COMMAND_MODULES = ("sim", "runbooks", "train", "live", "replay")
 
 for _name in COMMAND_MODULES:
     importlib.import_module(f"remediator.commands.{_name}").register(app)
