@@ -5,7 +5,7 @@ checked here against the OpenAPI v3 schema of its CRD in helm/remediator/crds/. 
 turned into JSON Schema the way the API server reads it: `nullable` admits null, `format:
 date-time` is RFC 3339, and a field the schema does not declare is an error (what `kubectl
 --validate=strict`, kubectl's default, reports; the server would otherwise prune it silently).
-CEL rules (`x-kubernetes-validations`) are not evaluated here.
+CEL rules (`x-kubernetes-validations`) are not evaluated here; test_crds.py evaluates them with cel-python.
 """
 
 from __future__ import annotations

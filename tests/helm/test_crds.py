@@ -152,11 +152,49 @@ def test_a_remediation_the_crd_refuses(path: str, value: Any, delete: bool, wher
     assert refused.value.path == where
 
 
-def test_spec_and_decision_are_final() -> None:
-    """The CEL rules that keep a decision from being changed or withdrawn, and the incident from being renamed."""
-    rules = [r["rule"] for r in _schema("Remediation")["properties"]["spec"]["x-kubernetes-validations"]]
-    assert any("oldSelf.approval" in r for r in rules)
-    assert any("self.incidentId == oldSelf.incidentId" in r for r in rules)
+def _cel_rules(kind: str) -> list[tuple[str, dict[str, Any]]]:
+    """(field path, rule) of every CEL rule of the CRD's schema."""
+    return [(path, rule) for path, node in [("", _schema(kind)), *schema_paths(_schema(kind))]
+            for rule in node.get("x-kubernetes-validations", [])]
+
+
+def _spec_update_allowed(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """Whether the CRD's CEL rules on `spec` admit an update from `old` to `new` (a transition rule sees both)."""
+    import celpy
+
+    env = celpy.Environment()
+    verdicts = []
+    for path, rule in _cel_rules("Remediation"):
+        assert path == "spec", path
+        program = env.program(env.compile(rule["rule"]))
+        verdicts.append(bool(program.evaluate({"self": celpy.json_to_cel(new), "oldSelf": celpy.json_to_cel(old)})))
+    return all(verdicts)
+
+
+def test_cel_rules_compile() -> None:
+    import celpy
+
+    env = celpy.Environment()
+    rules = _cel_rules("Remediation") + _cel_rules("RemediationPolicy")
+    assert len(rules) == 2
+    for _, rule in rules:
+        env.compile(rule["rule"])
+        assert rule["message"]
+
+
+def test_a_decision_is_final_and_the_incident_fixed() -> None:
+    """The CEL rules of spec: approving once is allowed; changing, withdrawing or renaming is not."""
+    proposed = {k: v for k, v in remediation()["spec"].items() if k != "approval"}
+    approved = {**proposed, "approval": {"decision": "approve", "approver": "alice"}}
+    assert _spec_update_allowed(proposed, proposed)
+    assert _spec_update_allowed(proposed, approved)
+    assert _spec_update_allowed(approved, approved)
+    assert not _spec_update_allowed(approved, {**proposed, "approval": {"decision": "deny", "approver": "alice"}})
+    assert not _spec_update_allowed(approved, {**proposed, "approval": {"decision": "approve", "approver": "mallory"}})
+    assert not _spec_update_allowed(approved, proposed)
+    assert not _spec_update_allowed(proposed, {**proposed, "incidentId": 43})
+    assert not _spec_update_allowed(proposed, {**proposed, "target": {"kind": "Deployment", "name": "payments"}})
+    assert not _spec_update_allowed(proposed, {**proposed, "alert": {**proposed["alert"], "name": "Other"}})
 
 
 # ---------------------------------------------------------------------------- RemediationPolicy
