@@ -228,6 +228,43 @@ def test_the_prometheus_rule_passes_promtool(rendered: dict[str, list[dict[str, 
     assert all(f'job="{FULLNAME}"' in r["expr"] for r in alerts.values())
 
 
+def test_the_operator_alerts_fire_on_its_failures(rendered: dict[str, list[dict[str, Any]]], tmp_path: Path) -> None:
+    """promtool's rule unit tests over the series the ServiceMonitor scrape carries (job, namespace)."""
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.fail("promtool missing: run scripts/ci/install-system.sh (make test does)")
+    rule = one(rendered["monitoring-slack-approve"], "PrometheusRule")
+    (tmp_path / "rules.yaml").write_text(yaml.safe_dump(rule["spec"]))
+    scrape = f'job="{FULLNAME}", namespace="{NAMESPACE}"'
+    other = f'job="someone-else", namespace="{NAMESPACE}"'
+    tests = {"rule_files": ["rules.yaml"], "evaluation_interval": "1m", "tests": [{
+        "interval": "1m",
+        "input_series": [
+            {"series": f"remediator_approvals_pending{{{scrape}}}", "values": "1x40"},
+            {"series": f"remediator_observation_failures_total{{{scrape}}}", "values": "0+1x40"},
+            {"series": f"remediator_llm_fallbacks_total{{{other}}}", "values": "0+10x40"},  # not ours
+            {"series": f"up{{{scrape}}}", "values": "1x40"},
+        ],
+        "alert_rule_test": [
+            {"eval_time": "15m", "alertname": "RemediatorApprovalPending", "exp_alerts": []},
+            {"eval_time": "25m", "alertname": "RemediatorApprovalPending",
+             "exp_alerts": [{"exp_labels": {"severity": "warning"}, "exp_annotations": {
+                 "summary": "A remediation has waited for approval for 20 minutes.",
+                 "description": "1 remediations await approval: kubectl get remediations -A"}}]},
+            {"eval_time": "30m", "alertname": "RemediatorObservationsFailing",
+             "exp_alerts": [{"exp_labels": {"severity": "warning"}, "exp_annotations": {
+                 "summary": rule["spec"]["groups"][0]["rules"][1]["annotations"]["summary"],
+                 "description": "15 observations failed in the last 15 minutes."}}]},
+            {"eval_time": "30m", "alertname": "RemediatorLLMFallbacks", "exp_alerts": []},
+            {"eval_time": "30m", "alertname": "RemediatorDown", "exp_alerts": []},
+        ],
+    }]}
+    (tmp_path / "tests.yaml").write_text(yaml.safe_dump(tests, sort_keys=False))
+    out = subprocess.run([promtool, "test", "rules", "tests.yaml"], cwd=tmp_path, capture_output=True, text=True,
+                         check=False)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
 # ---------------------------------------------------------------------------- refused values
 
 
