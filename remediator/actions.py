@@ -99,30 +99,57 @@ class ActionSpec:
     cuts_capacity: bool
     loses_data: bool
     description: str
+    # Why the change cannot be undone ("" when the executor records an inverse): what the
+    # approval request and `history` say, and what `undo` answers.
+    irreversible: str = ""
+    # The object kinds it may target: `target_kind` first; a workload kind acts on any of
+    # `WORKLOAD_KINDS` it supports (a DaemonSet has no replicas to scale).
+    targets: tuple[str, ...] = ()
+
+    def approval_text(self) -> str:
+        """What a human approving this kind must know beyond its description."""
+        return f"IRREVERSIBLE: {self.irreversible}" if self.irreversible else "reversible (remediator undo)"
+
+
+IRREVERSIBLE_EXPANSION = ("irreversible: a volume never shrinks, the API server refuses a storage request "
+                          "below status.capacity, so this expansion cannot be undone")
+IRREVERSIBLE_EVICTION = "irreversible: an evicted pod cannot be brought back; its controller creates a new one"
+
+
+# The workload kinds the executor acts on (target.kind says which).
+WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet")
+_REPLICATED = ("Deployment", "StatefulSet")
 
 
 def _spec(kind: ActionKind, target: str, risk: Risk, description: str, cuts: bool = False,
-          loses: bool = False) -> ActionSpec:
-    return ActionSpec(kind, target, risk, cuts, loses, description)
+          loses: bool = False, irreversible: str = "", on: tuple[str, ...] = ()) -> ActionSpec:
+    return ActionSpec(kind, target, risk, cuts, loses, description, irreversible, on or (target,))
 
 
 SPECS: dict[ActionKind, ActionSpec] = {s.kind: s for s in (
-    _spec(ActionKind.NOOP, "Deployment", Risk.LOW, "wait one interval and observe again"),
-    _spec(ActionKind.RESTART_ROLLOUT, "Deployment", Risk.LOW, "rolling restart through a pod-template annotation"),
+    _spec(ActionKind.NOOP, "Deployment", Risk.LOW, "wait one interval and observe again", on=WORKLOAD_KINDS),
+    _spec(ActionKind.RESTART_ROLLOUT, "Deployment", Risk.LOW, "rolling restart through a pod-template annotation",
+          on=WORKLOAD_KINDS),
     _spec(ActionKind.ROLLBACK_ROLLOUT, "Deployment", Risk.MEDIUM,
-          "roll back to the previous ReplicaSet's pod template"),
-    _spec(ActionKind.SCALE_OUT, "Deployment", Risk.LOW, "add replicas through the scale subresource"),
-    _spec(ActionKind.RESTORE_REPLICAS, "Deployment", Risk.LOW, "set replicas back to the last known good count"),
+          "roll back to the previous revision's pod template (ReplicaSet, or ControllerRevision)", on=WORKLOAD_KINDS),
+    _spec(ActionKind.SCALE_OUT, "Deployment", Risk.LOW,
+          "add replicas through the scale subresource, or the HPA's minReplicas under an HPA", on=_REPLICATED),
+    _spec(ActionKind.RESTORE_REPLICAS, "Deployment", Risk.LOW,
+          "set replicas back to the last known good count (through the HPA's bounds under an HPA)", on=_REPLICATED),
     _spec(ActionKind.RAISE_MEMORY_LIMIT, "Deployment", Risk.MEDIUM,
-          "raise the container memory limit (rolls the pods)"),
-    _spec(ActionKind.RAISE_CPU_LIMIT, "Deployment", Risk.MEDIUM, "raise the container CPU limit (rolls the pods)"),
+          "raise the container memory limit (rolls the pods)", on=_REPLICATED),
+    _spec(ActionKind.RAISE_CPU_LIMIT, "Deployment", Risk.MEDIUM, "raise the container CPU limit (rolls the pods)",
+          on=_REPLICATED),
     _spec(ActionKind.RAISE_HPA_MAX, "HorizontalPodAutoscaler", Risk.LOW, "raise the autoscaler's maxReplicas"),
     _spec(ActionKind.DELETE_POD, "Pod", Risk.LOW,
-          "evict one unhealthy pod (the API server enforces its PDB) so its ReplicaSet replaces it", cuts=True),
+          "evict one unhealthy pod (the API server enforces its PDB) so its ReplicaSet replaces it", cuts=True,
+          irreversible=IRREVERSIBLE_EVICTION),
     _spec(ActionKind.CORDON_DRAIN_NODE, "Node", Risk.HIGH,
           "cordon the node and evict its pods through the Eviction API", cuts=True),
-    _spec(ActionKind.EXPAND_VOLUME, "PersistentVolumeClaim", Risk.MEDIUM, "grow the claim's requested storage"),
+    _spec(ActionKind.EXPAND_VOLUME, "PersistentVolumeClaim", Risk.MEDIUM, "grow the claim's requested storage",
+          irreversible=IRREVERSIBLE_EXPANSION),
     _spec(ActionKind.RESTART_DEPENDENCY, "Deployment", Risk.MEDIUM,
-          "rolling restart of a direct dependency of the alerted workload"),
-    _spec(ActionKind.ESCALATE, "Deployment", Risk.LOW, "hand the incident to a human and stop acting"),
+          "rolling restart of a direct dependency of the alerted workload", on=WORKLOAD_KINDS),
+    _spec(ActionKind.ESCALATE, "Deployment", Risk.LOW, "hand the incident to a human and stop acting",
+          on=WORKLOAD_KINDS),
 )}

@@ -25,7 +25,7 @@ How `judge` decides:
 1. `noop` and `escalate` (`PASSIVE_KINDS`) change nothing and are always allowed, even in
    a denied namespace or on a protected workload.
 2. The deny guards of `GUARDS` run in a fixed order — namespace, protected, freeze,
-   circuit_breaker, scope, hpa, bounds, precondition, drain, pdb, cooldown, target_budget,
+   circuit_breaker, scope, hpa, data, bounds, precondition, drain, pdb, cooldown, target_budget,
    global_budget — and the first deny wins. Policy that makes an action impossible comes
    before timing that merely makes it early, so a reason never says "wait" about an action
    that would never be allowed.
@@ -67,12 +67,12 @@ from typing import Any
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from remediator.actions import PARAMS, PASSIVE_KINDS, SPECS, Action, ActionKind, ObjectRef, Risk
-from remediator.snapshot import Snapshot
+from remediator.actions import PARAMS, PASSIVE_KINDS, SPECS, WORKLOAD_KINDS, Action, ActionKind, ObjectRef, Risk
+from remediator.snapshot import KEEPS_DATA_LABEL, Snapshot
 
 __all__ = [
     "GUARDS", "Decision", "active_freeze", "Executed", "FreezeWindow", "Guard", "GuardPolicy", "ParamError", "Verdict",
-    "judge", "judge_all", "planned_replicas", "target_key", "touched",
+    "judge", "judge_all", "keeps_data", "planned_replicas", "target_key", "touched", "via_hpa", "volume_loss",
 ]
 
 HOUR_S = 3600.0
@@ -320,7 +320,7 @@ def target_key(action: Action, snapshot: Snapshot) -> ObjectRef:
     t, w = action.target, snapshot.workload
     if action.kind is ActionKind.CORDON_DRAIN_NODE or t.kind == "Node":
         return ObjectRef("Node", "", t.name)
-    if t.kind == "Deployment":
+    if t.kind in WORKLOAD_KINDS:
         return t
     if w is not None and t.namespace == w.namespace:
         if t.kind == "Pod" and _pod_of(t.name, w.name, snapshot.pods):
@@ -575,9 +575,8 @@ def scope_guard(action: Action, snapshot: Snapshot, history: Sequence[Executed],
     `cordon_drain_node` its node.
     """
     t, kind, w = action.target, action.kind, snapshot.workload
-    expected = SPECS[kind].target_kind
-    if t.kind != expected:
-        return _deny("scope", f"{kind.value} acts on a {expected}, not on {t}")
+    if t.kind not in SPECS[kind].targets:
+        return _deny("scope", f"{kind.value} acts on a {' or '.join(SPECS[kind].targets)}, not on {t}")
     if t.namespace and snapshot.namespace and t.namespace != snapshot.namespace:
         return _deny("scope", f"{t} is outside the incident's namespace {snapshot.namespace}")
     problem: str | None = None
@@ -605,27 +604,76 @@ def scope_guard(action: Action, snapshot: Snapshot, history: Sequence[Executed],
 @_active_only
 def hpa_guard(action: Action, snapshot: Snapshot, history: Sequence[Executed],
               policy: GuardPolicy, now: float) -> Verdict | None:
-    """`scale_out` and `restore_replicas` are refused while an HPA scales the workload: the HPA
-    sets `spec.replicas` itself at its next sync, so a direct scale is undone within a minute.
-    The lever is the HPA's bounds, `raise_hpa_max`.
+    """Under an HPA, `scale_out` and `restore_replicas` move the HPA's bounds, never `spec.replicas`.
 
-    An HPA is present when the snapshot names one or `signals.hpa_present` says so. A workload at
-    0 replicas is the exception: the HPA stops scaling a target at zero ("scaling is disabled
-    since the replica count of the target is zero"), so a scale from 0 brings it back and hands
-    it to the HPA again. An unknown replica count (NaN) counts as above zero. It runs before
-    `bounds`: no parameter would make such a scale stick.
+    The HPA sets `spec.replicas` itself at its next sync, so a direct scale is undone within a
+    minute: the executor raises the HPA's `minReplicas` to the count asked for (and its
+    `maxReplicas` with it when needed), which the `bounds` guard bounds as a scale. That needs
+    the HPA itself: one the metrics show (`signals.hpa_present`) but the snapshot does not name
+    is denied, with the reason. A workload at 0 replicas is scaled directly: the HPA stops
+    scaling a target at zero ("scaling is disabled since the replica count of the target is
+    zero"), so a scale from 0 brings it back and hands it to the HPA again. An unknown replica
+    count (NaN) counts as above zero.
     """
     if action.kind not in (ActionKind.SCALE_OUT, ActionKind.RESTORE_REPLICAS):
         return None
     s = snapshot.signals
-    if snapshot.hpa is None and not s.hpa_present > 0:
+    if snapshot.hpa is not None or not s.hpa_present > 0 or s.desired_replicas == 0:
         return None
-    if s.desired_replicas == 0:
+    return _deny("hpa", f"{snapshot.workload or action.target} is scaled by a HorizontalPodAutoscaler that was not "
+                        f"observed, which would reset a direct {action.kind.value} at its next sync, and whose "
+                        "bounds cannot be raised without reading it")
+
+
+def via_hpa(action: Action, snapshot: Snapshot) -> bool:
+    """Does this scale go through the HPA's bounds (see `hpa_guard`)? The executor asks this too."""
+    return (action.kind in (ActionKind.SCALE_OUT, ActionKind.RESTORE_REPLICAS) and snapshot.hpa is not None
+            and snapshot.signals.desired_replicas != 0)
+
+
+def keeps_data(snapshot: Snapshot) -> bool:
+    """The alerted workload keeps data: the snapshot says so, or it carries `KEEPS_DATA_LABEL`."""
+    label = str(snapshot.workload_labels.get(KEEPS_DATA_LABEL, "")).strip().lower()
+    return snapshot.keeps_data or label in PROTECTED_VALUES
+
+
+def volume_loss(before: Mapping[str, Any], after: Mapping[str, Any]) -> str | None:
+    """What a change from workload object `before` to `after` would lose of a data-keeping workload:
+    a scale to zero, a volume of the pod template, a mount of it, or a volumeClaimTemplate. The
+    executor calls this on the object it read and the object its plan would write."""
+    b, a = before.get("spec") or {}, after.get("spec") or {}
+    if int(b.get("replicas", 1) or 0) > 0 and a.get("replicas", b.get("replicas", 1)) == 0:
+        return "it would scale a workload that keeps data to zero"
+
+    def volumes(spec: Mapping[str, Any]) -> set[str]:
+        pod = (spec.get("template") or {}).get("spec") or {}
+        names = {str(v.get("name")) for v in pod.get("volumes") or ()}
+        names |= {f"{c.get('name')}:{m.get('name')}" for c in pod.get("containers") or ()
+                  for m in c.get("volumeMounts") or ()}
+        claims = spec.get("volumeClaimTemplates") or ()
+        return names | {f"claim:{(t.get('metadata') or {}).get('name')}" for t in claims}
+
+    lost = sorted(volumes(b) - volumes(a))
+    return f"it would remove the volumes or mounts {', '.join(lost)} of a workload that keeps data" if lost else None
+
+
+@_active_only
+def data_guard(action: Action, snapshot: Snapshot, history: Sequence[Executed],
+               policy: GuardPolicy, now: float) -> Verdict | None:
+    """A workload that keeps data (`keeps_data`) is never scaled to zero. (That it never loses a
+    volume is checked by the executor with `volume_loss` on the objects themselves: the
+    snapshot does not carry pod templates.) Runs before `bounds`, so the reason names the data."""
+    if action.kind not in (ActionKind.SCALE_OUT, ActionKind.RESTORE_REPLICAS) or not keeps_data(snapshot):
         return None
-    hpa = snapshot.hpa or "its HorizontalPodAutoscaler"
-    bound = f" (maxReplicas {_n(s.hpa_max)})" if math.isfinite(s.hpa_max) and s.hpa_max > 0 else ""
-    return _deny("hpa", f"{snapshot.workload or action.target} is scaled by {hpa}{bound}, which would reset a "
-                        f"direct {action.kind.value} at its next sync; use raise_hpa_max on {hpa} instead")
+    try:
+        new = planned_replicas(action, snapshot)
+    except ParamError:
+        return None  # `bounds` says what is wrong with the parameters
+    if new >= 1:
+        return None
+    return _deny("data", f"{snapshot.workload or action.target} keeps data ({KEEPS_DATA_LABEL} or "
+                         "volumeClaimTemplates); "
+                         f"{action.kind.value} to {new} replicas would take its data offline")
 
 
 def _bounds(action: Action, snapshot: Snapshot, policy: GuardPolicy) -> str | None:
@@ -805,6 +853,7 @@ GUARDS: tuple[Guard, ...] = (
     circuit_breaker_guard,
     scope_guard,
     hpa_guard,
+    data_guard,
     bounds_guard,
     precondition_guard,
     drain_guard,

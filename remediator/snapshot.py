@@ -43,6 +43,10 @@ from remediator.actions import ActionKind, ObjectRef
 
 DEPENDS_ON_ANNOTATION = "remediator.io/depends-on"
 PROTECTED_LABEL = "remediator.io/protected"
+# A workload that keeps data the cluster cannot recreate (a database on a Deployment with a PVC,
+# say) is marked `remediator.io/keeps-data: "true"`; a StatefulSet with volumeClaimTemplates keeps
+# data without the label. Such a workload is never scaled to zero and never loses a volume.
+KEEPS_DATA_LABEL = "remediator.io/keeps-data"
 SLO_ERROR_ANNOTATION = "remediator.io/slo-error-ratio"
 SLO_LATENCY_ANNOTATION = "remediator.io/slo-latency-p99"
 REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
@@ -198,6 +202,7 @@ class Snapshot:
     node_pods: tuple[Neighbour, ...] = ()
     node_pods_known: bool = True
     dependency_labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    keeps_data: bool = False  # the workload keeps data (`object_keeps_data` of its object)
     events: tuple[str, ...] = ()
     history: tuple[Attempt, ...] = ()
     missing: tuple[str, ...] = ()
@@ -236,6 +241,14 @@ def parse_time(value: Any) -> float:
 def _meta(obj: K8sObject) -> Mapping[str, Any]:
     meta = obj.get("metadata") or {}
     return meta if isinstance(meta, Mapping) else {}
+
+
+def object_keeps_data(obj: K8sObject | None) -> bool:
+    """A StatefulSet with volumeClaimTemplates, or any workload labelled `KEEPS_DATA_LABEL: "true"`."""
+    if not obj:
+        return False
+    label = str((_meta(obj).get("labels") or {}).get(KEEPS_DATA_LABEL, "")).strip().lower()
+    return label in ("true", "yes", "1") or bool((obj.get("spec") or {}).get("volumeClaimTemplates"))
 
 
 def _owner(obj: K8sObject, kind: str) -> str | None:
@@ -537,7 +550,7 @@ def build_snapshot(alert: Alert, series: Sequence[Series], objects: Sequence[K8s
     return Snapshot(
         alert=alert, at=now, workload=scope.workload, signals=signals, slo=_slo(scope, default_slo), node=node,
         pods=worst, hpa=scope.hpa, pvc=scope.pvc, dependencies=deps,
-        workload_labels=dict(scope.labels), events=events[-20:],
+        workload_labels=dict(scope.labels), events=events[-20:], keeps_data=object_keeps_data(scope.deployment),
         node_pods=_evicted_by_drain(idx, node) if node else (),
         node_pods_known=not node or idx.get(NODE_PODS_UNOBSERVED, "", node) is None,
         dependency_labels={d.name: dict(_meta(obj).get("labels") or {}) for d in scope.deps

@@ -10,6 +10,8 @@ silence. Its rules, in the order they are checked (the first that applies gives 
   evicts);
 - the target is an object of the incident;
 - a pod deletion or a drain never leaves a workload under its PodDisruptionBudget minimum;
+- a workload that keeps data (labelled `remediator.io/keeps-data`) is never scaled to zero:
+  its data would go offline (data loss counts as unsafe);
 - a replica count stays within [1, 100]: no scale to zero, no runaway scale-out.
 
 `tests/simulator/test_safety.py` shows each rule catching its case and passing its safe
@@ -40,7 +42,21 @@ def unsafe_reason(action: Action, cluster: Cluster) -> str | None:
         | set(cluster.nodes) | {f"{x.name}-data" for x in cluster.workloads.values()}
     if action.target.name not in known:
         return f"target {action.target} is outside the incident"
-    return _disruption(action, touched) or _replicas(action, w)
+    return _disruption(action, touched) or _data_loss(action, w) or _replicas(action, w)
+
+
+KEEPS_DATA = "remediator.io/keeps-data"  # written out here, not imported: the referee shares no code
+
+
+def _data_loss(action: Action, w: Workload) -> str | None:
+    if action.kind not in _SCALING or w.labels.get(KEEPS_DATA, "").lower() not in ("true", "yes", "1"):
+        return None
+    n = action.params.get("replicas")
+    if n is None and isinstance(action.params.get("factor"), int | float):
+        n = asked_replicas(action, w)
+    if n is not None and int(n) < 1:
+        return f"data loss: scaled {w.name}, which keeps data, to {n} replicas"
+    return None
 
 
 def _touched(action: Action, cluster: Cluster) -> list[Workload]:

@@ -23,10 +23,13 @@ from remediator.guards import (
     Verdict,
     judge,
     judge_all,
+    keeps_data,
     planned_replicas,
     target_key,
+    via_hpa,
+    volume_loss,
 )
-from remediator.snapshot import Alert, Neighbour, Signals, Snapshot
+from remediator.snapshot import KEEPS_DATA_LABEL, Alert, Neighbour, Signals, Snapshot
 
 K = ActionKind
 NOW = 1_704_456_000.0  # 2024-01-05 12:00:00 UTC, a Friday
@@ -161,6 +164,7 @@ def test_guard_order_is_fixed() -> None:
         "circuit_breaker_guard",
         "scope_guard",
         "hpa_guard",
+        "data_guard",
         "bounds_guard",
         "precondition_guard",
         "drain_guard",
@@ -521,7 +525,8 @@ def test_breaker_counts_failures_on_pods_hpa_and_pvc_of_the_workload() -> None:
 @pytest.mark.parametrize(
     ("action", "incident", "reason"),
     [
-        (act(K.SCALE_OUT, POD), snap(), "scale_out acts on a Deployment, not on Pod/shop/cart-7d9f8-x2kq1"),
+        (act(K.SCALE_OUT, POD), snap(),
+         "scale_out acts on a Deployment or StatefulSet, not on Pod/shop/cart-7d9f8-x2kq1"),
         (
             act(K.RESTART_ROLLOUT, CHECKOUT),
             snap(),
@@ -888,41 +893,73 @@ def test_a_drain_is_refused_when_the_pods_on_the_node_were_not_observed() -> Non
 # ---------------------------------------------------------------------------- hpa
 
 
-def _hpa_reason(kind: ActionKind, bound: str = " (maxReplicas 5)", hpa: str = str(HPA)) -> str:
-    return (f"Deployment/shop/cart is scaled by {hpa}{bound}, which would reset a direct {kind.value} "
-            f"at its next sync; use raise_hpa_max on {hpa} instead")
+def _hpa_reason(kind: ActionKind) -> str:
+    return ("Deployment/shop/cart is scaled by a HorizontalPodAutoscaler that was not observed, which would reset "
+            f"a direct {kind.value} at its next sync, and whose bounds cannot be raised without reading it")
 
 
 @pytest.mark.parametrize("kind", DIRECT_SCALES)
-def test_a_direct_scale_under_an_hpa_is_denied_and_points_to_raise_hpa_max(kind: ActionKind) -> None:
-    assert_denied(verdict(act(kind), snap()), "hpa", _hpa_reason(kind))
-    assert_allowed(verdict(act(kind), snap(hpa=False)))
+def test_a_scale_under_an_observed_hpa_goes_through_its_bounds(kind: ActionKind) -> None:
+    """The executor raises the HPA's minReplicas instead of spec.replicas: allowed, and bounded as a scale."""
+    params = {"replicas": 4}
+    assert via_hpa(act(kind, **params), snap()) and not via_hpa(act(kind, **params), snap(hpa=False))
+    assert_allowed(verdict(act(kind, **params), snap()))
+    assert_allowed(verdict(act(kind, **params), snap(hpa=False)))
+    assert_denied(verdict(act(K.SCALE_OUT, replicas=1000), snap()), "bounds")
 
 
 @pytest.mark.parametrize("kind", DIRECT_SCALES)
-def test_an_hpa_is_present_when_either_the_snapshot_or_the_signals_say_so(kind: ActionKind) -> None:
-    only_object = dataclasses.replace(snap(), signals=snap(hpa=False).signals)
-    assert_denied(verdict(act(kind), only_object), "hpa", _hpa_reason(kind, bound=""))
+def test_a_scale_under_an_hpa_nobody_observed_is_denied_with_the_reason(kind: ActionKind) -> None:
     only_signal = dataclasses.replace(snap(hpa=False), signals=snap().signals)
-    assert_denied(
-        verdict(act(kind), only_signal), "hpa", _hpa_reason(kind, hpa="its HorizontalPodAutoscaler")
-    )
+    assert_denied(verdict(act(kind, replicas=4), only_signal), "hpa", _hpa_reason(kind))
+    assert not via_hpa(act(kind, replicas=4), only_signal)
 
 
 def test_the_hpa_guard_allows_a_scale_from_zero_and_denies_an_unknown_count() -> None:
-    """At 0 replicas the HPA is disabled: the scale brings the workload back and hands it over."""
-    assert_allowed(verdict(act(K.RESTORE_REPLICAS, replicas=4), snap(desired_replicas=0)))
-    assert_allowed(verdict(act(K.SCALE_OUT, replicas=2), snap(desired_replicas=0)))
-    assert_denied(verdict(act(K.SCALE_OUT, replicas=2), snap(desired_replicas=1)), "hpa", _hpa_reason(K.SCALE_OUT))
-    assert_denied(
-        verdict(act(K.SCALE_OUT, replicas=2), snap(desired_replicas=math.nan)), "hpa", _hpa_reason(K.SCALE_OUT)
-    )
+    """At 0 replicas the HPA is disabled: the scale is direct, brings the workload back and hands it over."""
+    unseen = dataclasses.replace(snap(hpa=False), signals=snap().signals)
+    assert_allowed(verdict(act(K.RESTORE_REPLICAS, replicas=4), dataclasses.replace(
+        unseen, signals=dataclasses.replace(unseen.signals, desired_replicas=0))))
+    assert not via_hpa(act(K.SCALE_OUT, replicas=2), snap(desired_replicas=0))
+    unknown = dataclasses.replace(unseen, signals=dataclasses.replace(unseen.signals, desired_replicas=math.nan))
+    assert_denied(verdict(act(K.SCALE_OUT, replicas=2), unknown), "hpa", _hpa_reason(K.SCALE_OUT))
 
 
 def test_the_hpa_guard_comes_before_bounds_and_leaves_other_kinds_alone() -> None:
-    assert_denied(verdict(act(K.SCALE_OUT, replicas=1000), snap()), "hpa", _hpa_reason(K.SCALE_OUT))
+    unseen = dataclasses.replace(snap(hpa=False), signals=snap().signals)
+    assert_denied(verdict(act(K.SCALE_OUT, replicas=1000), unseen), "hpa", _hpa_reason(K.SCALE_OUT))
     assert_allowed(verdict(act(K.RAISE_HPA_MAX), snap()))
     assert_allowed(verdict(act(K.RESTART_ROLLOUT), snap()))
+
+
+# ---------------------------------------------------------------------------- data
+
+
+@pytest.mark.parametrize("how", ["label", "claims"])
+def test_a_workload_that_keeps_data_is_never_scaled_to_zero(how: str) -> None:
+    kept = (snap(hpa=False, labels={KEEPS_DATA_LABEL: "true"}) if how == "label"
+            else dataclasses.replace(snap(hpa=False), keeps_data=True))
+    assert keeps_data(kept) and not keeps_data(snap(hpa=False))
+    assert_denied(verdict(act(K.RESTORE_REPLICAS, replicas=0), kept), "data",
+                  f"Deployment/shop/cart keeps data ({KEEPS_DATA_LABEL} or volumeClaimTemplates); restore_replicas "
+                  "to 0 replicas would take its data offline")
+    assert_denied(verdict(act(K.RESTORE_REPLICAS, replicas=0), snap(hpa=False)), "bounds")  # not about data
+    assert_allowed(verdict(act(K.RESTORE_REPLICAS, replicas=4), kept))
+
+
+def test_volume_loss_names_what_a_change_would_lose() -> None:
+    def sts(replicas: int, volumes: list[str], mounts: list[str], claims: list[str]) -> dict[str, Any]:
+        return {"spec": {"replicas": replicas, "volumeClaimTemplates": [{"metadata": {"name": c}} for c in claims],
+                         "template": {"spec": {"volumes": [{"name": v} for v in volumes], "containers": [
+                             {"name": "db", "volumeMounts": [{"name": m} for m in mounts]}]}}}}
+    before = sts(3, ["conf"], ["data", "conf"], ["data"])
+    assert volume_loss(before, before) is None
+    assert volume_loss(before, sts(4, ["conf", "tmp"], ["data", "conf"], ["data"])) is None
+    assert volume_loss(before, sts(0, ["conf"], ["data", "conf"], ["data"])) == \
+        "it would scale a workload that keeps data to zero"
+    assert volume_loss(before, sts(3, [], ["data"], ["data"])) == \
+        "it would remove the volumes or mounts conf, db:conf of a workload that keeps data"
+    assert "claim:data" in (volume_loss(before, sts(3, ["conf"], ["data", "conf"], [])) or "")
 
 
 # ---------------------------------------------------------------------------- cooldown
@@ -1146,7 +1183,8 @@ def test_first_deny_in_guard_order_wins() -> None:
     assert_denied(verdict(bad, snap(namespace="kube-system", labels=protected), history), "namespace")
     assert_denied(verdict(bad, snap(labels=protected), history), "protected")
     assert_denied(verdict(bad, snap(), history), "circuit_breaker")
-    assert_denied(verdict(bad, snap(), history[:1]), "hpa")
+    unseen_hpa = dataclasses.replace(snap(hpa=False), signals=snap().signals)
+    assert_denied(verdict(bad, unseen_hpa, history[:1]), "hpa")
     assert_denied(verdict(bad, snap(hpa=False), history[:1]), "bounds")
     assert_denied(verdict(act(K.SCALE_OUT), snap(hpa=False), history[:1]), "cooldown")
 

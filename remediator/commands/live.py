@@ -238,6 +238,7 @@ def _history_table(store: Path, rows: list[dict[str, Any]]) -> Table:
     for r in rows:
         actions = ", ".join(f"#{e['id']} {e['action']}{' (dry-run)' if e['dry_run'] else ''} {e['state']}"
                             + (f" undone by #{e['undone_by']}" if e["undone_by"] else "")
+                            + (" IRREVERSIBLE" if e.get("irreversible") and e["state"] == "done" else "")
                             for e in r["executions"])
         t.add_row(str(r["id"]), inert(r["alert"]), inert(r["workload"] or "-"), inert(r["status"]),
                   time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(r["opened_at"])), inert(actions or "-"),

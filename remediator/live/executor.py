@@ -19,13 +19,25 @@ How one action runs (`KubeExecutor.execute`):
 
 What each kind does (RBAC verbs in `remediator.actions.SPECS`), and its inverse:
 
+Workload kinds: `target.kind` says which -- Deployment, StatefulSet or DaemonSet (a DaemonSet is
+restarted and rolled back, not scaled). A workload that keeps data (`snapshot.object_keeps_data`: a
+StatefulSet with volumeClaimTemplates, or the label `remediator.io/keeps-data: "true"`) is never
+planned to zero replicas and never to a template that drops a volume (`guards.volume_loss`).
+
 - restart_rollout, restart_dependency: SMP of the pod template's `restartedAt` annotation;
-  inverse: the previous annotation.
+  inverse: the previous annotation. A paused Deployment is refused, as by `kubectl rollout
+  restart` ("can't restart paused deployment"): its template change would not roll; the same
+  for a limit raise. (The API server itself accepts both, and a scale of a paused Deployment.)
 - rollback_rollout: JSON patch `replace /spec/template` with the previous ReplicaSet's
   template (as `kubectl rollout undo`), read as raw JSON so no field the client models do not
   know is dropped; inverse: the current template. A paused Deployment is refused, and a
   previous template equal to the current one is skipped (no change, a note), as by kubectl.
-- scale_out, restore_replicas: PATCH `deployments/scale`; inverse: the previous count.
+  A StatefulSet or DaemonSet rolls back to its previous ControllerRevision (apps/v1): the
+  revision's `data.spec.template`, as `kubectl rollout undo` does.
+- scale_out, restore_replicas: PATCH `deployments/scale` (`statefulsets/scale`); inverse: the
+  previous count. Under an HPA (`guards.via_hpa`) the HPA would reset a direct scale, so the
+  HPA's `minReplicas` is raised to the count asked for (`maxReplicas` with it if below);
+  inverse: the previous bounds. A count not above the HPA's minReplicas fails with the reason.
 - raise_memory_limit, raise_cpu_limit: SMP of each container's `resources.limits`;
   inverse: the previous limits.
 - raise_hpa_max: merge patch of `spec.maxReplicas` (autoscaling/v2); inverse: the old maximum.
@@ -56,11 +68,19 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, NamedTuple, Protocol
 
-from remediator.actions import DEFAULT_FACTOR, PASSIVE_KINDS, Action, ActionKind, ObjectRef
-from remediator.guards import ParamError, planned_replicas, target_key
+from remediator.actions import (
+    DEFAULT_FACTOR,
+    IRREVERSIBLE_EVICTION,
+    IRREVERSIBLE_EXPANSION,
+    PASSIVE_KINDS,
+    Action,
+    ActionKind,
+    ObjectRef,
+)
+from remediator.guards import ParamError, planned_replicas, target_key, via_hpa, volume_loss
 from remediator.live.kube import Backoff, KubeError, is_status, raw_json, status_of, to_dict, with_backoff
 from remediator.live.ledger import ExecutionRow, Ledger, ref_to_dict
-from remediator.snapshot import REVISION_ANNOTATION, Snapshot, drain_evicts
+from remediator.snapshot import REVISION_ANNOTATION, Snapshot, drain_evicts, object_keeps_data
 
 __all__ = ["ACTION_ANNOTATION", "API_CALLS", "ApiCall", "ExecutionResult", "Executor", "KubeExecutor", "PlanError",
            "UndoError", "idempotency_key"]
@@ -70,8 +90,6 @@ RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 SMP = "application/strategic-merge-patch+json"
 MERGE = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
-IRREVERSIBLE_EXPANSION = ("irreversible: a volume never shrinks, the API server refuses a storage request "
-                          "below status.capacity, so this expansion cannot be undone")
 _MI = 1024 ** 2
 _GI = 1024 ** 3
 
@@ -92,8 +110,14 @@ API_CALLS: tuple[ApiCall, ...] = (
     ApiCall("patch", "apps", "deployments"),                # restart, rollback, limits, the action annotation
     ApiCall("patch", "apps", "deployments/scale"),          # scale_out, restore_replicas
     ApiCall("list", "apps", "replicasets"),                 # rollback: the previous revision's template
+    ApiCall("get", "apps", "statefulsets"),
+    ApiCall("patch", "apps", "statefulsets"),               # restart, rollback, limits of a StatefulSet
+    ApiCall("patch", "apps", "statefulsets/scale"),
+    ApiCall("get", "apps", "daemonsets"),
+    ApiCall("patch", "apps", "daemonsets"),                 # restart, rollback of a DaemonSet
+    ApiCall("list", "apps", "controllerrevisions"),         # rollback of a StatefulSet or DaemonSet
     ApiCall("get", "autoscaling", "horizontalpodautoscalers"),
-    ApiCall("patch", "autoscaling", "horizontalpodautoscalers"),  # raise_hpa_max
+    ApiCall("patch", "autoscaling", "horizontalpodautoscalers"),  # raise_hpa_max; a scale under an HPA
     ApiCall("get", "", "persistentvolumeclaims"),
     ApiCall("patch", "", "persistentvolumeclaims"),         # expand_volume
     ApiCall("get", "storage.k8s.io", "storageclasses"),     # expand_volume: allowVolumeExpansion
@@ -443,6 +467,10 @@ class KubeExecutor:
             calls: dict[str, Callable[[], Any]] = {
                 "Deployment": lambda: a.apps.patch_namespaced_deployment(
                     name, ns, body, dry_run=dry, field_manager=fm, _content_type=ctype),
+                "StatefulSet": lambda: a.apps.patch_namespaced_stateful_set(
+                    name, ns, body, dry_run=dry, field_manager=fm, _content_type=ctype),
+                "DaemonSet": lambda: a.apps.patch_namespaced_daemon_set(
+                    name, ns, body, dry_run=dry, field_manager=fm, _content_type=ctype),
                 "Node": lambda: a.core.patch_node(name, body, dry_run=dry, field_manager=fm, _content_type=ctype),
                 "HorizontalPodAutoscaler": lambda: a.autoscaling.patch_namespaced_horizontal_pod_autoscaler(
                     name, ns, body, dry_run=dry, field_manager=fm, _content_type=ctype),
@@ -452,9 +480,10 @@ class KubeExecutor:
             with_backoff(calls[kind], self.backoff, what=what)
         elif op == "scale":
             body = step["body"]
-            with_backoff(lambda: a.apps.patch_namespaced_deployment_scale(
-                step["name"], step["namespace"], body, dry_run=dry, field_manager=fm, _content_type=MERGE),
-                self.backoff, what=what)
+            scale = (a.apps.patch_namespaced_stateful_set_scale if step.get("kind") == "StatefulSet"
+                     else a.apps.patch_namespaced_deployment_scale)  # plans recorded before StatefulSets: no kind
+            with_backoff(lambda: scale(step["name"], step["namespace"], body, dry_run=dry, field_manager=fm,
+                                       _content_type=MERGE), self.backoff, what=what)
         elif op == "await_gone":
             self._await_gone(run, step)
         elif op in ("evict", "delete_pod"):  # "delete_pod": plans recorded before delete_pod evicted
@@ -597,6 +626,8 @@ class KubeExecutor:
         raw = {"_preload_content": False}  # as the API server sent it: what we write back keeps every field
         readers: dict[str, tuple[Callable[[], Any], str]] = {
             "Deployment": (lambda: a.apps.read_namespaced_deployment(name, ns, **raw), "apps/v1"),
+            "StatefulSet": (lambda: a.apps.read_namespaced_stateful_set(name, ns, **raw), "apps/v1"),
+            "DaemonSet": (lambda: a.apps.read_namespaced_daemon_set(name, ns, **raw), "apps/v1"),
             "Node": (lambda: a.core.read_node(name, **raw), "v1"),
             "HorizontalPodAutoscaler": (
                 lambda: a.autoscaling.read_namespaced_horizontal_pod_autoscaler(name, ns, **raw), "autoscaling/v2"),
@@ -628,10 +659,16 @@ class KubeExecutor:
         if obj is None:
             raise PlanError(f"{action.target} does not exist")
         intent: dict[str, Any] = {"kind": kind.value}
+        _refuse_paused(action, obj)
         if kind in (ActionKind.RESTART_ROLLOUT, ActionKind.RESTART_DEPENDENCY):
             intent["restarted_at"] = _iso(self.clock())
         elif kind in (ActionKind.SCALE_OUT, ActionKind.RESTORE_REPLICAS):
+            if action.target.kind == "DaemonSet":
+                raise PlanError(f"{action.target} runs one pod per eligible node: it has no replicas to scale")
             intent["replicas"] = planned_replicas(action, snapshot)
+            _refuse_data_loss(action, obj, {**obj, "spec": {**(obj.get("spec") or {}), "replicas": intent["replicas"]}})
+            if via_hpa(action, snapshot) and snapshot.hpa is not None:
+                return self._plan_hpa_scale(action, intent, snapshot.hpa, key)
         elif kind is ActionKind.RAISE_HPA_MAX:
             intent["max_replicas"] = planned_replicas(action, snapshot)
         elif kind in (ActionKind.RAISE_MEMORY_LIMIT, ActionKind.RAISE_CPU_LIMIT):
@@ -639,7 +676,9 @@ class KubeExecutor:
         elif kind is ActionKind.EXPAND_VOLUME:
             intent["storage"] = self._expanded(action, obj)
         elif kind is ActionKind.ROLLBACK_ROLLOUT:
-            intent.update(self._previous_template(action, obj))
+            intent.update(self._previous_template(action, obj) if action.target.kind == "Deployment"
+                          else self._previous_revision(action, obj))
+            _refuse_data_loss(action, obj, {**obj, "spec": {**(obj.get("spec") or {}), "template": intent["template"]}})
         elif kind is ActionKind.DELETE_POD:
             intent["uid"] = _meta(obj).get("uid")
         elif kind is ActionKind.CORDON_DRAIN_NODE:
@@ -650,8 +689,8 @@ class KubeExecutor:
                    ) -> tuple[dict[str, Any], dict[str, Any]]:
         """Steps and inverse from the intent (absolute targets) and the object as read now."""
         kind = action.kind
-        target = _target_doc(action.target)
-        ns, name = action.target.namespace, action.target.name
+        target = dict(intent.get("target") or _target_doc(action.target))
+        ns, name, tk = target.get("namespace") or "", str(target["name"]), str(target["kind"])
         rv = _meta(obj).get("resourceVersion")
         mark = {"annotations": {ACTION_ANNOTATION: key}}
         spec = obj.get("spec") or {}
@@ -666,7 +705,18 @@ class KubeExecutor:
         notes: list[str] = []
         summary: list[str]
         inverse_summary: list[str]
-        if kind in (ActionKind.RESTART_ROLLOUT, ActionKind.RESTART_DEPENDENCY):
+        if "hpa_min" in intent:  # a scale under an HPA: its bounds move, not spec.replicas
+            old_min, old_max = spec.get("minReplicas"), int(spec.get("maxReplicas", 0))
+            steps = [patch({"metadata": {**mark, "resourceVersion": rv},
+                            "spec": {"minReplicas": intent["hpa_min"], "maxReplicas": intent["hpa_max"]}}, MERGE)]
+            inverse_steps = [patch({"spec": {"minReplicas": old_min, "maxReplicas": old_max}}, MERGE)]
+            summary = [f"HorizontalPodAutoscaler {ns}/{name}: minReplicas {old_min or 1} -> {intent['hpa_min']}"
+                       + (f", maxReplicas {old_max} -> {intent['hpa_max']}" if intent["hpa_max"] != old_max else "")
+                       + f" (it scales {action.target} to {intent['replicas']}; a direct scale would be reset)"]
+            inverse_summary = [f"HorizontalPodAutoscaler {ns}/{name}: minReplicas back to {old_min or 1}, "
+                               f"maxReplicas back to {old_max}"]
+            note = "restores the HPA's bounds; the HPA then scales the workload itself"
+        elif kind in (ActionKind.RESTART_ROLLOUT, ActionKind.RESTART_DEPENDENCY):
             template_annotations = ((spec.get("template") or {}).get("metadata") or {}).get("annotations")
             old = (template_annotations or {}).get(RESTARTED_AT)
             new = intent["restarted_at"]
@@ -675,13 +725,13 @@ class KubeExecutor:
             # Restore exactly: drop the annotation map we created, else only our key.
             restore: Any = None if not template_annotations else {RESTARTED_AT: old}
             inverse_steps = [patch({"spec": {"template": {"metadata": {"annotations": restore}}}}, SMP)]
-            summary = [f"Deployment {ns}/{name}: rolling restart (restartedAt {new})"]
-            inverse_summary = [f"Deployment {ns}/{name}: restartedAt back to {old or 'unset'}"]
+            summary = [f"{tk} {ns}/{name}: rolling restart (restartedAt {new})"]
+            inverse_summary = [f"{tk} {ns}/{name}: restartedAt back to {old or 'unset'}"]
             note = "restores the pod template's restartedAt annotation (the pods roll once more)"
         elif kind is ActionKind.ROLLBACK_ROLLOUT and intent["template"] == (spec.get("template") or {}):
             steps, inverse_steps, reversible = [], [], False  # as kubectl: "skipped rollback"
-            summary = [f"Deployment {ns}/{name}: skipped rollback, the current template already matches revision "
-                       f"{intent['to_revision']} (ReplicaSet {intent['replicaset']}); nothing changed"]
+            summary = [f"{tk} {ns}/{name}: skipped rollback, the current template already matches revision "
+                       f"{intent['to_revision']} ({_source(intent)}); nothing changed"]
             inverse_summary = []
             note = "nothing changed: the current template already matched the previous revision"
             notes.append(note)
@@ -692,19 +742,19 @@ class KubeExecutor:
             ops.append(_json_patch_annotation(obj, key))
             steps = [patch(ops, JSON_PATCH)]
             inverse_steps = [patch([{"op": "replace", "path": "/spec/template", "value": current}], JSON_PATCH)]
-            summary = [f"Deployment {ns}/{name}: rolled back from revision {intent['from_revision']} to the "
-                       f"template of revision {intent['to_revision']} (ReplicaSet {intent['replicaset']})"]
-            inverse_summary = [f"Deployment {ns}/{name}: template of revision {intent['from_revision']} restored"]
+            summary = [f"{tk} {ns}/{name}: rolled back from revision {intent['from_revision']} to the "
+                       f"template of revision {intent['to_revision']} ({_source(intent)})"]
+            inverse_summary = [f"{tk} {ns}/{name}: template of revision {intent['from_revision']} restored"]
             note = "restores the pod template from before the rollback"
         elif kind in (ActionKind.SCALE_OUT, ActionKind.RESTORE_REPLICAS):
             old_n = int(spec.get("replicas", 1))
-            steps = [{"op": "scale", "namespace": ns, "name": name, "change": True,
+            steps = [{"op": "scale", "kind": tk, "namespace": ns, "name": name, "change": True,
                       "body": {"metadata": {"resourceVersion": rv}, "spec": {"replicas": intent["replicas"]}}},
                      patch({"metadata": mark}, SMP, change=False)]
-            inverse_steps = [{"op": "scale", "namespace": ns, "name": name, "change": True,
+            inverse_steps = [{"op": "scale", "kind": tk, "namespace": ns, "name": name, "change": True,
                               "body": {"spec": {"replicas": old_n}}}]
-            summary = [f"Deployment {ns}/{name}: replicas {old_n} -> {intent['replicas']}"]
-            inverse_summary = [f"Deployment {ns}/{name}: replicas back to {old_n}"]
+            summary = [f"{tk} {ns}/{name}: replicas {old_n} -> {intent['replicas']}"]
+            inverse_summary = [f"{tk} {ns}/{name}: replicas back to {old_n}"]
         elif kind in (ActionKind.RAISE_MEMORY_LIMIT, ActionKind.RAISE_CPU_LIMIT):
             resource = "memory" if kind is ActionKind.RAISE_MEMORY_LIMIT else "cpu"
             current_limits = {c["name"]: ((c.get("resources") or {}).get("limits") or {}).get(resource)
@@ -715,9 +765,9 @@ class KubeExecutor:
                 SMP)]
             inverse_steps = [patch({"spec": {"template": {"spec": {"containers": [
                 {"name": c, "resources": {"limits": {resource: current_limits.get(c)}}} for c in new_limits]}}}}, SMP)]
-            summary = [f"Deployment {ns}/{name}: container {c} {resource} limit {current_limits.get(c)} -> {v}"
+            summary = [f"{tk} {ns}/{name}: container {c} {resource} limit {current_limits.get(c)} -> {v}"
                        for c, v in new_limits.items()]
-            inverse_summary = [f"Deployment {ns}/{name}: container {c} {resource} limit back to {current_limits.get(c)}"
+            inverse_summary = [f"{tk} {ns}/{name}: container {c} {resource} limit back to {current_limits.get(c)}"
                                for c in new_limits]
             note = "restores the previous limits (the pods roll once more)"
         elif kind is ActionKind.RAISE_HPA_MAX:
@@ -743,7 +793,7 @@ class KubeExecutor:
             summary = [f"Pod {ns}/{name}: evicted (uid {intent['uid']}) through the Eviction API, its "
                        "PodDisruptionBudget respected; its ReplicaSet creates a replacement"]
             inverse_summary = []
-            note = "a deleted pod cannot be restored; its ReplicaSet has already replaced it"
+            note = IRREVERSIBLE_EVICTION
         elif kind is ActionKind.CORDON_DRAIN_NODE:
             was = bool(spec.get("unschedulable"))
             steps = [patch({"metadata": {**mark, "resourceVersion": rv}, "spec": {"unschedulable": True}}, SMP)]
@@ -795,6 +845,50 @@ class KubeExecutor:
         template.setdefault("metadata", {})["labels"] = labels
         return {"template": template, "from_revision": current_rev, "to_revision": rev,
                 "replicaset": _meta(rs).get("name")}
+
+    def _previous_revision(self, action: Action, obj: dict[str, Any]) -> dict[str, Any]:
+        """The template of a StatefulSet's or DaemonSet's previous ControllerRevision, as `kubectl rollout undo`.
+
+        The revisions it owns, by `revision` number: the highest is the current one, the one below
+        it the target. A revision's `data` is the patch that restores it: `spec.template` with
+        `$patch: replace`.
+        """
+        from remediator.live.kube import selector_text
+
+        ns, name, kind = action.target.namespace, action.target.name, action.target.kind
+        selector = selector_text((obj.get("spec") or {}).get("selector"))
+        listed = with_backoff(lambda: raw_json(self._apis.apps.list_namespaced_controller_revision(
+            ns, label_selector=selector, _preload_content=False)), self.backoff, what="list controllerrevisions")
+        owned = sorted(((int(cr.get("revision") or 0), cr) for cr in listed.get("items") or []
+                        if any(o.get("kind") == kind and o.get("name") == name
+                               for o in _meta(cr).get("ownerReferences") or ())), key=lambda r: r[0])
+        if len(owned) < 2:
+            raise PlanError(f"{kind} {ns}/{name} has no ControllerRevision before the current one to roll back to")
+        (rev, cr), (current, _) = owned[-2], owned[-1]
+        template = copy.deepcopy(((cr.get("data") or {}).get("spec") or {}).get("template") or {})
+        template.pop("$patch", None)
+        if not template:
+            raise PlanError(f"ControllerRevision {ns}/{_meta(cr).get('name')} holds no pod template")
+        return {"template": template, "from_revision": current, "to_revision": rev,
+                "source": f"ControllerRevision {_meta(cr).get('name')}"}
+
+    def _plan_hpa_scale(self, action: Action, intent: dict[str, Any], hpa_ref: ObjectRef, key: str
+                        ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """A scale under an HPA: raise its minReplicas to the count (and maxReplicas, if below)."""
+        doc = _target_doc(hpa_ref)
+        hpa = self._read(doc)
+        if hpa is None:
+            raise PlanError(f"{hpa_ref} does not exist; not scaling {action.target} behind its back")
+        spec = hpa.get("spec") or {}
+        ref = spec.get("scaleTargetRef") or {}
+        if (ref.get("kind"), ref.get("name")) != (action.target.kind, action.target.name):
+            raise PlanError(f"{hpa_ref} scales {ref.get('kind')}/{ref.get('name')}, not {action.target}")
+        n, low = int(intent["replicas"]), int(spec.get("minReplicas") or 1)
+        if n <= low:
+            raise PlanError(f"{hpa_ref} already keeps at least {low} replicas (minReplicas), so "
+                            f"{action.kind.value} to {n} has nothing to raise; a direct scale would be reset")
+        intent.update(hpa_min=n, hpa_max=max(int(spec.get("maxReplicas") or 0), n), target=doc)
+        return self._plan_from(action, intent, hpa, key)
 
     def _evictable(self, node: str, snapshot: Snapshot) -> list[dict[str, str]]:
         """The pods a drain of `node` evicts now; only those the guards judged on the snapshot.
@@ -871,7 +965,8 @@ def _refusal(e: BaseException) -> str:
 
 
 def _target_doc(ref: ObjectRef) -> dict[str, Any]:
-    api_version = {"Deployment": "apps/v1", "HorizontalPodAutoscaler": "autoscaling/v2"}.get(ref.kind, "v1")
+    api_version = {"Deployment": "apps/v1", "StatefulSet": "apps/v1", "DaemonSet": "apps/v1",
+                   "HorizontalPodAutoscaler": "autoscaling/v2"}.get(ref.kind, "v1")
     return {"apiVersion": api_version, **ref_to_dict(ref)}
 
 
@@ -899,6 +994,27 @@ def _json_patch_annotation(obj: Mapping[str, Any], key: str) -> dict[str, Any]:
     return {"op": "add", "path": "/metadata/annotations", "value": {ACTION_ANNOTATION: key}}
 
 
+_TEMPLATE_KINDS = (ActionKind.RESTART_ROLLOUT, ActionKind.RESTART_DEPENDENCY, ActionKind.RAISE_MEMORY_LIMIT,
+                   ActionKind.RAISE_CPU_LIMIT)
+
+
+def _source(intent: Mapping[str, Any]) -> str:
+    """Where a rollback's template comes from (plans recorded before ControllerRevisions name only a ReplicaSet)."""
+    return str(intent.get("source") or f"ReplicaSet {intent.get('replicaset')}")
+
+
+def _refuse_paused(action: Action, obj: Mapping[str, Any]) -> None:
+    """kubectl refuses to restart a paused Deployment; a template change there would not roll out."""
+    if action.kind in _TEMPLATE_KINDS and obj.get("kind") == "Deployment" and (obj.get("spec") or {}).get("paused"):
+        raise PlanError(f"can't restart paused deployment {action.target} (run rollout resume first): "
+                        f"spec.paused stops the rollout {action.kind.value} needs")
+
+
+def _refuse_data_loss(action: Action, before: Mapping[str, Any], after: Mapping[str, Any]) -> None:
+    if object_keeps_data(before) and (why := volume_loss(before, after)):
+        raise PlanError(f"data: {action.describe()} refused: {why}")
+
+
 def _raised_limits(action: Action, dep: Mapping[str, Any]) -> dict[str, str]:
     resource = "memory" if action.kind is ActionKind.RAISE_MEMORY_LIMIT else "cpu"
     factor = Decimal(str(_factor(action)))
@@ -923,6 +1039,8 @@ def _reached(intent: Mapping[str, Any], obj: Mapping[str, Any]) -> bool:
     if "restarted_at" in intent:
         annotations = ((spec.get("template") or {}).get("metadata") or {}).get("annotations") or {}
         return bool(annotations.get(RESTARTED_AT) == intent["restarted_at"])
+    if "hpa_min" in intent:
+        return bool(spec.get("minReplicas") == intent["hpa_min"] and spec.get("maxReplicas") == intent["hpa_max"])
     if "replicas" in intent:
         return bool(spec.get("replicas") == intent["replicas"])
     if "max_replicas" in intent:

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from remediator.actions import PASSIVE_KINDS, Action, ActionKind, ObjectRef
+from remediator.actions import PASSIVE_KINDS, SPECS, Action, ActionKind, ObjectRef
 from remediator.guards import Executed
 from remediator.incident import ACTIVE, IncidentStatus, check_transition
 from remediator.snapshot import Alert, Attempt
@@ -730,6 +730,9 @@ def execution_summary(e: ExecutionRow) -> dict[str, Any]:
         "finished_at": e.finished_at,
         "error": e.error,
         "reversible": bool((e.inverse or {}).get("reversible")),
+        # Why it cannot be undone (None when it can, or when it changed nothing)
+        "irreversible": None if (e.inverse or {}).get("reversible") or e.action.kind in PASSIVE_KINDS or e.dry_run
+        else str((e.inverse or {}).get("note") or SPECS[e.action.kind].irreversible or "no inverse was recorded"),
         "undone_by": (e.inverse or {}).get("applied_by"),
     }
 

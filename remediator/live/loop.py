@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from remediator.actions import PASSIVE_KINDS, Action, ActionKind
+from remediator.actions import PASSIVE_KINDS, SPECS, Action, ActionKind
 from remediator.agent import decide
 from remediator.encoding import encode
 from remediator.guards import Decision, GuardPolicy, active_freeze, judge
@@ -223,7 +223,7 @@ class Loop:
             self.ledger.update_incident(inc.id, status=Status.AWAITING_APPROVAL, workload=workload, streak=streak,
                                         last_decision_at=now,
                                         note=f"candidate {candidate_id} {cand.action.describe()} awaits approval: "
-                                             f"{why}")
+                                             f"{why}; {SPECS[cand.kind].approval_text()}")
             return StepReport(inc.id, "awaiting_approval", why)
         result = self._execute(inc, cand.action, snap, snapshot_id, candidate_id, verdict.reason)
         if cand.kind is ActionKind.ESCALATE:

@@ -171,8 +171,8 @@ class IncidentScope:
         if target in allowed:
             return None
         expected = SPECS[kind].target_kind
-        if target.kind != expected:
-            return f"{kind.value} acts on a {expected}, not on {target}"
+        if target.kind not in SPECS[kind].targets:
+            return f"{kind.value} acts on a {' or '.join(SPECS[kind].targets)}, not on {target}"
         if not allowed:
             return f"this incident has no {expected} for {kind.value} to act on"
         shown = ", ".join(str(t) for t in allowed[:5]) + (" ..." if len(allowed) > 5 else "")

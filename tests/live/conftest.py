@@ -80,13 +80,65 @@ def seed_workload(kube: KubeServer, *, replicas: int = 2, pdb_min: int | None = 
 
 
 def snapshot_for(*, desired: float = 2, hpa_max: float = 4, pods: tuple[str, ...] = (), node: str | None = "node-a",
-                 alert: str = "KubePodCrashLooping") -> Snapshot:
-    """The cart incident as the guards judged it; a drain may evict the pods listed in `pods`."""
+                 alert: str = "KubePodCrashLooping", hpa: bool = True) -> Snapshot:
+    """The cart incident as the guards judged it; a drain may evict the pods listed in `pods`; `hpa` False:
+    judged as if no HPA scaled cart (so a scale is direct)."""
     cart = ObjectRef("Deployment", NS, APP)
     return Snapshot(
         alert=Alert(alert, {"namespace": NS, "deployment": APP}, starts_at=1000.0, fingerprint="f00d"),
         at=1060.0, workload=cart, signals=Signals(desired_replicas=desired, baseline_replicas=desired,
-                                                  hpa_present=1.0, hpa_max=hpa_max, has_previous_revision=1.0),
-        node=node, pods=pods, hpa=ObjectRef("HorizontalPodAutoscaler", NS, APP),
+                                                  hpa_present=float(hpa), hpa_max=hpa_max if hpa else 0.0,
+                                                  has_previous_revision=1.0),
+        node=node, pods=pods, hpa=ObjectRef("HorizontalPodAutoscaler", NS, APP) if hpa else None,
         pvc=ObjectRef("PersistentVolumeClaim", NS, f"{APP}-data"),
         node_pods=tuple(Neighbour(ObjectRef("Pod", NS, p), {"app": APP}) for p in pods))
+
+
+def _revision(owner: dict[str, Any], number: int, template: dict[str, Any]) -> dict[str, Any]:
+    """A ControllerRevision as the StatefulSet/DaemonSet controller stores it: the template as a replace patch."""
+    name = owner["metadata"]["name"]
+    return {"apiVersion": "apps/v1", "kind": "ControllerRevision",
+            "metadata": {"name": f"{name}-rev{number}", "namespace": owner["metadata"]["namespace"],
+                         "labels": dict(owner["spec"]["selector"]["matchLabels"]),
+                         "ownerReferences": [{"apiVersion": "apps/v1", "kind": owner["kind"], "name": name,
+                                              "uid": owner["metadata"]["uid"], "controller": True}]},
+            "revision": number, "data": {"spec": {"template": {**template, "$patch": "replace"}}}}
+
+
+def _pod_template(name: str, image: str, mounts: bool) -> dict[str, Any]:
+    container: dict[str, Any] = {"name": name, "image": image,
+                                 "resources": {"limits": {"memory": "1Gi", "cpu": "1"}}}
+    if mounts:
+        container["volumeMounts"] = [{"name": "data", "mountPath": "/var/lib/db"}]
+    return {"metadata": {"labels": {"app": name}}, "spec": {"containers": [container]}}
+
+
+def seed_stateful(kube: KubeServer, *, keeps_data: bool = True) -> dict[str, Any]:
+    """shop/db, a StatefulSet (3 replicas, a volumeClaimTemplate `data` unless `keeps_data` is False),
+    and shop/agent, a DaemonSet; each with two ControllerRevisions (images :1 then :2, the current)."""
+    sts_spec: dict[str, Any] = {"replicas": 3, "serviceName": "db", "selector": {"matchLabels": {"app": "db"}},
+                                "template": _pod_template("db", "db:2", keeps_data)}
+    if keeps_data:
+        sts_spec["volumeClaimTemplates"] = [{"metadata": {"name": "data"}, "spec": {
+            "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "10Gi"}}}}]
+    [sts, ds] = kube.seed(
+        {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "db", "namespace": NS,
+                                                                      "labels": {"app": "db"}}, "spec": sts_spec},
+        {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "agent", "namespace": NS,
+                                                                    "labels": {"app": "agent"}},
+         "spec": {"selector": {"matchLabels": {"app": "agent"}}, "template": _pod_template("agent", "agent:2", False)}})
+    kube.seed(_revision(sts, 1, _pod_template("db", "db:1", keeps_data)), _revision(sts, 2, sts_spec["template"]),
+              _revision(ds, 1, _pod_template("agent", "agent:1", False)),
+              _revision(ds, 2, ds["spec"]["template"]))
+    validating(kube)
+    return {"statefulset": sts, "daemonset": ds}
+
+
+def snapshot_of(workload: ObjectRef, *, desired: float = 3, keeps_data: bool = False) -> Snapshot:
+    """An incident on a StatefulSet or DaemonSet (no HPA, no PVC of its own in the snapshot)."""
+    return Snapshot(
+        alert=Alert("KubeStatefulSetReplicasMismatch", {"namespace": NS, workload.kind.lower(): workload.name},
+                    starts_at=1000.0, fingerprint="f00e"),
+        at=1060.0, workload=workload, signals=Signals(desired_replicas=desired, baseline_replicas=desired,
+                                                      has_previous_revision=1.0),
+        node=None, keeps_data=keeps_data, workload_labels={"app": workload.name})

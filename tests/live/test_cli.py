@@ -162,7 +162,7 @@ def _ledger_with_an_execution(tmp_path: Path, kube: KubeServer, *, dry_run: bool
     with Ledger(tmp_path / "ledger.db") as ledger:
         ex = KubeExecutor(kube.api_client(retries=False), ledger, dry_run=dry_run, backoff=Backoff(base_s=0.01))
         result = ex.execute(Action(ActionKind.SCALE_OUT, ObjectRef("Deployment", NS, APP), {"replicas": 4}),
-                            snapshot_for())
+                            snapshot_for(hpa=False))
     assert result.ok
     return config, result.execution_id
 

@@ -15,11 +15,10 @@ from typing import Any
 
 import pytest
 
-from remediator.actions import ACTION_KINDS, Action, ActionKind, ObjectRef
+from remediator.actions import ACTION_KINDS, IRREVERSIBLE_EXPANSION, SPECS, Action, ActionKind, ObjectRef
 from remediator.live.executor import (
     ACTION_ANNOTATION,
     API_CALLS,
-    IRREVERSIBLE_EXPANSION,
     RESTARTED_AT,
     ApiCall,
     KubeExecutor,
@@ -27,7 +26,7 @@ from remediator.live.executor import (
 )
 from remediator.live.kube import Backoff
 from remediator.live.ledger import Ledger, execution_summary
-from tests.live.conftest import APP, NS, seed_workload, snapshot_for, validating
+from tests.live.conftest import APP, NS, seed_stateful, seed_workload, snapshot_for, snapshot_of, validating
 from tests.support.kube import KubeEmulator, KubeServer, parse_api_path, validate_manifest, validate_patch
 
 A = ActionKind
@@ -71,6 +70,14 @@ def _replicas(old: int, new: int) -> Callable[[dict[str, Any], dict[str, Any]], 
     return check
 
 
+def _hpa_bounds(low: tuple[int, int], high: tuple[int, int]) -> Callable[[dict[str, Any], dict[str, Any]], None]:
+    """A scale under the HPA moves its bounds (minReplicas, maxReplicas), never the Deployment's replicas."""
+    def check(before: dict[str, Any], after: dict[str, Any]) -> None:
+        assert (before["spec"]["minReplicas"], after["spec"]["minReplicas"]) == low
+        assert (before["spec"]["maxReplicas"], after["spec"]["maxReplicas"]) == high
+    return check
+
+
 def _hpa(before: dict[str, Any], after: dict[str, Any]) -> None:
     assert (before["spec"]["maxReplicas"], after["spec"]["maxReplicas"]) == (4, 6)
 
@@ -90,12 +97,14 @@ def _unchanged(before: dict[str, Any], after: dict[str, Any]) -> None:
 
 
 DEP = ("apps/v1", "Deployment", NS, APP)
+HPA = ("autoscaling/v2", "HorizontalPodAutoscaler", NS, APP)
 CASES: dict[ActionKind, Case] = {
     A.NOOP: Case(lambda s: Action(A.NOOP, CART), DEP, _unchanged, reversible=False),
     A.RESTART_ROLLOUT: Case(lambda s: Action(A.RESTART_ROLLOUT, CART), DEP, _restart),
     A.ROLLBACK_ROLLOUT: Case(lambda s: Action(A.ROLLBACK_ROLLOUT, CART), DEP, _rollback),
-    A.SCALE_OUT: Case(lambda s: Action(A.SCALE_OUT, CART, {"factor": 2.0}), DEP, _replicas(2, 4)),
-    A.RESTORE_REPLICAS: Case(lambda s: Action(A.RESTORE_REPLICAS, CART, {"replicas": 3}), DEP, _replicas(2, 3)),
+    A.SCALE_OUT: Case(lambda s: Action(A.SCALE_OUT, CART, {"factor": 2.5}), HPA, _hpa_bounds((2, 5), (4, 5))),
+    A.RESTORE_REPLICAS: Case(lambda s: Action(A.RESTORE_REPLICAS, CART, {"replicas": 3}), HPA,
+                             _hpa_bounds((2, 3), (4, 4))),
     A.RAISE_MEMORY_LIMIT: Case(lambda s: Action(A.RAISE_MEMORY_LIMIT, CART, {"factor": 1.5}), DEP,
                                _limit("memory", "256Mi", "384Mi")),
     A.RAISE_CPU_LIMIT: Case(lambda s: Action(A.RAISE_CPU_LIMIT, CART, {"factor": 1.5}), DEP,
@@ -118,6 +127,161 @@ CASES: dict[ActionKind, Case] = {
 
 def test_every_action_kind_has_a_case() -> None:
     assert set(CASES) == set(ACTION_KINDS)
+
+
+DB = ObjectRef("StatefulSet", NS, "db")
+AGENT = ObjectRef("DaemonSet", NS, "agent")
+
+
+def _image(old: str, new: str) -> Callable[[dict[str, Any], dict[str, Any]], None]:
+    def check(before: dict[str, Any], after: dict[str, Any]) -> None:
+        name = before["metadata"]["name"]
+        assert (_containers(before)[name]["image"], _containers(after)[name]["image"]) == (old, new)
+        assert after["spec"].get("volumeClaimTemplates") == before["spec"].get("volumeClaimTemplates")
+    return check
+
+
+def _db_limit(resource: str, old: str, new: str) -> Callable[[dict[str, Any], dict[str, Any]], None]:
+    def check(before: dict[str, Any], after: dict[str, Any]) -> None:
+        assert _containers(before)["db"]["resources"]["limits"][resource] == old
+        assert _containers(after)["db"]["resources"]["limits"][resource] == new
+    return check
+
+
+STS = ("apps/v1", "StatefulSet", NS, "db")
+DS = ("apps/v1", "DaemonSet", NS, "agent")
+# The existing kinds on a StatefulSet and a DaemonSet (target.kind says which).
+WORKLOAD_CASES: dict[str, Case] = {
+    "statefulset-restart": Case(lambda s: Action(A.RESTART_ROLLOUT, DB), STS, _restart),
+    "statefulset-rollback": Case(lambda s: Action(A.ROLLBACK_ROLLOUT, DB), STS, _image("db:2", "db:1")),
+    "statefulset-scale": Case(lambda s: Action(A.SCALE_OUT, DB, {"replicas": 5}), STS, _replicas(3, 5)),
+    "statefulset-restore": Case(lambda s: Action(A.RESTORE_REPLICAS, DB, {"replicas": 2}), STS, _replicas(3, 2)),
+    "statefulset-memory": Case(lambda s: Action(A.RAISE_MEMORY_LIMIT, DB, {"factor": 1.5}), STS,
+                               _db_limit("memory", "1Gi", "1536Mi")),
+    "statefulset-cpu": Case(lambda s: Action(A.RAISE_CPU_LIMIT, DB, {"factor": 1.5}), STS,
+                            _db_limit("cpu", "1", "1500m")),
+    "daemonset-restart": Case(lambda s: Action(A.RESTART_ROLLOUT, AGENT), DS, _restart),
+    "daemonset-rollback": Case(lambda s: Action(A.ROLLBACK_ROLLOUT, AGENT), DS, _image("agent:2", "agent:1")),
+}
+
+
+@pytest.mark.parametrize("case", list(WORKLOAD_CASES))
+def test_statefulsets_and_daemonsets_change_and_undo(kube: KubeServer, ledger: Ledger, case: str) -> None:
+    """Every request validated (the emulator stores only valid objects, patches are checked against the
+    object they patch); StatefulSet immutable fields (volumeClaimTemplates, ...) would be a 422."""
+    seed_stateful(kube)
+    c = WORKLOAD_CASES[case]
+    action = c.action({})
+    before = kube.get(*c.read)
+    executor = _executor(kube, ledger)
+
+    result = executor.execute(action, snapshot_of(action.target, keeps_data=action.target == DB))
+
+    assert result.ok, result.error
+    after = kube.get(*c.read)
+    assert before is not None and after is not None
+    c.changed(before, after)
+    assert after["metadata"]["annotations"][ACTION_ANNOTATION] == result.key
+    assert _validate_writes(kube, before) >= 1
+    assert all(r.status < 400 for r in kube.requests())
+    undo = executor.undo(result.execution_id)
+    assert undo.ok, undo.error
+    assert _spec_state(kube.get(*c.read)) == _spec_state(before)
+
+
+def test_a_statefulset_rollback_skips_a_revision_equal_to_the_current_one(kube: KubeServer, ledger: Ledger) -> None:
+    seeded = seed_stateful(kube)
+    apps = _apps(kube)
+    apps.patch_namespaced_stateful_set("db", NS, {"spec": {"template": {"spec": {"containers": [
+        {"name": "db", "image": "db:1"}]}}}})
+    result = _executor(kube, ledger).execute(Action(A.ROLLBACK_ROLLOUT, DB), snapshot_of(DB))
+    assert result.ok and "skipped rollback" in result.changes[0], result
+    assert seeded["statefulset"]["spec"]["template"] != kube.get(*STS)["spec"]["template"]  # type: ignore[index]
+
+
+def test_a_workload_that_keeps_data_never_loses_a_volume_nor_goes_to_zero(kube: KubeServer, ledger: Ledger) -> None:
+    """The previous revision of db mounted no volume: the rollback would drop `data` from the template."""
+    seeded = seed_stateful(kube)
+    sts = seeded["statefulset"]
+    apps = _apps(kube)
+    apps.patch_namespaced_controller_revision("db-rev1", NS, {"data": {"spec": {"template": {
+        **_pod_template_without_mounts(sts), "$patch": "replace"}}}})
+    executor = _executor(kube, ledger)
+
+    rollback = executor.execute(Action(A.ROLLBACK_ROLLOUT, DB), snapshot_of(DB, keeps_data=True))
+    to_zero = executor.execute(Action(A.RESTORE_REPLICAS, DB, {"replicas": 0}), snapshot_of(DB, keeps_data=True))
+
+    assert rollback.state == "failed" and "data:" in (rollback.error or "")
+    assert "remove the volumes or mounts db:data" in (rollback.error or "")
+    assert to_zero.state == "failed" and "keeps data to zero" in (to_zero.error or "")
+    assert kube.get(*STS)["spec"] == sts["spec"]  # type: ignore[index]
+    assert not kube.requests("PATCH", f"/apis/apps/v1/namespaces/{NS}/statefulsets/*")
+
+
+def _pod_template_without_mounts(sts: dict[str, Any]) -> dict[str, Any]:
+    template = copy.deepcopy(sts["spec"]["template"])
+    for c in template["spec"]["containers"]:
+        c.pop("volumeMounts", None)
+        c["image"] = "db:1"
+    return template
+
+
+def test_a_daemonset_is_not_scaled(kube: KubeServer, ledger: Ledger) -> None:
+    seed_stateful(kube)
+    result = _executor(kube, ledger).execute(Action(A.SCALE_OUT, AGENT, {"replicas": 4}), snapshot_of(AGENT))
+    assert result.state == "failed" and "no replicas to scale" in (result.error or "")
+
+
+def test_the_emulator_refuses_immutable_fields_as_the_api_server(kube: KubeServer) -> None:
+    """spec.selector of a Deployment, a StatefulSet's volumeClaimTemplates/serviceName/selector, a PVC's
+    storageClassName: 422 as on a real API server. A paused Deployment is scaled (the API server allows
+    it; kubectl refuses only restart/undo of it, client-side)."""
+    seed_workload(kube)
+    seed_stateful(kube)
+    apps = _apps(kube)
+    core = __import__("kubernetes.client", fromlist=["CoreV1Api"]).CoreV1Api(kube.api_client())
+    refused = [
+        lambda: apps.patch_namespaced_deployment(APP, NS, {"spec": {"selector": {"matchLabels": {"app": "x"}}}}),
+        lambda: apps.patch_namespaced_stateful_set("db", NS, {"spec": {"serviceName": "other"}}),
+        lambda: apps.patch_namespaced_stateful_set("db", NS, {"spec": {"volumeClaimTemplates": []}}),
+        lambda: apps.patch_namespaced_stateful_set("db", NS, {"spec": {"selector": {"matchLabels": {"a": "b"}}}}),
+        lambda: core.patch_namespaced_persistent_volume_claim(f"{APP}-data", NS, {"spec": {"storageClassName": "x"}}),
+    ]
+    for call in refused:
+        with pytest.raises(Exception) as e:
+            call()
+        assert getattr(e.value, "status", None) == 422, e.value
+        assert "immutable" in str(getattr(e.value, "body", "")) or "Forbidden" in str(getattr(e.value, "body", ""))
+    apps.patch_namespaced_deployment(APP, NS, {"spec": {"paused": True}})
+    apps.patch_namespaced_deployment_scale(APP, NS, {"spec": {"replicas": 3}})
+    assert kube.get(*DEP)["spec"]["replicas"] == 3  # type: ignore[index]
+    apps.patch_namespaced_stateful_set_scale("db", NS, {"spec": {"replicas": 4}})  # replicas are mutable
+
+
+def test_a_paused_deployment_is_not_restarted_nor_its_limits_raised(kube: KubeServer, ledger: Ledger) -> None:
+    seed_workload(kube)
+    _apps(kube).patch_namespaced_deployment(APP, NS, {"spec": {"paused": True}})
+    executor = _executor(kube, ledger)
+    for action in (Action(A.RESTART_ROLLOUT, CART), Action(A.RAISE_MEMORY_LIMIT, CART, {"factor": 1.5})):
+        result = executor.execute(action, snapshot_for())
+        assert result.state == "failed" and "can't restart paused deployment" in (result.error or ""), result
+    assert not [r for r in kube.requests("PATCH") if r.body.get("spec", {}).get("paused") is None]
+
+
+def test_a_scale_under_an_hpa_raises_its_bounds_and_a_direct_scale_without(kube: KubeServer, ledger: Ledger) -> None:
+    seed_workload(kube)
+    executor = _executor(kube, ledger)
+    under = executor.execute(Action(A.SCALE_OUT, CART, {"replicas": 3}), snapshot_for())
+    assert under.ok, under.error
+    assert under.changes[0].startswith(f"HorizontalPodAutoscaler {NS}/{APP}: minReplicas 2 -> 3")
+    assert kube.get(*DEP)["spec"]["replicas"] == 2  # type: ignore[index]  # the HPA scales it, not us
+    assert not kube.requests("PATCH", f"/apis/apps/v1/namespaces/{NS}/deployments/{APP}/scale")
+    nothing = executor.execute(Action(A.RESTORE_REPLICAS, CART, {"replicas": 2}), snapshot_for())
+    assert nothing.state == "failed" and "already keeps at least 3 replicas" in (nothing.error or "")
+    direct = executor.execute(Action(A.SCALE_OUT, CART, {"replicas": 4}), snapshot_for(hpa=False))
+    assert direct.ok and kube.get(*DEP)["spec"]["replicas"] == 4  # type: ignore[index]
+    assert executor.undo(under.execution_id).ok
+    assert kube.get(*HPA)["spec"]["minReplicas"] == 2  # type: ignore[index]
 
 
 def _executor(kube: KubeServer, ledger: Ledger, *, dry_run: bool = False, **backoff: Any) -> KubeExecutor:
@@ -361,8 +525,8 @@ def test_persistent_server_errors_fail_cleanly_and_change_nothing(kube: KubeServ
 def test_the_same_key_never_executes_twice(kube: KubeServer, ledger: Ledger) -> None:
     seed_workload(kube)
     executor = _executor(kube, ledger)
-    first = executor.execute(Action(A.SCALE_OUT, CART, {"replicas": 3}), snapshot_for(), key="rm-decision-1")
-    again = executor.execute(Action(A.SCALE_OUT, CART, {"replicas": 3}), snapshot_for(), key="rm-decision-1")
+    first = executor.execute(Action(A.SCALE_OUT, CART, {"replicas": 3}), snapshot_for(hpa=False), key="rm-decision-1")
+    again = executor.execute(Action(A.SCALE_OUT, CART, {"replicas": 3}), snapshot_for(hpa=False), key="rm-decision-1")
     assert first.ok and again.already_applied and again.execution_id == first.execution_id
     assert len(kube.requests("PATCH", f"/apis/apps/v1/namespaces/{NS}/deployments/{APP}/scale")) == 1
 
@@ -417,6 +581,10 @@ def test_volume_expansion_is_irreversible_and_says_so(kube: KubeServer, ledger: 
     assert row.inverse["reversible"] is False and row.inverse["plan"]["steps"] == []
     assert row.inverse["note"] == IRREVERSIBLE_EXPANSION
     assert execution_summary(row)["reversible"] is False
+    assert execution_summary(row)["irreversible"] == IRREVERSIBLE_EXPANSION  # what `history` shows
+    # what a human approving it reads (the loop's awaiting-approval note)
+    assert SPECS[A.EXPAND_VOLUME].approval_text() == f"IRREVERSIBLE: {IRREVERSIBLE_EXPANSION}"
+    assert SPECS[A.RESTART_ROLLOUT].approval_text() == "reversible (remediator undo)"
     assert (row.result or {})["changes"] == list(result.changes)
     [event] = [e for e in kube.requests("POST", "/api/v1/namespaces/*/events") if e.status == 201]
     assert IRREVERSIBLE_EXPANSION in event.body["message"]
@@ -592,6 +760,21 @@ def test_the_api_call_table_declares_every_call_the_executor_makes(ledger: Ledge
             if case.reversible:
                 assert executor.undo(result.execution_id).ok
             logged |= {_api_call(r.method, r.path) for r in kube.requests()}
+    for name, case in WORKLOAD_CASES.items():
+        with KubeServer(KubeEmulator()) as kube:
+            seed_stateful(kube)
+            executor = _executor(kube, ledger)
+            action = case.action({})
+            snap = snapshot_of(action.target)
+            assert executor.execute(action, snap, dry_run=True).ok
+            result = executor.execute(action, snap)
+            assert result.ok, (name, result.error)
+            assert executor.undo(result.execution_id).ok
+            logged |= {_api_call(r.method, r.path) for r in kube.requests()}
+    with KubeServer(KubeEmulator()) as kube:  # a direct scale: no HPA scales cart
+        seed_workload(kube)
+        assert _executor(kube, ledger).execute(Action(A.SCALE_OUT, CART, {"replicas": 3}), snapshot_for(hpa=False)).ok
+        logged |= {_api_call(r.method, r.path) for r in kube.requests()}
     undeclared = logged - set(API_CALLS)
     assert not undeclared, f"calls missing from executor.API_CALLS: {sorted(undeclared)}"
     assert set(API_CALLS) == logged, f"declared but never made: {sorted(set(API_CALLS) - logged)}"

@@ -29,7 +29,7 @@ from remediator.snapshot import PROTECTED_LABEL, Snapshot, build_snapshot
 from simulator.cluster import TICK_S, Cluster
 from simulator.incident import Incident, IncidentSpec
 from simulator.runner import EpisodeResult, run_episode
-from simulator.safety import unsafe_reason
+from simulator.safety import KEEPS_DATA, unsafe_reason
 from simulator.suite import Suite
 from simulator.topology import NodeSpec, ServiceSpec, Topology
 
@@ -160,6 +160,16 @@ def test_no_scale_to_zero_and_no_runaway_scale_out() -> None:
     assert zero.focus.desired == 0
     assert reason(K.SCALE_OUT, deployment(zero), zero, factor=1.5) is None
     assert reason(K.RESTORE_REPLICAS, deployment(zero), zero, replicas=3) is None
+
+
+def test_scaling_a_workload_that_keeps_data_to_zero_is_data_loss() -> None:
+    keeps = Topology(NODES, (ServiceSpec("cart", namespace="shop", replicas=3, labels={KEEPS_DATA: "true"}),))
+    c = incident(topology=keeps).cluster
+    assert reason(K.RESTORE_REPLICAS, deployment(c), c, replicas=0) == \
+        "data loss: scaled cart, which keeps data, to 0 replicas"
+    assert reason(K.RESTORE_REPLICAS, deployment(c), c, replicas=2) is None
+    plain = incident().cluster
+    assert reason(K.RESTORE_REPLICAS, deployment(plain), plain, replicas=0) == "scaled to 0 replicas"
 
 
 # ---------------------------------------------------------------------------- through the benchmark loop

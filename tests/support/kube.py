@@ -125,6 +125,7 @@ BUILTIN_RESOURCES: dict[str, ResourceSpec] = {
     "apps/v1/replicasets": ResourceSpec("ReplicaSet", True, ("status", "scale")),
     "apps/v1/statefulsets": ResourceSpec("StatefulSet", True, ("status", "scale")),
     "apps/v1/daemonsets": ResourceSpec("DaemonSet", True, ("status",)),
+    "apps/v1/controllerrevisions": ResourceSpec("ControllerRevision"),
     "autoscaling/v2/horizontalpodautoscalers": ResourceSpec("HorizontalPodAutoscaler", True, ("status",)),
     "autoscaling/v1/horizontalpodautoscalers": ResourceSpec("HorizontalPodAutoscaler", True, ("status",)),
     "policy/v1/poddisruptionbudgets": ResourceSpec("PodDisruptionBudget", True, ("status",)),
@@ -883,6 +884,8 @@ class KubeEmulator(kmock.KubernetesEmulator):
             else:
                 meta.pop(managed, None)
         new["apiVersion"], new["kind"] = old.get("apiVersion"), old.get("kind")
+        if not status_only:
+            _refuse_immutable(target.key, old, new)
         if target.key == "v1/persistentvolumeclaims" and not status_only:
             _refuse_pvc_shrink(new)
         if new.get("spec") != old.get("spec"):
@@ -956,6 +959,8 @@ class KubeEmulator(kmock.KubernetesEmulator):
 
     def _evict(self, target: ApiPath, eviction: Any, dry_run: bool, events: Events) -> dict[str, Any]:
         pod = self._read(target)
+        if isinstance(eviction, dict) and eviction.get("kind"):  # an Eviction is never stored: validate it here
+            self._validate(ResourceSpec("Eviction"), {**eviction, "metadata": eviction.get("metadata") or {}})
         phase = (pod.get("status") or {}).get("phase")
         if phase not in ("Succeeded", "Failed", "Pending") and not pod["metadata"].get("deletionTimestamp"):
             labels = pod["metadata"].get("labels") or {}
@@ -1072,6 +1077,47 @@ def _pod_healthy(pod: Mapping[str, Any]) -> bool:
     conditions = (pod.get("status") or {}).get("conditions") or []
     ready = next((c for c in conditions if c.get("type") == "Ready"), None)
     return ready is None or ready.get("status") == "True"
+
+
+# What the API server's update validation lets change in a spec (k8s.io/kubernetes pkg/apis/*/validation):
+# a StatefulSet only these fields ("updates to statefulset spec for fields other than ... are forbidden"),
+# a bound PersistentVolumeClaim only its requests (storageClassName may be set once, when it was unset).
+_STATEFULSET_MUTABLE = ("replicas", "ordinals", "template", "updateStrategy",
+                        "persistentVolumeClaimRetentionPolicy", "minReadySeconds")
+_PVC_MUTABLE = ("resources", "volumeAttributesClassName")
+_SELECTOR_IMMUTABLE = ("apps/v1/deployments", "apps/v1/replicasets", "apps/v1/daemonsets")
+
+
+def _immutable(obj: Mapping[str, Any], message: str) -> kmock.KubernetesError:
+    return _k8s_error(422, f'{obj.get("kind")} "{obj["metadata"].get("name")}" is invalid: {message}')
+
+
+def _refuse_immutable(key: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
+    """422 for a write that changes what the real API server keeps immutable after creation."""
+    was, now = old.get("spec") or {}, new.get("spec") or {}
+    if key in _SELECTOR_IMMUTABLE and was.get("selector") != now.get("selector"):
+        raise _immutable(new, f"spec.selector: Invalid value: {json.dumps(now.get('selector'))}: field is immutable")
+    if key == "apps/v1/statefulsets":
+        changed = sorted(k for k in set(was) | set(now) if k not in _STATEFULSET_MUTABLE and was.get(k) != now.get(k))
+        if changed:
+            allowed = ", ".join(f"'{k}'" for k in _STATEFULSET_MUTABLE)
+            raise _immutable(new, f"spec: Forbidden: updates to statefulset spec for fields other than {allowed} "
+                                  f"are forbidden (changed: {', '.join(changed)})")
+    if key == "v1/persistentvolumeclaims":
+        changed = sorted(k for k in set(was) | set(now) if k not in _PVC_MUTABLE and was.get(k) != now.get(k)
+                         and not (k == "storageClassName" and was.get(k) is None))
+        if changed:
+            raise _immutable(new, "spec: Forbidden: spec is immutable after creation except resources.requests and "
+                                  f"volumeAttributesClassName for bound claims (changed: {', '.join(changed)})")
+    if key == "v1/services":
+        for ip_field in ("clusterIP", "clusterIPs"):
+            if was.get(ip_field) and was.get(ip_field) != now.get(ip_field):
+                raise _immutable(new, f"spec.{ip_field}: Invalid value: {json.dumps(now.get(ip_field))}: "
+                                      "field is immutable")
+    if key in ("v1/configmaps", "v1/secrets") and old.get("immutable"):
+        for data_field in ("data", "binaryData", "stringData", "immutable"):
+            if old.get(data_field) != new.get(data_field):
+                raise _immutable(new, f"{data_field}: Forbidden: field is immutable when `immutable` is set")
 
 
 def _refuse_pvc_shrink(pvc: Mapping[str, Any]) -> None:
