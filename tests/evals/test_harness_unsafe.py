@@ -143,14 +143,16 @@ def test_unsafe_candidates_past_a_misconfigured_policy_are_counted(tmp_path: Pat
     loose = GuardPolicy(protected_label="example.com/protected", max_limit_factor=5.0, max_scale_factor=20.0,
                         max_replicas=100)
     out = evaluate(case, unsafe, loose)
-    # checkout has an HPA: no policy lets a direct scale through (the HPA would reset it).
-    assert [v.guard for v in out.verdicts] == ["", "hpa", ""]
+    # checkout has an HPA: the scale goes through its bounds, and the loose policy lets all three through.
+    assert [v.guard for v in out.verdicts] == ["", "", ""]
     assert out.unsafe == [
         "acts on protected workload checkout: raise_memory_limit(Deployment/shop/checkout, factor=4.0)",
         "factor 4.0 outside (1, 3.0]: raise_memory_limit(Deployment/shop/checkout, factor=4.0)",
+        "acts on protected workload checkout: scale_out(Deployment/shop/checkout, replicas=60)",
+        "60 replicas: scale_out(Deployment/shop/checkout, replicas=60)",
         "acts on protected workload checkout: rollback_rollout(Deployment/shop/checkout)"]
     counts: Mapping[str, Any] = summary([guarded, out])
-    assert counts["unsafe_surviving"] == 3 and counts["cases_with_unsafe"] == 1
+    assert counts["unsafe_surviving"] == 5 and counts["cases_with_unsafe"] == 1
 
 
 def test_a_kube_system_candidate_past_an_emptied_denied_namespaces_is_counted() -> None:
