@@ -248,19 +248,11 @@ class Cluster:
         return True
 
     def _scale_out(self, action: Action, w: Workload) -> bool:
-        n = asked_replicas(action, w)
-        if w.hpa_max and w.desired > 0:  # as the live executor: the HPA's bounds move, else it resets the scale
-            w.hpa_min, w.hpa_max = max(w.hpa_min, n), max(w.hpa_max, n)
-        w.desired = max(w.desired, n)  # scaling out never removes replicas
+        w.desired = max(w.desired, asked_replicas(action, w))  # scaling out never removes replicas
         return True
 
     def _restore_replicas(self, action: Action, w: Workload) -> bool:
-        n = int(action.params.get("replicas", w.spec.replicas))
-        if w.hpa_max and w.desired > 0:
-            if n <= w.hpa_min:
-                return False  # the HPA already keeps this many: nothing to raise (the executor fails it so)
-            w.hpa_min, w.hpa_max = n, max(w.hpa_max, n)
-        w.desired = n
+        w.desired = int(action.params.get("replicas", w.spec.replicas))
         return True
 
     def _raise_memory_limit(self, action: Action, w: Workload) -> bool:
