@@ -20,13 +20,16 @@ Metric contract (labels in braces; `service` equals the Deployment name):
     container_cpu_usage_seconds_total{namespace,pod,container}                counter
     container_cpu_cfs_periods_total{namespace,pod,container}                  counter
     container_cpu_cfs_throttled_periods_total{namespace,pod,container}        counter
-    http_requests_total{namespace,service,code}                               counter
-    http_request_duration_seconds_bucket{namespace,service,le}                counter
     kube_horizontalpodautoscaler_status_current_replicas{namespace,horizontalpodautoscaler}
     kube_horizontalpodautoscaler_spec_max_replicas{namespace,horizontalpodautoscaler}
     kube_node_status_condition{node,condition="Ready",status="true"}
     kubelet_volume_stats_used_bytes{namespace,persistentvolumeclaim}
     kubelet_volume_stats_capacity_bytes{namespace,persistentvolumeclaim}
+
+and the SLI profile's request counter and duration histogram, e.g. the `http` profile's:
+
+      http_requests_total{namespace,service,code}                             counter
+      http_request_duration_seconds_bucket{namespace,service,le}              counter
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from datetime import datetime
 from typing import Any
 
 from remediator.actions import ActionKind, ObjectRef
+from remediator.slis import DEFAULT_PROFILE, SLI_SIGNALS, SliProfile
 
 DEPENDS_ON_ANNOTATION = "remediator.io/depends-on"
 PROTECTED_LABEL = "remediator.io/protected"
@@ -54,6 +58,19 @@ REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
 # read: `{"kind": NODE_PODS_UNOBSERVED, "metadata": {"name": <node>}}`; the snapshot then has
 # `node_pods_known=False` for that node. No Kubernetes kind has this name.
 NODE_PODS_UNOBSERVED = "remediator.io/NodePodsUnobserved"
+# The pod template's annotation naming its main container (kubectl's default; Istio sets it on injection).
+DEFAULT_CONTAINER_ANNOTATION = "kubectl.kubernetes.io/default-container"
+# Containers that are someone's sidecar, not the application: only a tie-breaker when choosing the
+# container to judge (a sidecar that is the one in trouble is judged). Kubernetes-native sidecars
+# (init containers with restartPolicy Always) count as sidecars whatever their name.
+KNOWN_SIDECARS = frozenset({
+    "istio-proxy", "linkerd-proxy", "envoy", "envoy-sidecar", "cloud-sql-proxy", "cloudsql-proxy", "vault-agent",
+    "oauth2-proxy", "kube-rbac-proxy", "config-reloader", "otel-collector", "jaeger-agent", "fluent-bit", "fluentd",
+    "datadog-agent", "dapr-sidecar", "consul-dataplane", "aws-xray-daemon"})
+# A container is in trouble when its memory reaches this share of its limit, or its CPU is
+# throttled this often (kube-prometheus' CPUThrottlingHigh fires at 25%).
+MEM_TROUBLE_RATIO = 0.9
+THROTTLE_TROUBLE_RATIO = 0.25
 
 # Counters are turned into rates over this trailing window (seconds).
 RATE_WINDOW_S = 120.0
@@ -206,6 +223,19 @@ class Snapshot:
     events: tuple[str, ...] = ()
     history: tuple[Attempt, ...] = ()
     missing: tuple[str, ...] = ()
+    # Names of `Signals` fields that were not observed: their value is the neutral default, not a
+    # measurement (no request metric of the SLI profile, no memory series or limit, ...).
+    unknown_signals: frozenset[str] = frozenset()
+    # The container the resource signals (memory, CPU, throttling) describe and a limit action
+    # changes: the alert's `container` when the workload has it, else the one worst off.
+    container: str | None = None
+    containers: tuple[str, ...] = ()  # the workload's own, main first
+    sli_profile: str = DEFAULT_PROFILE.name  # the SLI profile the request signals were read with
+
+    @property
+    def slo_known(self) -> bool:
+        """Whether the SLO can be judged at all: every SLI (error ratio, latency) was observed."""
+        return not self.unknown_signals.intersection(SLI_SIGNALS)
 
     @property
     def namespace(self) -> str:
@@ -484,6 +514,10 @@ class _ServiceTraffic:
     baseline: float = 0.0
     errors: float = 0.0
     buckets: dict[float, float] = field(default_factory=dict)
+    # Whether a sample lies in the window: a counter that is not exported is unknown, not zero.
+    seen: bool = False
+    seen_baseline: bool = False
+    seen_duration: bool = False
 
     @property
     def error_ratio(self) -> float:
@@ -494,22 +528,35 @@ class _ServiceTraffic:
         return _quantile(self.buckets, 0.99)
 
 
-def _traffic(series: Sequence[Series], now: float,
-             alert_start: float) -> dict[tuple[str, str], _ServiceTraffic]:
+def _has_point(points: Sequence[tuple[float, float]], start: float, end: float) -> bool:
+    return any(start - 1e-6 <= t <= end + 1e-6 for t, _ in points)
+
+
+def _traffic(series: Sequence[Series], now: float, alert_start: float, sli: SliProfile, scope_ns: str,
+             names: set[str]) -> dict[tuple[str, str], _ServiceTraffic]:
+    """Request rate, errors and latency buckets per (namespace, workload) of `names`, read through the
+    SLI profile: its counter and histogram, its server-side labels, its error rule and its unit."""
     out: dict[tuple[str, str], _ServiceTraffic] = defaultdict(_ServiceTraffic)
+    base_end = alert_start - BASELINE_END_BEFORE_ALERT_S
     for s in series:
-        key = (s.labels.get("namespace", ""), s.labels.get("service", ""))
-        if s.name == "http_requests_total":
+        if s.name not in sli.metrics or not sli.selects(s.labels):
+            continue
+        key = sli.key(s.labels, scope_ns)
+        if key[0] != scope_ns or key[1] not in names:
+            continue
+        t = out[key]
+        if s.name == sli.requests:
             r = _rate(s.points, now)
-            out[key].requests += r
-            out[key].baseline += _rate(s.points, alert_start - BASELINE_END_BEFORE_ALERT_S,
-                                       BASELINE_WINDOW_S)
-            if s.labels.get("code", "200").startswith("5"):
-                out[key].errors += r
-        elif s.name == "http_request_duration_seconds_bucket":
-            le = float(s.labels.get("le", "+Inf"))
-            b = out[key].buckets
-            b[le] = b.get(le, 0.0) + _rate(s.points, now)
+            t.requests += r
+            t.baseline += _rate(s.points, base_end, BASELINE_WINDOW_S)
+            t.seen = t.seen or _has_point(s.points, now - RATE_WINDOW_S, now)
+            t.seen_baseline = t.seen_baseline or _has_point(s.points, base_end - BASELINE_WINDOW_S, base_end)
+            if sli.is_error(s.labels):
+                t.errors += r
+        else:
+            le = float(s.labels.get("le", "+Inf")) * sli.unit_s
+            t.buckets[le] = t.buckets.get(le, 0.0) + _rate(s.points, now)
+            t.seen_duration = t.seen_duration or _has_point(s.points, now - RATE_WINDOW_S, now)
     return out
 
 
@@ -518,31 +565,37 @@ def _traffic(series: Sequence[Series], now: float,
 
 def build_snapshot(alert: Alert, series: Sequence[Series], objects: Sequence[K8sObject], *,
                    now: float, history: tuple[Attempt, ...] = (),
-                   default_slo: Slo = Slo()) -> Snapshot:
+                   default_slo: Slo = Slo(), sli: SliProfile = DEFAULT_PROFILE) -> Snapshot:
     """Turn (alert, raw samples, objects) into a Snapshot. The one function every mode calls.
 
     Raises `SnapshotError` only when the alert names no workload the objects know; a metric
-    that is absent is listed in `Snapshot.missing` and its signal keeps a neutral default.
+    that is absent is listed in `Snapshot.missing`, its signals in `Snapshot.unknown_signals`,
+    and they keep a neutral default. The request signals are read through the SLI profile `sli`.
     Three steps: the scope from the objects, one pass over the series, the signals.
     """
     idx = _Objects(objects)
     scope = _scope(alert, idx)
     r = _read(series, scope, now)
-    traffic = _traffic([x for x in series if x.labels.get("namespace", scope.ns) == scope.ns
-                        and x.labels.get("service") in scope.dep_names | {scope.name}], now, alert.starts_at)
+    traffic = _traffic(series, now, alert.starts_at, sli, scope.ns, scope.dep_names | {scope.name})
     pods = sorted(scope.pod_names | r.pods_seen)
     nodes = _nodes_of(scope, pods)
     node = _pick_node(alert, idx, scope, r, nodes)
-    # Worst pods first: not ready, then most restarts, then highest memory pressure.
+    containers, sidecars = _containers_of(scope, r)
+    container = _judged_container(alert, containers, sidecars, r, pods)
+    # Worst pods first: not ready, then most restarts, then highest memory pressure (of the judged container).
     mem_ratios = r.mem_ratios
     worst = tuple(sorted(pods, key=lambda p: (r.ready.get(p, 1.0), -r.restarts.get(p, 0.0),
-                                              -mem_ratios.get(p, 0.0), p)))
+                                              -mem_ratios.get((p, container or ""), 0.0), p)))
     health = _dep_health(scope, r, traffic)
     deps = _deps_worst_first(scope, health)
-    signals = _signals(idx, scope, r, traffic, health, pods, nodes | ({node} if node else set()), node, now)
+    signals = _signals(idx, scope, r, traffic, health, pods, nodes | ({node} if node else set()), node,
+                       container, now)
     expected = ["kube_deployment_spec_replicas", "kube_deployment_status_replicas_available",
-                "http_requests_total", "container_memory_working_set_bytes"]
-    missing = tuple(m for m in expected if m not in r.found) if scope.workload else ()
+                sli.requests, "container_memory_working_set_bytes"]
+    # The request counter counts only when the workload's own traffic is in it.
+    found = (r.found - {sli.requests}) | ({sli.requests} if (scope.ns, scope.name) in traffic else set())
+    missing = tuple(m for m in expected if m not in found) if scope.workload else ()
+    unknown = _unknown(scope, r, traffic, container, pods) if scope.workload else frozenset()
     involved = scope.pod_names | {scope.name}
     events = tuple(str(e.get("message", ""))[:500] for e in idx.by_kind.get("Event", ())
                    if ((e.get("involvedObject") or {}).get("name", "") in involved)
@@ -555,7 +608,85 @@ def build_snapshot(alert: Alert, series: Sequence[Series], objects: Sequence[K8s
         node_pods_known=not node or idx.get(NODE_PODS_UNOBSERVED, "", node) is None,
         dependency_labels={d.name: dict(_meta(obj).get("labels") or {}) for d in scope.deps
                            if (obj := idx.get("Deployment", scope.ns, d.name)) is not None},
-        history=history, missing=missing)
+        history=history, missing=missing, unknown_signals=unknown, container=container, containers=containers,
+        sli_profile=sli.name)
+
+
+def _containers_of(scope: _Scope, r: _Readings) -> tuple[tuple[str, ...], frozenset[str]]:
+    """The workload's containers, main first, and which of them are sidecars.
+
+    From the pod template (the Deployment's, else a pod's): its containers in order, then native
+    sidecars (init containers with `restartPolicy: Always`). The template's default-container
+    annotation names the main one. Without a spec (offline), the containers the series name."""
+    specs = [((scope.deployment or {}).get("spec") or {}).get("template") or {}]
+    specs += [{"metadata": _meta(p), "spec": p.get("spec") or {}} for p in scope.pods]
+    for template in specs:
+        spec = template.get("spec") or {}
+        names = [str(c.get("name")) for c in spec.get("containers") or () if c.get("name")]
+        native = [str(c.get("name")) for c in spec.get("initContainers") or ()
+                  if c.get("name") and c.get("restartPolicy") == "Always"]
+        if names:
+            sidecars = frozenset(native) | frozenset(n for n in names if n in KNOWN_SIDECARS)
+            main = ((template.get("metadata") or {}).get("annotations") or {}).get(DEFAULT_CONTAINER_ANNOTATION)
+            order = {n: i for i, n in enumerate(names + native)}
+            ranked = sorted(order, key=lambda n: (n != main, n in sidecars, order[n]))
+            return tuple(ranked), sidecars
+    seen = sorted(r.containers_seen)
+    sidecars = frozenset(c for c in seen if c in KNOWN_SIDECARS)
+    return tuple(sorted(seen, key=lambda c: (c in sidecars, c))), sidecars
+
+
+def _judged_container(alert: Alert, containers: Sequence[str], sidecars: frozenset[str], r: _Readings,
+                      pods: Sequence[str]) -> str | None:
+    """The container the resource signals describe: the alert's `container` when the workload has
+    it; else the one worst off (crashing or restarting in the most pods, then closest to its memory
+    limit past MEM_TROUBLE_RATIO, then the most throttled past THROTTLE_TROUBLE_RATIO); with no
+    container in trouble, the main one. Sidecars lose ties, nothing more: a sidecar in trouble is judged."""
+    alerted = alert.labels.get("container")
+    if alerted and alerted in containers:
+        return alerted
+    if not containers:
+        return None
+    ratios = r.mem_ratios
+
+    def trouble(c: str) -> tuple[float, float, float]:
+        crashing = sum(r.troubled.get((p, c), 0.0) > 0 for p in pods)
+        mem = max((ratios.get((p, c), 0.0) for p in pods), default=0.0)
+        throttled = max((r.throttle_ratio(p, c) for p in pods), default=0.0)
+        return (float(crashing), mem if mem >= MEM_TROUBLE_RATIO else 0.0,
+                throttled if throttled >= THROTTLE_TROUBLE_RATIO else 0.0)
+
+    rank = {c: i for i, c in enumerate(containers)}  # main first: the tie-breaker
+    return max(containers, key=lambda c: (trouble(c), -rank[c]))
+
+
+def _unknown(scope: _Scope, r: _Readings, traffic: Mapping[tuple[str, str], _ServiceTraffic],
+             container: str | None, pods: Sequence[str]) -> frozenset[str]:
+    """The signals the series could not measure (docs/slis.md): neutral defaults, not observations."""
+    out: set[str] = set()
+    own = traffic.get((scope.ns, scope.name))
+    if own is None or not own.seen:
+        out |= {"request_rate", "error_ratio"}
+    if own is None or not own.seen_baseline:
+        out.add("request_rate_baseline")
+    if own is None or not own.seen_duration:
+        out.add("latency_p99_s")
+    dep_traffic = [traffic[(scope.ns, d)] for d in scope.dep_names if (scope.ns, d) in traffic]
+    if scope.dep_names and not any(t.seen for t in dep_traffic):
+        out.add("dep_error_ratio")
+    if scope.dep_names and not any(t.seen_duration for t in dep_traffic):
+        out.add("dep_latency_p99_s")
+    c = container or ""
+    if not any((p, c) in r.mem_ratios for p in pods):
+        out |= {"mem_ratio", "mem_slope_per_min"}
+    if not any((p, c) in r.cpu and r.limits.get((p, c, "cpu"), 0) > 0 for p in pods):
+        out.add("cpu_ratio")
+    # No CFS series is no throttling only when the container is known to have no CPU limit.
+    no_cpu_limit = ("kube_pod_container_resource_limits" in r.found
+                    and not any(r.limits.get((p, c, "cpu"), 0) > 0 for p in pods))
+    if not any((p, c) in r.periods for p in pods) and not no_cpu_limit:
+        out.add("throttle_ratio")
+    return frozenset(out)
 
 
 @dataclass(frozen=True)
@@ -628,11 +759,14 @@ class _Readings:
     restarts: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     last_reason: dict[str, str] = field(default_factory=dict)
     waiting: dict[str, str] = field(default_factory=dict)
-    mem: dict[str, Sequence[tuple[float, float]]] = field(default_factory=dict)
-    limits: dict[tuple[str, str], float] = field(default_factory=dict)
-    cpu: dict[str, float] = field(default_factory=lambda: defaultdict(float))
-    periods: dict[str, float] = field(default_factory=lambda: defaultdict(float))
-    throttled: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    # Per (pod, container): a sidecar's series must not stand in for the application's.
+    troubled: dict[tuple[str, str], float] = field(default_factory=lambda: defaultdict(float))
+    mem: dict[tuple[str, str], Sequence[tuple[float, float]]] = field(default_factory=dict)
+    limits: dict[tuple[str, str, str], float] = field(default_factory=dict)  # (pod, container, resource)
+    cpu: dict[tuple[str, str], float] = field(default_factory=lambda: defaultdict(float))
+    periods: dict[tuple[str, str], float] = field(default_factory=lambda: defaultdict(float))
+    throttled: dict[tuple[str, str], float] = field(default_factory=lambda: defaultdict(float))
+    containers_seen: set[str] = field(default_factory=set)
     hpa_current: float = math.nan
     hpa_max: float = math.nan
     node_ready: dict[str, float] = field(default_factory=dict)
@@ -642,10 +776,23 @@ class _Readings:
     dep_spec: dict[str, float] = field(default_factory=dict)
 
     @functools.cached_property
-    def mem_ratios(self) -> dict[str, float]:
-        """Per pod, working set over memory limit (read once the pass is over)."""
-        return {p: _last(pts) / self.limits[(p, "memory")] for p, pts in self.mem.items()
-                if self.limits.get((p, "memory"), 0) > 0 and pts}
+    def mem_ratios(self) -> dict[tuple[str, str], float]:
+        """Per (pod, container), working set over memory limit (read once the pass is over)."""
+        return {(p, c): _last(pts) / self.limits[(p, c, "memory")] for (p, c), pts in self.mem.items()
+                if self.limits.get((p, c, "memory"), 0) > 0 and pts}
+
+    def throttle_ratio(self, pod: str, container: str) -> float:
+        periods = self.periods.get((pod, container), 0.0)
+        return self.throttled.get((pod, container), 0.0) / periods if periods > 0 else 0.0
+
+
+def _container(s: Series) -> str | None:
+    """The container a per-container series is about; None for cAdvisor's pod-level cgroup
+    (`container=""`) and pause container (`POD`), which are not containers of the workload."""
+    c = s.labels.get("container")
+    if c is None:
+        return ""  # a source without the label (an old recording): the pod's one container
+    return None if c in ("", "POD") else c
 
 
 def _read_ready(r: _Readings, pod: str, s: Series, now: float) -> None:
@@ -654,31 +801,45 @@ def _read_ready(r: _Readings, pod: str, s: Series, now: float) -> None:
 
 
 def _pod_restarts(r: _Readings, pod: str, s: Series, now: float) -> None:
-    r.restarts[pod] += _rate(s.points, now) * 60.0
+    rate = _rate(s.points, now) * 60.0
+    r.restarts[pod] += rate
+    if (c := _container(s)) is not None and rate > 0:
+        r.troubled[(pod, c)] += 1.0
 
 
 def _pod_terminated(r: _Readings, pod: str, s: Series, now: float) -> None:
     if _last(s.points) >= 1:
-        r.last_reason[pod] = s.labels.get("reason", "")
+        reason = s.labels.get("reason", "")
+        r.last_reason[pod] = reason
+        if (c := _container(s)) is not None and reason in ("OOMKilled", "Error"):
+            r.troubled[(pod, c)] += 1.0
 
 
 def _pod_waiting(r: _Readings, pod: str, s: Series, now: float) -> None:
     if _last(s.points) >= 1:
         r.waiting[pod] = s.labels.get("reason", "")
+        if (c := _container(s)) is not None:
+            r.troubled[(pod, c)] += 1.0
 
 
 def _pod_memory(r: _Readings, pod: str, s: Series, now: float) -> None:
-    r.mem[pod] = s.points
+    if (c := _container(s)) is not None:
+        r.mem[(pod, c)] = s.points
+        r.containers_seen.add(c)
 
 
 def _pod_limit(r: _Readings, pod: str, s: Series, now: float) -> None:
-    r.limits[(pod, s.labels.get("resource", ""))] = _last(s.points)
+    if (c := _container(s)) is not None:
+        r.limits[(pod, c, s.labels.get("resource", ""))] = _last(s.points)
+        r.containers_seen.add(c)
 
 
 def _pod_counter(field_name: str) -> Callable[[_Readings, str, Series, float], None]:
-    """A per-pod counter summed over containers as a per-second rate (cpu, CFS periods)."""
+    """A per-container counter as a per-second rate (cpu, CFS periods)."""
     def read(r: _Readings, pod: str, s: Series, now: float) -> None:
-        getattr(r, field_name)[pod] += _rate(s.points, now)
+        if (c := _container(s)) is not None:
+            getattr(r, field_name)[(pod, c)] += _rate(s.points, now)
+            r.containers_seen.add(c)
     return read
 
 
@@ -821,14 +982,16 @@ def _revisions(idx: _Objects, scope: _Scope) -> list[tuple[int, float]]:
 
 def _signals(idx: _Objects, scope: _Scope, r: _Readings, traffic: Mapping[tuple[str, str], _ServiceTraffic],
              health: tuple[dict[str, float], dict[str, float], dict[str, float]], pods: Sequence[str],
-             nodes: set[str], node: str | None, now: float) -> Signals:
+             nodes: set[str], node: str | None, container: str | None, now: float) -> Signals:
     own = traffic.get((scope.ns, scope.name), _ServiceTraffic())
     n_pods = float(len(pods))
     limit = r.limits
-    mem_slopes = [_slope_per_min(pts, now) / limit[(p, "memory")] for p, pts in r.mem.items()
-                  if limit.get((p, "memory"), 0) > 0]
-    cpu_ratios = [r.cpu[p] / limit[(p, "cpu")] for p in r.cpu if limit.get((p, "cpu"), 0) > 0]
-    throttle = [r.throttled[p] / r.periods[p] for p in r.periods if r.periods[p] > 0]
+    mem_slopes = [_slope_per_min(pts, now) / limit[(p, c, "memory")] for (p, c), pts in r.mem.items()
+                  if c == container and limit.get((p, c, "memory"), 0) > 0]
+    cpu_ratios = [v / limit[(p, c, "cpu")] for (p, c), v in r.cpu.items()
+                  if c == container and limit.get((p, c, "cpu"), 0) > 0]
+    throttle = [r.throttle_ratio(p, c) for (p, c) in r.periods if c == container]
+    mem_ratios = [v for (_, c), v in r.mem_ratios.items() if c == container]
 
     def frac(pred: Mapping[str, str], value: str) -> float:
         return sum(1 for p in pods if pred.get(p) == value) / n_pods if n_pods else 0.0
@@ -849,7 +1012,7 @@ def _signals(idx: _Objects, scope: _Scope, r: _Readings, traffic: Mapping[tuple[
         oom_fraction=frac(r.last_reason, "OOMKilled"),
         error_exit_fraction=frac(r.last_reason, "Error"),
         crashloop_fraction=frac(r.waiting, "CrashLoopBackOff"),
-        mem_ratio=max(r.mem_ratios.values(), default=0.0),
+        mem_ratio=max(mem_ratios, default=0.0),
         mem_slope_per_min=max(mem_slopes, default=0.0),
         cpu_ratio=max(cpu_ratios, default=0.0),
         throttle_ratio=max(throttle, default=0.0),

@@ -2,12 +2,19 @@
 
 The same criterion judges the simulator, the replay and the live cluster, so a policy
 cannot learn a shortcut (scaling to zero has no errors, but it is not recovery).
+
+An SLO whose SLIs were not observed (no request metric of the SLI profile: a gRPC app without
+instrumentation, a mesh that is not scraped) is *unknown*, and the agent never verifies recovery
+from replicas alone: such an incident stays open until its alert resolves, which the ledger
+records as "alert resolved (not SLO-verified)", or until the horizon fails it (docs/slis.md).
 """
 
 from __future__ import annotations
 
+from collections.abc import Set
 from dataclasses import dataclass
 
+from remediator.slis import SLI_SIGNALS
 from remediator.snapshot import Signals, Slo
 
 # A volume is healthy again when it is this full at most and not predicted full within the hour.
@@ -17,10 +24,15 @@ PVC_MIN_MINUTES_TO_FULL = 60.0
 MEM_PROJECTION_MIN = 5.0
 
 
-def unmet(signals: Signals, slo: Slo) -> list[str]:
-    """The reasons the SLO does not hold now; empty when it does."""
+def unmet(signals: Signals, slo: Slo, unknown: Set[str] = frozenset()) -> list[str]:
+    """The reasons the SLO does not hold now; empty when it does. `unknown` names the signals
+    that were not observed (`Snapshot.unknown_signals`): an unobserved SLI is never "met"."""
     s = signals
     out = []
+    blind = [name for name in SLI_SIGNALS if name in unknown]
+    if blind:
+        out.append(f"SLO unknown: {', '.join(blind)} not observed (no request metrics); "
+                   "only the alert resolving ends the incident")
     if s.desired_replicas < 1 or s.desired_replicas < s.baseline_replicas and s.available_replicas < 1:
         out.append(f"desired replicas {s.desired_replicas:g} (baseline {s.baseline_replicas:g})")
     if s.available_replicas < max(s.desired_replicas, 1):
@@ -36,8 +48,8 @@ def unmet(signals: Signals, slo: Slo) -> list[str]:
     return out
 
 
-def slo_met(signals: Signals, slo: Slo) -> bool:
-    return not unmet(signals, slo)
+def slo_met(signals: Signals, slo: Slo, unknown: Set[str] = frozenset()) -> bool:
+    return not unmet(signals, slo, unknown)
 
 
 @dataclass
@@ -48,8 +60,8 @@ class RecoveryTracker:
     streak: int = 0
     recovered_at: float | None = None
 
-    def observe(self, signals: Signals, at: float) -> bool:
-        if slo_met(signals, self.slo):
+    def observe(self, signals: Signals, at: float, unknown: Set[str] = frozenset()) -> bool:
+        if slo_met(signals, self.slo, unknown):
             self.streak += 1
         else:
             self.streak = 0

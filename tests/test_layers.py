@@ -17,7 +17,8 @@ CONFIG = Path(__file__).resolve().parents[1] / ".importlinter"
 SIM_WIRING = {"remediator.cli", "remediator.commands", "remediator.benchmark", "remediator.train"}
 # The pure core: everything in the layers from the guards' row down, and the decision step.
 CORE = {"remediator.agent", "remediator.guards", "remediator.catalog", "remediator.encoding", "remediator.verify",
-        "remediator.snapshot", "remediator.incident", "remediator.actions", "remediator.yamllines"}
+        "remediator.snapshot", "remediator.incident", "remediator.actions", "remediator.yamllines",
+        "remediator.slis"}
 
 
 def _contracts() -> configparser.ConfigParser:

@@ -31,10 +31,20 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from remediator import yamllines
 from remediator.guards import GuardPolicy
+from remediator.slis import PROFILES, ErrorRule, SliProfile
 
 __all__ = ["SECRET_ENV", "ConfigError", "ConfigIssue", "LiveConfig", "load_config", "parse_yaml"]
 
@@ -146,6 +156,42 @@ class ExecutorSettings(_Model):
     field_manager: str = "remediator"
 
 
+class SliSettings(_Model):
+    """Where the request SLIs come from (docs/slis.md): a shipped profile, and what differs here.
+
+        sli: {profile: istio}
+        sli: {profile: otel-spanmetrics, duration: traces_span_metrics_duration_seconds_bucket, duration_unit: s}
+        sli: {profile: http, workload_label: app, errors: [{label: status, pattern: "5.."}]}
+    """
+
+    profile: str = "http"
+    requests: str | None = None
+    duration: str | None = None  # "": the source has no duration histogram
+    duration_unit: Literal["s", "ms", "us"] | None = None
+    workload_label: str | None = None
+    namespace_label: str | None = None  # "": do not filter by namespace
+    match: dict[str, str] | None = None
+    errors: list[ErrorRule] | None = None
+
+    @field_validator("profile")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        if value not in PROFILES:
+            raise ValueError(f"{value!r} is not an SLI profile (one of {', '.join(PROFILES)})")
+        return value
+
+    @model_validator(mode="after")
+    def _valid_profile(self) -> SliSettings:
+        self.resolve()  # a bad label name or regex among the overrides is an error here, not at the first alert
+        return self
+
+    def resolve(self) -> SliProfile:
+        """The profile with this file's overrides."""
+        base = PROFILES[self.profile].model_dump()
+        given = {k: v for k, v in self.model_dump(exclude={"profile"}).items() if v is not None}
+        return SliProfile.model_validate({**base, **given})
+
+
 class LiveConfig(_Model):
     kubernetes: KubernetesSettings = KubernetesSettings()
     prometheus: PrometheusSettings | None = None
@@ -161,6 +207,7 @@ class LiveConfig(_Model):
     slack: SlackSettings | None = None
     verify: VerifySettings = VerifySettings()
     executor: ExecutorSettings = ExecutorSettings()
+    sli: SliSettings = SliSettings()
     # Where the configuration came from, so that later problems can name their line.
     _origin: _Origin | None = PrivateAttr(default=None)
 

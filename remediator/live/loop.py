@@ -165,7 +165,7 @@ class Loop:
                                         workload=str(snap.workload) if snap.workload else None)
             return StepReport(inc.id, "stale", obs.problem or "")
         tracker = RecoveryTracker(snap.slo, streak=inc.streak)
-        if tracker.observe(snap.signals, now):
+        if tracker.observe(snap.signals, now, snap.unknown_signals):
             return self._recovered(inc, now, tracker)
         if not deciding:
             self.ledger.update_incident(inc.id, streak=tracker.streak, next_at=now + v.interval_s, note=None)

@@ -44,6 +44,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from remediator.live.config import ConfigError, ConfigIssue
 from remediator.live.executor import ApiCall
 from remediator.live.kube import Backoff, KubeError, is_status, selector_text, to_dict, with_backoff
+from remediator.slis import DEFAULT_PROFILE, PROFILES, SliProfile
 from remediator.snapshot import (
     DEPENDS_ON_ANNOTATION,
     NODE_PODS_UNOBSERVED,
@@ -63,16 +64,20 @@ __all__ = [
     "QueryTemplates", "StaticObjects", "load_templates", "objects_from_alert",
 ]
 
-# The metric names of the snapshot contract (remediator/snapshot.py's module docstring).
+# The metric names of the snapshot contract (remediator/snapshot.py's module docstring). The request
+# SLIs are the SLI profile's (remediator/slis.py): the observer derives their selectors from it.
 CONTRACT_METRICS: tuple[str, ...] = (
     "kube_deployment_spec_replicas", "kube_deployment_status_replicas_available", "kube_pod_status_ready",
     "kube_pod_container_status_restarts_total", "kube_pod_container_status_last_terminated_reason",
     "kube_pod_container_status_waiting_reason", "kube_pod_container_resource_limits",
     "container_memory_working_set_bytes", "container_cpu_usage_seconds_total", "container_cpu_cfs_periods_total",
-    "container_cpu_cfs_throttled_periods_total", "http_requests_total", "http_request_duration_seconds_bucket",
+    "container_cpu_cfs_throttled_periods_total",
     "kube_horizontalpodautoscaler_status_current_replicas", "kube_horizontalpodautoscaler_spec_max_replicas",
     "kube_node_status_condition", "kubelet_volume_stats_used_bytes", "kubelet_volume_stats_capacity_bytes",
 )
+# A templates file may still give the selector of a profile's request metric (it then replaces the
+# one the profile derives); only the active profile's are run.
+_SLI_METRICS: frozenset[str] = frozenset(m for p in PROFILES.values() for m in p.metrics)
 #: Every API call `KubeObjectSource` makes, for the Helm chart's ClusterRole (tests/live/test_scope.py
 #: checks it against the emulator's request log for a pod, node, PVC, service and HPA alert). Only
 #: reads; a 403 on the cluster-wide ones (pods on a node, other namespaces, nodes) degrades, see `_neighbours`.
@@ -169,10 +174,21 @@ class QueryTemplates(_Strict):
     @field_validator("metrics")
     @classmethod
     def _contract(cls, metrics: dict[str, MetricQuery]) -> dict[str, MetricQuery]:
-        unknown = sorted(set(metrics) - set(CONTRACT_METRICS))
+        unknown = sorted(set(metrics) - set(CONTRACT_METRICS) - _SLI_METRICS)
         if unknown:
-            raise ValueError(f"{', '.join(unknown)} not in the snapshot's metric contract (remediator/snapshot.py)")
+            raise ValueError(f"{', '.join(unknown)} not in the snapshot's metric contract (remediator/snapshot.py) "
+                             "nor an SLI profile's request metric (remediator/slis.py)")
         return metrics
+
+    def for_profile(self, sli: SliProfile) -> dict[str, MetricQuery]:
+        """The queries to run: the contract's, and the SLI profile's request counter (with its
+        pre-alert baseline) and duration histogram, unless this file gives their selectors."""
+        out = {m: q for m, q in self.metrics.items() if m not in _SLI_METRICS}
+        out[sli.requests] = self.metrics.get(sli.requests) or MetricQuery(query=sli.selector("requests"),
+                                                                          baseline=True)
+        if sli.duration:
+            out[sli.duration] = self.metrics.get(sli.duration) or MetricQuery(query=sli.selector("duration"))
+        return out
 
 
 def load_templates(path: Path | str | None = None) -> QueryTemplates:
@@ -649,11 +665,13 @@ class Observer:
 
     def __init__(self, metrics: MetricsSource | None, objects: ObjectSource, *,
                  templates: QueryTemplates | None = None, max_staleness_s: float = 180.0,
-                 clock: Callable[[], float] = time.time, parallel: int = 4) -> None:
+                 clock: Callable[[], float] = time.time, parallel: int = 4,
+                 sli: SliProfile = DEFAULT_PROFILE) -> None:
         self.metrics = metrics
         self.parallel = parallel
         self.objects = objects
         self.templates = templates if templates is not None else load_templates()
+        self.sli = sli
         self.max_staleness_s = max_staleness_s
         self.clock = clock
 
@@ -685,7 +703,7 @@ class Observer:
                 problem = (f"stale data: the newest sample is {now - newest:.0f}s old "
                            f"(max_staleness_s {self.max_staleness_s:g})")
         try:
-            snapshot = build_snapshot(alert, series, objects, now=now, history=history)
+            snapshot = build_snapshot(alert, series, objects, now=now, history=history, sli=self.sli)
         except SnapshotError as e:
             raise ObservationError(str(e)) from e
         return Observation(snapshot, tuple(objects), tuple(series), tuple(missing), newest, problem, queries,
@@ -698,7 +716,7 @@ class Observer:
         metrics = self.metrics
         w = self.templates.windows
         jobs: list[tuple[str, MetricQuery, str, float, float, bool]] = []
-        for metric, spec in self.templates.metrics.items():
+        for metric, spec in self.templates.for_profile(self.sli).items():
             template = string.Template(spec.query)
             if any(not values.get(p) for p in template.get_identifiers()):
                 continue  # no HPA, no PVC, no node: nothing to ask

@@ -111,7 +111,7 @@ def make_observer(config: LiveConfig | None, *, kube_api: Any = None, clock: Cal
         metrics = PrometheusSource(prom.url, timeout_s=prom.timeout_s, retries=prom.retries, bearer_token=token)
     objects: Any = (KubeObjectSource(kube_api, clock=clock, timeout_s=config.kubernetes.timeout_s)
                     if kube_api is not None else _AlertObjects())
-    return Observer(metrics, objects, templates=templates,
+    return Observer(metrics, objects, templates=templates, sli=config.sli.resolve(),
                     max_staleness_s=prom.max_staleness_s if prom is not None else 180.0, clock=clock)
 
 
