@@ -15,7 +15,7 @@ import pytest
 
 from remediator.live.config import ConfigError, load_config
 from remediator.slis import DEFAULT_PROFILE, PROFILES, SliProfile
-from remediator.snapshot import Alert, Series, Snapshot, Signals, Slo, build_snapshot
+from remediator.snapshot import Alert, Series, Signals, Slo, Snapshot, build_snapshot
 from remediator.verify import RecoveryTracker, unmet
 
 NS, APP = "shop", "cart"
@@ -83,7 +83,8 @@ def objects(containers: Sequence[Mapping[str, Any]], *, annotations: Mapping[str
 
 
 def container(name: str, mem_mi: float, cpu: float) -> dict[str, Any]:
-    return {"name": name, "image": f"{name}:1", "resources": {"limits": {"memory": f"{int(mem_mi)}Mi", "cpu": str(cpu)}}}
+    limits = {"memory": f"{int(mem_mi)}Mi", "cpu": str(cpu)}
+    return {"name": name, "image": f"{name}:1", "resources": {"limits": limits}}
 
 
 def kube_series(*, replicas: float = 2.0) -> list[Series]:
