@@ -44,6 +44,11 @@ PARAMS: Mapping[ActionKind, tuple[str, ...]] = {
     ActionKind.RAISE_HPA_MAX: ("max_replicas", "factor"),
     ActionKind.EXPAND_VOLUME: ("factor",),
 }
+# The kinds that change one container's resources name it in `params[CONTAINER_PARAM]`: a name,
+# not a sizing parameter (so not in PARAMS, whose names are numbers of which exactly one is given).
+# Given whenever the workload has several containers; the executor changes only that container.
+CONTAINER_PARAM = "container"
+CONTAINER_KINDS: frozenset[ActionKind] = frozenset({ActionKind.RAISE_MEMORY_LIMIT, ActionKind.RAISE_CPU_LIMIT})
 # What a kind that takes a factor gets when none is given.
 DEFAULT_FACTOR = 1.5
 DEFAULT_PARAMS: Mapping[ActionKind, Mapping[str, float]] = {

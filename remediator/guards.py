@@ -67,7 +67,18 @@ from typing import Any
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from remediator.actions import PARAMS, PASSIVE_KINDS, SPECS, WORKLOAD_KINDS, Action, ActionKind, ObjectRef, Risk
+from remediator.actions import (
+    CONTAINER_KINDS,
+    CONTAINER_PARAM,
+    PARAMS,
+    PASSIVE_KINDS,
+    SPECS,
+    WORKLOAD_KINDS,
+    Action,
+    ActionKind,
+    ObjectRef,
+    Risk,
+)
 from remediator.snapshot import KEEPS_DATA_LABEL, Snapshot
 
 __all__ = [
@@ -346,7 +357,8 @@ class ParamError(ValueError):
 def _the_param(action: Action) -> str:
     names = PARAMS[action.kind]
     wanted = " or ".join(repr(n) for n in names)
-    unexpected = sorted(str(k) for k in action.params if k not in names)
+    named = {CONTAINER_PARAM} if action.kind in CONTAINER_KINDS else set()
+    unexpected = sorted(str(k) for k in action.params if k not in names and k not in named)
     if unexpected:
         listed = ", ".join(map(repr, unexpected))
         raise ParamError(action, f"unexpected parameter {listed} (expects {wanted})")
@@ -680,6 +692,10 @@ def _bounds(action: Action, snapshot: Snapshot, policy: GuardPolicy) -> str | No
     kind, s = action.kind, snapshot.signals
     if kind in (ActionKind.RAISE_MEMORY_LIMIT, ActionKind.RAISE_CPU_LIMIT, ActionKind.EXPAND_VOLUME):
         factor = _number(action, _the_param(action))
+        container = action.params.get(CONTAINER_PARAM)
+        if container is not None and container not in snapshot.containers:
+            return (f"{kind.value} names container {str(container)[:60]!r}, which {snapshot.workload or action.target} "
+                    f"does not have (it has {', '.join(snapshot.containers) or 'no known container'})")
         if not 1.0 < factor <= policy.max_limit_factor:
             return (f"{kind.value} factor {_n(factor)} must be above 1 and at most "
                     f"max_limit_factor {_n(policy.max_limit_factor)}")

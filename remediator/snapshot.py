@@ -42,7 +42,7 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
-from remediator.actions import ActionKind, ObjectRef
+from remediator.actions import CONTAINER_PARAM, ActionKind, ObjectRef
 from remediator.slis import DEFAULT_PROFILE, SLI_SIGNALS, SliProfile
 
 DEPENDS_ON_ANNOTATION = "remediator.io/depends-on"
@@ -231,6 +231,11 @@ class Snapshot:
     container: str | None = None
     containers: tuple[str, ...] = ()  # the workload's own, main first
     sli_profile: str = DEFAULT_PROFILE.name  # the SLI profile the request signals were read with
+
+    def container_param(self) -> dict[str, str]:
+        """The `container` parameter of a limit-raising action (`actions.CONTAINER_KINDS`): the judged
+        container when the workload has several; with one, there is nothing to choose."""
+        return {CONTAINER_PARAM: self.container} if self.container and len(self.containers) > 1 else {}
 
     @property
     def slo_known(self) -> bool:

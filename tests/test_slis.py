@@ -6,6 +6,7 @@ worlds go through a real Prometheus in tests/live/test_observer_slis.py.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -359,3 +360,52 @@ def test_a_known_slo_is_judged_as_before() -> None:
 
 def _names(series: Iterable[Series]) -> set[str]:
     return {s.name for s in series}
+
+
+# ---------------------------------------------------------------------------- the container in the action
+
+
+def _limit_check(snap: Snapshot, params: dict[str, Any]) -> tuple[list[str], list[str]]:
+    from remediator.catalog import load_catalog
+    from remediator.propose.validate import Proposal, ProposalValidator
+
+    assert snap.workload is not None
+    out = ProposalValidator(load_catalog()).validate([Proposal("raise_memory_limit", snap.workload, params)], snap)
+    return [a.action.describe() for a in out.accepted], [r.reason for r in out.rejections]
+
+
+def test_an_llms_container_must_be_one_the_workload_has() -> None:
+    snap = sidecar_world(alert_container="app").snapshot()
+    snap = dataclasses.replace(snap, alert=Alert("KubePodCrashLooping", snap.alert.labels))
+    ok, _ = _limit_check(snap, {"factor": 1.5, "container": "istio-proxy"})
+    assert ok == ["raise_memory_limit(Deployment/shop/cart, container=istio-proxy, factor=1.5)"]
+    ok, _ = _limit_check(snap, {"factor": 1.5})  # none named: the judged one
+    assert ok == ["raise_memory_limit(Deployment/shop/cart, container=app, factor=1.5)"]
+    for bad in ("kube-apiserver", ["app"], 7):
+        ok, why = _limit_check(snap, {"factor": 1.5, "container": bad})
+        assert not ok and "is not a container of Deployment/shop/cart (it has app, istio-proxy)" in why[0]
+
+
+def test_the_guards_refuse_a_container_the_snapshot_does_not_know() -> None:
+    from remediator.actions import Action, ActionKind
+    from remediator.guards import GuardPolicy, bounds_guard
+
+    snap = sidecar_world().snapshot()
+    assert snap.workload is not None
+    fine = Action(ActionKind.RAISE_CPU_LIMIT, snap.workload, {"factor": 1.5, "container": "app"})
+    assert bounds_guard(fine, snap, [], GuardPolicy(), NOW) is None
+    ghost = Action(ActionKind.RAISE_CPU_LIMIT, snap.workload, {"factor": 1.5, "container": "sidecar-x"})
+    verdict = bounds_guard(ghost, snap, [], GuardPolicy(), NOW)
+    assert verdict is not None and "does not have (it has app, istio-proxy)" in verdict.reason
+    other = Action(ActionKind.SCALE_OUT, snap.workload, {"factor": 1.5, "container": "app"})
+    verdict = bounds_guard(other, snap, [], GuardPolicy(), NOW)
+    assert verdict is not None and "unexpected parameter 'container'" in verdict.reason
+
+
+def test_a_single_container_workload_names_none() -> None:
+    from remediator.propose.catalog import CatalogProposer
+
+    snap = grpc_world().snapshot()
+    snap = dataclasses.replace(snap, alert=Alert("KubePodCrashLooping", {"namespace": NS}))
+    limits = [c.action for c in CatalogProposer().propose(snap) if c.action.kind.value.startswith("raise_")]
+    assert limits and all("container" not in a.params for a in limits)

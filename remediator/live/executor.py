@@ -1020,15 +1020,21 @@ def _raised_limits(action: Action, dep: Mapping[str, Any]) -> dict[str, str]:
     factor = Decimal(str(_factor(action)))
     only = action.params.get("container")
     containers = (((dep.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers") or []
+    names = [str(c.get("name")) for c in containers]
+    if only is not None and only not in names:
+        raise PlanError(f"{action.target} has no container {str(only)[:60]!r} (it has {', '.join(names)})")
     out: dict[str, str] = {}
     for c in containers:
         limit = ((c.get("resources") or {}).get("limits") or {}).get(resource)
-        if limit is None or (only and c.get("name") != only):
+        if limit is None or (only is not None and c.get("name") != only):
             continue
         raised = _quantity(limit) * factor
         out[str(c["name"])] = _format_memory(raised) if resource == "memory" else _format_cpu(raised)
     if not out:
         raise PlanError(f"no container of {action.target} sets a {resource} limit; there is nothing to raise")
+    if only is None and len(out) > 1:  # a sidecar's limit is not the application's
+        raise PlanError(f"{action.kind.value} names no container and {', '.join(out)} of {action.target} all set "
+                        f"a {resource} limit; say which one (params.container)")
     return out
 
 

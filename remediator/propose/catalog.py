@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from remediator.actions import ACTION_INDEX, ACTION_KINDS, PASSIVE_KINDS, Action, ActionKind, ObjectRef
+from remediator.actions import ACTION_INDEX, ACTION_KINDS, CONTAINER_KINDS, PASSIVE_KINDS, Action, ActionKind, ObjectRef
 from remediator.catalog import ActionEntry, Catalog, Runbook, load_catalog
 from remediator.propose.base import Candidate
 from remediator.snapshot import Alert, Snapshot
@@ -115,6 +115,8 @@ def _resolve(kind: ActionKind, entry: ActionEntry | None,
         replicas = float(int(s.baseline_replicas))
         limit = entry.limits.get("replicas") if entry is not None else None
         params["replicas"] = max(int(limit.clamp(replicas) if limit is not None else replicas), 1)
+    if kind in CONTAINER_KINDS:
+        params.update(snapshot.container_param())
     return target, params
 
 

@@ -52,7 +52,17 @@ from typing import Any, Final
 
 from pydantic import ValidationError
 
-from remediator.actions import ACTION_KINDS, PASSIVE_KINDS, SPECS, Action, ActionKind, ObjectRef, Risk
+from remediator.actions import (
+    ACTION_KINDS,
+    CONTAINER_KINDS,
+    CONTAINER_PARAM,
+    PASSIVE_KINDS,
+    SPECS,
+    Action,
+    ActionKind,
+    ObjectRef,
+    Risk,
+)
 from remediator.catalog import DEFAULT_PARAMS, PARAM_NAMES, ActionEntry, Catalog, Params, Runbook
 from remediator.snapshot import Alert, Snapshot
 
@@ -273,11 +283,30 @@ class ProposalValidator:
         problem = scope.problem(kind, target)
         if problem is not None:
             return Rejection(shown, "scope", f"scope: {problem}")
-        params = _params(kind, p.params, self.governing(kind, runbook), snapshot)
+        given = dict(p.params)
+        container = _container(kind, given.pop(CONTAINER_PARAM, None), snapshot)
+        if isinstance(container, Rejection):
+            return Rejection(shown, container.check, container.reason)
+        params = _params(kind, given, self.governing(kind, runbook), snapshot)
         if isinstance(params, str):
             return Rejection(shown, "params", f"params: {params}")
+        params.update(container)
         rationale = clean_text(p.rationale, MAX_RATIONALE)
         return Accepted(Action(kind, target, params, rationale), _confidence(p.confidence))
+
+
+def _container(kind: ActionKind, given: Any, snapshot: Snapshot) -> dict[str, str] | Rejection:
+    """The `container` parameter: one the workload really has (`Snapshot.containers`), for a kind
+    that changes one container; the snapshot's judged container when the proposal names none."""
+    if given is None:
+        return snapshot.container_param() if kind in CONTAINER_KINDS else {}
+    if kind not in CONTAINER_KINDS:
+        return Rejection("", "params", f"params: {kind.value} does not take 'container'")
+    if not isinstance(given, str) or given not in snapshot.containers:
+        has = ", ".join(snapshot.containers) or "no known container"
+        return Rejection("", "params", f"params: container {clean_text(repr(given), 60)} is not a container of "
+                                       f"{snapshot.workload} (it has {has})")
+    return {CONTAINER_PARAM: given}
 
 
 def _order(kind: ActionKind) -> int:
