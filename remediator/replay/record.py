@@ -54,7 +54,8 @@ def record(observer: Observer, alert: Alert, *, before_s: float, after_s: float,
     end = min(alert.starts_at + after_s, now)
     # Every observation in [start, end] reads back this far, and the baseline before the alert.
     first = min(start - max(w.recent_s, w.trend_s), alert.starts_at - w.baseline_start_s)
-    templates = [(metric, string.Template(spec.query)) for metric, spec in observer.templates.for_profile(observer.sli).items()]
+    queries = observer.templates.for_profile(observer.sli)  # the SLI profile's selectors among them
+    templates = [(metric, string.Template(spec.query)) for metric, spec in queries.items()]
     jobs = [(m, t.substitute(values)) for m, t in templates if all(values.get(p) for p in t.get_identifiers())]
     merged: dict[tuple[tuple[str, str], ...], dict[float, float]] = {}
     missing: dict[str, str] = {}
