@@ -57,6 +57,7 @@ planned to zero replicas and never to a template that drops a volume (`guards.vo
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import math
 import socket
@@ -331,6 +332,13 @@ class KubeExecutor:
 
     def pending(self) -> list[ExecutionRow]:
         return self.ledger.executions(state="intent")
+
+    def fork(self) -> KubeExecutor:
+        """A twin for another thread (a drain off the loop thread): the same client, ledger and
+        settings, its own record of backoff delays."""
+        twin = copy.copy(self)
+        twin.backoff = dataclasses.replace(self.backoff, delays=[])
+        return twin
 
     def undo(self, execution_id: int, *, dry_run: bool = False) -> ExecutionResult:
         """Apply the inverse recorded for an execution (as a new, recorded execution)."""

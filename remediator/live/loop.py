@@ -17,6 +17,12 @@ cannot starve a fresh incident; the worker ticks again at once while more are du
    (dry-run or live). `escalate` closes the incident; `needs_approval` (or `mode: approve`)
    parks it as `awaiting_approval`.
 
+A drain (`cordon_drain_node`) waits for evictions and for the evicted pods to go, up to
+`drain_timeout_s`: with `background` (the agent's worker sets it) it runs on a small pool of
+its own threads, so the other incidents keep moving; its incident only waits until it is done,
+and the executor records the result in the ledger when it finishes. A restart in the middle
+finds its intent pending and `recover()` judges it again, as for any other execution.
+
 `recover()` finishes executions a crash left half-done (see `KubeExecutor.resume`), each
 judged again by the guards on a fresh observation first; a stale or now-refused intent is
 abandoned with its reason. The clock is a parameter, so tests drive the loop through
@@ -30,6 +36,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 from remediator.actions import PASSIVE_KINDS, SPECS, Action, ActionKind
@@ -66,7 +73,7 @@ class Loop:
     def __init__(self, ledger: Ledger, observer: Observer, proposer: Proposer, ranker: Ranker,
                  policy: GuardPolicy, executor: Executor | None, *, mode: str = "dry-run",
                  verify: VerifySettings | None = None, clock: Callable[[], float] = time.time,
-                 fallback: Proposer | None = None) -> None:
+                 fallback: Proposer | None = None, background: bool = False) -> None:
         self.ledger = ledger
         self.observer = observer
         self.proposer = proposer
@@ -77,6 +84,9 @@ class Loop:
         self.mode = mode
         self.verify = verify or VerifySettings()
         self.clock = clock
+        self.background = background
+        self._running: dict[int, Future[ExecutionResult]] = {}  # incident id -> its drain, off the loop thread
+        self._pool: ThreadPoolExecutor | None = None
 
     @property
     def dry_run(self) -> bool:
@@ -144,10 +154,32 @@ class Loop:
                 reports.append(StepReport(inc.id, "error", str(e)))
         return reports
 
+    def close(self, timeout_s: float = 30.0) -> None:
+        """Let running drains finish (at most `timeout_s`); one still running resumes at the next start."""
+        if self._pool is None:
+            return
+        wait(list(self._running.values()), timeout=timeout_s)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool = None
+
+    def running(self, incident_id: int) -> Future[ExecutionResult] | None:
+        """The execution of this incident still running off the loop thread, if any."""
+        return self._running.get(incident_id)
+
     def step(self, inc: IncidentRow, now: float) -> StepReport:
         v = self.verify
         if inc.status != OPEN:
             return StepReport(inc.id, inc.status, "not open")
+        running = self._running.get(inc.id)
+        if running is not None:
+            if not running.done():
+                self.ledger.update_incident(inc.id, next_at=now + v.interval_s,
+                                            note="a drain is running off the loop thread; deciding again when done")
+                return StepReport(inc.id, "waiting", "a drain is still running")
+            del self._running[inc.id]
+            result = running.result()  # the executor never raises; it recorded the result itself
+            log.info("incident %s: background %s %s%s", inc.id, result.action.describe(), result.state,
+                     f" ({result.error})" if result.error else "")
         if now - inc.starts_at > v.horizon_s:
             return self._give_up(inc, now)
         try:
@@ -233,7 +265,9 @@ class Loop:
             self.ledger.record_outcome(inc.id, execution_id=result.execution_id if result else None,
                                        recovered=False, recovery_s=None, reason="escalated")
             return StepReport(inc.id, "escalated", cand.rationale, result)
-        detail = f"{cand.action.describe()}: {result.state if result else 'no executor'}"
+        state = "running off the loop thread" if inc.id in self._running else (result.state if result else
+                                                                                 "no executor")
+        detail = f"{cand.action.describe()}: {state}"
         self.ledger.update_incident(inc.id, workload=workload, streak=streak, last_decision_at=now,
                                     next_at=now + v.interval_s, note=note or None)
         return StepReport(inc.id, "acted", detail, result)
@@ -243,6 +277,15 @@ class Loop:
         if self.executor is None:
             return None
         key = idempotency_key(inc.id, snapshot_id, action.describe())
+        if self.background and action.kind is ActionKind.CORDON_DRAIN_NODE and not self.dry_run:
+            fork = getattr(self.executor, "fork", None)  # its own backoff record, for another thread
+            worker = fork() if callable(fork) else self.executor
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="remediator-drain")
+            self._running[inc.id] = self._pool.submit(
+                worker.execute, action, snap, incident_id=inc.id, candidate_id=candidate_id, key=key,
+                reason=reason, dry_run=self.dry_run)
+            return None
         return self.executor.execute(action, snap, incident_id=inc.id, candidate_id=candidate_id, key=key,
                                      reason=reason, dry_run=self.dry_run)
 

@@ -73,7 +73,7 @@ class Agent:
                 raise located(config, e) from None
             self.executor = make_executor(config, api, self.ledger, dry_run=config.dry_run, clock=clock)
             self.loop = Loop(self.ledger, observer, proposer, ranker, config.policy_for_guards(), self.executor,
-                             mode=config.mode, verify=config.verify, clock=clock)
+                             mode=config.mode, verify=config.verify, clock=clock, background=True)
         except BaseException:
             if receiver is not None:
                 receiver.close()
@@ -131,6 +131,7 @@ class Agent:
         self.server.stop()
         if self._worker is not None:
             self._worker.join(timeout=30)
+        self.loop.close()
         self.ledger.close()
 
     def serve_forever(self) -> None:
