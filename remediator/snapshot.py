@@ -38,12 +38,24 @@ import functools
 import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from typing import Any
 
 from remediator.actions import CONTAINER_PARAM, ActionKind, ObjectRef
 from remediator.slis import DEFAULT_PROFILE, SLI_SIGNALS, SliProfile
+from remediator.versions import (
+    ConfigDrift,
+    ConfigVersion,
+    KnownGood,
+    ServiceDrift,
+    ServiceVersion,
+    config_drift,
+    config_refs,
+    config_version,
+    service_drift,
+    service_version,
+)
 
 DEPENDS_ON_ANNOTATION = "remediator.io/depends-on"
 PROTECTED_LABEL = "remediator.io/protected"
@@ -171,6 +183,15 @@ class Signals:
     # For a drain of the node: the tightest budget's disruptionsAllowed minus the ready pods
     # the drain would evict from it, plus one (so, like the field above, > 0 means it fits).
     node_pdb_disruptions_allowed: float = math.inf
+    # What routes traffic to the workload and configures it (`remediator.versions`), and room to run.
+    service_ready_endpoints: float = math.inf  # ready pods its Service routes to; inf: no Service observed
+    service_changed_age_s: float = math.inf  # since the Service was last written
+    service_revertible: float = 0.0  # 1: the Service differs from its last-known-good version
+    config_changed_age_s: float = math.inf  # since a ConfigMap/Secret it references was last written
+    config_revertible: float = 0.0  # 1: a config differs from its last-known-good version and can be put back
+    config_secret_edited: float = 0.0  # 1: a Secret it uses was edited in place (cannot be put back)
+    pending_pods: float = 0.0  # its pods Pending because no node has room (PodScheduled False, Unschedulable)
+    cordoned_ready_nodes: float = 0.0  # nodes Ready but cordoned (spec.unschedulable)
 
     @classmethod
     def names(cls) -> tuple[str, ...]:
@@ -231,6 +252,20 @@ class Snapshot:
     container: str | None = None
     containers: tuple[str, ...] = ()  # the workload's own, main first
     sli_profile: str = DEFAULT_PROFILE.name  # the SLI profile the request signals were read with
+    # The Service that routes to the workload (the alert's, else one selecting it, else its
+    # last-known-good one), and how its selector/ports differ from the last-known-good version.
+    service: ServiceVersion | None = None
+    service_drift: ServiceDrift | None = None
+    # The ConfigMaps/Secrets its pod template references now, and how they differ from the
+    # last-known-good versions, newest change first; `config_users`: every workload in the
+    # namespace that references a drifted config (a revert restarts them all), with its labels.
+    configs: tuple[ConfigVersion, ...] = ()
+    config_drift: tuple[ConfigDrift, ...] = ()
+    config_users: tuple[Neighbour, ...] = ()
+    # A node that is Ready but cordoned while the workload has pods Pending for want of room
+    # (the one with the fewest pods, so the most room), with its labels.
+    cordoned_node: str | None = None
+    cordoned_node_labels: Mapping[str, str] = field(default_factory=dict)
 
     def container_param(self) -> dict[str, str]:
         """The `container` parameter of a limit-raising action (`actions.CONTAINER_KINDS`): the judged
@@ -296,7 +331,8 @@ def _owner(obj: K8sObject, kind: str) -> str | None:
 class _Objects:
     """Index of the objects around an incident, by kind and (namespace, name)."""
 
-    def __init__(self, objects: Iterable[K8sObject]) -> None:
+    def __init__(self, objects: Iterable[K8sObject], known_good: Sequence[KnownGood] = ()) -> None:
+        self.known_good = tuple(known_good)
         self.by_kind: dict[str, list[K8sObject]] = defaultdict(list)
         for obj in objects:
             self.by_kind[str(obj.get("kind", ""))].append(obj)
@@ -369,7 +405,10 @@ class _Objects:
     def deployment_selected_by(self, namespace: str, service: str) -> str | None:
         """The one Deployment whose pods the Service's selector selects (None: none, or several)."""
         svc = self.get("Service", namespace, service)
-        selector = ((svc or {}).get("spec") or {}).get("selector") or {}
+        return self.deployment_matching(namespace, ((svc or {}).get("spec") or {}).get("selector") or {})
+
+    def deployment_matching(self, namespace: str, selector: Mapping[str, str]) -> str | None:
+        """The one Deployment whose pod template a Service selector selects (None: none, or several)."""
         if not selector:
             return None
         matched = [str(_meta(d).get("name")) for d in self.by_kind.get("Deployment", ())
@@ -428,8 +467,16 @@ def _hpa_target(idx: _Objects, ns: str, hpa_name: str) -> str | None:
 
 
 def _service_target(idx: _Objects, ns: str, service: str) -> str | None:
+    """The Deployment a Service routes to. A Service whose selector now selects none (edited: the
+    incident `restore_service` is for) names the one its last-known-good selector selected, else the
+    Deployment of its own name, as an unobserved Service does."""
     if idx.get("Service", ns, service) is not None:
-        return idx.deployment_selected_by(ns, service)
+        found = idx.deployment_selected_by(ns, service)
+        if found is not None:
+            return found
+        good = next((v for k in idx.known_good if (v := k.service(service)) and v.ref.namespace == ns), None)
+        if good is not None and (found := idx.deployment_matching(ns, good.selector)):
+            return found
     return _named_deployment(idx, ns, service)
 
 
@@ -570,15 +617,18 @@ def _traffic(series: Sequence[Series], now: float, alert_start: float, sli: SliP
 
 def build_snapshot(alert: Alert, series: Sequence[Series], objects: Sequence[K8sObject], *,
                    now: float, history: tuple[Attempt, ...] = (),
-                   default_slo: Slo = Slo(), sli: SliProfile = DEFAULT_PROFILE) -> Snapshot:
+                   default_slo: Slo = Slo(), sli: SliProfile = DEFAULT_PROFILE,
+                   known_good: Sequence[KnownGood] = ()) -> Snapshot:
     """Turn (alert, raw samples, objects) into a Snapshot. The one function every mode calls.
 
     Raises `SnapshotError` only when the alert names no workload the objects know; a metric
     that is absent is listed in `Snapshot.missing`, its signals in `Snapshot.unknown_signals`,
     and they keep a neutral default. The request signals are read through the SLI profile `sli`.
+    `known_good` is what workloads of the namespace used while their SLO held (the ledger's latest
+    record of each): the snapshot says how the alerted one's configs and Service differ from it.
     Three steps: the scope from the objects, one pass over the series, the signals.
     """
-    idx = _Objects(objects)
+    idx = _Objects(objects, known_good)
     scope = _scope(alert, idx)
     r = _read(series, scope, now)
     traffic = _traffic(series, now, alert.starts_at, sli, scope.ns, scope.dep_names | {scope.name})
@@ -595,6 +645,8 @@ def build_snapshot(alert: Alert, series: Sequence[Series], objects: Sequence[K8s
     deps = _deps_worst_first(scope, health)
     signals = _signals(idx, scope, r, traffic, health, pods, nodes | ({node} if node else set()), node,
                        container, now)
+    around = _around(idx, scope, alert, r, now)
+    signals = replace(signals, **around.signals)
     expected = ["kube_deployment_spec_replicas", "kube_deployment_status_replicas_available",
                 sli.requests, "container_memory_working_set_bytes"]
     # The request counter counts only when the workload's own traffic is in it.
@@ -614,7 +666,9 @@ def build_snapshot(alert: Alert, series: Sequence[Series], objects: Sequence[K8s
         dependency_labels={d.name: dict(_meta(obj).get("labels") or {}) for d in scope.deps
                            if (obj := idx.get("Deployment", scope.ns, d.name)) is not None},
         history=history, missing=missing, unknown_signals=unknown, container=container, containers=containers,
-        sli_profile=sli.name)
+        sli_profile=sli.name, service=around.service, service_drift=around.service_drift, configs=around.configs,
+        config_drift=around.config_drift, config_users=around.config_users, cordoned_node=around.cordoned_node,
+        cordoned_node_labels=around.cordoned_labels)
 
 
 def _containers_of(scope: _Scope, r: _Readings) -> tuple[tuple[str, ...], frozenset[str]]:
@@ -1171,3 +1225,153 @@ def _pod_ready(pod: K8sObject) -> bool:
         if cond.get("type") == "Ready":
             return str(cond.get("status")) == "True"
     return True
+
+
+# ---------------------------------------------------------------------------- routing, config, room
+
+
+@dataclass(frozen=True)
+class _Around:
+    """What routes traffic to the workload, what configures it, and where it could run."""
+
+    signals: dict[str, float]
+    service: ServiceVersion | None = None
+    service_drift: ServiceDrift | None = None
+    configs: tuple[ConfigVersion, ...] = ()
+    config_drift: tuple[ConfigDrift, ...] = ()
+    config_users: tuple[Neighbour, ...] = ()
+    cordoned_node: str | None = None
+    cordoned_labels: Mapping[str, str] = field(default_factory=dict)
+
+
+def _around(idx: _Objects, scope: _Scope, alert: Alert, r: _Readings, now: float) -> _Around:
+    """The Service and configs of the workload against their last-known-good versions, and the
+    Ready-but-cordoned nodes when its pods are Pending for want of room."""
+    cordoned = _cordoned_ready(idx, r)
+    if scope.workload is None or scope.deployment is None:
+        return _Around({"cordoned_ready_nodes": float(len(cordoned))})
+    good = next((k for k in idx.known_good if k.workload == scope.workload), None)
+    template = (scope.deployment.get("spec") or {}).get("template") or {}
+    configs = tuple(config_version(obj) if (obj := idx.get(ref.kind, ref.namespace, ref.name)) is not None
+                    else ConfigVersion(ref, "") for ref in config_refs(template, scope.ns))
+    drift = config_drift(configs, good.configs if good is not None else ())
+    svc_obj = _service_of(idx, scope, alert, good)
+    svc = service_version(svc_obj) if svc_obj is not None else None
+    sdrift = service_drift(svc, good.service(svc.ref.name) if good is not None and svc is not None else None)
+    pending = [p for p in scope.pods if _unschedulable(p)]
+    on_node: dict[str, int] = defaultdict(int)
+    for pod in idx.by_kind.get("Pod", ()):
+        on_node[str((pod.get("spec") or {}).get("nodeName", ""))] += 1
+    node = min(cordoned, key=lambda n: (on_node[n], n)) if pending and cordoned else None
+    drifted = {d.current.ref for d in drift}
+    users = tuple(Neighbour(ObjectRef("Deployment", scope.ns, str(_meta(d).get("name"))),
+                            dict(_meta(d).get("labels") or {}))
+                  for d in idx.by_kind.get("Deployment", ()) if _meta(d).get("namespace") == scope.ns
+                  and drifted & set(config_refs((d.get("spec") or {}).get("template") or {}, scope.ns)))
+    written = [c.changed_at for c in configs if c.changed_at > 0]
+    signals = {
+        "service_ready_endpoints": float(_ready_endpoints(idx, svc_obj)) if svc_obj is not None else math.inf,
+        "service_changed_age_s": now - svc.changed_at if svc is not None and svc.changed_at > 0 else math.inf,
+        "service_revertible": 1.0 if sdrift is not None else 0.0,
+        "config_changed_age_s": now - max(written) if written else math.inf,
+        "config_revertible": 1.0 if any(not d.blocked for d in drift) else 0.0,
+        "config_secret_edited": 1.0 if any(d.blocked and d.current.secret for d in drift) else 0.0,
+        "pending_pods": float(len(pending)),
+        "cordoned_ready_nodes": float(len(cordoned)),
+    }
+    return _Around(signals, svc, sdrift, configs, drift, users, node,
+                   cordoned.get(node, {}) if node else {})
+
+
+def _service_of(idx: _Objects, scope: _Scope, alert: Alert, good: KnownGood | None) -> K8sObject | None:
+    """The workload's Service: the alert's `service` when it routes (or routed, while the SLO held)
+    to the workload, else a Service selecting the workload's pod template, else its last-known-good
+    one. A Service that selects nothing and has no record counts by its name, as `_service_target`."""
+    labels = _template_labels(scope.deployment or {})
+
+    def routes(svc: K8sObject) -> bool:
+        selector = (svc.get("spec") or {}).get("selector") or {}
+        name = str(_meta(svc).get("name", ""))
+        was = good.service(name) if good is not None else None
+        return ((bool(selector) and all(labels.get(k) == v for k, v in selector.items()))
+                or (was is not None and all(labels.get(k) == v for k, v in was.selector.items()))
+                or (name == scope.name and idx.deployment_matching(scope.ns, selector) is None))
+
+    alerted = alert.labels.get("service")
+    svc = idx.get("Service", scope.ns, alerted) if alerted else None
+    if svc is not None and routes(svc):
+        return svc
+    mine = sorted((s for s in idx.by_kind.get("Service", ()) if _meta(s).get("namespace") == scope.ns and routes(s)),
+                  key=lambda s: str(_meta(s).get("name", "")))
+    return mine[0] if mine else None
+
+
+def _pod_labels(idx: _Objects, pod: K8sObject) -> Mapping[str, str]:
+    """A pod's labels; a pod written without any (the simulator's) carries its Deployment's template's."""
+    own = _meta(pod).get("labels") or {}
+    if own:
+        return own
+    ns = str(_meta(pod).get("namespace", ""))
+    dep_name = idx.deployment_of_pod(ns, str(_meta(pod).get("name", "")))
+    dep = idx.get("Deployment", ns, dep_name) if dep_name else None
+    return _template_labels(dep) if dep is not None else {}
+
+
+def _container_ports(idx: _Objects, pod: K8sObject) -> list[Mapping[str, Any]]:
+    containers = (pod.get("spec") or {}).get("containers")
+    if not containers:
+        ns = str(_meta(pod).get("namespace", ""))
+        dep_name = idx.deployment_of_pod(ns, str(_meta(pod).get("name", "")))
+        dep = idx.get("Deployment", ns, dep_name) if dep_name else None
+        containers = ((((dep or {}).get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers")
+    return [p for c in containers or () for p in c.get("ports") or ()]
+
+
+def _ready_endpoints(idx: _Objects, svc: K8sObject) -> int:
+    """Ready pods a Service routes to, as the endpoints controller finds them: selected by its
+    selector, Ready, and every port's targetPort found on the pod (a named one among its container
+    ports; a number among them when the pod declares any)."""
+    spec = svc.get("spec") or {}
+    selector = spec.get("selector") or {}
+    if not selector:
+        return 0
+    ns = str(_meta(svc).get("namespace", ""))
+    count = 0
+    for pod in idx.by_kind.get("Pod", ()):
+        if _meta(pod).get("namespace") != ns or not _pod_ready(pod):
+            continue
+        labels = _pod_labels(idx, pod)
+        if not all(labels.get(k) == v for k, v in selector.items()):
+            continue
+        declared = _container_ports(idx, pod)
+        names = {str(p.get("name")) for p in declared if p.get("name")}
+        numbers = {p.get("containerPort") for p in declared}
+        ports = spec.get("ports") or ()
+        if all((p.get("targetPort", p.get("port")) in names) if isinstance(p.get("targetPort"), str)
+               else (not declared or p.get("targetPort", p.get("port")) in numbers) for p in ports):
+            count += 1
+    return count
+
+
+def _unschedulable(pod: K8sObject) -> bool:
+    """Pending because the scheduler found no node with room (PodScheduled False, reason Unschedulable)."""
+    status = pod.get("status") or {}
+    return status.get("phase") == "Pending" and any(
+        c.get("type") == "PodScheduled" and str(c.get("status")) == "False" and c.get("reason") == "Unschedulable"
+        for c in status.get("conditions") or ())
+
+
+def _cordoned_ready(idx: _Objects, r: _Readings) -> dict[str, Mapping[str, str]]:
+    """Nodes that are Ready (by kube_node_status_condition, else the object's condition) yet cordoned."""
+    out: dict[str, Mapping[str, str]] = {}
+    for node in idx.by_kind.get("Node", ()):
+        name = str(_meta(node).get("name", ""))
+        if not (node.get("spec") or {}).get("unschedulable"):
+            continue
+        ready = r.node_ready.get(name)
+        if ready is None:
+            ready = 1.0 if any(c.get("type") == "Ready" and str(c.get("status")) == "True"
+                               for c in (node.get("status") or {}).get("conditions") or ()) else 0.0
+        if ready >= 1.0:
+            out[name] = dict(_meta(node).get("labels") or {})
+    return out

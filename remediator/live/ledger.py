@@ -17,6 +17,7 @@ in `schema_migrations`; opening an older file upgrades it in place.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import sqlite3
@@ -32,6 +33,7 @@ from remediator.actions import PASSIVE_KINDS, SPECS, Action, ActionKind, ObjectR
 from remediator.guards import Executed
 from remediator.incident import ACTIVE, IncidentStatus, check_transition
 from remediator.snapshot import Alert, Attempt
+from remediator.versions import KnownGood, known_good_from_doc, known_good_to_doc, same_versions
 
 __all__ = ["ACTIVE", "MIGRATIONS", "AlertReceipt", "ExecutionRow", "IncidentRow", "Ledger", "ReceivedAlert"]
 
@@ -156,6 +158,20 @@ CREATE TABLE outcomes (
     # Why the proposer's own candidates were not used (an LLM provider that refused, timed out
     # or answered nothing valid), on the snapshot the decision was taken on.
     ("proposer notes", "ALTER TABLE snapshots ADD COLUMN proposer_note TEXT;"),
+    # What each workload used while its SLO held (remediator.versions.KnownGood): its ConfigMaps
+    # (with their data), its Secrets (a keyed digest only, never a value) and its Service. One row
+    # per distinct set of versions; `last_seen` moves while the same versions keep holding.
+    ("last-known-good versions", """
+CREATE TABLE known_good (
+    id INTEGER PRIMARY KEY,
+    namespace TEXT NOT NULL,
+    workload TEXT NOT NULL,
+    first_seen REAL NOT NULL,
+    last_seen REAL NOT NULL,
+    record TEXT NOT NULL
+);
+CREATE INDEX known_good_workload ON known_good (namespace, workload, last_seen);
+"""),
 )
 
 
@@ -644,6 +660,33 @@ class Ledger:
                              str(ref_from_dict(json.loads(r["target"])))) for r in rows)
 
     # ------------------------------------------------------------------ outcomes
+
+    # ------------------------------------------------------------------ last-known-good versions
+
+    def record_known_good(self, record: KnownGood) -> bool:
+        """Keep what a workload used while its SLO held; True when these versions are new for it
+        (else only their `last_seen` moves). Secret values never reach the file
+        (`versions.known_good_to_doc` drops them)."""
+        w = record.workload
+        key = f"{w.kind}/{w.name}"
+        with self._tx() as db:
+            row = db.execute("SELECT id, record FROM known_good WHERE namespace = ? AND workload = ? "
+                             "ORDER BY last_seen DESC, id DESC LIMIT 1", (w.namespace, key)).fetchone()
+            if row is not None and same_versions(known_good_from_doc(json.loads(row["record"])), record):
+                db.execute("UPDATE known_good SET last_seen = MAX(last_seen, ?) WHERE id = ?", (record.at, row["id"]))
+                return False
+            db.execute("INSERT INTO known_good (namespace, workload, first_seen, last_seen, record) "
+                       "VALUES (?, ?, ?, ?, ?)", (w.namespace, key, record.at, record.at,
+                                                  _dumps(known_good_to_doc(record))))
+            return True
+
+    def known_good(self, namespace: str) -> list[KnownGood]:
+        """The latest last-known-good record of every workload in the namespace (`at`: last seen good)."""
+        rows = self._query("SELECT record, last_seen FROM known_good k WHERE namespace = ? AND id = "
+                           "(SELECT id FROM known_good WHERE namespace = k.namespace AND workload = k.workload "
+                           "ORDER BY last_seen DESC, id DESC LIMIT 1) ORDER BY workload", (namespace,))
+        return [dataclasses.replace(known_good_from_doc(json.loads(r["record"])), at=float(r["last_seen"]))
+                for r in rows]
 
     def record_outcome(self, incident_id: int, *, execution_id: int | None, recovered: bool,
                        recovery_s: float | None, reason: str) -> None:

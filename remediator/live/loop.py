@@ -53,6 +53,7 @@ from remediator.propose.catalog import CatalogProposer
 from remediator.rank.base import Ranker
 from remediator.snapshot import Snapshot
 from remediator.verify import RecoveryTracker
+from remediator.versions import known_good_of
 
 __all__ = ["Loop", "StepReport"]
 
@@ -183,7 +184,8 @@ class Loop:
         if now - inc.starts_at > v.horizon_s:
             return self._give_up(inc, now)
         try:
-            obs = self.observer.observe(inc.alert, now=now, history=self.ledger.attempts(inc.id))
+            obs = self.observer.observe(inc.alert, now=now, history=self.ledger.attempts(inc.id),
+                                        known_good=self.ledger.known_good(inc.alert.namespace))
         except ObservationError as e:
             self.ledger.record_snapshot(inc.id, now, purpose="observe", workload=None, signals=None,
                                         observation=None, problem=e.reason)
@@ -198,6 +200,7 @@ class Loop:
             return StepReport(inc.id, "stale", obs.problem or "")
         tracker = RecoveryTracker(snap.slo, streak=inc.streak)
         if tracker.observe(snap.signals, now, snap.unknown_signals):
+            self._remember_good(snap, now)
             return self._recovered(inc, now, tracker)
         if not deciding:
             self.ledger.update_incident(inc.id, streak=tracker.streak, next_at=now + v.interval_s, note=None)
@@ -205,6 +208,12 @@ class Loop:
         return self._decide(inc, snap, snapshot_id, now, tracker.streak)
 
     # ------------------------------------------------------------------ steps
+
+    def _remember_good(self, snap: Snapshot, now: float) -> None:
+        """The SLO held for `consecutive` samples: what the workload uses now is its last-known-good
+        (the versions `revert_config` and `restore_service` put back later)."""
+        if snap.workload is not None:
+            self.ledger.record_known_good(known_good_of(snap.workload, now, snap.configs, snap.service))
 
     def _record(self, inc: IncidentRow, obs: Observation, now: float, purpose: str) -> int:
         snap = obs.snapshot

@@ -57,6 +57,7 @@ from remediator.snapshot import (
     build_snapshot,
     resolve_workload,
 )
+from remediator.versions import KnownGood, config_refs
 
 __all__ = [
     "API_CALLS", "CONTRACT_METRICS", "KubeObjectSource", "MetricsSource", "MissingMetric", "ObjectSource",
@@ -95,6 +96,9 @@ API_CALLS: tuple[ApiCall, ...] = (
     ApiCall("list", "autoscaling", "horizontalpodautoscalers"),     # the HPA targeting the workload
     ApiCall("list", "policy", "poddisruptionbudgets"),              # the namespace's, the neighbours'
     ApiCall("list", "", "events"),
+    ApiCall("get", "", "configmaps"),                               # the ConfigMaps the pod template references
+    ApiCall("list", "", "services"),                                # the Services that route to the workload
+    ApiCall("list", "", "nodes"),                                   # Ready but cordoned nodes, when pods are Pending
 )
 PLACEHOLDERS = ("namespace", "deployment", "deployments", "services", "pods", "nodes", "hpa", "pvc")
 _POD_REGEX_MAX = 200  # more pods than this: select them by name prefix instead of listing them
@@ -518,7 +522,25 @@ class KubeObjectSource:
                   if (e.get("involvedObject") or {}).get("name") in involved and _event_time(e) >= cutoff]
         events.sort(key=_event_time)
         add(events)
+        self._around(ns, spec, pods, add)
         return {str((p.get("spec") or {}).get("nodeName")) for p in pods if (p.get("spec") or {}).get("nodeName")}
+
+    def _around(self, ns: str, spec: Mapping[str, Any], pods: Sequence[dict[str, Any]],
+                add: Callable[[Iterable[dict[str, Any]]], None]) -> None:
+        """What `revert_config`, `restore_service` and `uncordon_node` judge by: the ConfigMaps the
+        pod template references (never a Secret: the agent reads no Secret, it sees only which one
+        the template names), the namespace's Services and Deployments (the other users of a config),
+        and the cluster's nodes when a pod of the workload waits Pending."""
+        for ref in config_refs(spec.get("template") or {}, ns):
+            if ref.kind == "ConfigMap":
+                cm = self._call(f"read configmap {ns}/{ref.name}",
+                                lambda name=ref.name: self.core.read_namespaced_config_map(name, ns))  # type: ignore[misc]
+                if cm is not None:
+                    add([self._dict(cm, "ConfigMap", "v1")])
+        add(self._items("list services", lambda: self.core.list_namespaced_service(ns), "Service", "v1"))
+        add(self._items("list deployments", lambda: self.apps.list_namespaced_deployment(ns), "Deployment", "apps/v1"))
+        if any((p.get("status") or {}).get("phase") == "Pending" for p in pods):
+            add(self._items("list nodes", lambda: self.core.list_node(), "Node", "v1"))
 
     def _neighbours(self, nodes: Sequence[str], own_ns: str, add: Callable[[Iterable[dict[str, Any]]], None]) -> None:
         """Pods on the nodes (all namespaces) with their ReplicaSets, Deployments and PDBs.
@@ -675,8 +697,10 @@ class Observer:
         self.max_staleness_s = max_staleness_s
         self.clock = clock
 
-    def observe(self, alert: Alert, *, now: float | None = None, history: tuple[Attempt, ...] = ()) -> Observation:
-        """Raises `ObservationError` (and its kinds) when no snapshot can be built at all."""
+    def observe(self, alert: Alert, *, now: float | None = None, history: tuple[Attempt, ...] = (),
+                known_good: Sequence[KnownGood] = ()) -> Observation:
+        """Raises `ObservationError` (and its kinds) when no snapshot can be built at all.
+        `known_good`: the ledger's last-known-good records of the namespace (`build_snapshot`)."""
         started = time.monotonic()
         now = self.clock() if now is None else now
         try:
@@ -703,7 +727,8 @@ class Observer:
                 problem = (f"stale data: the newest sample is {now - newest:.0f}s old "
                            f"(max_staleness_s {self.max_staleness_s:g})")
         try:
-            snapshot = build_snapshot(alert, series, objects, now=now, history=history, sli=self.sli)
+            snapshot = build_snapshot(alert, series, objects, now=now, history=history, sli=self.sli,
+                                      known_good=known_good)
         except SnapshotError as e:
             raise ObservationError(str(e)) from e
         return Observation(snapshot, tuple(objects), tuple(series), tuple(missing), newest, problem, queries,

@@ -26,7 +26,7 @@ from tests.support.kube import KubeServer
 class _Unreachable:
     """Prometheus and the API down for the second incident: it only records why and moves on."""
 
-    def observe(self, alert: Alert, *, now: float, history: object = ()) -> object:
+    def observe(self, alert: Alert, *, now: float, history: object = (), known_good: object = ()) -> object:
         from remediator.live.observer import ObservationError
 
         raise ObservationError("nothing to observe in this test")
