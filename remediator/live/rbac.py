@@ -12,7 +12,9 @@ union into RBAC rules, one per resource, in three scopes:
 * `release`: what is only ever touched in the operator's own namespace (its Lease), always a Role there.
 
 No rule has a wildcard, and nothing reads Secrets: the Slack and webhook secrets reach the
-pod as environment variables the kubelet resolves (`secretKeyRef`), never through the API.
+pod as environment variables the kubelet resolves (`secretKeyRef`), never through the API, and
+`revert_config` only sees which Secret a pod template names. ConfigMaps are read one by name
+(the ones a workload's template references) and written back by `revert_config`; never listed.
 
 The chart reads the rules from `helm/remediator/files/rbac.yaml`, which
 `python -m remediator.live.chart` writes; tests/helm/test_rbac.py renders the chart and checks

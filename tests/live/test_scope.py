@@ -177,7 +177,17 @@ def test_the_api_call_table_declares_every_call_the_observer_makes() -> None:
         k.AppsV1Api(kube.api_client()).patch_namespaced_deployment("cart", NS, {
             "metadata": {"annotations": {"remediator.io/depends-on": "db"}},
             "spec": {"template": {"spec": {"volumes": [
-                {"name": "data", "persistentVolumeClaim": {"claimName": "cart-data"}}]}}}})
+                {"name": "data", "persistentVolumeClaim": {"claimName": "cart-data"}},
+                {"name": "cfg", "configMap": {"name": "cart-config"}}]}}}})
+        # A ConfigMap the template references, and a pod Pending for want of room (the nodes are listed).
+        pending = {**pods[1], "metadata": {k: v for k, v in pods[1]["metadata"].items()
+                                           if k not in ("uid", "resourceVersion", "creationTimestamp")},
+                   "spec": {k: v for k, v in pods[1]["spec"].items() if k != "nodeName"},
+                   "status": {"phase": "Pending", "conditions": [
+                       {"type": "PodScheduled", "status": "False", "reason": "Unschedulable"}]}}
+        pending["metadata"]["name"] += "p"
+        kube.seed({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cart-config", "namespace": NS},
+                   "data": {"mode": "fast"}}, pending)
         before = len(kube.requests())
         alerts = [("KubePodCrashLooping", {"namespace": NS, "pod": pods[0]["metadata"]["name"]}),
                   ("KubeNodeNotReady", {"node": "node-a"}),
