@@ -37,8 +37,8 @@ from remediator.agent import decide
 from remediator.encoding import encode
 from remediator.guards import Executed, GuardPolicy
 from remediator.propose.catalog import CatalogProposer
-from remediator.rank.baselines import RulesRanker
 from remediator.rank.rl import RLRanker, load_rl_ranker
+from remediator.rank.rules import RulesRanker
 from remediator.snapshot import Alert, Attempt, Series, build_snapshot
 from simulator.cluster import TICK_S
 from simulator.incident import Incident

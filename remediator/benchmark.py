@@ -10,15 +10,15 @@ import math
 import statistics
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from remediator.guards import GuardPolicy
 from remediator.propose.base import Proposer
 from remediator.propose.catalog import CatalogProposer
-from remediator.rank import Ranker
+from remediator.rank import RandomRanker, Ranker
 from remediator.rank.registry import make_ranker
 from simulator.incident import Incident, IncidentSpec
 from simulator.oracle import OracleRanker
@@ -30,11 +30,53 @@ BASE_RANKERS = ("oracle", "rules", "llm", "random")
 
 
 def ranker_factory(spec: str, seed: int) -> tuple[str, RankerFactory]:
-    """`oracle` (knows the injected fault) or any ranker of `remediator.rank.registry`."""
+    """`oracle` (knows the injected fault) or any ranker of `remediator.rank.registry`.
+
+    Every incident's result depends on that incident alone (the random ranker draws from a
+    stream of its own per incident), so any split of the incidents over workers gives the
+    same episodes as one run through them all."""
     if spec == "oracle":
         return "oracle", OracleRanker
+    if spec == "random":
+        make_ranker(spec)  # the registry stays the one place that knows the names
+        return "random", lambda inc: RandomRanker(seed * 1_000_003 + inc.spec.seed)
     ranker = make_ranker(spec, seed=seed)
     return spec, lambda inc: ranker
+
+
+class EpisodeRunner(Protocol):
+    """Runs one ranker on a list of incidents and returns their results in the same order:
+    `LocalRunner` here, or `remediator.distributed.RayRunner` over a Ray cluster."""
+
+    def run(self, suite: Suite, ranker: str | RankerFactory, seed: int, specs: Sequence[IncidentSpec],
+            proposer: Proposer, policy: GuardPolicy,
+            progress: Callable[[int], None] | None = None) -> list[EpisodeResult]: ...
+
+
+def run_specs(suite: Suite, ranker: str | RankerFactory, seed: int, specs: Sequence[IncidentSpec],
+              proposer: Proposer | None = None, policy: GuardPolicy | None = None,
+              progress: Callable[[int], None] | None = None) -> list[EpisodeResult]:
+    """One ranker (a name, or a factory) on the given incidents of `suite`, in order."""
+    factory = ranker_factory(ranker, seed)[1] if isinstance(ranker, str) else ranker
+    topology = suite.topology.build()
+    proposer = proposer or CatalogProposer()
+    policy = policy or GuardPolicy()
+    out = []
+    for spec in specs:
+        incident = Incident(topology, spec, suite.horizon_s)
+        out.append(run_episode(incident, factory(incident), proposer, policy))
+        if progress:
+            progress(1)
+    return out
+
+
+class LocalRunner:
+    """Every incident in this process, one after the other."""
+
+    def run(self, suite: Suite, ranker: str | RankerFactory, seed: int, specs: Sequence[IncidentSpec],
+            proposer: Proposer, policy: GuardPolicy,
+            progress: Callable[[int], None] | None = None) -> list[EpisodeResult]:
+        return run_specs(suite, ranker, seed, specs, proposer, policy, progress)
 
 
 @dataclass
@@ -67,24 +109,28 @@ def _percentile(sorted_values: Sequence[float], q: float) -> float:
     return float(sorted_values[k])
 
 
-def run_benchmark(suite: Suite, rankers: Sequence[str], seed: int, episodes: int | None = None,
-                  proposer: Proposer | None = None, policy: GuardPolicy | None = None,
-                  progress: Callable[[str, int], None] | None = None) -> dict[str, Any]:
-    """Run every ranker on the same incidents; returns the JSON report (DESIGN section 7)."""
+def run_benchmark(suite: Suite, rankers: Sequence[str] | Mapping[str, RankerFactory], seed: int,
+                  episodes: int | None = None, proposer: Proposer | None = None, policy: GuardPolicy | None = None,
+                  progress: Callable[[str, int], None] | None = None,
+                  runner: EpisodeRunner | None = None) -> dict[str, Any]:
+    """Run every ranker on the same incidents; returns the JSON report (DESIGN section 7).
+
+    `rankers` are names (`ranker_factory`), or labels with a factory each (the calibration's
+    candidate tables). `runner` runs each ranker's incidents (default: here, in order)."""
     specs: list[IncidentSpec] = suite.specs(seed=seed, count=episodes)
-    topology = suite.topology.build()
     proposer = proposer or CatalogProposer()
     policy = policy or GuardPolicy()
-    factories = [ranker_factory(r, seed) for r in rankers]
+    runner = runner or LocalRunner()
+    if isinstance(rankers, Mapping):
+        named: list[tuple[str, str | RankerFactory]] = list(rankers.items())
+    else:
+        named = [(ranker_factory(r, seed)[0], r) for r in rankers]
     reports: dict[str, RankerReport] = {}
-    for label, factory in factories:
+    for label, ranker in named:
         rep = reports[label] = RankerReport(label)
         start = time.perf_counter()
-        for spec in specs:
-            incident = Incident(topology, spec, suite.horizon_s)
-            rep.episodes.append(run_episode(incident, factory(incident), proposer, policy))
-            if progress:
-                progress(label, 1)
+        tick = (lambda n, label=label: progress(label, n)) if progress else None
+        rep.episodes = runner.run(suite, ranker, seed, specs, proposer, policy, tick)
         rep.seconds = time.perf_counter() - start
     per_fault: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
     per_family: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)

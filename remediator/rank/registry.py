@@ -1,7 +1,9 @@
 """The one registry of rankers by name, for the benchmark, the CLI and the live agent.
 
-    rules | random | llm | rl | dqn:FILE.zip | ppo:FILE.zip | auto
+    rules | rules:FILE.yaml | random | llm | rl | dqn:FILE.zip | ppo:FILE.zip | auto
 
+`rules` uses the shipped, calibrated thresholds; `rules:FILE.yaml` a thresholds file of one's own
+(`remediator/data/rules.yaml` is the template).
 `llm` ranks in the proposer's own order (with an LLM proposer: the model's preference).
 `rl` is the shipped policy, or `policy` when given; `dqn:`/`ppo:` load a file of that
 algorithm. `auto` is the rl policy when it loads, else the rule table (with a warning).
@@ -14,13 +16,15 @@ from __future__ import annotations
 import logging
 
 from remediator.rank.base import Ranker
-from remediator.rank.baselines import ProposerOrderRanker, RandomRanker, RulesRanker
+from remediator.rank.baselines import ProposerOrderRanker, RandomRanker
+from remediator.rank.rules import RulesRanker
+from remediator.rank.thresholds import RuleThresholdsError, load_thresholds
 
 __all__ = ["RANKER_NAMES", "RankerError", "make_ranker"]
 
 log = logging.getLogger("remediator.rank")
 
-RANKER_NAMES = ("auto", "rules", "random", "llm", "rl", "dqn:FILE.zip", "ppo:FILE.zip")
+RANKER_NAMES = ("auto", "rules", "rules:FILE.yaml", "random", "llm", "rl", "dqn:FILE.zip", "ppo:FILE.zip")
 
 
 class RankerError(ValueError):
@@ -37,8 +41,11 @@ class RankerError(ValueError):
 
 def make_ranker(spec: str, *, policy: str | None = None, seed: int = 0) -> Ranker:
     base, _, arg = spec.partition(":")
-    if base == "rules" and not arg:
-        return RulesRanker()
+    if base == "rules":
+        try:
+            return RulesRanker(load_thresholds(arg) if arg else None)
+        except RuleThresholdsError as e:
+            raise RankerError(str(e)) from e
     if base == "random" and not arg:
         return RandomRanker(seed)
     if base == "llm" and not arg:

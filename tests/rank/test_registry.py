@@ -16,8 +16,10 @@ def test_the_baselines_by_name() -> None:
     assert isinstance(make_ranker("llm"), ProposerOrderRanker)
     with pytest.raises(RankerError, match="unknown ranker 'oracle'; use auto, rules"):
         make_ranker("oracle")  # the benchmark's oracle knows the injected fault: no cluster has one
-    with pytest.raises(RankerError, match="unknown ranker 'rules:x'"):
-        make_ranker("rules:x")
+    with pytest.raises(RankerError, match="x: cannot read the rule thresholds"):
+        make_ranker("rules:x")  # `rules:FILE.yaml` names a thresholds file (tests/rank/test_rules.py)
+    with pytest.raises(RankerError, match="unknown ranker 'random:x'"):
+        make_ranker("random:x")
 
 
 def test_a_broken_policy_file_is_an_error_except_for_auto(tmp_path: Path) -> None:
