@@ -1,18 +1,23 @@
 """The incident lifecycle: its statuses and the transitions between them, in one place.
 
-    open ──► awaiting_approval ──► open (approved) │ escalated │ cancelled │ resolved │ failed
+    open ──► awaiting_approval ──► open (approved) │ denied │ expired │ escalated │ cancelled │ resolved │ failed
       └────► recovered │ failed │ escalated │ cancelled │ resolved
 
 `open` incidents are worked on by the loop, `awaiting_approval` ones wait for a human; every
 other status is closed and final. The ledger refuses any other transition (`check_transition`),
 so a bug can never reopen a closed incident or skip the approval it waits for.
+
+An approval request (`ApprovalState`) has its own small lifecycle: `pending` until a human
+decides (`approved`, `denied`), the deadline passes (`expired`: no answer means deny), or the
+incident closes by itself meanwhile (`withdrawn`: the alert resolved). Each of those is final.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
 
-__all__ = ["ACTIVE", "CLOSED", "IllegalTransition", "IncidentStatus", "TRANSITIONS", "check_transition"]
+__all__ = ["ACTIVE", "CLOSED", "ApprovalState", "IllegalTransition", "IncidentStatus", "TRANSITIONS",
+           "check_transition"]
 
 
 class IncidentStatus(StrEnum):
@@ -23,6 +28,16 @@ class IncidentStatus(StrEnum):
     ESCALATED = "escalated"  # handed to a human: every candidate denied, or escalate chosen
     CANCELLED = "cancelled"  # the alert resolved before anything was done
     RESOLVED = "resolved"  # the alert resolved after an action
+    DENIED = "denied"  # a human denied the action it waited for
+    EXPIRED = "expired"  # no human answered by the approval's deadline (deny)
+
+
+class ApprovalState(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    DENIED = "denied"
+    EXPIRED = "expired"
+    WITHDRAWN = "withdrawn"  # the incident closed by itself while it waited
 
 
 ACTIVE: frozenset[IncidentStatus] = frozenset({IncidentStatus.OPEN, IncidentStatus.AWAITING_APPROVAL})
@@ -30,12 +45,14 @@ CLOSED: frozenset[IncidentStatus] = frozenset(IncidentStatus) - ACTIVE
 
 _ENDINGS = frozenset({IncidentStatus.RECOVERED, IncidentStatus.FAILED, IncidentStatus.ESCALATED,
                       IncidentStatus.CANCELLED, IncidentStatus.RESOLVED})
+_HUMAN_ENDINGS = frozenset({IncidentStatus.DENIED, IncidentStatus.EXPIRED})
 TRANSITIONS: dict[IncidentStatus, frozenset[IncidentStatus]] = {
     IncidentStatus.OPEN: _ENDINGS | {IncidentStatus.AWAITING_APPROVAL},
     # Waiting for a human ends as the SLO or the alert decides too, but it is never "recovered"
     # by the agent's own action without going back to open first.
-    IncidentStatus.AWAITING_APPROVAL: (_ENDINGS - {IncidentStatus.RECOVERED}) | {IncidentStatus.OPEN},
-    **{status: frozenset() for status in _ENDINGS},
+    IncidentStatus.AWAITING_APPROVAL: ((_ENDINGS - {IncidentStatus.RECOVERED}) | _HUMAN_ENDINGS
+                                       | {IncidentStatus.OPEN}),
+    **{status: frozenset() for status in _ENDINGS | _HUMAN_ENDINGS},
 }
 
 

@@ -177,6 +177,7 @@ def register(app: typer.Typer) -> None:
     _register_propose(app)
     _register_history(app)
     _register_undo(app)
+    _register_decisions(app)
     _register_run(app)
 
 
@@ -300,6 +301,54 @@ def _register_undo(app: typer.Typer) -> None:
             _print_undo(result, execution_id, dry_run)
         if not result.ok:
             raise typer.Exit(1)
+
+
+def decision_report(cfg: Any, approval_id: int, *, approve: bool, approver: str, channel: str = "cli"
+                    ) -> dict[str, Any]:
+    """Decide approval `approval_id` as `approver`; the `approve --json` document. Exits 2 for an unknown
+    request or an approver off the allow-list (recorded as a refusal)."""
+    from remediator.live.approval import Approvals, NotAllowed
+    from remediator.live.ledger import approval_summary
+
+    with _ledger(cfg) as ledger:
+        approvals = Approvals.from_config(ledger, cfg)
+        try:
+            decision = approvals.decide(approval_id, approve=approve, approver=approver, channel=channel)
+        except NotAllowed as e:
+            fail(f"approval {approval_id}: refused: {e.reason}")
+        except KeyError:
+            known = ", ".join(str(a.id) for a in approvals.pending()) or "none"
+            fail(f"no approval {approval_id} in {cfg.store} (pending: {known}; `remediator history` lists them)")
+    wanted = "approved" if approve else "denied"
+    return {"approval": approval_id, "decision": "approve" if approve else "deny", "approver": approver,
+            "channel": channel, "changed": decision.changed, "state": str(decision.approval.state),
+            "as_asked": decision.approval.state == wanted, "message": decision.message,
+            "request": approval_summary(decision.approval)}
+
+
+def _register_decisions(app: typer.Typer) -> None:
+    def command(approve: bool) -> Any:
+        verb = "approve" if approve else "deny"
+
+        def decide(approval_id: Annotated[int, typer.Argument(metavar="ID", help="the approval request (history "
+                                                                                 "--json lists them)")],
+                   approver: Annotated[str, typer.Option("--as", help="who decides (must be in "
+                                                                      "approval.approvers)")],
+                   config: ConfigOpt = None, json_out: JsonFlag = False) -> None:
+            doc = decision_report(_config(config), approval_id, approve=approve, approver=approver)
+            if json_out:
+                print_json(doc)
+            else:
+                out.print(inert(doc["message"]), highlight=False)
+            if not doc["as_asked"]:  # decided otherwise before, expired, or withdrawn: this changed nothing
+                raise typer.Exit(1)
+
+        decide.__doc__ = (f"{verb.capitalize()} the action approval request ID waits for (recorded with the "
+                          f"approver; the first decision wins, a late one changes nothing).")
+        return decide
+
+    app.command(name="approve")(command(True))
+    app.command(name="deny")(command(False))
 
 
 def _register_run(app: typer.Typer) -> None:

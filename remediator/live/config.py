@@ -53,6 +53,7 @@ SECRET_ENV: dict[str, str] = {
     "listen.bearer_token": "REMEDIATOR_WEBHOOK_TOKEN",
     "prometheus.bearer_token": "REMEDIATOR_PROMETHEUS_TOKEN",
     "slack.webhook_url": "REMEDIATOR_SLACK_WEBHOOK_URL",
+    "approval.token": "REMEDIATOR_APPROVAL_TOKEN",
 }
 
 
@@ -130,11 +131,45 @@ class ProposerSettings(BaseModel):
     kind: str = "catalog"
 
 
+class ApprovalSettings(_Model):
+    """Who may approve outside Slack, how long a request waits, and the JSON webhook's token.
+
+    `approvers` is the allow-list of the CLI (`remediator approve ID --as NAME`) and of the JSON
+    webhook (`POST /approvals/ID`); empty: nobody may approve there. Slack clicks are checked
+    against `slack.approvers` (Slack user IDs); a patch of the Remediation resource against
+    Kubernetes RBAC. `token` authenticates the JSON webhook (a bearer token, or the key of an
+    `X-Remediator-Signature: sha256=HMAC(body)`); absent: the webhook is off.
+    """
+
+    approvers: list[str] = []
+    deadline_s: float = Field(default=900.0, gt=0)  # no answer by then means deny
+    token: SecretStr | None = None
+
+
 class SlackSettings(_Model):
+    """The Slack channel: an incoming webhook for the message, the app's signing secret for the clicks.
+
+    The signing secret is read from the environment variable `signing_secret_env` (or the file
+    `signing_secret_file`, e.g. a mounted Secret), never from this file.
+    """
+
     webhook_url: SecretStr | None = None
     signing_secret_env: str = "SLACK_SIGNING_SECRET"
-    approvers: list[str] = []
-    approval_timeout_s: float = Field(default=900.0, gt=0)
+    signing_secret_file: Path | None = None
+    approvers: list[str] = []  # Slack user IDs (U024BE7LH) whose clicks count
+    timeout_s: float = Field(default=5.0, gt=0)  # of each POST to Slack
+
+    def signing_secret(self, env: Mapping[str, str] | None = None) -> str | None:
+        """The signing secret from the file or the environment; None when neither holds one."""
+        if self.signing_secret_file is not None:
+            try:
+                text = Path(self.signing_secret_file).read_text().strip()
+            except OSError:
+                text = ""
+            if text:
+                return text
+        value = (os.environ if env is None else env).get(self.signing_secret_env, "").strip()
+        return value or None
 
 
 class VerifySettings(_Model):
@@ -204,6 +239,7 @@ class LiveConfig(_Model):
     # auto (the rl policy when it loads, else rules), rules, rl, llm, random.
     ranker: str = "auto"
     guards: GuardPolicy = GuardPolicy()
+    approval: ApprovalSettings = ApprovalSettings()
     slack: SlackSettings | None = None
     verify: VerifySettings = VerifySettings()
     executor: ExecutorSettings = ExecutorSettings()
@@ -356,6 +392,7 @@ def _resolve_paths(doc: dict[str, Any], base: Path) -> None:
     fix(doc, "policy")
     fix(doc.get("kubernetes"), "kubeconfig")
     fix(doc.get("prometheus"), "queries")
+    fix(doc.get("slack"), "signing_secret_file")
 
 
 def parse_yaml(file: str, text: str) -> tuple[yaml.Node | None, Any]:

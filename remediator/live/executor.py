@@ -60,6 +60,7 @@ import copy
 import dataclasses
 import hashlib
 import math
+import re
 import socket
 import time
 import uuid
@@ -84,9 +85,10 @@ from remediator.live.ledger import ExecutionRow, Ledger, ref_to_dict
 from remediator.snapshot import REVISION_ANNOTATION, Snapshot, drain_evicts, object_keeps_data
 
 __all__ = ["ACTION_ANNOTATION", "API_CALLS", "ApiCall", "ExecutionResult", "Executor", "KubeExecutor", "PlanError",
-           "UndoError", "idempotency_key"]
+           "UndoError", "field_changes", "idempotency_key"]
 
 ACTION_ANNOTATION = "remediator.io/action"
+PREVIEW_KEY = "preview"  # the action annotation's value in a preview (a dry run: it is never stored)
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 SMP = "application/strategic-merge-patch+json"
 MERGE = "application/merge-patch+json"
@@ -234,7 +236,7 @@ class _Api:
 class _Run:
     """Book-keeping of one execution while it runs."""
 
-    row: ExecutionRow
+    row: ExecutionRow | None  # None: a preview, recorded nowhere
     dry_run: bool
     changes: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -405,6 +407,7 @@ class KubeExecutor:
     def _apply_with_conflicts(self, run: _Run, *, resumed: bool, undo: bool) -> bool:
         """Apply the steps; on 409 re-read and re-plan (recording the new plan first) and retry."""
         row = run.row
+        assert row is not None
         kind = row.action.kind
         if kind in PASSIVE_KINDS:
             run.changes.append("no change" if kind is ActionKind.NOOP else "escalated to a human")
@@ -464,40 +467,84 @@ class KubeExecutor:
         run.changes[:] = list(plan.get("summary", []))
         run.notes.extend(n for n in plan.get("notes", []) if n not in run.notes)
 
-    def _step(self, run: _Run, step: Mapping[str, Any]) -> None:
+    def _step(self, run: _Run, step: Mapping[str, Any]) -> dict[str, Any] | None:
+        """Make one step's API call; a write returns the object as the API server answered it (in a dry
+        run: the object as it would be), read raw so that no field is lost."""
         op = step["op"]
         dry = "All" if run.dry_run else None
         fm = self.field_manager
         a = self._apis
+        raw = {"dry_run": dry, "field_manager": fm, "_preload_content": False}
         what = f"{op} {step.get('kind', '')} {step.get('namespace') or ''}/{step['name']}".replace(" /", " ")
         if op == "patch":
             kind, name, ns, body, ctype = step["kind"], step["name"], step.get("namespace"), step["body"], step["type"]
             calls: dict[str, Callable[[], Any]] = {
-                "Deployment": lambda: a.apps.patch_namespaced_deployment(
-                    name, ns, body, dry_run=dry, field_manager=fm, _content_type=ctype),
-                "StatefulSet": lambda: a.apps.patch_namespaced_stateful_set(
-                    name, ns, body, dry_run=dry, field_manager=fm, _content_type=ctype),
-                "DaemonSet": lambda: a.apps.patch_namespaced_daemon_set(
-                    name, ns, body, dry_run=dry, field_manager=fm, _content_type=ctype),
-                "Node": lambda: a.core.patch_node(name, body, dry_run=dry, field_manager=fm, _content_type=ctype),
+                "Deployment": lambda: a.apps.patch_namespaced_deployment(name, ns, body, _content_type=ctype, **raw),
+                "StatefulSet": lambda: a.apps.patch_namespaced_stateful_set(name, ns, body, _content_type=ctype, **raw),
+                "DaemonSet": lambda: a.apps.patch_namespaced_daemon_set(name, ns, body, _content_type=ctype, **raw),
+                "Node": lambda: a.core.patch_node(name, body, _content_type=ctype, **raw),
                 "HorizontalPodAutoscaler": lambda: a.autoscaling.patch_namespaced_horizontal_pod_autoscaler(
-                    name, ns, body, dry_run=dry, field_manager=fm, _content_type=ctype),
+                    name, ns, body, _content_type=ctype, **raw),
                 "PersistentVolumeClaim": lambda: a.core.patch_namespaced_persistent_volume_claim(
-                    name, ns, body, dry_run=dry, field_manager=fm, _content_type=ctype),
+                    name, ns, body, _content_type=ctype, **raw),
             }
-            with_backoff(calls[kind], self.backoff, what=what)
-        elif op == "scale":
+            return raw_json(with_backoff(calls[kind], self.backoff, what=what))
+        if op == "scale":
             body = step["body"]
             scale = (a.apps.patch_namespaced_stateful_set_scale if step.get("kind") == "StatefulSet"
                      else a.apps.patch_namespaced_deployment_scale)  # plans recorded before StatefulSets: no kind
-            with_backoff(lambda: scale(step["name"], step["namespace"], body, dry_run=dry, field_manager=fm,
-                                       _content_type=MERGE), self.backoff, what=what)
-        elif op == "await_gone":
+            return raw_json(with_backoff(lambda: scale(step["name"], step["namespace"], body, _content_type=MERGE,
+                                                       **raw), self.backoff, what=what))
+        if op == "await_gone":
             self._await_gone(run, step)
         elif op in ("evict", "delete_pod"):  # "delete_pod": plans recorded before delete_pod evicted
             self._evict(run, step, wait=bool(step.get("wait", op == "evict")))
         else:
             raise PlanError(f"unknown step {op!r}")
+        return None
+
+    # ------------------------------------------------------------------ preview
+
+    def preview(self, action: Action, snapshot: Snapshot) -> dict[str, Any]:
+        """The server-side dry run (`dryRun=All`) of exactly the calls `execute` would make now, and what
+        they would change: for each object, the fields whose value differs between the object as stored
+        and the API server's dry-run answer. Nothing is recorded and nothing changes; an action the API
+        server would refuse (422, a budget's 429) says so in `error`.
+
+            {"dry_run": "All", "action": "scale_out Deployment shop/cart", "summary": [...], "error": None,
+             "objects": [{"object": "Deployment/shop/cart", "changes": [
+                 {"field": "spec.replicas", "before": 2, "after": 4}]}]}
+        """
+        doc: dict[str, Any] = {"dry_run": "All", "action": action.describe(), "summary": [], "notes": [],
+                               "objects": [], "error": None}
+        if action.kind in PASSIVE_KINDS:
+            doc["summary"] = ["no change" if action.kind is ActionKind.NOOP else "escalated to a human"]
+            return doc
+        objects: dict[str, list[dict[str, Any]]] = {}
+        try:
+            plan, _ = self._plan(action, snapshot, PREVIEW_KEY)
+            doc["summary"], doc["notes"] = list(plan.get("summary", [])), list(plan.get("notes", []))
+            run = _Run(None, True)
+            for step in plan.get("steps", []):
+                if step["op"] in ("patch", "scale"):
+                    before = self._read(step)
+                    after = self._step(run, step)
+                    if before is None or after is None:
+                        raise PlanError(f"{step.get('kind')} {step.get('namespace') or ''}/{step['name']} is gone")
+                    if step["op"] == "scale":  # the answer is a Scale: only spec.replicas can differ
+                        before = {"spec": {"replicas": (before.get("spec") or {}).get("replicas")}}
+                        after = {"spec": {"replicas": (after.get("spec") or {}).get("replicas")}}
+                    name = f"{step.get('kind') or action.target.kind}/{step.get('namespace') or ''}/{step['name']}"
+                    merged = objects.setdefault(name.replace("//", "/"), [])
+                    merged += [c for c in field_changes(before, after) if c not in merged]
+                elif step["op"] in ("evict", "delete_pod"):
+                    self._step(run, step)
+                    objects.setdefault(f"Pod/{step['namespace']}/{step['name']}", []).append(
+                        {"field": "(eviction)", "before": "running", "after": "evicted"})
+        except Exception as e:  # noqa: BLE001 - a refused dry run is the answer, not a crash
+            doc["error"] = str(e) if isinstance(e, (PlanError, ParamError, KubeError)) else _api_message(e)
+        doc["objects"] = [{"object": name, "changes": changes} for name, changes in objects.items()]
+        return doc
 
     def _evict(self, run: _Run, step: Mapping[str, Any], *, wait: bool) -> None:
         """One pod through the Eviction API (policy/v1), so the API server enforces its PDB.
@@ -940,6 +987,37 @@ class KubeExecutor:
 
 
 # ---------------------------------------------------------------------------- helpers
+
+
+# What a dry run's answer changes that is not the action: the server's bookkeeping and our own mark.
+_IGNORED_FIELDS = ("metadata.resourceVersion", "metadata.generation", "metadata.managedFields",
+                   f'metadata.annotations["{ACTION_ANNOTATION}"]', "status")
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def field_changes(before: Any, after: Any, path: str = "") -> list[dict[str, Any]]:
+    """The leaf fields that differ between two objects, as dotted paths; list items with a `name`
+    (containers, volumes) are matched by it: `spec.template.spec.containers[cart].resources.limits.memory`."""
+    if path in _IGNORED_FIELDS:
+        return []
+    if isinstance(before, dict) and after is None or before is None and isinstance(after, dict):
+        before, after = before or {}, after or {}  # a map created or removed: its fields, one by one
+    if isinstance(before, dict) and isinstance(after, dict):
+        out: list[dict[str, Any]] = []
+        for key in sorted(set(before) | set(after), key=str):
+            part = str(key) if _PLAIN_KEY.fullmatch(str(key)) else f'["{key}"]'
+            out += field_changes(before.get(key), after.get(key),
+                                 f"{path}.{part}" if path and not part.startswith("[") else f"{path}{part}")
+        return out
+    if (isinstance(before, list) and isinstance(after, list) and before + after
+            and all(isinstance(i, dict) and "name" in i for i in before + after)):
+        old = {str(i["name"]): i for i in before}
+        new = {str(i["name"]): i for i in after}
+        out = []
+        for name in [*old, *(n for n in new if n not in old)]:
+            out += field_changes(old.get(name), new.get(name), f"{path}[{name}]")
+        return out
+    return [] if before == after else [{"field": path, "before": before, "after": after}]
 
 
 def _api_message(e: BaseException) -> str:

@@ -31,11 +31,12 @@ from typing import Any
 
 from remediator.actions import PASSIVE_KINDS, SPECS, Action, ActionKind, ObjectRef
 from remediator.guards import Executed
-from remediator.incident import ACTIVE, IncidentStatus, check_transition
+from remediator.incident import ACTIVE, ApprovalState, IncidentStatus, check_transition
 from remediator.snapshot import Alert, Attempt
 from remediator.versions import KnownGood, known_good_from_doc, known_good_to_doc, same_versions
 
-__all__ = ["ACTIVE", "MIGRATIONS", "AlertReceipt", "ExecutionRow", "IncidentRow", "Ledger", "ReceivedAlert"]
+__all__ = ["ACTIVE", "MIGRATIONS", "AlertReceipt", "ApprovalDecision", "ApprovalRow", "ExecutionRow", "IncidentRow",
+           "Ledger", "ReceivedAlert", "approval_summary"]
 
 # The passive kinds as an SQL list (they are enum values, never user text).
 _PASSIVE_SQL = ", ".join(sorted(f"'{k.value}'" for k in PASSIVE_KINDS))
@@ -172,6 +173,43 @@ CREATE TABLE known_good (
 );
 CREATE INDEX known_good_workload ON known_good (namespace, workload, last_seen);
 """),
+    # Approval requests (remediator.live.approval): one pending request per incident at most;
+    # `run_state` says what became of an approved one (executed once, or refused by the guards
+    # when judged again at execution time). Refused decisions (an approver not on the allow-list,
+    # a forged or stale request that named an approval) are kept in approval_refusals.
+    ("approvals", """
+CREATE TABLE approvals (
+    id INTEGER PRIMARY KEY,
+    incident_id INTEGER NOT NULL REFERENCES incidents (id),
+    candidate_id INTEGER REFERENCES candidates (id),
+    snapshot_id INTEGER REFERENCES snapshots (id),
+    action TEXT NOT NULL,
+    target TEXT NOT NULL,
+    params TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    requested_at REAL NOT NULL,
+    deadline REAL NOT NULL,
+    state TEXT NOT NULL,
+    decided_at REAL,
+    approver TEXT,
+    channel TEXT,
+    preview TEXT NOT NULL DEFAULT '{}',
+    message TEXT NOT NULL DEFAULT '{}',
+    run_state TEXT,
+    run_note TEXT,
+    execution_id INTEGER REFERENCES executions (id)
+);
+CREATE UNIQUE INDEX approvals_one_pending ON approvals (incident_id) WHERE state = 'pending';
+CREATE INDEX approvals_state ON approvals (state, deadline);
+CREATE TABLE approval_refusals (
+    id INTEGER PRIMARY KEY,
+    approval_id INTEGER,
+    at REAL NOT NULL,
+    channel TEXT NOT NULL,
+    who TEXT NOT NULL,
+    reason TEXT NOT NULL
+);
+"""),
 )
 
 
@@ -278,6 +316,44 @@ class ExecutionRow:
     created_at: float
     finished_at: float | None
     inverse: dict[str, Any] | None = field(default=None)
+
+
+@dataclass(frozen=True)
+class ApprovalRow:
+    """One approval request: the action waiting for a human, what was shown, and what became of it."""
+
+    id: int
+    incident_id: int
+    candidate_id: int | None
+    snapshot_id: int | None
+    action: Action
+    reason: str  # why it waits: the guard's needs_approval reason, or "mode: approve"
+    requested_at: float
+    deadline: float
+    state: ApprovalState
+    decided_at: float | None
+    approver: str | None
+    channel: str | None
+    preview: dict[str, Any]  # the server-side dry run of the action (remediator.live.executor.Preview)
+    message: dict[str, Any]  # what the approver is shown: alert, evidence, candidates
+    run_state: str | None  # None (not run yet) | executed | refused (judged again at execution time)
+    run_note: str | None
+    execution_id: int | None
+
+    @property
+    def to_run(self) -> bool:
+        """Approved and not yet executed or refused."""
+        return self.state is ApprovalState.APPROVED and self.run_state is None
+
+
+@dataclass(frozen=True)
+class ApprovalDecision:
+    """What one decision did: `changed` False when it found the request already decided (it changes
+    nothing), expired, or its incident closed; `message` says which, for the human who decided."""
+
+    approval: ApprovalRow
+    changed: bool
+    message: str
 
 
 class Ledger:
@@ -659,6 +735,167 @@ class Ledger:
         return tuple(Attempt(ActionKind(r["action"]), float(r["created_at"]), r["state"] == "done",
                              str(ref_from_dict(json.loads(r["target"])))) for r in rows)
 
+    # ------------------------------------------------------------------ approvals
+
+    def request_approval(self, incident_id: int, *, candidate_id: int | None, snapshot_id: int | None,
+                         action: Action, reason: str, deadline: float, preview: dict[str, Any],
+                         message: dict[str, Any], note: str, workload: str | None = None,
+                         streak: int | None = None, at: float | None = None) -> ApprovalRow:
+        """Park the incident as awaiting_approval with its request, in one transaction (never one without
+        the other). An incident already waiting keeps its pending request, which is returned."""
+        now = self._clock() if at is None else at
+        with self._tx() as db:
+            found = db.execute("SELECT id FROM approvals WHERE incident_id = ? AND state = ?",
+                               (incident_id, ApprovalState.PENDING)).fetchone()
+            if found is not None:
+                approval_id = int(found[0])
+            else:
+                row = db.execute("SELECT status FROM incidents WHERE id = ?", (incident_id,)).fetchone()
+                if row is None:
+                    raise KeyError(f"no incident {incident_id}")
+                check_transition(row["status"], IncidentStatus.AWAITING_APPROVAL)
+                approval_id = int(db.execute(
+                    "INSERT INTO approvals (incident_id, candidate_id, snapshot_id, action, target, params, reason, "
+                    "requested_at, deadline, state, preview, message) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                    "RETURNING id",
+                    (incident_id, candidate_id, snapshot_id, action.kind.value, _dumps(ref_to_dict(action.target)),
+                     _dumps(dict(action.params)), reason, now, deadline, ApprovalState.PENDING, _dumps(preview),
+                     _dumps(message))).fetchone()[0])
+                sets = {"status": str(IncidentStatus.AWAITING_APPROVAL), "last_decision_at": now, "note": note,
+                        "updated_at": now}
+                if workload is not None:
+                    sets["workload"] = workload
+                if streak is not None:
+                    sets["streak"] = streak
+                db.execute(f"UPDATE incidents SET {', '.join(f'{k} = ?' for k in sets)} WHERE id = ?",
+                           (*sets.values(), incident_id))
+        found_row = self.approval(approval_id)
+        assert found_row is not None
+        return found_row
+
+    def approval(self, approval_id: int) -> ApprovalRow | None:
+        rows = self._query("SELECT * FROM approvals WHERE id = ?", (approval_id,))
+        return _approval(rows[0]) if rows else None
+
+    def approvals(self, *, state: str | None = None, incident_id: int | None = None) -> list[ApprovalRow]:
+        sql, args = "SELECT * FROM approvals WHERE 1 = 1", list[Any]()
+        if state is not None:
+            sql += " AND state = ?"
+            args.append(state)
+        if incident_id is not None:
+            sql += " AND incident_id = ?"
+            args.append(incident_id)
+        return [_approval(r) for r in self._query(sql + " ORDER BY id", args)]
+
+    def approval_to_run(self, incident_id: int) -> ApprovalRow | None:
+        """The incident's approved request that has not run yet, if any."""
+        rows = self._query("SELECT * FROM approvals WHERE incident_id = ? AND state = ? AND run_state IS NULL "
+                           "ORDER BY id DESC LIMIT 1", (incident_id, ApprovalState.APPROVED))
+        return _approval(rows[0]) if rows else None
+
+    def approved_candidate(self, candidate_id: int | None) -> bool:
+        """Whether a human approved this candidate (an execution resumed after a restart may then need approval)."""
+        if candidate_id is None:
+            return False
+        return bool(self._query("SELECT 1 FROM approvals WHERE candidate_id = ? AND state = ?",
+                                (candidate_id, ApprovalState.APPROVED)))
+
+    def decide_approval(self, approval_id: int, *, approve: bool, approver: str, channel: str,
+                        at: float | None = None) -> ApprovalDecision:
+        """Record a human's decision, atomically and at most once.
+
+        Only a `pending` request before its deadline changes: approve reopens the incident (the
+        loop runs the action once, judged again by the guards), deny closes it as `denied`. A
+        request already decided, past its deadline (it expires now if nobody noticed yet), or
+        whose incident closed meanwhile changes nothing, and the answer says why.
+        """
+        now = self._clock() if at is None else at
+        with self._tx() as db:
+            r = db.execute("SELECT * FROM approvals WHERE id = ?", (approval_id,)).fetchone()
+            if r is None:
+                raise KeyError(f"no approval {approval_id}")
+            row = _approval(r)
+            if row.state is not ApprovalState.PENDING:
+                return ApprovalDecision(row, False, f"approval {approval_id} was already {row.state}"
+                                        + (f" by {row.approver} ({row.channel})" if row.approver else "")
+                                        + (f" at {_iso(row.decided_at)}" if row.decided_at else "")
+                                        + "; this decision changes nothing")
+            inc = db.execute("SELECT status FROM incidents WHERE id = ?", (row.incident_id,)).fetchone()
+            if inc["status"] != IncidentStatus.AWAITING_APPROVAL:
+                self._settle(db, row, ApprovalState.WITHDRAWN, now, None)
+                message = (f"approval {approval_id}: incident {row.incident_id} is {inc['status']}; "
+                           "nothing left to approve")
+            elif now > row.deadline:
+                self._settle(db, row, ApprovalState.EXPIRED, now, IncidentStatus.EXPIRED)
+                message = (f"approval {approval_id} expired at {_iso(row.deadline)} (no answer by the deadline "
+                           "means deny); this decision changes nothing")
+            else:
+                state = ApprovalState.APPROVED if approve else ApprovalState.DENIED
+                db.execute("UPDATE approvals SET state = ?, decided_at = ?, approver = ?, channel = ? WHERE id = ?",
+                           (state, now, approver, channel, approval_id))
+                what = f"{row.action.describe()} {state} by {approver} ({channel})"
+                if approve:
+                    db.execute("UPDATE incidents SET status = ?, next_at = ?, updated_at = ?, note = ? WHERE id = ?",
+                               (IncidentStatus.OPEN, now, now, f"approval {approval_id}: {what}", row.incident_id))
+                else:
+                    db.execute("UPDATE incidents SET status = ?, closed_at = ?, updated_at = ?, close_reason = ?, "
+                               "note = NULL WHERE id = ?",
+                               (IncidentStatus.DENIED, now, now, f"approval {approval_id}: {what}", row.incident_id))
+                decided = _approval(db.execute("SELECT * FROM approvals WHERE id = ?", (approval_id,)).fetchone())
+                return ApprovalDecision(decided, True, f"approval {approval_id}: {what}")
+            settled = _approval(db.execute("SELECT * FROM approvals WHERE id = ?", (approval_id,)).fetchone())
+        return ApprovalDecision(settled, False, message)
+
+    def _settle(self, db: sqlite3.Connection, row: ApprovalRow, state: ApprovalState, now: float,
+                incident: IncidentStatus | None) -> None:
+        """End a pending request without a human decision (expired, withdrawn), and its incident with it."""
+        db.execute("UPDATE approvals SET state = ?, decided_at = ? WHERE id = ?", (state, now, row.id))
+        if incident is not None:
+            check_transition(IncidentStatus.AWAITING_APPROVAL, incident)
+            db.execute("UPDATE incidents SET status = ?, closed_at = ?, updated_at = ?, close_reason = ?, "
+                       "note = NULL WHERE id = ? AND status = ?",
+                       (incident, now, now, f"approval {row.id} for {row.action.describe()} expired at "
+                        f"{_iso(row.deadline)} without an answer (no answer means deny)", row.incident_id,
+                        IncidentStatus.AWAITING_APPROVAL))
+
+    def expire_approvals(self, now: float) -> list[ApprovalRow]:
+        """Settle the pending requests past their deadline (expired: deny) or whose incident closed meanwhile
+        (withdrawn). Returns the requests settled now."""
+        with self._tx() as db:
+            rows = [_approval(r) for r in db.execute(
+                "SELECT a.*, i.status AS incident_status FROM approvals a JOIN incidents i ON i.id = a.incident_id "
+                "WHERE a.state = ? AND (a.deadline < ? OR i.status != ?)",
+                (ApprovalState.PENDING, now, IncidentStatus.AWAITING_APPROVAL)).fetchall()]
+            for row in rows:
+                status = db.execute("SELECT status FROM incidents WHERE id = ?", (row.incident_id,)).fetchone()[0]
+                if status != IncidentStatus.AWAITING_APPROVAL:
+                    self._settle(db, row, ApprovalState.WITHDRAWN, now, None)
+                else:
+                    self._settle(db, row, ApprovalState.EXPIRED, now, IncidentStatus.EXPIRED)
+        return [a for a in (self.approval(r.id) for r in rows) if a is not None]
+
+    def finish_approval_run(self, approval_id: int, run_state: str, *, execution_id: int | None = None,
+                            note: str = "") -> None:
+        """What became of an approved request: `executed` (once) or `refused` by the guards at execution time."""
+        if run_state not in ("executed", "refused"):
+            raise ValueError(f"an approved request ends executed or refused, not {run_state!r}")
+        with self._tx() as db:
+            db.execute("UPDATE approvals SET run_state = ?, run_note = ?, execution_id = ? "
+                       "WHERE id = ? AND run_state IS NULL", (run_state, note, execution_id, approval_id))
+
+    def record_refusal(self, approval_id: int | None, *, channel: str, who: str, reason: str,
+                       at: float | None = None) -> None:
+        """A decision refused before it reached the request (wrong approver, bad signature, stale, replayed)."""
+        with self._tx() as db:
+            db.execute("INSERT INTO approval_refusals (approval_id, at, channel, who, reason) VALUES (?, ?, ?, ?, ?)",
+                       (approval_id, self._clock() if at is None else at, channel, who, reason))
+
+    def refusals(self, approval_id: int | None = None) -> list[dict[str, Any]]:
+        if approval_id is None:
+            return [_plain(r, ()) for r in self._query("SELECT * FROM approval_refusals ORDER BY id")]
+        return [_plain(r, ()) for r in self._query("SELECT * FROM approval_refusals WHERE approval_id = ? "
+                                                   "ORDER BY id", (approval_id,))]
+
     # ------------------------------------------------------------------ outcomes
 
     # ------------------------------------------------------------------ last-known-good versions
@@ -755,8 +992,31 @@ class Ledger:
                 "denied": sum(1 for c in cands if c["verdict"] == "deny"),
                 "executions": [execution_summary(e) for e in execs],
                 "outcomes": self.outcomes_of(inc.id),
+                "approvals": [approval_summary(a) for a in self.approvals(incident_id=inc.id)],
             })
         return out
+
+
+def approval_summary(a: ApprovalRow) -> dict[str, Any]:
+    """One approval request as `history --json`, `approve --json` and the webhook answer show it."""
+    return {
+        "id": a.id,
+        "incident": a.incident_id,
+        "action": a.action.kind.value,
+        "target": ref_to_dict(a.action.target),
+        "params": dict(a.action.params),
+        "reason": a.reason,
+        "state": str(a.state),
+        "requested_at": a.requested_at,
+        "deadline": a.deadline,
+        "decided_at": a.decided_at,
+        "approver": a.approver,
+        "channel": a.channel,
+        "run": a.run_state,
+        "run_note": a.run_note,
+        "execution": a.execution_id,
+        "dry_run": a.preview,
+    }
 
 
 def execution_summary(e: ExecutionRow) -> dict[str, Any]:
@@ -802,6 +1062,17 @@ def _incident(r: sqlite3.Row) -> IncidentRow:
         closed_at=r["closed_at"], close_reason=r["close_reason"], workload=r["workload"], streak=int(r["streak"]),
         last_decision_at=r["last_decision_at"], recovered_at=r["recovered_at"], recovery_s=r["recovery_s"],
         note=r["note"])
+
+
+def _approval(r: sqlite3.Row) -> ApprovalRow:
+    action = Action(ActionKind(r["action"]), ref_from_dict(json.loads(r["target"])), json.loads(r["params"]))
+    return ApprovalRow(
+        id=int(r["id"]), incident_id=int(r["incident_id"]), candidate_id=r["candidate_id"],
+        snapshot_id=r["snapshot_id"], action=action, reason=r["reason"], requested_at=float(r["requested_at"]),
+        deadline=float(r["deadline"]), state=ApprovalState(r["state"]), decided_at=r["decided_at"],
+        approver=r["approver"], channel=r["channel"], preview=json.loads(r["preview"]),
+        message=json.loads(r["message"]), run_state=r["run_state"], run_note=r["run_note"],
+        execution_id=r["execution_id"])
 
 
 def _execution(r: sqlite3.Row) -> ExecutionRow:

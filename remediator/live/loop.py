@@ -14,8 +14,17 @@ cannot starve a fresh incident; the worker ticks again at once while more are du
 4. while the last decision is younger than `decision_s`, only observe (verification);
 5. otherwise decide (`remediator.agent.decide`: rank, then the guards judge each candidate),
    record every candidate with its verdict, and run the chosen one through the executor
-   (dry-run or live). `escalate` closes the incident; `needs_approval` (or `mode: approve`)
-   parks it as `awaiting_approval`.
+   (dry-run or live). `escalate` closes the incident; an action that must wait for a human
+   (`remediator.live.approval.waits_for`: `mode: approve`, or a guard's `needs_approval` in
+   `auto`) parks it as `awaiting_approval` with an approval request: the candidate, the snapshot
+   id, the server-side dry run of the action (`KubeExecutor.preview`), what the approver is shown,
+   and a deadline (`approval.deadline_s`); the notifiers (Slack) are told;
+6. an incident whose request was approved comes back `open`: its next step observes again, judges
+   the approved action again on the fresh snapshot (the world may have changed while it waited;
+   `needs_approval` is what the human answered, a `deny` wins) and runs it once (its idempotency key
+   is the request's, so a retry or a restart finds the same execution). A denied or expired request
+   closed the incident: nothing of it ever runs. Each tick first expires the requests past their
+   deadline (no answer means deny).
 
 A drain (`cordon_drain_node`) waits for evictions and for the evicted pods to go, up to
 `drain_timeout_s`: with `background` (the agent's worker sets it) it runs on a small pool of
@@ -38,15 +47,17 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from typing import Any
 
 from remediator.actions import PASSIVE_KINDS, SPECS, Action, ActionKind
 from remediator.agent import decide
 from remediator.encoding import encode
 from remediator.guards import Decision, GuardPolicy, active_freeze, judge
 from remediator.incident import IncidentStatus as Status
+from remediator.live.approval import Notifier, message, waits_for
 from remediator.live.config import VerifySettings
 from remediator.live.executor import ExecutionResult, Executor, idempotency_key
-from remediator.live.ledger import OPEN, ExecutionRow, IncidentRow, Ledger
+from remediator.live.ledger import OPEN, ApprovalRow, ExecutionRow, IncidentRow, Ledger
 from remediator.live.observer import Observation, ObservationError, Observer
 from remediator.propose.base import Candidate, Proposer
 from remediator.propose.catalog import CatalogProposer
@@ -65,7 +76,8 @@ HISTORY_S = 2 * 3600.0  # the guards look back at most this far (budgets: 1 h; b
 @dataclass(frozen=True)
 class StepReport:
     incident_id: int
-    outcome: str  # observe_failed | stale | waiting | recovered | acted | awaiting_approval | escalated | failed
+    # observe_failed | stale | waiting | recovered | acted | awaiting_approval | escalated | failed | approved_refused
+    outcome: str
     detail: str = ""
     execution: ExecutionResult | None = None
 
@@ -74,7 +86,8 @@ class Loop:
     def __init__(self, ledger: Ledger, observer: Observer, proposer: Proposer, ranker: Ranker,
                  policy: GuardPolicy, executor: Executor | None, *, mode: str = "dry-run",
                  verify: VerifySettings | None = None, clock: Callable[[], float] = time.time,
-                 fallback: Proposer | None = None, background: bool = False) -> None:
+                 fallback: Proposer | None = None, background: bool = False, approval_deadline_s: float = 900.0,
+                 notifiers: tuple[Notifier, ...] = ()) -> None:
         self.ledger = ledger
         self.observer = observer
         self.proposer = proposer
@@ -86,6 +99,8 @@ class Loop:
         self.verify = verify or VerifySettings()
         self.clock = clock
         self.background = background
+        self.approval_deadline_s = approval_deadline_s
+        self.notifiers = notifiers
         self._running: dict[int, Future[ExecutionResult]] = {}  # incident id -> its drain, off the loop thread
         self._pool: ThreadPoolExecutor | None = None
 
@@ -140,11 +155,16 @@ class Loop:
         verdict = judge(row.action, obs.snapshot, history, self.policy, now)
         if verdict.decision is Decision.ALLOW:
             return None
+        if verdict.decision is Decision.NEEDS_APPROVAL and self.ledger.approved_candidate(row.candidate_id):
+            return None  # a human approved exactly this
         return f"judged again: {verdict.reason}"
 
     def tick(self, now: float | None = None) -> list[StepReport]:
         now = self.clock() if now is None else now
         reports = []
+        for settled in self.ledger.expire_approvals(now):
+            log.info("approval %s (%s): %s", settled.id, settled.action.describe(), settled.state)
+            reports.append(StepReport(settled.incident_id, str(settled.state), f"approval {settled.id}"))
         for inc in self.ledger.due_incidents(now):
             try:
                 reports.append(self.step(inc, now))
@@ -202,10 +222,39 @@ class Loop:
         if tracker.observe(snap.signals, now, snap.unknown_signals):
             self._remember_good(snap, now)
             return self._recovered(inc, now, tracker)
+        approved = self.ledger.approval_to_run(inc.id)
+        if approved is not None:
+            report = self._run_approved(inc, approved, snap, snapshot_id, now, tracker.streak)
+            if report is not None:
+                return report
+            deciding = True  # the guards now refuse what was approved: decide again on this snapshot
         if not deciding:
             self.ledger.update_incident(inc.id, streak=tracker.streak, next_at=now + v.interval_s, note=None)
             return StepReport(inc.id, "waiting", "verifying the last action")
         return self._decide(inc, snap, snapshot_id, now, tracker.streak)
+
+    def _run_approved(self, inc: IncidentRow, approval: ApprovalRow, snap: Snapshot, snapshot_id: int, now: float,
+                      streak: int) -> StepReport | None:
+        """Run an approved action once, judged again on this fresh snapshot; None when the guards now refuse it."""
+        history = self.ledger.guard_history(now - HISTORY_S, dry_run=self.dry_run)
+        verdict = judge(approval.action, snap, history, self.policy, now)
+        if verdict.decision is Decision.DENY:
+            why = f"approved, but judged again at execution time: {verdict.reason}"
+            self.ledger.finish_approval_run(approval.id, "refused", note=why)
+            log.warning("incident %s: approval %s not run: %s", inc.id, approval.id, why)
+            return None
+        key = idempotency_key("approval", approval.id)  # one execution per approval, across retries and restarts
+        result = self._execute(inc, approval.action, snap, snapshot_id, approval.candidate_id,
+                               f"approved by {approval.approver} ({approval.channel}); {verdict.reason}", key=key)
+        self.ledger.finish_approval_run(approval.id, "executed",
+                                        execution_id=result.execution_id if result is not None else None,
+                                        note=result.state if result is not None else "no executor")
+        workload = str(snap.workload) if snap.workload else None
+        self.ledger.update_incident(inc.id, workload=workload, streak=streak, last_decision_at=now,
+                                    next_at=now + self.verify.interval_s, note=None)
+        state = "running off the loop thread" if inc.id in self._running else (result.state if result else
+                                                                                 "no executor")
+        return StepReport(inc.id, "acted", f"approved {approval.action.describe()}: {state}", result)
 
     # ------------------------------------------------------------------ steps
 
@@ -259,13 +308,12 @@ class Loop:
             return StepReport(inc.id, "escalated", "every candidate was denied")
         cand, verdict = choice.candidate, choice.verdicts[choice.chosen]
         candidate_id = ids[choice.chosen]
-        if cand.kind not in PASSIVE_KINDS and (verdict.decision is Decision.NEEDS_APPROVAL or self.mode == "approve"):
-            why = verdict.reason if verdict.decision is Decision.NEEDS_APPROVAL else "mode: approve"
-            self.ledger.update_incident(inc.id, status=Status.AWAITING_APPROVAL, workload=workload, streak=streak,
-                                        last_decision_at=now,
-                                        note=f"candidate {candidate_id} {cand.action.describe()} awaits approval: "
-                                             f"{why}; {SPECS[cand.kind].approval_text()}")
-            return StepReport(inc.id, "awaiting_approval", why)
+        why = waits_for(self.mode, cand.kind, verdict)
+        if why is not None:
+            return self._park(inc, snap, snapshot_id, rows, choice.chosen, candidate_id, why, now, streak)
+        if self.mode == "dry-run" and verdict.decision is Decision.NEEDS_APPROVAL:
+            note = "; ".join(n for n in (note, f"dry run: in auto or approve mode this would wait for approval "
+                                              f"({verdict.reason})") if n)
         result = self._execute(inc, cand.action, snap, snapshot_id, candidate_id, verdict.reason)
         if cand.kind is ActionKind.ESCALATE:
             self.ledger.update_incident(inc.id, status=Status.ESCALATED, closed_at=now, workload=workload,
@@ -281,11 +329,33 @@ class Loop:
                                     next_at=now + v.interval_s, note=note or None)
         return StepReport(inc.id, "acted", detail, result)
 
-    def _execute(self, inc: IncidentRow, action: Action, snap: Snapshot, snapshot_id: int, candidate_id: int,
-                 reason: str) -> ExecutionResult | None:
+    def _park(self, inc: IncidentRow, snap: Snapshot, snapshot_id: int, rows: list[dict[str, Any]], chosen: int,
+              candidate_id: int, why: str, now: float, streak: int) -> StepReport:
+        """Wait for a human: the request (with the dry run of this very action) in the ledger, the notifiers told."""
+        action = Action(ActionKind(rows[chosen]["action"]), rows[chosen]["target"], rows[chosen]["params"])
+        preview_of = getattr(self.executor, "preview", None)
+        preview: dict[str, Any] = preview_of(action, snap) if callable(preview_of) else {
+            "dry_run": None, "action": action.describe(), "summary": [], "objects": [],
+            "error": "no executor: nothing was dry-run"}
+        text = SPECS[action.kind].approval_text()
+        shown = message(snap, rows, chosen, why, text)
+        approval = self.ledger.request_approval(
+            inc.id, candidate_id=candidate_id, snapshot_id=snapshot_id, action=action, reason=why,
+            deadline=now + self.approval_deadline_s, preview=preview, message=shown,
+            note=f"candidate {candidate_id} {action.describe()} awaits approval: {why}; {text}",
+            workload=str(snap.workload) if snap.workload else None, streak=streak, at=now)
+        for notify in self.notifiers:
+            try:
+                notify(approval)
+            except Exception:  # noqa: BLE001 - the request is recorded; other channels still decide it
+                log.exception("incident %s: a notifier failed for approval %s", inc.id, approval.id)
+        return StepReport(inc.id, "awaiting_approval", f"approval {approval.id}: {why}")
+
+    def _execute(self, inc: IncidentRow, action: Action, snap: Snapshot, snapshot_id: int, candidate_id: int | None,
+                 reason: str, *, key: str | None = None) -> ExecutionResult | None:
         if self.executor is None:
             return None
-        key = idempotency_key(inc.id, snapshot_id, action.describe())
+        key = key or idempotency_key(inc.id, snapshot_id, action.describe())
         if self.background and action.kind is ActionKind.CORDON_DRAIN_NODE and not self.dry_run:
             fork = getattr(self.executor, "fork", None)  # its own backoff record, for another thread
             worker = fork() if callable(fork) else self.executor

@@ -73,7 +73,8 @@ class Agent:
                 raise located(config, e) from None
             self.executor = make_executor(config, api, self.ledger, dry_run=config.dry_run, clock=clock)
             self.loop = Loop(self.ledger, observer, proposer, ranker, config.policy_for_guards(), self.executor,
-                             mode=config.mode, verify=config.verify, clock=clock, background=True)
+                             mode=config.mode, verify=config.verify, clock=clock, background=True,
+                             approval_deadline_s=config.approval.deadline_s)
         except BaseException:
             if receiver is not None:
                 receiver.close()

@@ -36,6 +36,7 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         "serviceMonitor": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}},
         "prometheusRule": {"enabled": True, "approvalPendingForMinutes": 20},
         "slack": {"existingSecret": "remediator-slack"},
+        "approvalToken": {"existingSecret": "remediator-approval"},
         "prometheusToken": {"existingSecret": "prom-token"},
         "extraEnv": [{"name": "OPENAI_API_KEY", "valueFrom": {"secretKeyRef": {"name": "llm", "key": "key"}}}],
         "image": {"digest": "sha256:" + "a" * 64},
@@ -49,7 +50,8 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
             "kubernetes": {"timeout_s": 20},
             "guards": {"cooldown_s": 900, "approval_risk": "medium", "denied_namespaces": ["kube-*"],
                        "freeze_windows": [{"start": "Fri 18:00", "end": "Mon 08:00", "name": "weekend"}]},
-            "slack": {"approvers": ["U024BE7LH"], "approval_timeout_s": 600},
+            "slack": {"approvers": ["U024BE7LH"]},
+            "approval": {"approvers": ["alice@example.com"], "deadline_s": 600},
             "verify": {"interval_s": 30},
             "executor": {"max_attempts": 3},
         },
@@ -158,6 +160,10 @@ def test_the_rendered_config_loads_with_the_agents_loader(rendered: dict[str, li
     if "slack" in values:
         assert config.slack is not None and config.slack.approvers == values["slack"]["approvers"]
         assert "SLACK_SIGNING_SECRET" in env and "REMEDIATOR_SLACK_WEBHOOK_URL" in env
+    if "approval" in values:
+        assert config.approval.approvers == values["approval"]["approvers"]
+        assert config.approval.deadline_s == values["approval"]["deadline_s"]
+        assert env["REMEDIATOR_APPROVAL_TOKEN"]["valueFrom"]["secretKeyRef"]["name"] == "remediator-approval"
 
 
 def test_the_runbooks_config_map_is_runbooks_dir(rendered: dict[str, list[dict[str, Any]]], tmp_path: Path) -> None:
