@@ -40,7 +40,7 @@ class FixedWorld:
     def __init__(self, snap: Snapshot) -> None:
         self.snap = snap
 
-    def observe(self, alert: Alert, *, now: float, history: Any = ()) -> Observation:
+    def observe(self, alert: Alert, *, now: float, history: Any = (), known_good: Any = ()) -> Observation:
         return Observation(dataclasses.replace(self.snap, at=now, history=tuple(history)), (), (), (), now, None, 0,
                            0.0)
 
@@ -79,7 +79,8 @@ def test_waits_for_follows_the_mode() -> None:
     assert waits_for("dry-run", kind, ask) is None and waits_for("dry-run", kind, allow) is None
     assert waits_for("auto", kind, allow) is None and waits_for("auto", kind, ask) == "risk high"
     assert waits_for("approve", kind, allow) is not None and waits_for("approve", kind, ask) == "risk high"
-    assert waits_for("approve", ActionKind.NOOP, allow) is None and waits_for("approve", ActionKind.ESCALATE, ask) is None
+    assert waits_for("approve", ActionKind.NOOP, allow) is None
+    assert waits_for("approve", ActionKind.ESCALATE, ask) is None
 
 
 def test_an_approved_action_runs_once_rejudged_and_a_second_decision_changes_nothing(kube: KubeServer,
@@ -179,7 +180,7 @@ def test_an_approval_the_world_no_longer_allows_is_not_run(kube: KubeServer, led
     seed_workload(kube)
     world = FixedWorld(snapshot_for())
     loop = make_loop(kube, ledger, world)
-    incident = open_incident(ledger, world.snap)
+    open_incident(ledger, world.snap)
     loop.tick(1060.0)
     [pending] = ledger.approvals(state="pending")
     approvals(ledger).decide(pending.id, approve=True, approver="alice", channel="cli", at=1100.0)
