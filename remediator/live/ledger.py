@@ -23,7 +23,7 @@ import math
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -692,16 +692,10 @@ class Ledger:
         return self.execution(int(rows[0][0])) if rows else None
 
     def executions(self, *, incident_id: int | None = None, state: str | None = None) -> list[ExecutionRow]:
-        sql = ("SELECT e.*, i.plan AS inverse_plan, i.reversible, i.note AS inverse_note, i.applied_by "
-               "FROM executions e LEFT JOIN inverses i ON i.execution_id = e.id WHERE 1 = 1")
-        args: list[Any] = []
-        if incident_id is not None:
-            sql += " AND e.incident_id = ?"
-            args.append(incident_id)
-        if state is not None:
-            sql += " AND e.state = ?"
-            args.append(state)
-        return [_execution(r) for r in self._query(sql + " ORDER BY e.id", args)]
+        where, args = _where({"e.incident_id": incident_id, "e.state": state})
+        return [_execution(r) for r in self._query(
+            "SELECT e.*, i.plan AS inverse_plan, i.reversible, i.note AS inverse_note, i.applied_by "
+            f"FROM executions e LEFT JOIN inverses i ON i.execution_id = e.id WHERE {where} ORDER BY e.id", args)]
 
     def guard_history(self, since: float, *, dry_run: bool, excluding: int | None = None) -> list[Executed]:
         """Executed actions since `since`, for cooldowns, budgets and the circuit breaker.
@@ -778,14 +772,8 @@ class Ledger:
         return _approval(rows[0]) if rows else None
 
     def approvals(self, *, state: str | None = None, incident_id: int | None = None) -> list[ApprovalRow]:
-        sql, args = "SELECT * FROM approvals WHERE 1 = 1", list[Any]()
-        if state is not None:
-            sql += " AND state = ?"
-            args.append(state)
-        if incident_id is not None:
-            sql += " AND incident_id = ?"
-            args.append(incident_id)
-        return [_approval(r) for r in self._query(sql + " ORDER BY id", args)]
+        where, args = _where({"state": state, "incident_id": incident_id})
+        return [_approval(r) for r in self._query(f"SELECT * FROM approvals WHERE {where} ORDER BY id", args)]
 
     def approval_to_run(self, incident_id: int) -> ApprovalRow | None:
         """The incident's approved request that has not run yet, if any."""
@@ -1042,6 +1030,13 @@ def execution_summary(e: ExecutionRow) -> dict[str, Any]:
 
 def _iso(t: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
+def _where(filters: Mapping[str, Any]) -> tuple[str, list[Any]]:
+    """An SQL condition that the given columns (names from the code, never from input) equal their values;
+    a None value is no condition."""
+    given = {column: value for column, value in filters.items() if value is not None}
+    return " AND ".join([f"{column} = ?" for column in given] or ["1 = 1"]), list(given.values())
 
 
 def _plain(row: sqlite3.Row, json_fields: Sequence[str] = ("labels", "annotations")) -> dict[str, Any]:
