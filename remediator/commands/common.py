@@ -51,6 +51,15 @@ def inert(value: object, *, newlines: bool = False) -> str:
     return escape(text)
 
 
+def ray_adapter() -> Any:
+    """`remediator.distributed`, or a clear error when the optional Ray extra is not installed."""
+    try:
+        from remediator import distributed
+    except ImportError as e:
+        fail(f"--ray needs Ray: pip install 'remediator[ray]' ({e})")
+    return distributed
+
+
 def fail(message: str, code: int = EXIT_INPUT) -> NoReturn:
     console.print(f"[bold red]error:[/] {inert(message, newlines=True)}", highlight=False)
     raise typer.Exit(code)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import statistics
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from remediator.commands.common import console, fail, inert, out, progress_bar, write_json
+from remediator.commands.common import console, fail, inert, out, progress_bar, ray_adapter, write_json
 
 SuiteOpt = Annotated[str, typer.Option("--suite", help="a shipped suite name (default, eval, ...) or a YAML file")]
 SeedOpt = Annotated[int | None, typer.Option("--seed", help="seed for the incidents (default: the suite's own)")]
@@ -83,10 +85,19 @@ def register(app: typer.Typer) -> None:
                                                                   help="default: the suite's count")] = None,
                   json: JsonOpt = None,
                   plot: Annotated[Path | None, typer.Option("--plot", help="write a PNG plot here")] = None,
+                  use_ray: Annotated[bool, typer.Option("--ray", help="shard the incidents over Ray workers "
+                                                        "(pip install 'remediator[ray]')")] = False,
+                  address: Annotated[str | None, typer.Option("--address", help="with --ray: a Ray cluster's "
+                                                              "HEAD:PORT (default: Ray on this machine)")] = None,
+                  workers: Annotated[int | None, typer.Option("--workers", min=1, help="with --ray: tasks in "
+                                                              "flight (default: the cluster's CPUs)")] = None,
                   ) -> None:
         """Run every ranker on the same seeded incidents; table, JSON report and plot."""
         from remediator.benchmark import plot_report, ranker_factory, run_benchmark
         from remediator.rank.registry import RankerError
+
+        if (address or workers) and not use_ray:
+            fail("--address and --workers go with --ray")
 
         s = _suite(suite)
         seed = s.seed if seed is None else seed
@@ -99,7 +110,7 @@ def register(app: typer.Typer) -> None:
         except RankerError as e:
             fail(str(e))
         count = episodes or s.incidents
-        with progress_bar() as bar:
+        with progress_bar() as bar, _runner(use_ray, address, workers) as runner:
             tasks = {}
 
             def advance(label: str, n: int) -> None:
@@ -107,7 +118,7 @@ def register(app: typer.Typer) -> None:
                     tasks[label] = bar.add_task(inert(f"benchmark {label}"), total=count)
                 bar.advance(tasks[label], n)
 
-            report = run_benchmark(s, names, seed, episodes, progress=advance)
+            report = run_benchmark(s, names, seed, episodes, progress=advance, runner=runner)
         _print_report(report)
         write_json(json, report)
         if plot is not None:
@@ -116,6 +127,21 @@ def register(app: typer.Typer) -> None:
         if any(r["unsafe_executed"] for r in report["rankers"].values()):
             console.print("[bold red]unsafe actions were executed[/]")
             raise typer.Exit(1)
+
+
+@contextlib.contextmanager
+def _runner(use_ray: bool, address: str | None, workers: int | None) -> Iterator[Any]:
+    """None (the benchmark runs here) or a Ray runner inside a Ray session."""
+    if not use_ray:
+        yield None
+        return
+    distributed = ray_adapter()
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(distributed.ray_session(address, num_cpus=workers))
+        except (ConnectionError, RuntimeError, ValueError) as e:
+            fail(f"--ray: cannot start or join Ray{f' at {address}' if address else ''}: {e}")
+        yield distributed.RayRunner(workers=workers)
 
 
 def _print_report(report: dict) -> None:  # type: ignore[type-arg]

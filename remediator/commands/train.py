@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from remediator.commands.common import console, fail, inert, out
+from remediator.commands.common import console, fail, inert, out, ray_adapter
 
 # YAML 1.1 reads "5e-4" as a string; a learning rate written that way is a number.
 _FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
@@ -45,6 +45,15 @@ def register(app: typer.Typer) -> None:
         hp: Annotated[list[str] | None, typer.Option("--hp", help="hyperparameter override KEY=VALUE "
                                                                   "(repeatable)")] = None,
         progress: Annotated[bool, typer.Option("--progress/--no-progress", help="a progress bar")] = True,
+        use_ray: Annotated[bool, typer.Option("--ray", help="a seed and hyperparameter sweep with Ray Tune, "
+                                              "keeping the policy with the lowest validation MTTR")] = False,
+        trials: Annotated[int, typer.Option("--trials", help="with --ray: how many policies to train")] = 4,
+        address: Annotated[str | None, typer.Option("--address", help="with --ray: a Ray cluster's HEAD:PORT "
+                                                    "(default: Ray on this machine)")] = None,
+        validation: Annotated[str, typer.Option("--validation", help="with --ray: the suite that picks the "
+                                                "winner (never an eval suite)")] = "validation",
+        validation_episodes: Annotated[int | None, typer.Option("--validation-episodes", min=1,
+                                                                help="with --ray: default the suite's count")] = None,
     ) -> None:
         """Train a policy on simulated incidents; writes the model, its metadata and a training curve."""
         from remediator.rank.rl import ALGOS
@@ -74,6 +83,16 @@ def register(app: typer.Typer) -> None:
             argv.append("--subprocess")
         for item in hp or []:
             argv += ["--hp", item]
+        if use_ray:
+            argv += ["--ray", "--trials", str(trials), "--validation", validation]
+            argv += ["--address", address] if address else []
+            argv += ["--validation-episodes", str(validation_episodes)] if validation_episodes else []
+            command = " ".join(shlex.quote(a) for a in argv)
+            _sweep(algo, suite, timesteps, seed, out_path, envs, overrides, trials, address, validation,
+                   validation_episodes, command)
+            return
+        if trials != 4 or address or validation != "validation" or validation_episodes:
+            fail("--trials, --address, --validation and --validation-episodes go with --ray")
         command = " ".join(shlex.quote(a) for a in argv)
         console.print(f"training {algo} on suite {inert(suite)} for {timesteps} steps, seed {seed}", highlight=False)
         try:
@@ -91,3 +110,29 @@ def register(app: typer.Typer) -> None:
         if extra.get("final_mttr_s") is not None:
             out.print(f"last 10% of training episodes: MTTR {extra['final_mttr_s'] / 60:.2f} min, "
                       f"recovered {extra['final_success_rate']:.1%}")
+
+
+def _sweep(algo: str, suite: str, timesteps: int, seed: int, out_path: Path, envs: int, overrides: dict[str, Any],
+           trials: int, address: str | None, validation: str, validation_episodes: int | None, command: str) -> None:
+    from remediator.train import TrainingError
+
+    distributed = ray_adapter()
+    console.print(f"sweeping {trials} {algo} trials on suite {inert(suite)}, {timesteps} steps each, chosen on "
+                  f"suite {inert(validation)}", highlight=False)
+    try:
+        distributed.validation_suite(suite, validation)  # before Ray starts: a bad choice fails at once
+        with distributed.ray_session(address):
+            result = distributed.sweep(algo, suite, timesteps, seed, out_path, trials, hyperparams=overrides,
+                                       n_envs=envs, validation=validation, validation_episodes=validation_episodes,
+                                       command=command)
+    except TrainingError as e:
+        fail(str(e))
+    except (ConnectionError, RuntimeError) as e:
+        fail(f"--ray: cannot start or join Ray{f' at {address}' if address else ''}: {e}")
+    for t in result.trials:
+        mark = "  <== winner" if t is result.winner else ""
+        out.print(f"trial {t.index}: seed {t.seed} {inert(t.hyperparams or 'defaults')}: validation MTTR "
+                  f"{(t.mttr_s or 0) / 60:.2f} min, recovered {(t.success_rate or 0):.1%}{mark}", highlight=False)
+    out.print(f"wrote {inert(result.model_path)} (trial {result.winner.index}; {len(result.nodes)} Ray node(s), "
+              f"{result.wall_s:.0f}s wall)")
+    out.print(f"the winner alone: {inert(result.winner.command)}", highlight=False)

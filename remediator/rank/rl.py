@@ -170,11 +170,17 @@ def read_metadata(model_path: Path | str) -> PolicyMetadata:
 
 
 def embed_metadata(model_path: Path | str, meta: PolicyMetadata) -> None:
-    """Write the metadata into the model zip and next to it."""
+    """Write the metadata into the model zip (replacing any there) and next to it."""
     path = Path(model_path)
+    with zipfile.ZipFile(path) as z:
+        entries = {n: z.read(n) for n in z.namelist() if n != METADATA_ENTRY}
+        replacing = len(entries) < len(z.namelist())
+    if replacing:  # a zip cannot drop an entry: write it again without the old metadata
+        with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as z:
+            for name, data in entries.items():
+                z.writestr(name, data)
     with zipfile.ZipFile(path, "a", compression=zipfile.ZIP_DEFLATED) as z:
-        if METADATA_ENTRY not in z.namelist():
-            z.writestr(METADATA_ENTRY, meta.to_json())
+        z.writestr(METADATA_ENTRY, meta.to_json())
     metadata_path(path).write_text(meta.to_json())
 
 
