@@ -182,3 +182,9 @@ def test_a_sweep_never_selects_on_an_eval_suite(tmp_path: Path) -> None:
                                    "--out", str(tmp_path / "x.zip"), "--ray", "--trials", "1",
                                    "--validation", "eval"])
     assert res.exit_code == 2 and "held out for evaluation" in res.output
+
+
+def test_sweep_options_need_ray(tmp_path: Path) -> None:
+    res = CliRunner().invoke(app, ["train", "--algo", "dqn", "--suite", "default", "--timesteps", "10", "--seed", "1",
+                                   "--out", str(tmp_path / "x.zip"), "--trials", "2"])
+    assert res.exit_code == 2 and "go with --ray" in res.output
