@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -175,6 +176,14 @@ def test_train_sweep_with_tune_keeps_the_best_on_validation(ray_cluster: str, tm
     assert "--ray --trials 2" in sel["sweep_command"]
     assert out.with_suffix(".json").is_file() and out.with_suffix(".png").is_file()
     assert "winner" in res.output
+    # Run that command here, without Ray: the same policy, the same validation score.
+    argv = shlex.split(meta.command)[1:]
+    argv[argv.index("--out") + 1] = str(tmp_path / "again.zip")
+    again = CliRunner().invoke(app, [*argv, "--no-progress"])
+    assert again.exit_code == 0, again.output
+    spec = f"dqn:{tmp_path / 'again.zip'}"
+    report = run_benchmark(load_suite("validation"), [spec], seed=load_suite("validation").seed, episodes=12)
+    assert report["rankers"][spec]["mttr_s"] == best["validation_mttr_s"]
 
 
 def test_a_sweep_never_selects_on_an_eval_suite(tmp_path: Path) -> None:
