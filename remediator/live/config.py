@@ -158,6 +158,8 @@ class SlackSettings(_Model):
     signing_secret_file: Path | None = None
     approvers: list[str] = []  # Slack user IDs (U024BE7LH) whose clicks count
     timeout_s: float = Field(default=5.0, gt=0)  # of each POST to Slack
+    # Where a click's response_url may point: the endpoint POSTs the updated message there, nowhere else.
+    response_url_prefixes: list[str] = ["https://hooks.slack.com/"]
 
     def signing_secret(self, env: Mapping[str, str] | None = None) -> str | None:
         """The signing secret from the file or the environment; None when neither holds one."""

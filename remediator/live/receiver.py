@@ -605,6 +605,10 @@ class _Handler(BaseHTTPRequestHandler):
             receiver.stats.add(requests=1, rejected=1)
             self._send(bad, close=True)
             return
+        route = self.server.route(path)
+        if route is not None:
+            self._routed(route, path, length)
+            return
         if path not in self.server.alert_paths:
             self._send(Response(404, {"error": f"no such endpoint: POST {path}"}), close=True)
             return
@@ -630,6 +634,24 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self._send(receiver.handle_alerts(dict(self.headers.items()), body))
 
+    def _routed(self, handler: Route, path: str, length: int | None) -> None:
+        """Another endpoint (approvals, Slack): the body read within the size limit, then the handler
+        authenticates it itself (a signature covers the raw body)."""
+        refused = self.server.receiver.check_size(length)
+        if refused is not None:
+            self._send(refused, close=True)
+            return
+        assert length is not None
+        body = self.rfile.read(length)
+        if len(body) < length:
+            self._send(Response(400, {"error": f"the body ended after {len(body)} of {length} bytes"}), close=True)
+            return
+        self._send(handler(path, dict(self.headers.items()), body))
+
+
+# Another POST endpoint on the receiver's server: (path, headers, raw body) -> the answer.
+Route = Callable[[str, Mapping[str, str], bytes], Response]
+
 
 _BUSY_BODY = b'{"error": "every receiver worker is busy; retry"}'
 _BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\n"
@@ -643,6 +665,7 @@ class ReceiverServer(HTTPServer):
     connection is answered 503 (Alertmanager retries) and closed at once, so slow or idle
     clients cost a bounded number of threads. A connection idle for `idle_timeout_s`
     closes; a request not received within `request_timeout_s` is answered 408.
+    `routes` adds POST endpoints that authenticate their own requests (the approval webhook, Slack).
 
     Listening on a non-loopback address needs the receiver's bearer token.
     """
@@ -652,6 +675,7 @@ class ReceiverServer(HTTPServer):
 
     def __init__(self, receiver: Receiver, host: str = "127.0.0.1", port: int = 8080, *,
                  alert_paths: Sequence[str] = (ALERTS_PATH, "/api/v1/alerts", "/"),
+                 routes: Mapping[str, Route] | None = None,
                  extra_ready: Callable[[], bool] | None = None, workers: int = 32, backlog: int = 64,
                  idle_timeout_s: float = 10.0, request_timeout_s: float = 30.0, write_timeout_s: float = 10.0) -> None:
         if not is_loopback(host) and not receiver.bearer_token:
@@ -660,6 +684,7 @@ class ReceiverServer(HTTPServer):
                              "127.0.0.1")
         self.receiver = receiver
         self.alert_paths = tuple(alert_paths)
+        self.routes = dict(routes or {})
         self._extra_ready = extra_ready
         self.idle_timeout_s = idle_timeout_s
         self.request_timeout_s = request_timeout_s
@@ -674,6 +699,13 @@ class ReceiverServer(HTTPServer):
         for t in self._workers:
             t.start()
         self._thread: threading.Thread | None = None
+
+    def route(self, path: str) -> Route | None:
+        """The handler of `path`: an exact route, or a prefix route (one ending in "/") it starts with."""
+        if path in self.routes:
+            return self.routes[path]
+        return next((h for prefix, h in self.routes.items() if prefix.endswith("/") and path.startswith(prefix)
+                     and path != prefix), None)
 
     def server_bind(self) -> None:
         # HTTPServer's own looks the host up in DNS (getfqdn), which can hang; nothing here needs the name.

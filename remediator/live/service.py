@@ -1,5 +1,9 @@
 """`remediator run`: the webhook receiver and the loop in one process (no kopf yet).
 
+The receiver's server also takes the approvals: `POST /approvals/ID` (the JSON webhook, with
+`approval.token`) and `POST /slack/interactions` (Slack's signed clicks, when `slack:` is set);
+a new approval request is posted to Slack's incoming webhook (`slack.webhook_url`).
+
 The receiver thread persists alerts and wakes the worker; the worker first finishes the
 executions a previous process left half-done, then ticks the loop whenever an incident is
 due. SIGTERM/SIGINT stop both cleanly; whatever was in flight resumes at the next start.
@@ -21,9 +25,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from remediator.live.approval import Approvals, Notifier
+from remediator.live.approval_webhook import APPROVALS_PREFIX, ApprovalWebhook
 from remediator.live.config import LiveConfig
 from remediator.live.loop import Loop
 from remediator.live.receiver import Receiver, ReceiverServer
+from remediator.live.slack import INTERACTIONS_PATH, SlackInteractions, SlackNotifier
 from remediator.live.wiring import (
     WiringError,
     kube_client,
@@ -64,7 +71,10 @@ class Agent:
             self.receiver = receiver = Receiver(self.ledger, bearer_token=token,
                                                 max_body_bytes=config.listen.max_body_bytes,
                                                 on_alerts=lambda _: self._wake.set())
-            self.server = self._listen()
+            self.approvals = Approvals.from_config(self.ledger, config, clock=clock)
+            notifiers, routes = approval_channels(config, self.approvals, clock)
+            self.slack = routes.pop("slack", None)
+            self.server = self._listen(routes)
             try:
                 proposer = make_proposer(None, config)
                 ranker = make_ranker(config.ranker, str(config.policy) if config.policy else None)
@@ -74,7 +84,7 @@ class Agent:
             self.executor = make_executor(config, api, self.ledger, dry_run=config.dry_run, clock=clock)
             self.loop = Loop(self.ledger, observer, proposer, ranker, config.policy_for_guards(), self.executor,
                              mode=config.mode, verify=config.verify, clock=clock, background=True,
-                             approval_deadline_s=config.approval.deadline_s)
+                             approval_deadline_s=config.approval.deadline_s, notifiers=notifiers)
         except BaseException:
             if receiver is not None:
                 receiver.close()
@@ -82,11 +92,12 @@ class Agent:
             self._store.discard()
             raise
 
-    def _listen(self) -> ReceiverServer:
+    def _listen(self, routes: dict[str, Any]) -> ReceiverServer:
         """Bind the receiver's socket; a port in use or a host that cannot be bound is a `listen.*` error."""
         listen = self.config.listen
         try:
-            return ReceiverServer(self.receiver, listen.host, listen.port, extra_ready=self._worker_alive)
+            return ReceiverServer(self.receiver, listen.host, listen.port, extra_ready=self._worker_alive,
+                                  routes=routes)
         except OSError as e:
             key = "listen.port" if e.errno in (errno.EADDRINUSE, errno.EACCES) else "listen.host"
             why = "the port is in use" if e.errno == errno.EADDRINUSE else (e.strerror or str(e))
@@ -150,6 +161,28 @@ class Agent:
             done.wait()
         finally:
             self.stop()
+
+
+def approval_channels(config: LiveConfig, approvals: Approvals, clock: Callable[[], float]
+                      ) -> tuple[tuple[Notifier, ...], dict[str, Any]]:
+    """The notifiers (Slack's message) and the receiver's approval routes the configuration asks for.
+
+    The routes hold `"slack"`: the `SlackInteractions` itself (its counts), besides the handlers by path.
+    """
+    token = config.approval.token.get_secret_value() if config.approval.token else None
+    webhook = ApprovalWebhook(approvals, token)
+    routes: dict[str, Any] = {APPROVALS_PREFIX: webhook.handle}
+    notifiers: list[Notifier] = []
+    slack = config.slack
+    if slack is not None:
+        interactions = SlackInteractions(approvals, slack.signing_secret(), clock=clock, timeout_s=slack.timeout_s,
+                                         response_url_prefixes=tuple(slack.response_url_prefixes))
+        routes[INTERACTIONS_PATH] = lambda path, headers, body: interactions.handle(headers, body)
+        routes["slack"] = interactions
+        if slack.webhook_url is not None:
+            notifiers.append(SlackNotifier(slack.webhook_url.get_secret_value(), approvers=list(slack.approvers),
+                                           timeout_s=slack.timeout_s))
+    return tuple(notifiers), routes
 
 
 class _NewStore:
