@@ -7,10 +7,17 @@ kubelet and the application, plus Kubernetes objects as their JSON dicts — and
 `Snapshot`. Rates and ratios are computed here, not in PromQL, so that a series backfilled
 into Prometheus and read back gives the same answer as the simulator's direct path.
 
-Metric contract (labels in braces; `service` equals the Deployment name):
+Metric contract (labels in braces). Each series counts for the object its identifying labels
+name (`deployment`, `statefulset`, `horizontalpodautoscaler`, `node`, `persistentvolumeclaim`, ...);
+on object-level families a `pod` label is the scrape target's (kube-state-metrics' own on
+kube-prometheus-stack), never the workload's:
 
     kube_deployment_spec_replicas{namespace,deployment}
     kube_deployment_status_replicas_available{namespace,deployment}
+    kube_statefulset_replicas{namespace,statefulset}
+    kube_statefulset_status_replicas_ready{namespace,statefulset}
+    kube_daemonset_status_desired_number_scheduled{namespace,daemonset}
+    kube_daemonset_status_number_available{namespace,daemonset}
     kube_pod_status_ready{namespace,pod,condition="true"}
     kube_pod_container_status_restarts_total{namespace,pod,container}          counter
     kube_pod_container_status_last_terminated_reason{namespace,pod,container,reason}
@@ -42,6 +49,7 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from typing import Any
 
+from remediator import workloads
 from remediator.actions import CONTAINER_PARAM, ActionKind, ObjectRef
 from remediator.slis import DEFAULT_PROFILE, SLI_SIGNALS, SliProfile
 from remediator.versions import (
@@ -66,10 +74,15 @@ KEEPS_DATA_LABEL = "remediator.io/keeps-data"
 SLO_ERROR_ANNOTATION = "remediator.io/slo-error-ratio"
 SLO_LATENCY_ANNOTATION = "remediator.io/slo-latency-p99"
 REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
+ROLLOUT_REVISION_ANNOTATION = "rollout.argoproj.io/revision"  # an Argo Rollout's ReplicaSets
 # The kind of the marker an observer adds for a node whose pods (or the node itself) it could not
 # read: `{"kind": NODE_PODS_UNOBSERVED, "metadata": {"name": <node>}}`; the snapshot then has
 # `node_pods_known=False` for that node. No Kubernetes kind has this name.
 NODE_PODS_UNOBSERVED = "remediator.io/NodePodsUnobserved"
+# The kind of the marker an observer adds for an object the API server said does not exist:
+# `{"kind": OBJECT_ABSENT, "of": "Service", "metadata": {"namespace": ..., "name": ...}}`. Offline data
+# (the simulator's) never looked objects up; live, a Service that is absent routes to nothing.
+OBJECT_ABSENT = "remediator.io/Absent"
 # The pod template's annotation naming its main container (kubectl's default; Istio sets it on injection).
 DEFAULT_CONTAINER_ANNOTATION = "kubectl.kubernetes.io/default-container"
 # Containers that are someone's sidecar, not the application: only a tie-breaker when choosing the
@@ -282,6 +295,11 @@ class Snapshot:
         return self.workload.namespace if self.workload else self.alert.namespace
 
     @property
+    def workload_kind(self) -> str:
+        """The workload's kind (one of `workloads.WORKLOAD_KINDS`), "" for a node incident."""
+        return self.workload.kind if self.workload else ""
+
+    @property
     def protected(self) -> bool:
         return self.workload_labels.get(PROTECTED_LABEL, "").lower() in ("true", "yes", "1")
 
@@ -321,13 +339,6 @@ def object_keeps_data(obj: K8sObject | None) -> bool:
     return label in ("true", "yes", "1") or bool((obj.get("spec") or {}).get("volumeClaimTemplates"))
 
 
-def _owner(obj: K8sObject, kind: str) -> str | None:
-    for ref in _meta(obj).get("ownerReferences") or ():
-        if ref.get("kind") == kind:
-            return str(ref.get("name"))
-    return None
-
-
 class _Objects:
     """Index of the objects around an incident, by kind and (namespace, name)."""
 
@@ -344,53 +355,31 @@ class _Objects:
                 return obj
         return None
 
-    def pods_of(self, namespace: str, deployment: str) -> list[K8sObject]:
-        rs_names = {str(_meta(rs).get("name")) for rs in self.replicasets_of(namespace, deployment)}
-        out = []
-        for pod in self.by_kind.get("Pod", ()):
-            meta = _meta(pod)
-            if meta.get("namespace") != namespace:
-                continue
-            owner = _owner(pod, "ReplicaSet")
-            if owner in rs_names or (owner is None and str(meta.get("name", "")).startswith(deployment + "-")):
-                out.append(pod)
-        return out
+    def absent(self, kind: str, namespace: str, name: str) -> bool:
+        """Whether the API server said there is no such object (an `OBJECT_ABSENT` marker)."""
+        return any(m.get("of") == kind and _meta(m).get("name") == name and _meta(m).get("namespace", "") == namespace
+                   for m in self.by_kind.get(OBJECT_ABSENT, ()))
 
-    def replicasets_of(self, namespace: str, deployment: str) -> list[K8sObject]:
-        return [rs for rs in self.by_kind.get("ReplicaSet", ())
-                if _meta(rs).get("namespace") == namespace and _owner(rs, "Deployment") == deployment]
+    def workload(self, ref: ObjectRef) -> K8sObject | None:
+        return self.get(ref.kind, ref.namespace, ref.name)
 
-    def deployment_of_pod(self, namespace: str, pod: str) -> str | None:
-        """The Deployment owning the pod, through its ownerReferences (Pod -> ReplicaSet ->
-        Deployment). A pod owned by anything else (a StatefulSet, a DaemonSet, a Job) has no
-        Deployment. Only an owner-less pod (an offline skeleton) is matched by its name's
-        `<deployment>-<replicaset hash>-<pod hash>` shape, and only to a Deployment observed."""
+    def pods_of(self, ref: ObjectRef) -> list[K8sObject]:
+        """The observed pods whose controllers lead to the workload (`workloads.workload_of`)."""
+        return [p for p in self.by_kind.get("Pod", ()) if _meta(p).get("namespace") == ref.namespace
+                and workloads.workload_of(p, self.get) == ref]
+
+    def workload_of_pod(self, namespace: str, pod: str) -> ObjectRef | None:
+        """The workload owning the pod, through its ownerReferences. A pod already replaced (a
+        restart, a rollout) is matched to the observed ReplicaSet that made it: the controller
+        names its pods `<replicaset>-<suffix>`, and the ReplicaSet stays in the rollout history."""
         obj = self.get("Pod", namespace, pod)
-        if obj is None:
-            return self._deployment_of_gone_pod(namespace, pod)
-        owners = _meta(obj).get("ownerReferences") or ()
-        if owners:
-            rs = _owner(obj, "ReplicaSet")
-            if rs is None:
-                return None
-            rs_obj = self.get("ReplicaSet", namespace, rs)
-            if rs_obj is not None:
-                return _owner(rs_obj, "Deployment")
-            return rs.rsplit("-", 1)[0]  # the ReplicaSet was not read: <deployment>-<pod-template-hash>
-        for dep in self.by_kind.get("Deployment", ()):
-            name = str(_meta(dep).get("name", ""))
-            if _meta(dep).get("namespace") == namespace and _pod_name_of(pod, name):
-                return name
-        return None
-
-    def _deployment_of_gone_pod(self, namespace: str, pod: str) -> str | None:
-        """A pod already replaced (a restart, a rollout) still names the ReplicaSet that made it:
-        `<replicaset>-<suffix>`. The ReplicaSet, kept in the rollout history, names the Deployment."""
+        if obj is not None:
+            return workloads.workload_of(obj, self.get)
         for rs in self.by_kind.get("ReplicaSet", ()):
             name = str(_meta(rs).get("name", ""))
             suffix = pod[len(name) + 1:] if pod.startswith(name + "-") else ""
-            if _meta(rs).get("namespace") == namespace and suffix.isalnum() and _owner(rs, "Deployment"):
-                return _owner(rs, "Deployment")
+            if _meta(rs).get("namespace") == namespace and suffix.isalnum():
+                return workloads.workload_of(rs, self.get)
         return None
 
     def scrape_target_pod(self, namespace: str, service: str, pod: str) -> bool:
@@ -402,113 +391,126 @@ class _Objects:
         labels = (_meta(obj).get("labels") or {}) if obj is not None else {}
         return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
 
-    def deployment_selected_by(self, namespace: str, service: str) -> str | None:
-        """The one Deployment whose pods the Service's selector selects (None: none, or several)."""
+    def workload_selected_by(self, namespace: str, service: str) -> ObjectRef | None:
+        """The one workload a Service routes to (`workload_matching` its selector). A Service whose
+        selector now selects none (edited: the incident `restore_service` is for) names the one its
+        last-known-good selector selected."""
         svc = self.get("Service", namespace, service)
-        return self.deployment_matching(namespace, ((svc or {}).get("spec") or {}).get("selector") or {})
+        found = self.workload_matching(namespace, ((svc or {}).get("spec") or {}).get("selector") or {})
+        good = next((v for k in self.known_good if (v := k.service(service)) and v.ref.namespace == namespace), None)
+        return found if found is not None or good is None else self.workload_matching(namespace, good.selector)
 
-    def deployment_matching(self, namespace: str, selector: Mapping[str, str]) -> str | None:
-        """The one Deployment whose pod template a Service selector selects (None: none, or several)."""
+    def workload_matching(self, namespace: str, selector: Mapping[str, str]) -> ObjectRef | None:
+        """The one workload a Service selector selects: the owners of the pods it selects, else (no
+        such pod observed) the workloads whose pod template it selects. None: none, or several."""
         if not selector:
             return None
-        matched = [str(_meta(d).get("name")) for d in self.by_kind.get("Deployment", ())
-                   if _meta(d).get("namespace") == namespace
-                   and all(_template_labels(d).get(k) == v for k, v in selector.items())]
-        return matched[0] if len(matched) == 1 else None
-
-
-def _template_labels(dep: K8sObject) -> Mapping[str, str]:
-    return (((dep.get("spec") or {}).get("template") or {}).get("metadata") or {}).get("labels") or {}
-
-
-def _pod_name_of(pod: str, deployment: str) -> bool:
-    """`cart-7d9f8b6c5-x2k4q` is a pod name of Deployment `cart` (ReplicaSet hash, pod suffix)."""
-    rest = pod[len(deployment) + 1:] if pod.startswith(deployment + "-") else ""
-    parts = rest.split("-")
-    return len(parts) == 2 and all(p.isalnum() for p in parts)
+        pods = [p for p in self.by_kind.get("Pod", ()) if _meta(p).get("namespace") == namespace
+                and all((_meta(p).get("labels") or {}).get(k) == v for k, v in selector.items())]
+        found = {workloads.workload_of(p, self.get) for p in pods}
+        if not pods:
+            found = {ObjectRef(kind, namespace, str(_meta(w).get("name"))) for kind in workloads.WORKLOAD_KINDS
+                     for w in self.by_kind.get(kind, ()) if _meta(w).get("namespace") == namespace
+                     and all(workloads.template_labels(w).get(k) == v for k, v in selector.items())}
+        return found.pop() if len(found) == 1 and None not in found else None
 
 
 def resolve_workload(alert: Alert, objects: Iterable[K8sObject]) -> ObjectRef | None:
-    """The Deployment an alert is about, from whichever labels the alert rule keeps."""
+    """The workload an alert is about (any kind of `workloads.WORKLOAD_KINDS`), from whichever
+    labels the alert rule keeps, each checked against the objects. None: unknown, escalate."""
     return _resolve(alert, _Objects(objects))
 
 
+# The labels that name a workload outright, and its kind (kube-state-metrics' names: a Job is
+# `job_name`, for `job` is the scrape job's).
+WORKLOAD_LABELS: tuple[tuple[str, str], ...] = (
+    ("deployment", "Deployment"), ("statefulset", "StatefulSet"), ("daemonset", "DaemonSet"),
+    ("job_name", "Job"), ("cronjob", "CronJob"), ("rollout", "Rollout"))
+# The labels naming the object an alert is about; on such an alert `pod`, `service`, `job`,
+# `endpoint`, `instance` are the scrape target's (kube-state-metrics, the kubelet).
+SUBJECT_LABELS: tuple[str, ...] = (*(label for label, _ in WORKLOAD_LABELS), "horizontalpodautoscaler",
+                                   "persistentvolumeclaim")
+
+
 def _resolve(alert: Alert, idx: _Objects) -> ObjectRef | None:
-    """Each label that can name the workload, most explicit first, each checked against the
-    objects; a label that leads nowhere gives way to the next. On kube-prometheus-stack alerts
-    `service`, `job`, `instance` are the scrape target's (kube-state-metrics, the kubelet), so
-    `service` comes last and counts only through a Service's selector when the Service was
-    observed (without it, only a Deployment of that very name)."""
+    """The most explicit clue first, each checked against the objects:
+
+    1. a workload label (`deployment`, `statefulset`, `daemonset`, `job_name`, `cronjob`,
+       `rollout`) naming an observed object; then `horizontalpodautoscaler` (its
+       scaleTargetRef) and `persistentvolumeclaim` (the workload mounting it). An alert with
+       any of these is about that object: if none leads anywhere, the answer is None, for its
+       `pod` and `service` are kube-state-metrics' or the kubelet's own;
+    2. `pod`, when the pod is observed (or its ReplicaSet made it), through its owners; on a
+       node alert only a pod on that node that is not the scrape target behind `service`;
+    3. `node`: the workload most hurt on the node (None when it has none: a node incident);
+    4. `service`, only on an alert with no other clue, and only through a real Service's
+       selector. Only offline, when the Service was never looked up (neither observed nor
+       marked absent), does a Deployment of that very name count.
+    """
     labels, ns = alert.labels, alert.namespace
-    target_pod = bool(labels.get("pod") and labels.get("service")
-                      and idx.scrape_target_pod(ns, labels["service"], labels["pod"]))
-    for clue, find in _CLUES:
-        if clue in ("pod", "service") and target_pod:
-            continue  # the scraper's own pod and Service say nothing about the workload
-        if labels.get(clue):
-            name = find(idx, ns, labels[clue])
-            if name:
-                return ObjectRef("Deployment", ns, name)
-    if labels.get("node"):
-        name, node_ns = _most_hurt_on_node(idx, labels["node"])
-        if name:
-            return ObjectRef("Deployment", node_ns, name)
-    return None
-
-
-def _named_deployment(idx: _Objects, ns: str, name: str) -> str | None:
-    return name if idx.get("Deployment", ns, name) is not None else None
-
-
-def _hpa_target(idx: _Objects, ns: str, hpa_name: str) -> str | None:
-    hpa = idx.get("HorizontalPodAutoscaler", ns, hpa_name)
-    ref = ((hpa or {}).get("spec") or {}).get("scaleTargetRef") or {}
-    return str(ref["name"]) if ref.get("kind", "Deployment") == "Deployment" and ref.get("name") else None
-
-
-def _service_target(idx: _Objects, ns: str, service: str) -> str | None:
-    """The Deployment a Service routes to. A Service whose selector now selects none (edited: the
-    incident `restore_service` is for) names the one its last-known-good selector selected, else the
-    Deployment of its own name, as an unobserved Service does."""
-    if idx.get("Service", ns, service) is not None:
-        found = idx.deployment_selected_by(ns, service)
+    for label, kind in WORKLOAD_LABELS:
+        if labels.get(label):
+            obj = idx.get(kind, ns, labels[label])
+            if obj is not None:
+                return workloads.workload_of(obj, idx.get)
+    if labels.get("horizontalpodautoscaler"):
+        hpa = idx.get("HorizontalPodAutoscaler", ns, labels["horizontalpodautoscaler"])
+        target = workloads.scale_target(hpa) if hpa is not None else None
+        if target is not None and idx.workload(target) is not None:
+            return target
+    if labels.get("persistentvolumeclaim"):
+        found = _claimant(idx, ns, labels["persistentvolumeclaim"])
         if found is not None:
             return found
-        good = next((v for k in idx.known_good if (v := k.service(service)) and v.ref.namespace == ns), None)
-        if good is not None and (found := idx.deployment_matching(ns, good.selector)):
+    if any(labels.get(label) for label in SUBJECT_LABELS):
+        return None
+    node = labels.get("node")
+    if labels.get("pod") and not (node and not _pod_on_node_of_its_own(idx, alert, node)):
+        found = idx.workload_of_pod(ns, labels["pod"])
+        if found is not None:
             return found
-    return _named_deployment(idx, ns, service)
-
-
-_CLUES: tuple[tuple[str, Callable[[_Objects, str, str], str | None]], ...] = (
-    ("deployment", _named_deployment),
-    ("pod", lambda idx, ns, pod: idx.deployment_of_pod(ns, pod)),
-    ("horizontalpodautoscaler", _hpa_target),
-    ("persistentvolumeclaim", lambda idx, ns, claim: _claimant(idx, ns, claim)),
-    ("service", _service_target),
-)
-
-
-def _claimant(idx: _Objects, ns: str, claim: str) -> str | None:
-    for dep in idx.by_kind.get("Deployment", ()):
-        if _meta(dep).get("namespace") == ns and claim in _claims_of(dep):
-            return str(_meta(dep).get("name"))
+    if node:
+        return _most_hurt_on_node(idx, node)
+    if labels.get("service") and not labels.get("pod"):
+        if idx.get("Service", ns, labels["service"]) is not None:
+            return idx.workload_selected_by(ns, labels["service"])
+        if not idx.absent("Service", ns, labels["service"]) and idx.get("Deployment", ns, labels["service"]):
+            return ObjectRef("Deployment", ns, labels["service"])
     return None
 
 
-def _most_hurt_on_node(idx: _Objects, node: str) -> tuple[str | None, str]:
-    counts: dict[tuple[str, str], int] = defaultdict(int)
+def _pod_on_node_of_its_own(idx: _Objects, alert: Alert, node: str) -> bool:
+    """On an alert with a `node`, whether its `pod` is a subject: a pod on that node, not the
+    scrape target behind the alert's `service` (kube-state-metrics' own pod on node alerts)."""
+    ns, pod = alert.namespace, alert.labels["pod"]
+    obj = idx.get("Pod", ns, pod)
+    if obj is None or (obj.get("spec") or {}).get("nodeName") != node:
+        return False
+    service = alert.labels.get("service")
+    return not (service and idx.scrape_target_pod(ns, service, pod))
+
+
+def _claimant(idx: _Objects, ns: str, claim: str) -> ObjectRef | None:
+    """The one workload that mounts the claim: its pods (a StatefulSet's claims are its pods'),
+    else its pod template. None when no workload, or several, mount it."""
+    found = {w for p in idx.by_kind.get("Pod", ()) if _meta(p).get("namespace") == ns
+             and claim in workloads.claims_of(None, [p]) and (w := workloads.workload_of(p, idx.get)) is not None}
+    if not found:
+        found = {ObjectRef(kind, ns, str(_meta(w).get("name"))) for kind in workloads.WORKLOAD_KINDS
+                 for w in idx.by_kind.get(kind, ()) if _meta(w).get("namespace") == ns
+                 and claim in workloads.claims_of(w)}
+    return found.pop() if len(found) == 1 else None
+
+
+def _most_hurt_on_node(idx: _Objects, node: str) -> ObjectRef | None:
+    """The workload with the most pods on the node (ties: by name); None when none has any."""
+    counts: dict[ObjectRef, int] = defaultdict(int)
     for pod in idx.by_kind.get("Pod", ()):
-        if (pod.get("spec") or {}).get("nodeName") != node:
-            continue
-        ns = str(_meta(pod).get("namespace", ""))
-        dep = idx.deployment_of_pod(ns, str(_meta(pod).get("name", "")))
-        if dep:
-            counts[(ns, dep)] += 1
+        if (pod.get("spec") or {}).get("nodeName") == node and (w := workloads.workload_of(pod, idx.get)):
+            counts[w] += 1
     if not counts:
-        return None, ""
-    (ns, dep), _ = max(counts.items(), key=lambda kv: (kv[1], kv[0]))
-    return dep, ns
+        return None
+    return max(counts.items(), key=lambda kv: (kv[1], kv[0].namespace, kv[0].name))[0]
 
 
 # ---------------------------------------------------------------------------- series
@@ -647,8 +649,8 @@ def build_snapshot(alert: Alert, series: Sequence[Series], objects: Sequence[K8s
                        container, now)
     around = _around(idx, scope, alert, r, now)
     signals = replace(signals, **around.signals)
-    expected = ["kube_deployment_spec_replicas", "kube_deployment_status_replicas_available",
-                sli.requests, "container_memory_working_set_bytes"]
+    replicas = REPLICA_SERIES.get(scope.workload.kind if scope.workload else "")
+    expected = [*(replicas[1:] if replicas else ()), sli.requests, "container_memory_working_set_bytes"]
     # The request counter counts only when the workload's own traffic is in it.
     found = (r.found - {sli.requests}) | ({sli.requests} if (scope.ns, scope.name) in traffic else set())
     missing = tuple(m for m in expected if m not in found) if scope.workload else ()
@@ -660,7 +662,7 @@ def build_snapshot(alert: Alert, series: Sequence[Series], objects: Sequence[K8s
     return Snapshot(
         alert=alert, at=now, workload=scope.workload, signals=signals, slo=_slo(scope, default_slo), node=node,
         pods=worst, hpa=scope.hpa, pvc=scope.pvc, dependencies=deps,
-        workload_labels=dict(scope.labels), events=events[-20:], keeps_data=object_keeps_data(scope.deployment),
+        workload_labels=dict(scope.labels), events=events[-20:], keeps_data=object_keeps_data(scope.obj),
         node_pods=_evicted_by_drain(idx, node) if node else (),
         node_pods_known=not node or idx.get(NODE_PODS_UNOBSERVED, "", node) is None,
         dependency_labels={d.name: dict(_meta(obj).get("labels") or {}) for d in scope.deps
@@ -677,7 +679,7 @@ def _containers_of(scope: _Scope, r: _Readings) -> tuple[tuple[str, ...], frozen
     From the pod template (the Deployment's, else a pod's): its containers in order, then native
     sidecars (init containers with `restartPolicy: Always`). The template's default-container
     annotation names the main one. Without a spec (offline), the containers the series name."""
-    specs = [((scope.deployment or {}).get("spec") or {}).get("template") or {}]
+    specs = [workloads.pod_template(scope.obj)]
     specs += [{"metadata": _meta(p), "spec": p.get("spec") or {}} for p in scope.pods]
     for template in specs:
         spec = template.get("spec") or {}
@@ -755,7 +757,7 @@ class _Scope:
     workload: ObjectRef | None
     ns: str
     name: str  # "" without a workload
-    deployment: K8sObject | None
+    obj: K8sObject | None  # the workload's object, of its kind
     pods: list[K8sObject]
     pod_names: set[str]
     deps: tuple[ObjectRef, ...]
@@ -765,36 +767,37 @@ class _Scope:
 
     @property
     def labels(self) -> Mapping[str, str]:
-        return (_meta(self.deployment).get("labels") or {}) if self.deployment is not None else {}
+        return (_meta(self.obj).get("labels") or {}) if self.obj is not None else {}
 
     @property
     def annotations(self) -> Mapping[str, str]:
-        return (_meta(self.deployment).get("annotations") or {}) if self.deployment is not None else {}
+        return (_meta(self.obj).get("annotations") or {}) if self.obj is not None else {}
 
 
 def _scope(alert: Alert, idx: _Objects) -> _Scope:
     workload = _resolve(alert, idx)
-    if workload is None and "node" not in alert.labels:
+    # Without a workload only a node alert has a scope: the node (an alert about an object that
+    # was not found, or of no kind the agent knows, must not become one about the kubelet's node).
+    if workload is None and ("node" not in alert.labels or any(alert.labels.get(x) for x in SUBJECT_LABELS)):
         raise SnapshotError(
-            f"alert {alert.name!r} with labels {dict(alert.labels)} names no Deployment "
-            "among the observed objects")
+            f"alert {alert.name!r} with labels {dict(alert.labels)} names no workload "
+            f"({', '.join(workloads.WORKLOAD_KINDS)}) among the observed objects")
     ns = workload.namespace if workload else alert.namespace
     name = workload.name if workload else ""
-    dep = idx.get("Deployment", ns, name) if workload else None
-    annotations = (_meta(dep).get("annotations") or {}) if dep is not None else {}
+    obj = idx.workload(workload) if workload else None
+    annotations = (_meta(obj).get("annotations") or {}) if obj is not None else {}
     deps = tuple(ObjectRef("Deployment", ns, d.strip())
                  for d in str(annotations.get(DEPENDS_ON_ANNOTATION, "")).split(",") if d.strip())
     hpa: ObjectRef | None = None
-    for obj in idx.by_kind.get("HorizontalPodAutoscaler", ()):
-        spec = obj.get("spec") or {}
-        if _meta(obj).get("namespace") == ns and (spec.get("scaleTargetRef") or {}).get("name") == name:
-            hpa = ObjectRef("HorizontalPodAutoscaler", ns, str(_meta(obj).get("name")))
+    for h in idx.by_kind.get("HorizontalPodAutoscaler", ()):
+        if workload is not None and _meta(h).get("namespace") == ns and workloads.scale_target(h) == workload:
+            hpa = ObjectRef("HorizontalPodAutoscaler", ns, str(_meta(h).get("name")))
+    pods = idx.pods_of(workload) if workload else []
     # The alert may say which claim is filling, but only among the claims the workload mounts.
-    claims = _claims_of(dep)
+    claims = workloads.claims_of(obj, pods) if obj is not None else []
     alerted_claim = alert.labels.get("persistentvolumeclaim")
     claim = alerted_claim if alerted_claim in claims else (claims[0] if claims else None)
-    pods = idx.pods_of(ns, name) if workload else []
-    return _Scope(workload, ns, name, dep, pods, {str(_meta(p).get("name")) for p in pods}, deps,
+    return _Scope(workload, ns, name, obj, pods, {str(_meta(p).get("name")) for p in pods}, deps,
                   {d.name for d in deps}, hpa, ObjectRef("PersistentVolumeClaim", ns, claim) if claim else None)
 
 
@@ -916,16 +919,28 @@ _POD_READERS: Mapping[str, Callable[[_Readings, str, Series, float], None]] = {
 }
 
 
+# kube-state-metrics' replica families per workload kind: (spec, available) and the label naming
+# the object. A series counts for the workload whose kind and name it names (never by its `pod`).
+REPLICA_SERIES: Mapping[str, tuple[str, str, str]] = {
+    "Deployment": ("deployment", "kube_deployment_spec_replicas", "kube_deployment_status_replicas_available"),
+    "StatefulSet": ("statefulset", "kube_statefulset_replicas", "kube_statefulset_status_replicas_ready"),
+    "DaemonSet": ("daemonset", "kube_daemonset_status_desired_number_scheduled",
+                  "kube_daemonset_status_number_available"),
+}
+_REPLICA_FAMILY = {name: (kind, label, name == spec) for kind, (label, spec, avail) in REPLICA_SERIES.items()
+                   for name in (spec, avail)}
+
+
 def _read_replicas(r: _Readings, scope: _Scope, s: Series) -> None:
-    d = s.labels.get("deployment")
-    spec = s.name == "kube_deployment_spec_replicas"
-    if d == scope.name:
+    kind, label, spec = _REPLICA_FAMILY[s.name]
+    name = s.labels.get(label)
+    if scope.workload is not None and kind == scope.workload.kind and name == scope.name:
         if spec:
             r.spec_replicas = list(s.points)
         else:
             r.available = _last(s.points)
-    elif d in scope.dep_names:
-        (r.dep_spec if spec else r.dep_available)[d] = _last(s.points)
+    elif kind == "Deployment" and name in scope.dep_names:
+        (r.dep_spec if spec else r.dep_available)[name] = _last(s.points)
 
 
 def _read_hpa(r: _Readings, scope: _Scope, s: Series) -> None:
@@ -951,8 +966,7 @@ def _read_volume(r: _Readings, scope: _Scope, s: Series) -> None:
 
 # Object-level series: name -> what to keep of it.
 _OBJECT_READERS: Mapping[str, Callable[[_Readings, _Scope, Series], None]] = {
-    "kube_deployment_spec_replicas": _read_replicas,
-    "kube_deployment_status_replicas_available": _read_replicas,
+    **{name: _read_replicas for name in _REPLICA_FAMILY},
     "kube_horizontalpodautoscaler_status_current_replicas": _read_hpa,
     "kube_horizontalpodautoscaler_spec_max_replicas": _read_hpa,
     "kube_node_status_condition": _read_node,
@@ -1033,10 +1047,19 @@ def _deps_worst_first(scope: _Scope, health: tuple[dict[str, float], dict[str, f
 
 
 def _revisions(idx: _Objects, scope: _Scope) -> list[tuple[int, float]]:
-    """(revision, creation time) of the workload's ReplicaSets, oldest first."""
-    rs = idx.replicasets_of(scope.ns, scope.name) if scope.workload else []
-    return sorted((int(str((_meta(x).get("annotations") or {}).get(REVISION_ANNOTATION, 0))),
-                   parse_time(_meta(x).get("creationTimestamp"))) for x in rs)
+    """(revision, creation time) of the workload's revisions, oldest first: a Deployment's or
+    Rollout's ReplicaSets, a StatefulSet's or DaemonSet's ControllerRevisions."""
+    if scope.workload is None:
+        return []
+    owned = workloads.revisions_owned(scope.workload, [*idx.by_kind.get("ReplicaSet", ()),
+                                                       *idx.by_kind.get("ControllerRevision", ())])
+    out = []
+    for x in owned:
+        annotations = _meta(x).get("annotations") or {}
+        number = (x.get("revision") if x.get("kind") == "ControllerRevision"
+                  else annotations.get(REVISION_ANNOTATION, annotations.get(ROLLOUT_REVISION_ANNOTATION, 0)))
+        out.append((int(str(number or 0)), parse_time(_meta(x).get("creationTimestamp"))))
+    return sorted(out)
 
 
 def _signals(idx: _Objects, scope: _Scope, r: _Readings, traffic: Mapping[tuple[str, str], _ServiceTraffic],
@@ -1059,12 +1082,11 @@ def _signals(idx: _Objects, scope: _Scope, r: _Readings, traffic: Mapping[tuple[
     rollout_age = now - revisions[-1][1] if revisions and not math.isnan(revisions[-1][1]) else math.inf
     dep_ratio, dep_err, dep_lat = health
     used, cap = _last(r.pvc_used), r.pvc_cap
-    desired = (_last(r.spec_replicas) if r.spec_replicas
-               else float((scope.deployment or {}).get("spec", {}).get("replicas", 0) or 0))
+    desired = _last(r.spec_replicas) if r.spec_replicas else _object_replicas(scope.obj, "spec")
     return Signals(
         desired_replicas=desired,
         baseline_replicas=max([v for _, v in r.spec_replicas] + [desired]),
-        available_replicas=0.0 if math.isnan(r.available) else r.available,
+        available_replicas=_object_replicas(scope.obj, "available") if math.isnan(r.available) else r.available,
         pods=n_pods,
         ready_pods=sum(r.ready.get(p, 0.0) for p in pods),
         restarts_per_min=sum(r.restarts.values()),
@@ -1092,17 +1114,20 @@ def _signals(idx: _Objects, scope: _Scope, r: _Readings, traffic: Mapping[tuple[
         dep_latency_p99_s=max(dep_lat.values(), default=0.0),
         rollout_age_s=rollout_age,
         has_previous_revision=1.0 if len(revisions) > 1 else 0.0,
-        pdb_disruptions_allowed=_pdb_allowed(idx, scope.ns, scope.deployment),
+        pdb_disruptions_allowed=_pdb_allowed(idx, scope.ns, scope.obj),
         node_pdb_disruptions_allowed=_node_pdb_allowed(idx, node) if node else math.inf,
     )
 
 
-def _claims_of(dep: K8sObject | None) -> list[str]:
-    """The PersistentVolumeClaims a Deployment's pod template mounts, in template order."""
-    if dep is None:
-        return []
-    volumes = (((dep.get("spec") or {}).get("template") or {}).get("spec") or {}).get("volumes") or ()
-    return [str(c) for v in volumes if (c := (v.get("persistentVolumeClaim") or {}).get("claimName"))]
+def _object_replicas(obj: K8sObject | None, which: str) -> float:
+    """Desired or available replicas from the workload's own object, where no kube-state-metrics
+    series says (a Rollout has none; a series not scraped): 0 when the object does not say either."""
+    spec, status = (obj or {}).get("spec") or {}, (obj or {}).get("status") or {}
+    if (obj or {}).get("kind") == "DaemonSet":
+        value = status.get("desiredNumberScheduled" if which == "spec" else "numberAvailable")
+    else:
+        value = spec.get("replicas") if which == "spec" else status.get("availableReplicas")
+    return float(value or 0)
 
 
 def drain_evicts(pod: K8sObject) -> bool:
@@ -1117,11 +1142,8 @@ def drain_evicts(pod: K8sObject) -> bool:
     return not (meta.get("deletionTimestamp") or (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"))
 
 
-_CONTROLLER_KINDS = ("ReplicaSet", "StatefulSet", "Job", "ReplicationController", "DaemonSet")
-
-
 def _evicted_by_drain(idx: _Objects, node: str) -> tuple[Neighbour, ...]:
-    """Every pod a drain of `node` would evict, with its own and its Deployment's labels, and
+    """Every pod a drain of `node` would evict, with its own and its workload's labels, and
     whether `kubectl drain` would refuse it as bare or as holding emptyDir data."""
     out = []
     for pod in idx.by_kind.get("Pod", ()):
@@ -1129,13 +1151,12 @@ def _evicted_by_drain(idx: _Objects, node: str) -> tuple[Neighbour, ...]:
             continue
         meta = _meta(pod)
         ns, name = str(meta.get("namespace", "")), str(meta.get("name", ""))
-        dep_name = idx.deployment_of_pod(ns, name)
-        owner = idx.get("Deployment", ns, dep_name) if dep_name else None
+        ref = workloads.workload_of(pod, idx.get)
+        owner = idx.workload(ref) if ref is not None else None
         labels = {**(meta.get("labels") or {}), **((_meta(owner).get("labels") or {}) if owner else {})}
         # kubectl's rule is an ownerReference with `controller: true`. One without the field
         # (objects written by hand, the simulator's) counts when its kind is a built-in controller.
-        bare = not any(o.get("controller") is True or ("controller" not in o and o.get("kind") in _CONTROLLER_KINDS)
-                       for o in meta.get("ownerReferences") or ())
+        bare = workloads.controller_ref(pod) is None
         empty_dir = any(v.get("emptyDir") is not None for v in (pod.get("spec") or {}).get("volumes") or ())
         out.append(Neighbour(ObjectRef("Pod", ns, name), labels, bare=bare, empty_dir=empty_dir))
     return tuple(sorted(out, key=lambda n: (n.ref.namespace, n.ref.name)))
@@ -1181,12 +1202,12 @@ def _budget(pdb: K8sObject) -> float:
     return float((pdb.get("status") or {}).get("disruptionsAllowed", 0))
 
 
-def _pdb_allowed(idx: _Objects, ns: str, dep: K8sObject | None) -> float:
+def _pdb_allowed(idx: _Objects, ns: str, obj: K8sObject | None) -> float:
     """disruptionsAllowed of the tightest PodDisruptionBudget selecting the workload's pods (its
     pod template's labels), inf if none does."""
-    if dep is None:
+    if obj is None:
         return math.inf
-    pod_labels = (((dep.get("spec") or {}).get("template") or {}).get("metadata") or {}).get("labels") or {}
+    pod_labels = workloads.template_labels(obj)
     allowed = math.inf
     for pdb in idx.by_kind.get("PodDisruptionBudget", ()):
         if _meta(pdb).get("namespace") == ns and _selects((pdb.get("spec") or {}).get("selector"), pod_labels):
@@ -1198,18 +1219,17 @@ def _node_pdb_allowed(idx: _Objects, node: str) -> float:
     """What a drain of `node` leaves in the tightest budget: for every PodDisruptionBudget that
     selects ready pods the drain would evict, its disruptionsAllowed minus those pods, plus one.
     Above 0 the whole drain fits every budget; 0 or less means some eviction would be refused.
-    A pod is judged by its own labels and its Deployment's pod template's (the simulator's pods
-    carry none of their own); pods of no Deployment (StatefulSet, bare) count too."""
+    A pod is judged by its own labels and its workload's pod template's (the simulator's pods
+    carry none of their own); pods of no known workload (bare) count too."""
     evicted: dict[str, list[Mapping[str, str]]] = defaultdict(list)
     for pod in idx.by_kind.get("Pod", ()):
         if (pod.get("spec") or {}).get("nodeName") != node or not drain_evicts(pod) or not _pod_ready(pod):
             continue
         meta = _meta(pod)
         ns = str(meta.get("namespace", ""))
-        dep_name = idx.deployment_of_pod(ns, str(meta.get("name", "")))
-        dep = idx.get("Deployment", ns, dep_name) if dep_name else None
-        template = (((dep or {}).get("spec") or {}).get("template") or {}).get("metadata") or {}
-        evicted[ns].append({**(template.get("labels") or {}), **(meta.get("labels") or {})})
+        ref = workloads.workload_of(pod, idx.get)
+        template_labels = workloads.template_labels(idx.workload(ref)) if ref is not None else {}
+        evicted[ns].append({**template_labels, **(meta.get("labels") or {})})
     allowed = math.inf
     for pdb in idx.by_kind.get("PodDisruptionBudget", ()):
         selector = (pdb.get("spec") or {}).get("selector")
@@ -1248,10 +1268,10 @@ def _around(idx: _Objects, scope: _Scope, alert: Alert, r: _Readings, now: float
     """The Service and configs of the workload against their last-known-good versions, and the
     Ready-but-cordoned nodes when its pods are Pending for want of room."""
     cordoned = _cordoned_ready(idx, r)
-    if scope.workload is None or scope.deployment is None:
+    if scope.workload is None or scope.obj is None:
         return _Around({"cordoned_ready_nodes": float(len(cordoned))})
     good = next((k for k in idx.known_good if k.workload == scope.workload), None)
-    template = (scope.deployment.get("spec") or {}).get("template") or {}
+    template = workloads.pod_template(scope.obj)
     configs = tuple(config_version(obj) if (obj := idx.get(ref.kind, ref.namespace, ref.name)) is not None
                     else ConfigVersion(ref, "") for ref in config_refs(template, scope.ns))
     drift = config_drift(configs, good.configs if good is not None else ())
@@ -1286,8 +1306,8 @@ def _around(idx: _Objects, scope: _Scope, alert: Alert, r: _Readings, now: float
 def _service_of(idx: _Objects, scope: _Scope, alert: Alert, good: KnownGood | None) -> K8sObject | None:
     """The workload's Service: the alert's `service` when it routes (or routed, while the SLO held)
     to the workload, else a Service selecting the workload's pod template, else its last-known-good
-    one. A Service that selects nothing and has no record counts by its name, as `_service_target`."""
-    labels = _template_labels(scope.deployment or {})
+    one. A Service that selects nothing and has no record counts by its name."""
+    labels = workloads.template_labels(scope.obj)
 
     def routes(svc: K8sObject) -> bool:
         selector = (svc.get("spec") or {}).get("selector") or {}
@@ -1295,7 +1315,7 @@ def _service_of(idx: _Objects, scope: _Scope, alert: Alert, good: KnownGood | No
         was = good.service(name) if good is not None else None
         return ((bool(selector) and all(labels.get(k) == v for k, v in selector.items()))
                 or (was is not None and all(labels.get(k) == v for k, v in was.selector.items()))
-                or (name == scope.name and idx.deployment_matching(scope.ns, selector) is None))
+                or (name == scope.name and idx.workload_matching(scope.ns, selector) is None))
 
     alerted = alert.labels.get("service")
     svc = idx.get("Service", scope.ns, alerted) if alerted else None
@@ -1307,23 +1327,21 @@ def _service_of(idx: _Objects, scope: _Scope, alert: Alert, good: KnownGood | No
 
 
 def _pod_labels(idx: _Objects, pod: K8sObject) -> Mapping[str, str]:
-    """A pod's labels; a pod written without any (the simulator's) carries its Deployment's template's."""
+    """A pod's labels; a pod written without any (the simulator's) carries its workload's template's."""
     own = _meta(pod).get("labels") or {}
     if own:
         return own
     ns = str(_meta(pod).get("namespace", ""))
-    dep_name = idx.deployment_of_pod(ns, str(_meta(pod).get("name", "")))
-    dep = idx.get("Deployment", ns, dep_name) if dep_name else None
-    return _template_labels(dep) if dep is not None else {}
+    ref = idx.workload_of_pod(ns, str(_meta(pod).get("name", "")))
+    return workloads.template_labels(idx.workload(ref)) if ref is not None else {}
 
 
 def _container_ports(idx: _Objects, pod: K8sObject) -> list[Mapping[str, Any]]:
     containers = (pod.get("spec") or {}).get("containers")
     if not containers:
         ns = str(_meta(pod).get("namespace", ""))
-        dep_name = idx.deployment_of_pod(ns, str(_meta(pod).get("name", "")))
-        dep = idx.get("Deployment", ns, dep_name) if dep_name else None
-        containers = ((((dep or {}).get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers")
+        ref = idx.workload_of_pod(ns, str(_meta(pod).get("name", "")))
+        containers = (workloads.pod_template(idx.workload(ref) if ref else None).get("spec") or {}).get("containers")
     return [p for c in containers or () for p in c.get("ports") or ()]
 
 

@@ -133,7 +133,7 @@ def test_workload_is_resolved_from_any_alert_label(labels: dict[str, str]) -> No
 
 
 def test_unknown_workload_is_a_clear_error() -> None:
-    with pytest.raises(SnapshotError, match="names no Deployment"):
+    with pytest.raises(SnapshotError, match="names no workload"):
         build_snapshot(Alert("KubePodCrashLooping", {"namespace": NS, "pod": "ghost-1"}), [], _objects(), now=NOW)
 
 
@@ -272,9 +272,9 @@ def test_kube_prometheus_stack_alert_labels_resolve_through_the_cluster() -> Non
     assert resolve_workload(crash, objects) == ObjectRef("Deployment", NS, "cart")
     hpa = Alert("KubeHpaMaxedOut", {"namespace": NS, "horizontalpodautoscaler": "cart-hpa", **KSM_TARGET})
     assert resolve_workload(hpa, objects) == ObjectRef("Deployment", NS, "cart")
-    # A StatefulSet's pod is no Deployment's, whatever the names say: escalate, never guess.
+    # A StatefulSet's pod is its StatefulSet's, whatever the names say (a Deployment `redis` exists).
     sts = Alert("KubePodCrashLooping", {"namespace": NS, "pod": "redis-0", **KSM_TARGET})
-    assert resolve_workload(sts, objects) is None
+    assert resolve_workload(sts, objects) == ObjectRef("StatefulSet", NS, "redis")
     # A Service counts through its selector, not its name.
     slo = Alert("ServiceErrorBudgetBurn", {"namespace": NS, "service": "cart-external"})
     assert resolve_workload(slo, objects) == ObjectRef("Deployment", NS, "cart")

@@ -41,6 +41,8 @@ from typing import Any, Literal, Protocol
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from remediator import workloads
+from remediator.actions import ObjectRef
 from remediator.live.config import ConfigError, ConfigIssue
 from remediator.live.executor import ApiCall
 from remediator.live.kube import Backoff, KubeError, is_status, selector_text, to_dict, with_backoff
@@ -48,6 +50,9 @@ from remediator.slis import DEFAULT_PROFILE, PROFILES, SliProfile
 from remediator.snapshot import (
     DEPENDS_ON_ANNOTATION,
     NODE_PODS_UNOBSERVED,
+    OBJECT_ABSENT,
+    SUBJECT_LABELS,
+    WORKLOAD_LABELS,
     Alert,
     Attempt,
     K8sObject,
@@ -68,7 +73,10 @@ __all__ = [
 # The metric names of the snapshot contract (remediator/snapshot.py's module docstring). The request
 # SLIs are the SLI profile's (remediator/slis.py): the observer derives their selectors from it.
 CONTRACT_METRICS: tuple[str, ...] = (
-    "kube_deployment_spec_replicas", "kube_deployment_status_replicas_available", "kube_pod_status_ready",
+    "kube_deployment_spec_replicas", "kube_deployment_status_replicas_available",
+    "kube_statefulset_replicas", "kube_statefulset_status_replicas_ready",
+    "kube_daemonset_status_desired_number_scheduled", "kube_daemonset_status_number_available",
+    "kube_pod_status_ready",
     "kube_pod_container_status_restarts_total", "kube_pod_container_status_last_terminated_reason",
     "kube_pod_container_status_waiting_reason", "kube_pod_container_resource_limits",
     "container_memory_working_set_bytes", "container_cpu_usage_seconds_total", "container_cpu_cfs_periods_total",
@@ -83,24 +91,35 @@ _SLI_METRICS: frozenset[str] = frozenset(m for p in PROFILES.values() for m in p
 #: checks it against the emulator's request log for a pod, node, PVC, service and HPA alert). Only
 #: reads; a 403 on the cluster-wide ones (pods on a node, other namespaces, nodes) degrades, see `_neighbours`.
 API_CALLS: tuple[ApiCall, ...] = (
-    ApiCall("get", "apps", "deployments"),                          # the alert's deployment, its dependencies
-    ApiCall("list", "apps", "deployments"),                         # pvc/service alerts; the neighbours' owners
-    ApiCall("get", "apps", "replicasets"),                          # the alerted pod's owner
-    ApiCall("list", "apps", "replicasets"),                         # the workload's; the neighbours' owners
+    ApiCall("get", "apps", "deployments"),                          # the alerted workload, its dependencies
+    ApiCall("list", "apps", "deployments"),                         # a claim's workload; the neighbours' owners
+    ApiCall("get", "apps", "statefulsets"),                         # the alerted workload, a pod's owner
+    ApiCall("list", "apps", "statefulsets"),                        # a claim's workload; the neighbours' owners
+    ApiCall("get", "apps", "daemonsets"),                           # the alerted workload, a pod's owner
+    ApiCall("get", "apps", "replicasets"),                          # a pod's owner
+    ApiCall("list", "apps", "replicasets"),                         # the workload's revisions; the neighbours' owners
+    ApiCall("list", "apps", "controllerrevisions"),                 # a StatefulSet's or DaemonSet's revisions
+    ApiCall("get", "batch", "jobs"),                                # the alerted Job, a pod's owner
+    ApiCall("list", "batch", "jobs"),                               # a CronJob's Jobs
+    ApiCall("get", "batch", "cronjobs"),                            # the alerted CronJob, a Job's owner
+    ApiCall("get", "argoproj.io", "rollouts"),                      # an Argo Rollout, a ReplicaSet's owner
     ApiCall("get", "", "pods"),                                     # the alerted pod
-    ApiCall("list", "", "pods"),                                    # the workload's; on its nodes (all namespaces)
+    ApiCall("list", "", "pods"),                                    # the workload's; a claim's; on its nodes
     ApiCall("get", "", "nodes"),
     ApiCall("get", "", "services"),                                 # a service alert
     ApiCall("get", "", "persistentvolumeclaims"),                   # the claims the workload mounts
     ApiCall("get", "autoscaling", "horizontalpodautoscalers"),      # an hpa alert
-    ApiCall("list", "autoscaling", "horizontalpodautoscalers"),     # the HPA targeting the workload
+    ApiCall("list", "autoscaling", "horizontalpodautoscalers"),     # the HPA scaling the workload
     ApiCall("list", "policy", "poddisruptionbudgets"),              # the namespace's, the neighbours'
-    ApiCall("list", "", "events"),
+    ApiCall("list", "", "events"),                                  # by involvedObject.name
     ApiCall("get", "", "configmaps"),                               # the ConfigMaps the pod template references
     ApiCall("list", "", "services"),                                # the Services that route to the workload
     ApiCall("list", "", "nodes"),                                   # Ready but cordoned nodes, when pods are Pending
 )
-PLACEHOLDERS = ("namespace", "deployment", "deployments", "services", "pods", "nodes", "hpa", "pvc")
+PLACEHOLDERS = ("namespace", "deployment", "deployments", "statefulset", "daemonset", "services", "pods", "nodes",
+                "hpa", "pvc")
+_OWNER_READS_MAX = 20  # pods whose owners are read to resolve a claim or a Service (one owner chain each)
+_EVENT_OBJECTS_MAX = 50  # objects whose Events are read (the workload and its first pods)
 _POD_REGEX_MAX = 200  # more pods than this: select them by name prefix instead of listing them
 _RE_META = re.compile(r"[.^$*+?()\[\]{}|\\]")  # RE2 metacharacters (Kubernetes names only ever contain ".")
 
@@ -315,11 +334,15 @@ class StaticObjects:
 def objects_from_alert(alert: Alert) -> list[dict[str, Any]]:
     """Skeleton objects named by the alert's labels, for observing without a cluster.
 
-    Enough for `build_snapshot` to tie the alert to its Deployment (and its pod, HPA, PVC
-    or node), so that offline `propose` can name targets; every metric stays missing.
+    Offline only (`propose` without `--config`): with no API server to ask, a pod's workload is
+    read from its name (`<deployment>-<replicaset hash>-<pod hash>`) and the skeleton spells that
+    reading out as ownerReferences, so that `build_snapshot` resolves it as it would a real chain.
+    A live observation never does this: there the owners come from the cluster. Every metric
+    stays missing.
     """
     labels, ns = alert.labels, alert.namespace
-    name = labels.get("deployment") or labels.get("service")
+    kind, name = next(((k, labels[label]) for label, k in WORKLOAD_LABELS if labels.get(label)), ("Deployment", ""))
+    name = name or labels.get("service", "")
     out: list[dict[str, Any]] = []
     pod = labels.get("pod")
     if not name and pod:
@@ -334,15 +357,22 @@ def objects_from_alert(alert: Alert) -> list[dict[str, Any]]:
         volumes = [{"name": "data", "persistentVolumeClaim": {"claimName": claim}}]
         out.append({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": claim, "namespace": ns}})
     if name:
-        out.append({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": ns},
+        out.append({"apiVersion": "apps/v1", "kind": kind, "metadata": {"name": name, "namespace": ns},
                     "spec": {"template": {"spec": {"volumes": volumes}}}})
     if pod:
-        out.append({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": pod, "namespace": ns},
-                    "spec": {"nodeName": labels.get("node", "")}})
+        owner = {"kind": kind, "name": name, "controller": True}
+        if kind == "Deployment" and name:
+            rs = pod.rsplit("-", 1)[0] if pod.startswith(name + "-") else f"{name}-unknown"
+            out.append({"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {
+                "name": rs, "namespace": ns, "ownerReferences": [owner]}})
+            owner = {"kind": "ReplicaSet", "name": rs, "controller": True}
+        out.append({"apiVersion": "v1", "kind": "Pod", "metadata": {
+            "name": pod, "namespace": ns, "ownerReferences": [owner] if name else []},
+            "spec": {"nodeName": labels.get("node", "")}})
     if labels.get("horizontalpodautoscaler") and name:
         out.append({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
                     "metadata": {"name": labels["horizontalpodautoscaler"], "namespace": ns},
-                    "spec": {"scaleTargetRef": {"kind": "Deployment", "name": name}}})
+                    "spec": {"scaleTargetRef": {"kind": kind, "name": name}}})
     if labels.get("node"):
         out.append({"apiVersion": "v1", "kind": "Node", "metadata": {"name": labels["node"]}})
     return out
@@ -351,12 +381,14 @@ def objects_from_alert(alert: Alert) -> list[dict[str, Any]]:
 class KubeObjectSource:
     """Reads the objects around an alert from the Kubernetes API (official client).
 
-    The alert's labels name the Deployment directly (`deployment`, `service`) or through a
-    pod (owner ReplicaSet, then its owner), an HPA (`scaleTargetRef`), a PVC (the Deployment
-    mounting it) or a node (the workloads with pods on it). Around the Deployment it reads
-    its ReplicaSets and Pods (by the Deployment's selector and ownership), their Nodes, the
-    HPA targeting it, the claims it mounts, the namespace's PDBs and the last hour's Events,
-    plus, for drains, the pods on those nodes and their owners' budgets.
+    Resolution reads what each of the alert's labels names (a workload of any kind, a pod, an
+    HPA, a claim, a node, a Service) and the owners above it, then lets the core decide
+    (`resolve_workload`). Around the workload it reads its revisions (ReplicaSets or
+    ControllerRevisions), its Jobs (a CronJob), its pods (by its selector, kept when their owners
+    lead to it), the HPA scaling it, the claims it mounts, the namespace's PDBs and the last hour's
+    Events of it and its pods (selected by involvedObject), plus, for drains, the pods on its
+    nodes and their owners' budgets. Every read is in `API_CALLS`; a 403 outside the workload's
+    own objects makes that signal unknown instead of failing the observation.
     """
 
     def __init__(self, api: Any, *, backoff: Backoff | None = None, events_window_s: float = 3600.0,
@@ -367,11 +399,38 @@ class KubeObjectSource:
         self.timeout_s = timeout_s
         self.core = _Timed(k.CoreV1Api(api), timeout_s)
         self.apps = _Timed(k.AppsV1Api(api), timeout_s)
+        self.batch = _Timed(k.BatchV1Api(api), timeout_s)
         self.autoscaling = _Timed(k.AutoscalingV2Api(api), timeout_s)
         self.policy = _Timed(k.PolicyV1Api(api), timeout_s)
+        self.custom = _Timed(k.CustomObjectsApi(api), timeout_s)
         self.backoff = backoff or Backoff(max_attempts=4, base_s=0.2, max_s=2.0)
         self.events_window_s = events_window_s
         self.clock = clock
+        rollouts = ("argoproj.io", "v1alpha1")
+        # kind -> (apiVersion, read(name, namespace), list(namespace, **query)): one home for every read.
+        self._apis: dict[str, tuple[str, Callable[..., Any], Callable[..., Any]]] = {
+            "Deployment": ("apps/v1", self.apps.read_namespaced_deployment, self.apps.list_namespaced_deployment),
+            "StatefulSet": ("apps/v1", self.apps.read_namespaced_stateful_set, self.apps.list_namespaced_stateful_set),
+            "DaemonSet": ("apps/v1", self.apps.read_namespaced_daemon_set, self.apps.list_namespaced_daemon_set),
+            "ReplicaSet": ("apps/v1", self.apps.read_namespaced_replica_set, self.apps.list_namespaced_replica_set),
+            "ControllerRevision": ("apps/v1", self.apps.read_namespaced_controller_revision,
+                                   self.apps.list_namespaced_controller_revision),
+            "Job": ("batch/v1", self.batch.read_namespaced_job, self.batch.list_namespaced_job),
+            "CronJob": ("batch/v1", self.batch.read_namespaced_cron_job, self.batch.list_namespaced_cron_job),
+            "Rollout": ("argoproj.io/v1alpha1",
+                        lambda name, ns: self.custom.get_namespaced_custom_object(*rollouts, ns, "rollouts", name),
+                        lambda ns, **q: self.custom.list_namespaced_custom_object(*rollouts, ns, "rollouts", **q)),
+            "Pod": ("v1", self.core.read_namespaced_pod, self.core.list_namespaced_pod),
+            "Service": ("v1", self.core.read_namespaced_service, self.core.list_namespaced_service),
+            "PersistentVolumeClaim": ("v1", self.core.read_namespaced_persistent_volume_claim,
+                                      self.core.list_namespaced_persistent_volume_claim),
+            "HorizontalPodAutoscaler": ("autoscaling/v2",
+                                        self.autoscaling.read_namespaced_horizontal_pod_autoscaler,
+                                        self.autoscaling.list_namespaced_horizontal_pod_autoscaler),
+            "PodDisruptionBudget": ("policy/v1", self.policy.read_namespaced_pod_disruption_budget,
+                                    self.policy.list_namespaced_pod_disruption_budget),
+            "Event": ("v1", self.core.read_namespaced_event, self.core.list_namespaced_event),
+        }
 
     def _call(self, what: str, call: Callable[[], Any]) -> Any:
         import urllib3
@@ -397,41 +456,102 @@ class KubeObjectSource:
 
     def _items(self, what: str, call: Callable[[], Any], kind: str, api_version: str) -> list[dict[str, Any]]:
         result = self._call(what, call)
-        return [self._dict(i, kind, api_version) for i in (result.items if result is not None else [])]
+        if result is None:
+            return []
+        items = result.get("items") or [] if isinstance(result, dict) else result.items  # custom objects: a dict
+        return [self._dict(i, kind, api_version) for i in items]
 
-    def _deployment_name(self, alert: Alert, found: list[dict[str, Any]]) -> str | None:
+    def _get(self, kind: str, ns: str, name: str) -> dict[str, Any] | None:
+        """One object by kind and name; None when it does not exist. A 403 raises `_Forbidden`."""
+        api_version, read, _ = self._apis[kind]
+        model = self._call(f"read {kind} {ns}/{name}", lambda: read(name, ns))
+        return self._dict(model, kind, api_version) if model is not None else None
+
+    def _list(self, kind: str, ns: str, **query: Any) -> list[dict[str, Any]]:
+        api_version, _, list_ = self._apis[kind]
+        return self._items(f"list {kind} in {ns}", lambda: list_(ns, **query), kind, api_version)
+
+    def _clue(self, kind: str, ns: str, name: str, found: list[dict[str, Any]], *,
+              soft: bool = False) -> dict[str, Any] | None:
+        """Read what an alert label names into `found`. A 403 fails the observation (the alerted
+        workload's own objects must be readable), unless `soft`: then that clue is unknown, and the
+        core decides on the others (never on a guess)."""
+        try:
+            obj = self._get(kind, ns, name)
+        except _Forbidden:
+            if not soft:
+                raise
+            return None
+        if obj is not None:
+            found.append(obj)
+        return obj
+
+    def _owners(self, obj: Mapping[str, Any], ns: str, found: list[dict[str, Any]], *, soft: bool = False) -> None:
+        """Read the controllers above `obj` (a ReplicaSet, then its Deployment or Rollout; a Job,
+        then its CronJob) into `found`, so that `workloads.workload_of` can follow the chain."""
+        ref = workloads.controller_ref(obj)
+        while ref is not None and str(ref.get("kind")) in self._apis and ref.get("kind") != "Pod":
+            owner = self._clue(str(ref["kind"]), ns, str(ref.get("name")), found, soft=soft)
+            if owner is None or owner.get("kind") not in workloads.INTERMEDIATE_KINDS:
+                return
+            ref = workloads.controller_ref(owner)
+
+    def _resolve(self, alert: Alert, found: list[dict[str, Any]]) -> ObjectRef | None:
         """Read what each of the alert's labels points at into `found`, then let the core decide
         (`resolve_workload`: most explicit label first, each checked against these objects)."""
         labels, ns = alert.labels, alert.namespace
         if not ns:
             return None
-
-        def read(kind: str, api_version: str, call: Callable[[], Any]) -> dict[str, Any] | None:
-            model = self._call(f"read {kind} {ns}", call)
-            obj = self._dict(model, kind, api_version) if model is not None else None
-            if obj is not None:
-                found.append(obj)
-            return obj
-
-        if labels.get("deployment"):
-            read("Deployment", "apps/v1", lambda: self.apps.read_namespaced_deployment(labels["deployment"], ns))
-        if labels.get("pod"):
-            pod = read("Pod", "v1", lambda: self.core.read_namespaced_pod(labels["pod"], ns))
-            rs_name = _owner_name(pod, "ReplicaSet") if pod is not None else None
-            if rs_name:
-                read("ReplicaSet", "apps/v1", lambda: self.apps.read_namespaced_replica_set(rs_name, ns))
+        for label, kind in WORKLOAD_LABELS:
+            if labels.get(label) and (obj := self._clue(kind, ns, labels[label], found)) is not None:
+                self._owners(obj, ns, found)
         if labels.get("horizontalpodautoscaler"):
-            read("HorizontalPodAutoscaler", "autoscaling/v2",
-                 lambda: self.autoscaling.read_namespaced_horizontal_pod_autoscaler(
-                     labels["horizontalpodautoscaler"], ns))
-        if labels.get("service"):
-            read("Service", "v1", lambda: self.core.read_namespaced_service(labels["service"], ns))
-        if labels.get("persistentvolumeclaim") or labels.get("service"):
-            # The claim's workload mounts it; the Service's workload matches its selector.
-            found.extend(self._items("list deployments", lambda: self.apps.list_namespaced_deployment(ns),
-                                     "Deployment", "apps/v1"))
-        ref = resolve_workload(alert, found)
-        return ref.name if ref is not None else None
+            hpa = self._clue("HorizontalPodAutoscaler", ns, labels["horizontalpodautoscaler"], found)
+            target = workloads.scale_target(hpa) if hpa is not None else None
+            if target is not None and target.kind in self._apis:
+                self._clue(target.kind, ns, target.name, found)
+        if labels.get("persistentvolumeclaim"):
+            self._claimants(ns, labels["persistentvolumeclaim"], found)
+        subject = any(labels.get(x) for x in SUBJECT_LABELS)
+        # On a node alert `namespace`/`pod`/`service` may be kube-state-metrics' own, in a namespace
+        # the remediator need not be allowed to read: there a 403 only makes the clue unknown.
+        soft = bool(labels.get("node"))
+        if labels.get("pod") and not subject:
+            pod = self._clue("Pod", ns, labels["pod"], found, soft=soft)
+            if pod is not None:
+                self._owners(pod, ns, found, soft=soft)
+            else:  # replaced since: the ReplicaSet that made it names the workload
+                found.extend(self._soft_list("ReplicaSet", ns))
+        if labels.get("service") and not subject and not labels.get("pod"):
+            svc = self._clue("Service", ns, labels["service"], found, soft=soft)
+            if svc is None:
+                if not soft:  # the API server says there is none (a 403 says nothing)
+                    found.append(_absent("Service", ns, labels["service"]))
+            elif selector := ((svc.get("spec") or {}).get("selector") or {}):
+                pods = self._soft_list("Pod", ns, label_selector=selector_text({"matchLabels": selector}))
+                found.extend(pods)
+                for p in pods[:_OWNER_READS_MAX]:
+                    self._owners(p, ns, found)
+        elif labels.get("service") and soft:  # the scrape target's Service: is the alerted pod behind it?
+            self._clue("Service", ns, labels["service"], found, soft=True)
+        return resolve_workload(alert, found)
+
+    def _soft_list(self, kind: str, ns: str, **query: Any) -> list[dict[str, Any]]:
+        try:
+            return self._list(kind, ns, **query)
+        except _Forbidden:
+            return []
+
+    def _claimants(self, ns: str, claim: str, found: list[dict[str, Any]]) -> None:
+        """The pods mounting the claim and their owners; if none does, the namespace's workloads
+        whose pod template mounts it (a Deployment scaled to zero)."""
+        pods = [p for p in self._soft_list("Pod", ns) if claim in workloads.claims_of(None, [p])]
+        found.extend(pods)
+        for p in pods[:_OWNER_READS_MAX]:
+            self._owners(p, ns, found)
+        if not pods:
+            for kind in ("Deployment", "StatefulSet"):
+                found.extend(self._soft_list(kind, ns))
 
     def fetch(self, alert: Alert) -> list[dict[str, Any]]:
         ns = alert.namespace
@@ -447,19 +567,18 @@ class KubeObjectSource:
                     objects.append(o)
 
         clues: list[dict[str, Any]] = []
-        name = self._deployment_name(alert, clues)
+        ref = self._resolve(alert, clues)
         add(clues)  # build_snapshot resolves on the same evidence
         scanned: set[str] = set()
-        if not name and alert.labels.get("node"):
+        node_alert = alert.labels.get("node") and not any(alert.labels.get(x) for x in SUBJECT_LABELS)
+        if ref is None and node_alert:
             # A node alert: the workload is the one most hurt on the node, as build_snapshot decides.
             scanned = {alert.labels["node"]}
             self._neighbours(sorted(scanned), "", add)
             ref = resolve_workload(alert, objects)
-            if ref is not None:
-                name, ns = ref.name, ref.namespace
         # The nodes are those the workload's pods run on (an alert's `node` label widens nothing),
         # or, for a node alert with no workload on the node, that node alone.
-        nodes = self._workload(ns, name, add, clues) if name and ns else set(scanned)
+        nodes = self._workload(ref, add, clues) if ref is not None else set(scanned)
         for node in sorted(nodes):
             try:
                 n = self._call(f"read node {node}", lambda node=node: self.core.read_node(node))  # type: ignore[misc]
@@ -470,68 +589,76 @@ class KubeObjectSource:
                 add([self._dict(n, "Node", "v1")])
         # Every pod a drain would evict, in every namespace, so that the guards judge them all.
         if nodes - scanned:
-            self._neighbours(sorted(nodes - scanned), ns, add)
+            self._neighbours(sorted(nodes - scanned), ref.namespace if ref else ns, add)
         return objects
 
-    def _workload(self, ns: str, name: str, add: Callable[[Iterable[dict[str, Any]]], None],
+    def _workload(self, ref: ObjectRef, add: Callable[[Iterable[dict[str, Any]]], None],
                   read: Sequence[dict[str, Any]] = ()) -> set[str]:
-        # The Deployment is read once: resolving the alert may have read it already (`read`).
-        dep = next((o for o in read if o.get("kind") == "Deployment"
-                    and (o.get("metadata") or {}).get("name") == name
-                    and (o.get("metadata") or {}).get("namespace") == ns), None)
-        if dep is None:
-            dep_model = self._call(f"read deployment {ns}/{name}",
-                                   lambda: self.apps.read_namespaced_deployment(name, ns))
-            if dep_model is None:
-                return set()
-            dep = self._dict(dep_model, "Deployment", "apps/v1")
-        add([dep])
+        ns, name = ref.namespace, ref.name
+        # The workload is read once: resolving the alert may have read it already (`read`).
+        obj = next((o for o in read if o.get("kind") == ref.kind and (o.get("metadata") or {}).get("name") == name
+                    and (o.get("metadata") or {}).get("namespace") == ns), None) or self._get(ref.kind, ns, name)
+        if obj is None:
+            return set()
+        around: list[dict[str, Any]] = [obj, *read]
+        add([obj])
         # The dependencies' own Deployments: the guards judge a restart by its target's labels.
-        annotations = (dep.get("metadata") or {}).get("annotations") or {}
+        annotations = (obj.get("metadata") or {}).get("annotations") or {}
         for other in sorted({d.strip() for d in str(annotations.get(DEPENDS_ON_ANNOTATION, "")).split(",")} - {""}):
-            model = self._call(f"read deployment {ns}/{other}",
-                               lambda other=other: self.apps.read_namespaced_deployment(other, ns))  # type: ignore[misc]
-            if model is not None:
-                add([self._dict(model, "Deployment", "apps/v1")])
-        spec = dep.get("spec") or {}
+            dep = self._get("Deployment", ns, other)
+            if dep is not None:
+                add([dep])
+        spec = obj.get("spec") or {}
         selector = selector_text(spec.get("selector"))
-        rss = [r for r in self._items("list replicasets", lambda: self.apps.list_namespaced_replica_set(
-            ns, label_selector=selector), "ReplicaSet", "apps/v1") if _owner_name(r, "Deployment") == name]
-        add(rss)
-        rs_names = {r["metadata"]["name"] for r in rss}
-        pods = [p for p in self._items("list pods", lambda: self.core.list_namespaced_pod(ns, label_selector=selector),
-                                       "Pod", "v1") if _owner_name(p, "ReplicaSet") in rs_names]
+        owned: list[dict[str, Any]] = []  # what sits between the pods and the workload, and its revisions
+        if ref.kind in ("Deployment", "Rollout"):
+            owned = workloads.revisions_owned(ref, self._list("ReplicaSet", ns, label_selector=selector))
+        elif ref.kind in ("StatefulSet", "DaemonSet"):
+            owned = workloads.revisions_owned(ref, self._soft_list("ControllerRevision", ns, label_selector=selector))
+        elif ref.kind == "CronJob":
+            owned = [j for j in self._list("Job", ns) if (workloads.controller_ref(j) or {}).get("name") == name
+                     and (workloads.controller_ref(j) or {}).get("kind") == "CronJob"]
+        add(owned)
+        around += owned
+        selectors = [selector] if ref.kind != "CronJob" else [
+            selector_text((j.get("spec") or {}).get("selector")) for j in owned]
+        index = {(str(o.get("kind")), str((o.get("metadata") or {}).get("name"))): o for o in around}
+        pods: list[dict[str, Any]] = []
+        for sel in selectors:
+            if not sel:
+                continue
+            pods += [p for p in self._list("Pod", ns, label_selector=sel)
+                     if workloads.workload_of(p, lambda kind, _ns, n: index.get((kind, n))) == ref]
         add(pods)
-        hpas = [h for h in self._items("list hpas", lambda: self.autoscaling.list_namespaced_horizontal_pod_autoscaler(
-            ns), "HorizontalPodAutoscaler", "autoscaling/v2")
-            if ((h.get("spec") or {}).get("scaleTargetRef") or {}).get("name") == name]
+        hpas = [h for h in self._soft_list("HorizontalPodAutoscaler", ns) if workloads.scale_target(h) == ref]
         add(hpas)
-        volumes = ((spec.get("template") or {}).get("spec") or {}).get("volumes") or ()
-        for claim in sorted({str((v.get("persistentVolumeClaim") or {}).get("claimName")) for v in volumes
-                             if (v.get("persistentVolumeClaim") or {}).get("claimName")}):
-            pvc = self._call(f"read pvc {ns}/{claim}",
-                             lambda claim=claim: self.core.read_namespaced_persistent_volume_claim(claim, ns))  # type: ignore[misc]
+        for claim in sorted(set(workloads.claims_of(obj, pods))):
+            pvc = self._get("PersistentVolumeClaim", ns, claim)
             if pvc is not None:
-                add([self._dict(pvc, "PersistentVolumeClaim", "v1")])
-        add(self._items("list pdbs", lambda: self.policy.list_namespaced_pod_disruption_budget(ns),
-                        "PodDisruptionBudget", "policy/v1"))
-        involved = {name} | rs_names | {p["metadata"]["name"] for p in pods}
-        cutoff = self.clock() - self.events_window_s
-        events = [e for e in self._items("list events", lambda: self.core.list_namespaced_event(ns, limit=1000),
-                                         "Event", "v1")
-                  if (e.get("involvedObject") or {}).get("name") in involved and _event_time(e) >= cutoff]
-        events.sort(key=_event_time)
-        add(events)
-        self._around(ns, spec, pods, add)
+                add([pvc])
+        add(self._soft_list("PodDisruptionBudget", ns))
+        add(self._events(ns, [name, *(str(p["metadata"]["name"]) for p in pods)]))
+        self._around(ns, obj, pods, add)
         return {str((p.get("spec") or {}).get("nodeName")) for p in pods if (p.get("spec") or {}).get("nodeName")}
 
-    def _around(self, ns: str, spec: Mapping[str, Any], pods: Sequence[dict[str, Any]],
+    def _events(self, ns: str, names: Sequence[str]) -> list[dict[str, Any]]:
+        """The last `events_window_s` of Events about the workload and its pods, each object's
+        selected by the API server (`involvedObject.name`), not one unpaged list of the namespace."""
+        cutoff = self.clock() - self.events_window_s
+        events: list[dict[str, Any]] = []
+        for involved in list(dict.fromkeys(names))[:_EVENT_OBJECTS_MAX]:
+            events += [e for e in self._soft_list("Event", ns, field_selector=f"involvedObject.name={involved}")
+                       if _event_time(e) >= cutoff]
+        events.sort(key=_event_time)
+        return events
+
+    def _around(self, ns: str, obj: Mapping[str, Any], pods: Sequence[dict[str, Any]],
                 add: Callable[[Iterable[dict[str, Any]]], None]) -> None:
         """What `revert_config`, `restore_service` and `uncordon_node` judge by: the ConfigMaps the
         pod template references (never a Secret: the agent reads no Secret, it sees only which one
         the template names), the namespace's Services and Deployments (the other users of a config),
         and the cluster's nodes when a pod of the workload waits Pending."""
-        for ref in config_refs(spec.get("template") or {}, ns):
+        for ref in config_refs(workloads.pod_template(obj), ns):
             if ref.kind == "ConfigMap":
                 cm = self._call(f"read configmap {ns}/{ref.name}",
                                 lambda name=ref.name: self.core.read_namespaced_config_map(name, ns))  # type: ignore[misc]
@@ -543,7 +670,8 @@ class KubeObjectSource:
             add(self._items("list nodes", lambda: self.core.list_node(), "Node", "v1"))
 
     def _neighbours(self, nodes: Sequence[str], own_ns: str, add: Callable[[Iterable[dict[str, Any]]], None]) -> None:
-        """Pods on the nodes (all namespaces) with their ReplicaSets, Deployments and PDBs.
+        """Pods on the nodes (all namespaces) with their owners (ReplicaSets, Deployments,
+        StatefulSets) and PDBs.
 
         A forbidden read (a namespace-scoped Role) does not fail the observation: the node gets
         a `NODE_PODS_UNOBSERVED` marker, so the snapshot says its pods are unknown and the
@@ -559,14 +687,11 @@ class KubeObjectSource:
             add(pods)
             for p in pods:
                 on_nodes.setdefault(str(p["metadata"].get("namespace")), set()).add(node)
-        for other in sorted(set(on_nodes) - {own_ns}):
+        for other in sorted(on_nodes):
             try:
-                add(self._items("list replicasets", lambda other=other: self.apps.list_namespaced_replica_set(other),  # type: ignore[misc]
-                                "ReplicaSet", "apps/v1"))
-                add(self._items("list deployments", lambda other=other: self.apps.list_namespaced_deployment(other),  # type: ignore[misc]
-                                "Deployment", "apps/v1"))
-                add(self._items("list pdbs", lambda other=other: self.policy.list_namespaced_pod_disruption_budget(  # type: ignore[misc]
-                    other), "PodDisruptionBudget", "policy/v1"))
+                for kind in ("ReplicaSet", "Deployment", "StatefulSet", "PodDisruptionBudget"):
+                    if other != own_ns or kind != "PodDisruptionBudget":  # the own namespace's are read
+                        add(self._list(kind, other))
             except _Forbidden as e:  # those pods' labels and budgets are unknown
                 add([_unobserved(node, e.reason) for node in sorted(on_nodes[other])])
 
@@ -583,6 +708,12 @@ class _Timed:
         if self._timeout_s is None or not callable(method):
             return method
         return functools.partial(method, _request_timeout=self._timeout_s)
+
+
+def _absent(kind: str, ns: str, name: str) -> dict[str, Any]:
+    """The marker `build_snapshot` reads as "the API server has no such object" (`OBJECT_ABSENT`)."""
+    return {"apiVersion": "remediator.io/v1", "kind": OBJECT_ABSENT, "of": kind,
+            "metadata": {"namespace": ns, "name": name}}
 
 
 def _unobserved(node: str, reason: str) -> dict[str, Any]:
@@ -639,42 +770,44 @@ class Observation:
         return self.problem is None
 
 
-def _targets(alert: Alert, objects: Sequence[K8sObject], workload_ns: str, workload: str) -> dict[str, str]:
+def _targets(alert: Alert, objects: Sequence[K8sObject], workload: ObjectRef | None) -> dict[str, str]:
     """Placeholder values for the templates, from the alert and the objects around it."""
-    dep = next((o for o in objects if o.get("kind") == "Deployment"
-                and (o.get("metadata") or {}).get("name") == workload
-                and (o.get("metadata") or {}).get("namespace", workload_ns) == workload_ns), None)
-    annotations = ((dep or {}).get("metadata") or {}).get("annotations") or {}
+    index = {(str(o.get("kind")), str((o.get("metadata") or {}).get("namespace", "")),
+              str((o.get("metadata") or {}).get("name"))): o for o in objects}
+
+    def get(kind: str, ns: str, name: str) -> K8sObject | None:
+        return index.get((kind, ns, name)) or index.get((kind, "", name))
+
+    ns, name = (workload.namespace, workload.name) if workload else (alert.namespace, "")
+    obj = get(workload.kind, ns, name) if workload else None
+    annotations = ((obj or {}).get("metadata") or {}).get("annotations") or {}
     deps = [d.strip() for d in str(annotations.get(DEPENDS_ON_ANNOTATION, "")).split(",") if d.strip()]
-    rs_names = {str((o.get("metadata") or {}).get("name")) for o in objects if o.get("kind") == "ReplicaSet"
-                and _owner_name(o, "Deployment") == workload}
-    pods = sorted(str((o.get("metadata") or {}).get("name")) for o in objects if o.get("kind") == "Pod"
-                  and (o.get("metadata") or {}).get("namespace", workload_ns) == workload_ns
-                  and (_owner_name(o, "ReplicaSet") in rs_names
-                       or (_owner_name(o, "ReplicaSet") is None
-                           and str((o.get("metadata") or {}).get("name", "")).startswith(workload + "-"))))
-    if alert.labels.get("pod") and alert.labels["pod"] not in pods:
+    own = [o for o in objects if o.get("kind") == "Pod" and workload is not None
+           and workloads.workload_of(o, get) == workload]
+    pods = sorted(str((o.get("metadata") or {}).get("name")) for o in own)
+    if alert.labels.get("pod") and alert.labels["pod"] not in pods and not any(
+            alert.labels.get(x) for x in SUBJECT_LABELS):
         pods.append(alert.labels["pod"])
     if pods and len(pods) <= _POD_REGEX_MAX:
         pod_re = _promql_regex(pods)
     else:
-        pod_re = _promql_regex([workload]) + "-.*"
-    nodes = {str((o.get("spec") or {}).get("nodeName")) for o in objects if o.get("kind") == "Pod"
-             and str((o.get("metadata") or {}).get("name")) in pods and (o.get("spec") or {}).get("nodeName")}
+        pod_re = _promql_regex([name]) + "-.*" if name else ""
+    nodes = {str((o.get("spec") or {}).get("nodeName")) for o in own if (o.get("spec") or {}).get("nodeName")}
     if alert.labels.get("node"):
         nodes.add(alert.labels["node"])
     hpa = next((str(o["metadata"]["name"]) for o in objects if o.get("kind") == "HorizontalPodAutoscaler"
-                and ((o.get("spec") or {}).get("scaleTargetRef") or {}).get("name") == workload), "")
-    pvc = alert.labels.get("persistentvolumeclaim", "")
-    if not pvc and dep is not None:
-        volumes = (((dep.get("spec") or {}).get("template") or {}).get("spec") or {}).get("volumes") or ()
-        pvc = next((str(v["persistentVolumeClaim"]["claimName"]) for v in volumes
-                    if (v.get("persistentVolumeClaim") or {}).get("claimName")), "")
+                and workload is not None and workloads.scale_target(o) == workload), "")
+    claims = workloads.claims_of(obj, own) if obj is not None else []
+    alerted = alert.labels.get("persistentvolumeclaim", "")
+    pvc = alerted if alerted in claims or obj is None else (claims[0] if claims else "")
+    kind = workload.kind if workload else ""
     return {
-        "namespace": _promql_string(workload_ns),
-        "deployment": _promql_string(workload),
-        "deployments": _promql_regex([workload, *deps]),
-        "services": _promql_regex([workload, *deps]),
+        "namespace": _promql_string(ns),
+        "deployment": _promql_string(name) if kind == "Deployment" else "",
+        "deployments": _promql_regex([name, *deps] if kind == "Deployment" else deps) if name or deps else "",
+        "statefulset": _promql_string(name) if kind == "StatefulSet" else "",
+        "daemonset": _promql_string(name) if kind == "DaemonSet" else "",
+        "services": _promql_regex([name, *deps]) if name or deps else "",
         "pods": pod_re,
         "nodes": _promql_regex(nodes) if nodes else "",
         "hpa": _promql_string(hpa),
@@ -708,7 +841,6 @@ class Observer:
         except KubeError as e:
             raise KubernetesUnavailable(str(e)) from e
         workload = resolve_workload(alert, objects)
-        ns = workload.namespace if workload else alert.namespace
         series: list[Series] = []
         missing: list[MissingMetric] = []
         newest: float | None = None
@@ -717,7 +849,7 @@ class Observer:
         if self.metrics is None:
             problem = "no Prometheus configured"
         elif workload is not None or alert.labels.get("node"):
-            values = _targets(alert, objects, ns, workload.name if workload else "")
+            values = _targets(alert, objects, workload)
             series, missing, newest, queries = self._read(alert, now, values)
             if newest is None:
                 problem = (f"Prometheus returned no sample of any metric for {workload or alert.labels.get('node')} "

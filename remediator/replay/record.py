@@ -47,8 +47,7 @@ def record(observer: Observer, alert: Alert, *, before_s: float, after_s: float,
     if workload is None and not alert.labels.get("node"):
         raise RecordError(f"alert {alert.name} names no workload the cluster has (labels "
                           f"{dict(alert.labels)}); nothing to record")
-    ns = workload.namespace if workload else alert.namespace
-    values = _targets(alert, objects, ns, workload.name if workload else "")
+    values = _targets(alert, objects, workload)
     w = observer.templates.windows
     start = alert.starts_at - before_s
     end = min(alert.starts_at + after_s, now)

@@ -59,9 +59,9 @@ def manifests(objects: Sequence[dict[str, Any]], *, image: str = "app:1", node_n
               ) -> list[dict[str, Any]]:
     """The simulator's objects as complete, valid manifests the emulator can store.
 
-    The simulator keeps only what the snapshot builder reads; a Deployment needs containers,
-    a Pod needs a spec, and so on. Names, labels, owners and annotations are kept, so the
-    observer sees the same incident through the Kubernetes API.
+    The simulator keeps only what the snapshot builder reads; a Deployment needs containers
+    (and a Service in front of it), a Pod needs a spec, and so on. Names, labels, owners and
+    annotations are kept, so the observer sees the same incident through the Kubernetes API.
     """
     out: list[dict[str, Any]] = [{"apiVersion": "v1", "kind": "Node", "metadata": {"name": n},
                                   "status": {"conditions": [{"type": "Ready", "status": "True"}]}}
@@ -74,6 +74,10 @@ def manifests(objects: Sequence[dict[str, Any]], *, image: str = "app:1", node_n
         meta.pop("creationTimestamp", None)
         kind = o["kind"]
         if kind == "Deployment":
+            # The Service in front of it, as a real cluster has one: SLO alerts name it.
+            out.append({"apiVersion": "v1", "kind": "Service", "metadata": {"name": meta["name"],
+                                                                          "namespace": meta["namespace"]},
+                        "spec": {"selector": {"app": meta["name"]}, "ports": [{"port": 80}]}})
             template = o["spec"]["template"]
             template["spec"] = {"containers": [copy.deepcopy(container)],
                                 **({"volumes": template["spec"]["volumes"]} if template["spec"].get("volumes") else {})}

@@ -339,7 +339,7 @@ def test_a_hung_kubernetes_call_fails_the_observation_within_the_request_timeout
             with pytest.raises(KubernetesUnavailable) as raised:
                 Observer(None, source).observe(Alert("A", {"namespace": "shop", "deployment": "cart"}), now=1.0)
             assert str(raised.value) == (
-                "read Deployment shop: gave up after 2 attempts (last answer ReadTimeoutError): "
+                "read Deployment shop/cart: gave up after 2 attempts (last answer ReadTimeoutError): "
                 "no answer within kubernetes.timeout_s (0.3s) on any attempt")
             assert emulator.hung == 2  # each attempt was sent, and each one timed out
         finally:

@@ -21,6 +21,7 @@ from remediator.guards import Decision, GuardPolicy, judge
 from remediator.live.observer import API_CALLS, KubeObjectSource, KubernetesUnavailable, Observer
 from remediator.snapshot import Alert, Snapshot
 from tests.live.conftest import NS
+from tests.live.kinds import seed_every_kind
 from tests.live.test_executor import _api_call
 from tests.support.kube import KubeEmulator, KubeServer
 
@@ -156,7 +157,8 @@ def test_a_forbidden_read_of_the_workloads_own_objects_still_fails_the_observati
 
 
 def test_the_api_call_table_declares_every_call_the_observer_makes() -> None:
-    """A pod, node, PVC, service and HPA alert observed against one cluster: the request log is the table, exactly."""
+    """A pod, node, PVC, service and HPA alert, and one on each other workload kind, observed against
+    one cluster: the request log is the table, exactly."""
     with KubeServer(KubeEmulator()) as kube:
         pods = kube.seed_deployment("cart", NS, replicas=2, nodes=("node-a", "node-b"))["pods"]
         kube.seed_deployment("web", "front", replicas=1, nodes=("node-a",))
@@ -188,7 +190,18 @@ def test_the_api_call_table_declares_every_call_the_observer_makes() -> None:
         pending["metadata"]["name"] += "p"
         kube.seed({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cart-config", "namespace": NS},
                    "data": {"mode": "fast"}}, pending)
+        seed_every_kind(kube)
         before = len(kube.requests())
+        kinds = [("KubeStatefulSetReplicasMismatch", {"namespace": NS, "statefulset": "redis-cart"},
+                  ObjectRef("StatefulSet", NS, "redis-cart")),
+                 ("KubeDaemonSetRolloutStuck", {"namespace": NS, "daemonset": "agent"},
+                  ObjectRef("DaemonSet", NS, "agent")),
+                 ("KubeJobFailed", {"namespace": NS, "job_name": "nightly-29000000"},
+                  ObjectRef("CronJob", NS, "nightly")),
+                 ("KubePodNotReady", {"namespace": NS, "pod": "checkout-6b9f7-z9x8c"},
+                  ObjectRef("Rollout", NS, "checkout"))]
+        for name, labels, ref in kinds:
+            assert observe(kube, labels, name).workload == ref, name
         alerts = [("KubePodCrashLooping", {"namespace": NS, "pod": pods[0]["metadata"]["name"]}),
                   ("KubeNodeNotReady", {"node": "node-a"}),
                   ("KubePersistentVolumeFillingUp", {"namespace": NS, "persistentvolumeclaim": "cart-data"}),

@@ -129,6 +129,10 @@ BUILTIN_RESOURCES: dict[str, ResourceSpec] = {
     "autoscaling/v2/horizontalpodautoscalers": ResourceSpec("HorizontalPodAutoscaler", True, ("status",)),
     "autoscaling/v1/horizontalpodautoscalers": ResourceSpec("HorizontalPodAutoscaler", True, ("status",)),
     "policy/v1/poddisruptionbudgets": ResourceSpec("PodDisruptionBudget", True, ("status",)),
+    "batch/v1/jobs": ResourceSpec("Job", True, ("status",)),
+    "batch/v1/cronjobs": ResourceSpec("CronJob", True, ("status",)),
+    # Argo Rollouts' CRD, as a cluster running Argo serves it (a custom resource: no strategic merge).
+    "argoproj.io/v1alpha1/rollouts": ResourceSpec("Rollout", True, ("status", "scale"), builtin=False),
     "events.k8s.io/v1/events": ResourceSpec("Event"),
     "coordination.k8s.io/v1/leases": ResourceSpec("Lease"),
     "storage.k8s.io/v1/storageclasses": ResourceSpec("StorageClass", False),
