@@ -532,6 +532,9 @@ class KubeObjectSource:
                 found.extend(pods)
                 for p in pods[:_OWNER_READS_MAX]:
                     self._owners(p, ns, found)
+                if not pods:  # scaled to zero: the workloads whose pod template the selector selects
+                    for kind in ("Deployment", "StatefulSet"):
+                        found.extend(self._soft_list(kind, ns))
         elif labels.get("service") and soft:  # the scrape target's Service: is the alerted pod behind it?
             self._clue("Service", ns, labels["service"], found, soft=True)
         return resolve_workload(alert, found)

@@ -407,6 +407,8 @@ def test_run_serves_webhooks_and_its_worker_refuses_to_act_blind(tmp_path: Path)
     """`remediator run` wiring with its worker thread: without metrics it observes, records why, acts on nothing."""
     with KubeServer(KubeEmulator()) as kube:
         kube.seed_deployment("cart", "shop")
+        kube.seed({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "cart", "namespace": "shop"},
+                   "spec": {"selector": {"app": "cart"}, "ports": [{"port": 80}]}})  # the alert's `service`
         kube.write_kubeconfig(tmp_path / "kubeconfig.yaml")
         (tmp_path / "c.yaml").write_text(yaml.safe_dump({
             "kubernetes": {"kubeconfig": "kubeconfig.yaml"}, "mode": "auto", "store": "ledger.db",
