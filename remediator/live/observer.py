@@ -522,11 +522,18 @@ class KubeObjectSource:
                 self._owners(pod, ns, found, soft=soft)
             else:  # replaced since: the ReplicaSet that made it names the workload
                 found.extend(self._soft_list("ReplicaSet", ns))
-        if labels.get("service") and not subject and not labels.get("pod"):
-            svc = self._clue("Service", ns, labels["service"], found, soft=soft)
+        if labels.get("service") and not subject:
+            self._service_clue(ns, labels["service"], found, soft=soft, routes=not labels.get("pod"))
+        return resolve_workload(alert, found)
+
+    def _service_clue(self, ns: str, service: str, found: list[dict[str, Any]], *, soft: bool, routes: bool) -> None:
+        """The alert's Service: where it `routes` (no other clue), its selected pods and their owners;
+        else (a node alert) only the Service, to tell whether the alerted pod is its scrape target."""
+        if routes:
+            svc = self._clue("Service", ns, service, found, soft=soft)
             if svc is None:
                 if not soft:  # the API server says there is none (a 403 says nothing)
-                    found.append(_absent("Service", ns, labels["service"]))
+                    found.append(_absent("Service", ns, service))
             elif selector := ((svc.get("spec") or {}).get("selector") or {}):
                 pods = self._soft_list("Pod", ns, label_selector=selector_text({"matchLabels": selector}))
                 found.extend(pods)
@@ -535,9 +542,8 @@ class KubeObjectSource:
                 if not pods:  # scaled to zero: the workloads whose pod template the selector selects
                     for kind in ("Deployment", "StatefulSet"):
                         found.extend(self._soft_list(kind, ns))
-        elif labels.get("service") and soft:  # the scrape target's Service: is the alerted pod behind it?
-            self._clue("Service", ns, labels["service"], found, soft=True)
-        return resolve_workload(alert, found)
+        elif soft:  # the scrape target's Service: is the alerted pod behind it?
+            self._clue("Service", ns, service, found, soft=True)
 
     def _soft_list(self, kind: str, ns: str, **query: Any) -> list[dict[str, Any]]:
         try:
