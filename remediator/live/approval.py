@@ -162,7 +162,7 @@ _EVIDENCE: tuple[tuple[str, str | None, Callable[[float, float | None], bool]], 
     ("pvc_used_ratio", None, lambda v, _: v >= 0.8),
     ("dep_error_ratio", "slo.error_ratio", lambda v, slo: slo is not None and v > slo),
     ("dep_available_ratio", None, lambda v, _: v < 1),
-    ("rollout_age_s", None, lambda v, _: v < 3600),
+    ("rollout_age_s", None, lambda v, _: 0 <= v < 3600),  # a rollout within the hour
 )
 
 

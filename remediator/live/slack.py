@@ -110,7 +110,7 @@ def diff_lines(preview: Mapping[str, Any]) -> list[str]:
     for obj in preview.get("objects") or []:
         lines.append(str(obj.get("object")))
         for c in obj.get("changes") or []:
-            lines.append(f"  {c.get('field')}: {json.dumps(c.get('before'))} -> {json.dumps(c.get('after'))}")
+            lines.append(f"  {c.get('field')}: {json.dumps(c.get('before'))} → {json.dumps(c.get('after'))}")
     if preview.get("error"):
         lines.append(f"the API server refused the dry run: {preview['error']}")
     return lines or ["no object changes"]

@@ -34,7 +34,7 @@ from remediator.live.loop import Loop
 from remediator.live.receiver import Receiver, ReceiverServer
 from remediator.live.service import approval_channels
 from remediator.live.slack import SlackInteractions, signature, verify_signature
-from tests.live.conftest import NS, seed_workload, snapshot_for
+from tests.live.conftest import NS, requires_prometheus, seed_workload, snapshot_for
 from tests.live.test_approval import FixedWorld, make_loop, restarts
 from tests.support.kube import KubeServer
 
@@ -330,3 +330,83 @@ def _fuzz_ledger(factory: pytest.TempPathFactory) -> Ledger:
     if "l" not in _LEDGERS:
         _LEDGERS["l"] = Ledger(factory.mktemp("fuzz") / "l.db")
     return _LEDGERS["l"]
+
+
+# ---------------------------------------------------------------------------- through `remediator run`
+
+
+@requires_prometheus
+def test_approve_mode_end_to_end_across_a_restart(tmp_path: Path, slack: FakeSlack,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Agent of `remediator run` (receiver, loop, Slack channel) on a real Prometheus and the emulator:
+    the alert parks, the agent is stopped with the approval pending, a new one takes the signed click,
+    and the action runs once."""
+    from remediator.actions import Action, ActionKind, ObjectRef
+    from remediator.live.config import load_config
+    from remediator.live.service import Agent
+    from tests.live.sim import incident, prometheus_with
+    from tests.live.test_loop import (
+        SimClock,
+        drive,
+        post_webhook,
+        seed_incident,
+        timeline,
+        webhook_payload,
+        write_config,
+    )
+    from tests.support.kube import KubeEmulator
+
+    monkeypatch.setenv("REMEDIATOR_WEBHOOK_TOKEN", "hook-token")
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", SECRET)
+    inc = incident("scaled_to_zero", after_s=0)
+    with KubeServer(KubeEmulator()) as kube:
+        seed_incident(kube, inc)
+        kube.emulator.validate = "1.33"
+        # The recorded metrics: the workload recovers once the approved restore lands, a minute in.
+        inc.advance(60.0)
+        inc.execute(Action(ActionKind.RESTORE_REPLICAS, ObjectRef("Deployment", "shop", "cart"), {"replicas": 5}))
+        inc.advance(600.0)
+        series = timeline(inc, inc.alert_at + 900.0)
+        with prometheus_with(tmp_path / "p", series) as prom:
+            path = write_config(tmp_path, kube, prom.url, mode="approve", horizon_s=900.0,
+                                slack={"webhook_url": f"{slack.url}/webhook", "approvers": [APPROVER],
+                                       "response_url_prefixes": [f"{slack.url}/response/"]},
+                                approval={"approvers": ["alice"], "deadline_s": 600})
+            config = load_config(path)
+            clock = SimClock(inc.alert_at)
+            first = Agent(config, clock=clock).start(worker=False)
+            try:
+                assert post_webhook(first.server.url, webhook_payload(inc), "hook-token") == 200
+                [row] = first.ledger.incidents()
+                for _ in range(4):
+                    first.loop.tick(clock.t)
+                    clock.t += 15.0
+                [approval] = first.ledger.approvals(state="pending")
+            finally:
+                first.stop()  # killed with the approval pending
+            [message] = slack.messages
+            text = json.dumps(message["blocks"])
+            assert "restore_replicas" in text and "spec.replicas: 0 \\u2192 " in text
+            assert kube.get("apps/v1", "Deployment", "shop", "cart")["spec"]["replicas"] == 0  # type: ignore[index]
+
+            second = Agent(config, clock=clock).start(worker=False)
+            try:
+                stranger = click(approval.id, STRANGER, f"{slack.url}/response/9")
+                assert post(second.server, "/slack/interactions", stranger, signed(stranger, at=clock.t))[0] == 403
+                second.loop.tick(clock.t)
+                with Ledger(config.store) as peek:
+                    assert peek.executions(incident_id=row.id) == []  # nothing before a valid signed approval
+                good = click(approval.id, APPROVER, f"{slack.url}/response/9")
+                status, doc = post(second.server, "/slack/interactions", good, signed(good, at=clock.t))
+                assert status == 200 and doc["state"] == "approved"
+                drive(second, clock, row.id, inc.alert_at + 900.0)
+                executions = [e for e in second.ledger.executions(incident_id=row.id)
+                              if e.action.kind.value == "restore_replicas"]
+                final = second.ledger.incident(row.id)
+            finally:
+                second.stop()
+        after = kube.get("apps/v1", "Deployment", "shop", "cart")
+    assert len(executions) == 1 and executions[0].state == "done" and not executions[0].dry_run
+    assert after["spec"]["replicas"] == executions[0].action.params["replicas"]  # type: ignore[index]
+    assert final is not None and final.status == "recovered"
+    assert f"Approved by <@{APPROVER}>" in slack.updates[-1]["text"]
