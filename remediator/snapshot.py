@@ -44,7 +44,7 @@ from __future__ import annotations
 import functools
 import math
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from typing import Any
@@ -104,6 +104,25 @@ BASELINE_END_BEFORE_ALERT_S = 300.0
 BASELINE_WINDOW_S = 600.0
 
 K8sObject = Mapping[str, Any]
+
+# Signal groups an observation can lack, each a set of `Signals` fields (`Snapshot.unknown_groups`):
+# the encoder says "not observed" per group, so a missing source never reads as healthy or broken.
+SIGNAL_GROUPS: Mapping[str, frozenset[str]] = {
+    # the SLI profile's request counter / duration histogram of the workload itself
+    "requests": frozenset({"request_rate", "error_ratio"}),
+    "request_baseline": frozenset({"request_rate_baseline"}),
+    "latency": frozenset({"latency_p99_s"}),
+    # the same for its dependencies
+    "dependency_slis": frozenset({"dep_error_ratio", "dep_latency_p99_s"}),
+    # kube-state-metrics: the workload's replicas and its pods' readiness
+    "kube_state": frozenset({"available_replicas", "ready_pods"}),
+    # cAdvisor (kubelet) with the limits kube-state-metrics exports: the judged container's resources
+    "memory": frozenset({"mem_ratio", "mem_slope_per_min"}),
+    "cpu": frozenset({"cpu_ratio", "throttle_ratio"}),
+    "node": frozenset({"node_ready"}),
+    "hpa": frozenset({"hpa_current", "hpa_max"}),
+    "volume": frozenset({"pvc_used_ratio", "pvc_minutes_to_full"}),
+}
 
 
 class SnapshotError(ValueError):
@@ -284,6 +303,11 @@ class Snapshot:
         """The `container` parameter of a limit-raising action (`actions.CONTAINER_KINDS`): the judged
         container when the workload has several; with one, there is nothing to choose."""
         return {CONTAINER_PARAM: self.container} if self.container and len(self.containers) > 1 else {}
+
+    @property
+    def unknown_groups(self) -> frozenset[str]:
+        """The SIGNAL_GROUPS with at least one signal not observed."""
+        return frozenset(g for g, names in SIGNAL_GROUPS.items() if names & self.unknown_signals)
 
     @property
     def slo_known(self) -> bool:
@@ -645,8 +669,8 @@ def build_snapshot(alert: Alert, series: Sequence[Series], objects: Sequence[K8s
                                               -mem_ratios.get((p, container or ""), 0.0), p)))
     health = _dep_health(scope, r, traffic)
     deps = _deps_worst_first(scope, health)
-    signals = _signals(idx, scope, r, traffic, health, pods, nodes | ({node} if node else set()), node,
-                       container, now)
+    judged_nodes = nodes | ({node} if node else set())
+    signals = _signals(idx, scope, r, traffic, health, pods, judged_nodes, node, container, now)
     around = _around(idx, scope, alert, r, now)
     signals = replace(signals, **around.signals)
     replicas = REPLICA_SERIES.get(scope.workload.kind if scope.workload else "")
@@ -654,7 +678,7 @@ def build_snapshot(alert: Alert, series: Sequence[Series], objects: Sequence[K8s
     # The request counter counts only when the workload's own traffic is in it.
     found = (r.found - {sli.requests}) | ({sli.requests} if (scope.ns, scope.name) in traffic else set())
     missing = tuple(m for m in expected if m not in found) if scope.workload else ()
-    unknown = _unknown(scope, r, traffic, container, pods) if scope.workload else frozenset()
+    unknown = _unknown(scope, r, traffic, container, pods, judged_nodes) if scope.workload else frozenset()
     involved = scope.pod_names | {scope.name}
     events = tuple(str(e.get("message", ""))[:500] for e in idx.by_kind.get("Event", ())
                    if ((e.get("involvedObject") or {}).get("name", "") in involved)
@@ -722,7 +746,7 @@ def _judged_container(alert: Alert, containers: Sequence[str], sidecars: frozens
 
 
 def _unknown(scope: _Scope, r: _Readings, traffic: Mapping[tuple[str, str], _ServiceTraffic],
-             container: str | None, pods: Sequence[str]) -> frozenset[str]:
+             container: str | None, pods: Sequence[str], nodes: Set[str]) -> frozenset[str]:
     """The signals the series could not measure (docs/slis.md): neutral defaults, not observations."""
     out: set[str] = set()
     own = traffic.get((scope.ns, scope.name))
@@ -747,6 +771,16 @@ def _unknown(scope: _Scope, r: _Readings, traffic: Mapping[tuple[str, str], _Ser
                     and not any(r.limits.get((p, c, "cpu"), 0) > 0 for p in pods))
     if not any((p, c) in r.periods for p in pods) and not no_cpu_limit:
         out.add("throttle_ratio")
+    if math.isnan(r.available):
+        out.add("available_replicas")
+    if pods and not any(p in r.ready for p in pods):
+        out.add("ready_pods")
+    if scope.hpa:
+        out |= {name for name, v in (("hpa_current", r.hpa_current), ("hpa_max", r.hpa_max)) if math.isnan(v)}
+    if nodes and not any(n in r.node_ready for n in nodes):
+        out.add("node_ready")
+    if scope.pvc and (not r.pvc_used or math.isnan(r.pvc_cap)):
+        out |= {"pvc_used_ratio", "pvc_minutes_to_full"}
     return frozenset(out)
 
 

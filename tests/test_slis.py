@@ -94,6 +94,8 @@ def kube_series(*, replicas: float = 2.0) -> list[Series]:
            Series("kube_deployment_status_replicas_available", dep, gauge(replicas))]
     for pod in PODS:
         out.append(Series("kube_pod_status_ready", {"namespace": NS, "pod": pod, "condition": "true"}, gauge(1.0)))
+    out.append(Series("kube_node_status_condition", {"node": "node-a", "condition": "Ready", "status": "true"},
+                      gauge(1.0)))
     return out
 
 
