@@ -15,8 +15,16 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from remediator.actions import PASSIVE_KINDS, Action, ActionKind, factor_of
-from remediator.snapshot import DEPENDS_ON_ANNOTATION, PROTECTED_LABEL, REVISION_ANNOTATION, Series
-from simulator.topology import ServiceSpec, Topology
+from remediator.slis import PROFILES
+from remediator.snapshot import (
+    DEFAULT_CONTAINER_ANNOTATION,
+    DEPENDS_ON_ANNOTATION,
+    PROTECTED_LABEL,
+    REVISION_ANNOTATION,
+    Series,
+)
+from simulator.dialect import APP_CONTAINER, NO_SLI, OUTCOME_LABELS, SIDECAR, le_label, scraped
+from simulator.topology import MIB, ServiceSpec, Topology
 
 TICK_S = 15.0
 TIMEOUT_S = 10.0
@@ -28,6 +36,11 @@ NODE_EVICTION_S = 300.0  # default not-ready toleration: pods are evicted
 WINDOW_POINTS = 10
 LONG_POINTS = 41  # 10 minutes, for volume trends
 _LE = tuple("+Inf" if math.isinf(le) else repr(le) for le in BUCKETS)
+# The istio-proxy sidecar of a meshed workload: a steady working set under its own limits.
+SIDECAR_MEM = 60 * MIB
+SIDECAR_MEM_LIMIT = 1024 * MIB
+SIDECAR_CPU_LIMIT = 2.0
+SIDECAR_CPU = 0.02  # cores
 
 
 def _desired(wls: Any, name: str) -> float:
@@ -130,14 +143,17 @@ _Labels = tuple[tuple[str, str], ...]
 class _Emitter:
     """Collects series in scrape order, sharing one label dict per label set across scrapes."""
 
-    def __init__(self, cache: dict[_Labels, dict[str, str]]) -> None:
+    def __init__(self, cache: dict[tuple[str, _Labels, str], dict[str, str]], scrape_labels: bool = False) -> None:
         self.series: list[Series] = []
         self._cache = cache
+        self._scrape_labels = scrape_labels
 
-    def emit(self, name: str, labels: _Labels, points: list[tuple[float, float]]) -> None:
-        d = self._cache.get(labels)
+    def emit(self, name: str, labels: _Labels, points: list[tuple[float, float]], node: str = "") -> None:
+        """One series; with `scrape_labels`, under the scrape target's labels as well (simulator.dialect)."""
+        key = (name if self._scrape_labels else "", labels, node if self._scrape_labels else "")
+        d = self._cache.get(key)
         if d is None:
-            d = self._cache[labels] = dict(labels)
+            d = self._cache[key] = scraped(name, dict(labels), node) if self._scrape_labels else dict(labels)
         self.series.append(Series(name, d, points))
 
 
@@ -145,7 +161,16 @@ class Cluster:
     """State and mechanics. `rng` drives every random timing so a seed replays exactly."""
 
     def __init__(self, topology: Topology, focus: str, rng: random.Random, noise: float = 0.02,
-                 namespace: str | None = None, start: float = 0.0) -> None:
+                 namespace: str | None = None, start: float = 0.0, *, sli: str = "http",
+                 sidecar: bool = False, scrape_labels: bool = False) -> None:
+        """`sli` the SLI profile the workloads' request metrics come in (`dialect.NO_SLI`: none),
+        `sidecar` an istio-proxy container in the focus workload's pods, `scrape_labels` the
+        scrape targets' labels on every series (simulator.dialect)."""
+        if sli not in OUTCOME_LABELS and sli != NO_SLI:
+            raise ValueError(f"unknown SLI profile {sli!r}; known: {', '.join([*OUTCOME_LABELS, NO_SLI])}")
+        self.sli, self.sidecar, self.scrape_labels = sli, sidecar, scrape_labels
+        self.sidecar_mem_limit = SIDECAR_MEM_LIMIT
+        self._start = start
         self.topology = topology
         self.rng = rng
         self.noise = noise
@@ -162,7 +187,7 @@ class Cluster:
         self.focus = self.workloads[focus]
         # One frame per tick: (t, nodes, workloads, focus pods); see `_record`.
         self._frames: list[_Frame] = []
-        self._label_dicts: dict[_Labels, dict[str, str]] = {}
+        self._label_dicts: dict[tuple[str, _Labels, str], dict[str, str]] = {}
 
     def at(self, when: float, fn: Callable[[], None]) -> None:
         """Run `fn` at the first tick at or after `when` (fault onsets, transient blips)."""
@@ -256,6 +281,9 @@ class Cluster:
         return True
 
     def _raise_memory_limit(self, action: Action, w: Workload) -> bool:
+        if self.sidecar and w is self.focus and action.params.get("container") == SIDECAR:
+            self.sidecar_mem_limit *= factor_of(action)  # the sidecar's limit only: the app keeps its own
+            return True
         self.add_revision(w, mem_limit=w.current.mem_limit * factor_of(action))
         return True
 
@@ -453,12 +481,12 @@ class Cluster:
         """Keep this tick's readings as one compact frame; series are cut from frames on demand."""
         nodes = tuple((n.name, 1.0 if n.ready else 0.0) for n in self.nodes.values())
         wls = tuple((w.name, float(w.desired), float(w.available), w.requests[0], w.requests[1],
-                     tuple(w.buckets), float(w.hpa_max), w.pvc_used, w.pvc_cap)
+                     tuple(w.buckets), float(w.hpa_max), w.pvc_used, w.pvc_cap, w.pods[0].node if w.pods else "")
                     for w in self.workloads.values())
         f = self.focus
         pods = tuple((p.name, 1.0 if p.ready else 0.0, float(p.restarts), p.last_reason, t < p.waiting_until,
                       self._gauge(p.mem), f.revision(p.revision).mem_limit, f.revision(p.revision).cpu_limit,
-                      p.counters[0], p.counters[1], p.counters[2]) for p in f.pods)
+                      p.counters[0], p.counters[1], p.counters[2], p.node, self.sidecar_mem_limit) for p in f.pods)
         self._frames.append((t, nodes, wls, pods))
 
     def series(self, until: float, alert_start: float) -> list[Series]:
@@ -468,7 +496,7 @@ class Cluster:
             end -= 1
         if not end:
             return []
-        out = _Emitter(self._label_dicts)
+        out = _Emitter(self._label_dicts, self.scrape_labels)
         recent = self._frames[max(0, end - WINDOW_POINTS):end]
         self._node_series(out, recent)
         long = self._frames[max(0, end - LONG_POINTS):end]
@@ -498,11 +526,14 @@ class Cluster:
             svc = (("namespace", ns), ("service", name))
             out.emit("kube_deployment_spec_replicas", dep, [(fr[0], fr[2][i][1]) for fr in both])
             out.emit("kube_deployment_status_replicas_available", dep, [(fr[0], fr[2][i][2]) for fr in recent])
-            out.emit("http_requests_total", (("code", "200"),) + svc, [(fr[0], fr[2][i][3]) for fr in both])
-            out.emit("http_requests_total", (("code", "500"),) + svc, [(fr[0], fr[2][i][4]) for fr in both])
-            for j, le in enumerate(_LE):
-                out.emit("http_request_duration_seconds_bucket", (("le", le),) + svc,
-                         [(fr[0], fr[2][i][5][j]) for fr in recent])
+            if self.sli == "http":  # the shape (and label order) every recorded figure was made with
+                out.emit("http_requests_total", (("code", "200"),) + svc, [(fr[0], fr[2][i][3]) for fr in both])
+                out.emit("http_requests_total", (("code", "500"),) + svc, [(fr[0], fr[2][i][4]) for fr in both])
+                for j, le in enumerate(_LE):
+                    out.emit("http_request_duration_seconds_bucket", (("le", le),) + svc,
+                             [(fr[0], fr[2][i][5][j]) for fr in recent])
+            elif self.sli != NO_SLI:
+                self._profile_series(out, name, i, both, recent)
             if wl[6]:
                 h = (("horizontalpodautoscaler", name), ("namespace", ns))
                 out.emit("kube_horizontalpodautoscaler_status_current_replicas", h,
@@ -511,8 +542,21 @@ class Cluster:
                          [(fr[0], fr[2][i][6]) for fr in recent])
             if wl[8]:
                 c = (("namespace", ns), ("persistentvolumeclaim", f"{name}-data"))
-                out.emit("kubelet_volume_stats_used_bytes", c, [(fr[0], fr[2][i][7]) for fr in long])
-                out.emit("kubelet_volume_stats_capacity_bytes", c, [(fr[0], fr[2][i][8]) for fr in long])
+                node = wl[9]  # the kubelet of the node the claim is mounted on
+                out.emit("kubelet_volume_stats_used_bytes", c, [(fr[0], fr[2][i][7]) for fr in long], node)
+                out.emit("kubelet_volume_stats_capacity_bytes", c, [(fr[0], fr[2][i][8]) for fr in long], node)
+
+    def _profile_series(self, out: _Emitter, name: str, i: int, both: list[_Frame], recent: list[_Frame]) -> None:
+        """Workload `name`'s requests and latency in the SLI profile's names, labels and unit."""
+        p = PROFILES[self.sli]
+        own = {**p.match, p.workload_label: name, **({p.namespace_label: self.namespace} if p.namespace_label else {})}
+        for col, outcome in zip((3, 4), OUTCOME_LABELS[self.sli]):
+            labels = tuple(sorted({**own, **outcome}.items()))
+            out.emit(p.requests, labels, [(fr[0], fr[2][i][col]) for fr in both])
+        if p.duration:
+            for j, le in enumerate(BUCKETS):
+                labels = tuple(sorted({**own, "le": le_label(le, p.unit_s)}.items()))
+                out.emit(p.duration, labels, [(fr[0], fr[2][i][5][j]) for fr in recent])
 
     @staticmethod
     def _pod_rows(recent: list[_Frame]) -> dict[str, list[tuple[float, Any]]]:
@@ -528,18 +572,35 @@ class Cluster:
     def _pod_series(self, out: _Emitter, recent: list[_Frame]) -> None:
         ns = self.namespace
         for name, prow in self._pod_rows(recent).items():
-            pl = (("container", "app"), ("namespace", ns), ("pod", name))
+            node = prow[-1][1][11]
+            pl = (("container", APP_CONTAINER), ("namespace", ns), ("pod", name))
             out.emit("kube_pod_status_ready", (("condition", "true"), ("namespace", ns), ("pod", name)),
                      [(t, r[1]) for t, r in prow])
             out.emit("kube_pod_container_status_restarts_total", pl, [(t, r[2]) for t, r in prow])
             self._pod_state_series(out, pl, prow)
-            out.emit("container_memory_working_set_bytes", pl, [(t, r[5]) for t, r in prow])
+            out.emit("container_memory_working_set_bytes", pl, [(t, r[5]) for t, r in prow], node)
             out.emit("kube_pod_container_resource_limits", pl + (("resource", "memory"),),
                      [(t, r[6]) for t, r in prow])
             out.emit("kube_pod_container_resource_limits", pl + (("resource", "cpu"),), [(t, r[7]) for t, r in prow])
-            out.emit("container_cpu_usage_seconds_total", pl, [(t, r[8]) for t, r in prow])
-            out.emit("container_cpu_cfs_periods_total", pl, [(t, r[9]) for t, r in prow])
-            out.emit("container_cpu_cfs_throttled_periods_total", pl, [(t, r[10]) for t, r in prow])
+            out.emit("container_cpu_usage_seconds_total", pl, [(t, r[8]) for t, r in prow], node)
+            out.emit("container_cpu_cfs_periods_total", pl, [(t, r[9]) for t, r in prow], node)
+            out.emit("container_cpu_cfs_throttled_periods_total", pl, [(t, r[10]) for t, r in prow], node)
+            if self.sidecar:
+                self._sidecar_series(out, name, node, prow)
+
+    def _sidecar_series(self, out: _Emitter, pod: str, node: str, prow: list[tuple[float, Any]]) -> None:
+        """istio-proxy next to the app: the same pod, its own steady working set, limits and CPU
+        (noise-free, so a sidecar draws nothing from the incident's random stream)."""
+        pl = (("container", SIDECAR), ("namespace", self.namespace), ("pod", pod))
+        up = [t - self._start for t, _ in prow]
+        out.emit("kube_pod_container_status_restarts_total", pl, [(t, 0.0) for t, _ in prow])
+        out.emit("container_memory_working_set_bytes", pl, [(t, SIDECAR_MEM) for t, _ in prow], node)
+        out.emit("kube_pod_container_resource_limits", pl + (("resource", "memory"),), [(t, r[12]) for t, r in prow])
+        out.emit("kube_pod_container_resource_limits", pl + (("resource", "cpu"),),
+                 [(t, SIDECAR_CPU_LIMIT) for t, _ in prow])
+        out.emit("container_cpu_usage_seconds_total", pl, [(t, SIDECAR_CPU * u) for (t, _), u in zip(prow, up)], node)
+        out.emit("container_cpu_cfs_periods_total", pl, [(t, 10.0 * u) for (t, _), u in zip(prow, up)], node)
+        out.emit("container_cpu_cfs_throttled_periods_total", pl, [(t, 0.0) for t, _ in prow], node)
 
     @staticmethod
     def _pod_state_series(out: _Emitter, pl: tuple[tuple[str, str], ...], prow: list[tuple[float, Any]]) -> None:
@@ -554,6 +615,14 @@ class Cluster:
 
     # ------------------------------------------------------------------ objects
 
+    def _template(self, w: Workload, volumes: list[dict[str, Any]]) -> dict[str, Any]:
+        """The pod template; a meshed workload's names its containers, the app as the default one
+        (as Istio's injection annotates it)."""
+        if not (self.sidecar and w is self.focus):
+            return {"metadata": {"labels": {"app": w.name}}, "spec": {"volumes": volumes}}
+        return {"metadata": {"labels": {"app": w.name}, "annotations": {DEFAULT_CONTAINER_ANNOTATION: APP_CONTAINER}},
+                "spec": {"volumes": volumes, "containers": [{"name": APP_CONTAINER}, {"name": SIDECAR}]}}
+
     def objects(self) -> list[dict[str, Any]]:
         """The Kubernetes objects around the incident, as the API server would return them."""
         ns = self.namespace
@@ -567,8 +636,7 @@ class Cluster:
                              "annotations": {DEPENDS_ON_ANNOTATION: ",".join(w.spec.deps),
                                              REVISION_ANNOTATION: str(w.current.number)}},
                 "spec": {"replicas": w.desired, "selector": {"matchLabels": {"app": w.name}},
-                         "template": {"metadata": {"labels": {"app": w.name}},
-                                      "spec": {"volumes": volumes}}},
+                         "template": self._template(w, volumes)},
             })
             for rev in w.revisions[-11:]:  # the current one and revisionHistoryLimit (10) more
                 out.append({"kind": "ReplicaSet", "metadata": {

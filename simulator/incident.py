@@ -9,9 +9,11 @@ from functools import partial
 
 from remediator.actions import Action, ActionKind, ObjectRef
 from remediator.guards import Executed
+from remediator.slis import DEFAULT_PROFILE, PROFILES
 from remediator.snapshot import PROTECTED_LABEL, Alert, Attempt, Slo, Snapshot, build_snapshot
 from remediator.verify import Outcome, RecoveryTracker, unmet
 from simulator.cluster import TICK_S, Cluster, true_signals
+from simulator.dialect import SLI_CHOICES, rule_labels
 from simulator.faults import FAULTS, Fault
 from simulator.safety import unsafe_reason
 from simulator.topology import ServiceSpec, Topology
@@ -42,6 +44,12 @@ class IncidentSpec:
     seed: int
     variant: str = ""
     noise: float = 0.02
+    # The cluster's dialect (simulator.dialect): the SLI profile its request metrics come in
+    # ("none": no request metric at all), an istio-proxy sidecar in the workload's pods, and the
+    # scrape targets' labels on series and alerts, as kube-prometheus-stack leaves them.
+    sli: str = "http"
+    sidecar: bool = False
+    scrape_labels: bool = False
 
     @property
     def fault(self) -> str:
@@ -55,6 +63,8 @@ class Incident:
                 raise ValueError(f"unknown fault {f!r}; known: {', '.join(sorted(FAULTS))}")
         if spec.variant not in VARIANTS:
             raise ValueError(f"unknown variant {spec.variant!r}; known: {', '.join(VARIANTS)}")
+        if spec.sli not in SLI_CHOICES:
+            raise ValueError(f"unknown SLI profile {spec.sli!r}; known: {', '.join(SLI_CHOICES)}")
         self.spec = spec
         self.horizon_s = horizon_s
         rng = random.Random(spec.seed)
@@ -80,7 +90,10 @@ class Incident:
             svc = replace(svc, pdb_min_available=svc.replicas)
         topology = Topology(topology.nodes, tuple(svc if s.name == svc.name else s for s in topology.services))
         self.cluster = c = Cluster(topology, spec.service, rng, noise=spec.noise, namespace=namespace,
-                                        start=EPOCH)
+                                   start=EPOCH, sli=spec.sli, sidecar=spec.sidecar,
+                                   scrape_labels=spec.scrape_labels)
+        # The agent reads the profile the cluster speaks; with none, its default finds nothing.
+        self.sli = PROFILES.get(spec.sli, DEFAULT_PROFILE)
         self.alert_at = EPOCH + PRE_ALERT_S
         for i, fault in enumerate(self.faults):
             lo, hi = fault.lead_s
@@ -89,6 +102,8 @@ class Incident:
         while c.now < self.alert_at:
             c.step()
         name, labels = self.faults[0].alert(c)
+        if spec.scrape_labels:
+            labels = rule_labels(name, labels, node=self._node_of(labels.get("pod")))
         labels.setdefault("severity", "warning")
         fp = hashlib.sha256(f"{name}{sorted(labels.items())}{spec.seed}".encode()).hexdigest()[:16]
         self.alert = Alert(name=name, labels=labels, starts_at=self.alert_at, fingerprint=fp,
@@ -98,6 +113,10 @@ class Incident:
         self.tracker = RecoveryTracker(Slo())
         self.escalated = False
         self.unsafe: list[str] = []
+
+    def _node_of(self, pod: str | None) -> str | None:
+        pods = self.cluster.focus.pods
+        return next((p.node for p in pods if p.name == pod), pods[0].node if pods else None)
 
     def _red_herrings(self, rng: random.Random) -> None:
         """The event-like herrings: a harmless rollout 15-50 minutes ago, an old OOM kill."""
@@ -141,7 +160,7 @@ class Incident:
         c = self.cluster
         # Scrapes lag: the newest sample the agent can see is one interval old.
         series = c.series(until=c.now - TICK_S, alert_start=self.alert_at)
-        return build_snapshot(self.alert, series, c.objects(), now=c.now, history=tuple(self.attempts))
+        return build_snapshot(self.alert, series, c.objects(), now=c.now, history=tuple(self.attempts), sli=self.sli)
 
     # ------------------------------------------------------------------ acting
 

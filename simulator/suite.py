@@ -13,6 +13,10 @@
       misleading: 0.15
       multi_fault: 0.08
       protected: 0.03
+    dialect:                     # how the cluster speaks (simulator/dialect.py), drawn per incident
+      sli: {http: 2, istio: 1, grpc: 1, none: 1}   # SLI profile weights; none: no request metrics
+      sidecar: 0.3               # share whose pods carry an istio-proxy sidecar
+      scrape_labels: 0.5         # share with kube-prometheus-stack's scrape-target labels
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from simulator.dialect import SLI_CHOICES
 from simulator.faults import FAULTS
 from simulator.incident import HORIZON_S, IncidentSpec
 from simulator.topology import ServiceSpec, Topology, generate
@@ -61,6 +66,35 @@ class Variants(BaseModel):
     pdb_at_min: float = Field(0.0, ge=0, le=1)
 
 
+class Dialect(BaseModel):
+    """How the simulated cluster speaks (simulator.dialect), drawn per incident. The defaults are
+    the clean dialect every recorded figure was measured in."""
+
+    model_config = ConfigDict(extra="forbid")
+    # SLI profile: weight; `none` is an application without request metrics (its SLO is unknown).
+    sli: dict[str, float] = Field(default_factory=lambda: {"http": 1.0})
+    sidecar: float = Field(0.0, ge=0, le=1)  # share of incidents whose pods carry istio-proxy
+    scrape_labels: float = Field(0.0, ge=0, le=1)  # share with kube-prometheus-stack's scrape labels
+
+    @field_validator("sli")
+    @classmethod
+    def _profiles(cls, v: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(v) - set(SLI_CHOICES))
+        if unknown:
+            raise ValueError(f"unknown SLI profile(s) {', '.join(unknown)}; known: {', '.join(SLI_CHOICES)}")
+        if any(w < 0 for w in v.values()) or not any(w > 0 for w in v.values()):
+            raise ValueError("SLI weights must be >= 0 with at least one positive")
+        return v
+
+    def draw(self, seed: int) -> dict[str, Any]:
+        """The dialect of the incident with this seed, from a stream of its own: the suite's
+        draws (faults, services, variants) do not move when the dialect changes."""
+        rng = random.Random(seed ^ 0xD1A1EC7)
+        names = sorted(self.sli)
+        return {"sli": rng.choices(names, [self.sli[n] for n in names])[0],
+                "sidecar": rng.random() < self.sidecar, "scrape_labels": rng.random() < self.scrape_labels}
+
+
 class Suite(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str
@@ -71,6 +105,7 @@ class Suite(BaseModel):
     noise: tuple[float, float] = (0.01, 0.05)
     faults: dict[str, FaultWeight]
     variants: Variants = Variants()
+    dialect: Dialect = Dialect()
 
     @field_validator("faults", mode="before")
     @classmethod
@@ -119,8 +154,9 @@ class Suite(BaseModel):
                 variant = name
                 break
             r -= share
-        return IncidentSpec(faults=tuple(faults), service=service, seed=rng.randrange(2**31),
-                            variant=variant, noise=rng.uniform(*self.noise))
+        seed = rng.randrange(2**31)
+        return IncidentSpec(faults=tuple(faults), service=service, seed=seed, variant=variant,
+                            noise=rng.uniform(*self.noise), **self.dialect.draw(seed))
 
     def specs(self, seed: int | None = None, count: int | None = None) -> list[IncidentSpec]:
         rng = random.Random(self.seed if seed is None else seed)

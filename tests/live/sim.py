@@ -18,9 +18,11 @@ from tests.support.prom import Series as PromSeries
 TOPOLOGY: Topology = generate(8, seed=3)
 
 
-def incident(fault: str, *, seed: int = 11, service: str | None = None, after_s: float = 60.0) -> Incident:
-    """A simulated incident `after_s` seconds after its alert fired."""
-    inc = Incident(TOPOLOGY, IncidentSpec((fault,), service or TOPOLOGY.services[0].name, seed=seed))
+def incident(fault: str, *, seed: int = 11, service: str | None = None, after_s: float = 60.0,
+             **dialect: Any) -> Incident:
+    """A simulated incident `after_s` seconds after its alert fired; `dialect` as IncidentSpec's
+    (sli, sidecar, scrape_labels)."""
+    inc = Incident(TOPOLOGY, IncidentSpec((fault,), service or TOPOLOGY.services[0].name, seed=seed, **dialect))
     if after_s:
         inc.advance(after_s)
     return inc

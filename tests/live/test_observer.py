@@ -56,6 +56,15 @@ ROUND_TRIP = [
     ("memory_leak", 420.0), ("traffic_spike", 600.0),
 ]
 
+# The cluster's dialect (simulator.dialect): request metrics in another SLI profile or none at all,
+# an istio-proxy sidecar, kube-prometheus-stack's scrape labels on every series and alert.
+DIALECT_ROUND_TRIP = [
+    ("memory_leak", "istio", True, True), ("bad_config_rollout", "grpc", False, True),
+    ("dependency_errors", "linkerd", True, False), ("hung_process", "otel-spanmetrics", False, True),
+    ("traffic_spike", "none", True, True), ("node_not_ready", "http", True, True),
+    ("volume_filling", "istio", False, True), ("cpu_limit_low", "http", True, True),
+]
+
 
 def _assert_same_observation(direct: Any, live: Any) -> float:
     a, b = encode(direct), encode(live)
@@ -121,6 +130,31 @@ def test_round_trip_through_prometheus_gives_the_simulators_observation(
     assert obs.usable, obs.problem
     _assert_same_observation(rt.direct, obs.snapshot)
     assert obs.queries >= 14
+
+
+@requires_prometheus
+@pytest.mark.parametrize(("fault", "sli", "sidecar", "scrape_labels"), DIALECT_ROUND_TRIP)
+def test_round_trip_in_the_clusters_dialect(tmp_path: Path, fault: str, sli: str, sidecar: bool,
+                                            scrape_labels: bool) -> None:
+    """A cluster that speaks kube-prometheus-stack, a mesh or no request metrics at all: the series
+    through a real Prometheus and the live observer (reading the incident's SLI profile) give the
+    simulator's own observation, the SLO unknown exactly when no request metric exists."""
+    inc = incident(fault, sli=sli, sidecar=sidecar, scrape_labels=scrape_labels)
+    direct = inc.observe()
+    series = observed_series(inc)
+    if scrape_labels:
+        ksm = next(s for s in series if s.name == "kube_deployment_spec_replicas")
+        assert ksm.labels["job"] == "kube-state-metrics" and ksm.labels["pod"].startswith("kube-prometheus-stack-")
+        assert inc.alert.labels.get("job") in ("kube-state-metrics", "kubelet", None)
+    with prometheus_with(tmp_path, series) as prom:
+        obs = Observer(PrometheusSource(prom.url, retries=0), StaticObjects(inc.cluster.objects()),
+                       sli=inc.sli).observe(inc.alert, now=inc.now)
+    assert obs.usable, obs.problem
+    _assert_same_observation(direct, obs.snapshot)
+    assert obs.snapshot.unknown_signals == direct.unknown_signals
+    assert obs.snapshot.slo_known is (sli != "none")
+    if direct.workload and direct.workload.name == inc.cluster.focus.name:  # a node alert may name a neighbour
+        assert obs.snapshot.containers == (("app", "istio-proxy") if sidecar else ("app",))
 
 
 @requires_prometheus
