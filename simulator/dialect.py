@@ -112,3 +112,21 @@ def le_label(bound_s: float, unit_s: float) -> str:
         return "+Inf"
     value = bound_s / unit_s
     return repr(round(value, 6))
+
+
+# ---------------------------------------------------------------------------- when alerts fire
+
+# Each alert's `for:` in seconds: the kube-prometheus rules' (shared/data/kube-prometheus-rules/;
+# KubePersistentVolumeFillingUp's critical rule, under 3% free), and for the project's own SLO
+# alerts (runbooks/Service*.yaml) a fast-burn page of one minute.
+RULE_FOR_S: Mapping[str, float] = {
+    "KubePodCrashLooping": 900.0, "KubePodNotReady": 900.0, "KubeDeploymentReplicasMismatch": 900.0,
+    "KubeHpaMaxedOut": 900.0, "CPUThrottlingHigh": 900.0, "KubeNodeNotReady": 900.0,
+    "KubeContainerWaiting": 3600.0, "KubePersistentVolumeFillingUp": 60.0,
+    "ServiceErrorBudgetBurn": 60.0, "ServiceLatencyHigh": 60.0,
+}
+# CPUThrottlingHigh's threshold and window; KubePodCrashLooping's max_over_time window.
+THROTTLE_RULE_RATIO = 0.25
+RULE_WINDOW_S = 300.0
+VOLUME_RULE_FREE = 0.03
+

@@ -12,6 +12,7 @@ from remediator.guards import Executed
 from remediator.slis import DEFAULT_PROFILE, PROFILES
 from remediator.snapshot import PROTECTED_LABEL, Alert, Attempt, Slo, Snapshot, build_snapshot
 from remediator.verify import Outcome, RecoveryTracker, unmet
+from simulator.alerting import RuleClock
 from simulator.cluster import TICK_S, Cluster, true_signals
 from simulator.dialect import SLI_CHOICES, rule_labels
 from simulator.faults import FAULTS, Fault
@@ -20,6 +21,11 @@ from simulator.topology import ServiceSpec, Topology
 
 EPOCH = 1_767_225_600.0  # 2026-01-01T00:00:00Z: simulated clocks start here
 PRE_ALERT_S = 900.0  # simulated history before the alert fires
+# With rule timing (IncidentSpec.alert_for) the fault starts this much later, so a quarter hour of
+# healthy history precedes the alert's rule turning true; a rule that has not fired this long after
+# the onset fires then (the fault's effect was too mild for it; tests count how often).
+RULE_HISTORY_S = 900.0
+RULE_MAX_WAIT_S = 3600.0
 HORIZON_S = 1800.0
 DECISION_S = 60.0  # after acting, wait this long before deciding again
 APPROVAL_S = (60.0, 180.0)  # a human answers an approval request within this
@@ -50,6 +56,9 @@ class IncidentSpec:
     sli: str = "http"
     sidecar: bool = False
     scrape_labels: bool = False
+    # The alert fires as its rule would: after its `for:` held (simulator.alerting), not at a
+    # fixed moment after the fault's onset.
+    alert_for: bool = False
 
     @property
     def fault(self) -> str:
@@ -94,11 +103,17 @@ class Incident:
                                    scrape_labels=spec.scrape_labels)
         # The agent reads the profile the cluster speaks; with none, its default finds nothing.
         self.sli = PROFILES.get(spec.sli, DEFAULT_PROFILE)
-        self.alert_at = EPOCH + PRE_ALERT_S
+        self.alert_at = EPOCH + PRE_ALERT_S + (RULE_HISTORY_S if spec.alert_for else 0.0)
+        onsets = []
         for i, fault in enumerate(self.faults):
             lo, hi = fault.lead_s
-            c.at(self.alert_at - rng.uniform(lo, hi) + 60.0 * i, partial(fault.inject, c))
+            onsets.append(self.alert_at - rng.uniform(lo, hi) + 60.0 * i)
+            c.at(onsets[-1], partial(fault.inject, c))
         self._red_herrings(hrng)
+        self.rule_timed_out = False
+        self.onset = onsets[0]
+        if spec.alert_for:
+            self.alert_at = self._rule_fires(onsets[0])
         while c.now < self.alert_at:
             c.step()
         name, labels = self.faults[0].alert(c)
@@ -113,6 +128,19 @@ class Incident:
         self.tracker = RecoveryTracker(Slo())
         self.escalated = False
         self.unsafe: list[str] = []
+
+    def _rule_fires(self, onset: float) -> float:
+        """Step until the first fault's alert rule has held for its `for:` (evaluating the rules from
+        the start, so a condition already true before the onset counts from when it turned true)."""
+        c, clock = self.cluster, RuleClock()
+        while c.now < onset + RULE_MAX_WAIT_S:
+            c.step()
+            # Before the onset the fault's alert is not defined yet; its rules still run.
+            name, labels = self.faults[0].alert(c) if c.now >= onset else ("", {})
+            if clock.tick(c, name, labels) and c.now >= onset:
+                return c.now
+        self.rule_timed_out = True
+        return c.now
 
     def _node_of(self, pod: str | None) -> str | None:
         pods = self.cluster.focus.pods

@@ -75,6 +75,8 @@ class Dialect(BaseModel):
     sli: dict[str, float] = Field(default_factory=lambda: {"http": 1.0})
     sidecar: float = Field(0.0, ge=0, le=1)  # share of incidents whose pods carry istio-proxy
     scrape_labels: float = Field(0.0, ge=0, le=1)  # share with kube-prometheus-stack's scrape labels
+    # Alerts fire as their rules would, after the rule's `for:` (15 min for most), not at a fixed lead.
+    alert_for: bool = False
 
     @field_validator("sli")
     @classmethod
@@ -92,7 +94,8 @@ class Dialect(BaseModel):
         rng = random.Random(seed ^ 0xD1A1EC7)
         names = sorted(self.sli)
         return {"sli": rng.choices(names, [self.sli[n] for n in names])[0],
-                "sidecar": rng.random() < self.sidecar, "scrape_labels": rng.random() < self.scrape_labels}
+                "sidecar": rng.random() < self.sidecar, "scrape_labels": rng.random() < self.scrape_labels,
+                "alert_for": self.alert_for}
 
 
 class Suite(BaseModel):

@@ -56,6 +56,14 @@ class Fault(ABC):
     def alert(self, cluster: Cluster) -> tuple[str, dict[str, str]]:
         """The alert name and labels that fire for it, read at firing time."""
 
+    def coin(self, key: str, p: float) -> bool:
+        """A draw made at the first ask and kept: `alert` is asked every tick under rule timing,
+        and must neither re-draw nor shift the draws that follow."""
+        coins = self.__dict__.setdefault("_coins", {})
+        if key not in coins:
+            coins[key] = self.rng.random() < p
+        return bool(coins[key])
+
     def effect(self, kind: ActionKind) -> Effect:
         return self.effects.get(kind, Effect.NOTHING)
 

@@ -30,6 +30,6 @@ class CpuLimitLow(Fault):
         w.revisions = [replace(r, cpu_limit=limit) for r in w.revisions]
 
     def alert(self, cluster: Cluster) -> tuple[str, dict[str, str]]:
-        if self.rng.random() < 0.5:
+        if self.coin("kube_alert", 0.5):  # the kube-prometheus alert, else the SLO one
             return pod_alert(cluster, "CPUThrottlingHigh")
         return service_alert(cluster, "ServiceLatencyHigh")

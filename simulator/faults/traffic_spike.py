@@ -31,9 +31,7 @@ class TrafficSpike(Fault):
         w.traffic_factor = u_at_max * w.hpa_max / (w.spec.replicas * base_u)
 
     def alert(self, cluster: Cluster) -> tuple[str, dict[str, str]]:
-        if self.rng.random() < 0.5:
+        if self.coin("kube_alert", 0.5):  # the kube-prometheus alert, else the SLO one
             return "KubeHpaMaxedOut", {"namespace": cluster.focus.namespace,
                                        "horizontalpodautoscaler": cluster.focus.name}
         return service_alert(cluster, "ServiceLatencyHigh")
-
-
