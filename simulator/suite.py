@@ -22,6 +22,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Iterable, Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,15 @@ class Variants(BaseModel):
     pdb_at_min: float = Field(0.0, ge=0, le=1)
 
 
+def _check_weights(what: str, weights: Mapping[str, float], known: Iterable[str]) -> None:
+    """Every name known, at least one weight positive; errors say which and what is known."""
+    unknown = sorted(set(weights) - set(known))
+    if unknown:
+        raise ValueError(f"unknown {what}(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    if not any(w > 0 for w in weights.values()):
+        raise ValueError(f"at least one {what} needs a positive weight")
+
+
 class Dialect(BaseModel):
     """How the simulated cluster speaks (simulator.dialect), drawn per incident. The defaults are
     the clean dialect every recorded figure was measured in."""
@@ -81,11 +91,9 @@ class Dialect(BaseModel):
     @field_validator("sli")
     @classmethod
     def _profiles(cls, v: dict[str, float]) -> dict[str, float]:
-        unknown = sorted(set(v) - set(SLI_CHOICES))
-        if unknown:
-            raise ValueError(f"unknown SLI profile(s) {', '.join(unknown)}; known: {', '.join(SLI_CHOICES)}")
-        if any(w < 0 for w in v.values()) or not any(w > 0 for w in v.values()):
-            raise ValueError("SLI weights must be >= 0 with at least one positive")
+        if any(w < 0 for w in v.values()):
+            raise ValueError("SLI weights must be >= 0")
+        _check_weights("SLI profile", v, SLI_CHOICES)
         return v
 
     def draw(self, seed: int) -> dict[str, Any]:
@@ -120,11 +128,7 @@ class Suite(BaseModel):
     @field_validator("faults")
     @classmethod
     def _known(cls, v: dict[str, FaultWeight]) -> dict[str, FaultWeight]:
-        unknown = sorted(set(v) - set(FAULTS))
-        if unknown:
-            raise ValueError(f"unknown fault(s) {', '.join(unknown)}; known: {', '.join(sorted(FAULTS))}")
-        if not any(w.weight > 0 for w in v.values()):
-            raise ValueError("at least one fault needs a positive weight")
+        _check_weights("fault", {k: w.weight for k, w in v.items()}, FAULTS)
         return v
 
     @model_validator(mode="after")
