@@ -11,7 +11,7 @@ from simulator.alerting import RuleClock
 from simulator.dialect import RULE_FOR_S
 from simulator.faults import FAULTS
 from simulator.incident import Incident
-from simulator.suite import load_suite
+from simulator.suite import Dialect, load_suite
 from tests.live.sim import incident
 
 
@@ -62,8 +62,8 @@ def test_a_gap_restarts_the_count() -> None:
 
 def test_rule_timing_keeps_the_other_draws() -> None:
     """Turning rule timing on moves when alerts fire, not which incidents are drawn."""
-    suite = load_suite("eval")
-    timed = suite.model_copy(update={"dialect": suite.dialect.model_copy(update={"alert_for": True})})
+    suite = load_suite("eval").model_copy(update={"dialect": Dialect()})
+    timed = suite.model_copy(update={"dialect": Dialect(alert_for=True)})
     assert [dataclasses.replace(s, alert_for=False) for s in timed.specs(count=40)] == suite.specs(count=40)
 
 

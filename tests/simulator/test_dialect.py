@@ -11,7 +11,7 @@ import pytest
 from remediator.actions import Action, ActionKind
 from remediator.slis import PROFILES
 from simulator.dialect import KSM_POD, MONITORING_NS, NO_SLI, OUTCOME_LABELS, SIDECAR, rule_labels
-from simulator.suite import SuiteError, load_suite
+from simulator.suite import Dialect, SuiteError, load_suite
 from tests.live.sim import incident, observed_series
 
 
@@ -22,7 +22,7 @@ def test_every_profile_has_outcomes_its_error_rule_classifies() -> None:
 
 
 def test_the_default_dialect_leaves_every_suite_draw_as_it_was() -> None:
-    suite = load_suite("eval")
+    suite = load_suite("eval").model_copy(update={"dialect": Dialect()})
     plain = suite.specs(count=60)
     assert all((s.sli, s.sidecar, s.scrape_labels) == ("http", False, False) for s in plain)
     mixed = suite.model_copy(update={"dialect": suite.dialect.model_copy(update={
