@@ -355,14 +355,17 @@ def _register_run(app: typer.Typer) -> None:
     @app.command()
     def run(config: Annotated[Path, typer.Option("--config", help="the agent's YAML configuration")],
             log_level: Annotated[str, typer.Option("--log-level", help="debug, info, warning")] = "info") -> None:
-        """Operator mode: receive Alertmanager webhooks and remediate (receiver + loop, until SIGTERM)."""
+        """Operator mode: the Alertmanager receiver, the loop and kopf (Remediation and RemediationPolicy
+        resources, a leader Lease) in one process, until SIGTERM; `operator.enabled: false` runs the
+        receiver and the loop alone."""
         from remediator.live.config import ConfigError
         from remediator.live.service import Agent
+        from remediator.operator.run import Operator
 
         logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         cfg = _config(config)
         try:
-            agent = Agent(cfg)
+            service: Agent | Operator = Operator(cfg) if cfg.operator.enabled else Agent(cfg)
         except ConfigError as e:
             fail(str(e))
-        agent.serve_forever()
+        service.serve_forever()

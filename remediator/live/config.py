@@ -174,6 +174,33 @@ class SlackSettings(_Model):
         return value or None
 
 
+class OperatorSettings(_Model):
+    """`remediator run` as the operator (kopf, docs/operator.md): where its resources live, its leader Lease.
+
+    `namespace` is the operator's own (the Lease's, and the Remediations of incidents without a
+    namespace); absent: $POD_NAMESPACE (the chart sets it), else `default`. `namespaces` limits
+    the watched namespaces (RBAC `scope: namespaced`); empty: cluster-wide. `identity` names this
+    replica in the Lease; absent: $POD_NAME, else host name and process id.
+    """
+
+    enabled: bool = True
+    namespace: str | None = None
+    namespaces: list[str] = []
+    identity: str | None = None
+    lease_name: str = "remediator-leader"
+    lease_s: float = Field(default=15.0, gt=0)
+    renew_deadline_s: float = Field(default=10.0, gt=0)
+    retry_s: float = Field(default=2.0, gt=0)
+    mirror_s: float = Field(default=2.0, gt=0)  # between two passes of the Remediation mirror
+
+    @model_validator(mode="after")
+    def _renew_before_expiry(self) -> OperatorSettings:
+        if not self.renew_deadline_s < self.lease_s:
+            raise ValueError(f"renew_deadline_s ({self.renew_deadline_s:g}) must be shorter than lease_s "
+                             f"({self.lease_s:g}), or two replicas could both act")
+        return self
+
+
 class VerifySettings(_Model):
     """How the loop paces an incident (all seconds)."""
 
@@ -246,6 +273,7 @@ class LiveConfig(_Model):
     verify: VerifySettings = VerifySettings()
     executor: ExecutorSettings = ExecutorSettings()
     sli: SliSettings = SliSettings()
+    operator: OperatorSettings = OperatorSettings()
     # Where the configuration came from, so that later problems can name their line.
     _origin: _Origin | None = PrivateAttr(default=None)
 

@@ -536,6 +536,12 @@ class Ledger:
             rows = self._query("SELECT * FROM incidents WHERE status = ? ORDER BY id DESC LIMIT ?", (status, limit))
         return [_incident(r) for r in rows]
 
+    def incidents_updated_since(self, since: float, *, limit: int = 1000) -> list[IncidentRow]:
+        """Incidents whose row changed at or after `since`, oldest change first (the operator's mirror)."""
+        rows = self._query("SELECT * FROM incidents WHERE updated_at >= ? ORDER BY updated_at, id LIMIT ?",
+                           (since, limit))
+        return [_incident(r) for r in rows]
+
     def due_incidents(self, now: float, *, limit: int = 4) -> list[IncidentRow]:
         """The open incidents due by `now`, interleaved: each source's oldest first, then each namespace's.
 
@@ -923,6 +929,23 @@ class Ledger:
     def outcomes_of(self, incident_id: int) -> list[dict[str, Any]]:
         return [_plain(r) for r in self._query("SELECT * FROM outcomes WHERE incident_id = ? ORDER BY id",
                                                (incident_id,))]
+
+    # ------------------------------------------------------------------ metrics
+
+    def metric_counts(self) -> dict[str, Any]:
+        """What the operator's /metrics reports, counted from the ledger (so it survives restarts):
+        incidents by status, recovery times of recovered ones, guard denials, proposer fallbacks,
+        observations that failed or were not usable."""
+        rows = self._query("SELECT status, COUNT(*) FROM incidents GROUP BY status")
+        by_status = {str(r[0]): int(r[1]) for r in rows}
+        recovery = [float(r[0]) for r in self._query(
+            "SELECT recovery_s FROM incidents WHERE status IN (?, ?) AND recovery_s IS NOT NULL",
+            (IncidentStatus.RECOVERED, IncidentStatus.RESOLVED))]
+        row = self._query("SELECT (SELECT COUNT(*) FROM candidates WHERE verdict = 'deny'), "
+                          "(SELECT COUNT(*) FROM snapshots WHERE proposer_note IS NOT NULL), "
+                          "(SELECT COUNT(*) FROM snapshots WHERE problem IS NOT NULL)")[0]
+        return {"incidents": by_status, "recovery_s": recovery, "guard_denials": int(row[0]),
+                "llm_fallbacks": int(row[1]), "observation_failures": int(row[2])}
 
     # ------------------------------------------------------------------ learning
 

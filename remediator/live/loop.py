@@ -87,13 +87,15 @@ class Loop:
                  policy: GuardPolicy, executor: Executor | None, *, mode: str = "dry-run",
                  verify: VerifySettings | None = None, clock: Callable[[], float] = time.time,
                  fallback: Proposer | None = None, background: bool = False, approval_deadline_s: float = 900.0,
-                 notifiers: tuple[Notifier, ...] = ()) -> None:
+                 notifiers: tuple[Notifier, ...] = (), policies: Callable[[str], GuardPolicy] | None = None) -> None:
         self.ledger = ledger
         self.observer = observer
         self.proposer = proposer
         self.fallback = fallback if fallback is not None else CatalogProposer()
         self.ranker = ranker
         self.policy = policy
+        # A namespace's guards (the operator's RemediationPolicies over `policy`); None: `policy` everywhere.
+        self.policies = policies
         self.executor = executor
         self.mode = mode
         self.verify = verify or VerifySettings()
@@ -107,6 +109,15 @@ class Loop:
     @property
     def dry_run(self) -> bool:
         return self.mode == "dry-run" or self.policy.dry_run or (self.executor is not None and self.executor.dry_run)
+
+    def policy_for(self, namespace: str) -> GuardPolicy:
+        """The guards that judge an action in `namespace`."""
+        return self.policies(namespace) if self.policies is not None and namespace else self.policy
+
+    def _namespace(self, inc: IncidentRow | None, snap: Snapshot | None = None) -> str:
+        if snap is not None and snap.workload is not None and snap.workload.namespace:
+            return snap.workload.namespace
+        return inc.alert.namespace if inc is not None else ""
 
     # ------------------------------------------------------------------ driving
 
@@ -152,7 +163,7 @@ class Loop:
         if not obs.usable:
             return f"the incident's fresh observation is not usable ({obs.problem})"
         history = self.ledger.guard_history(now - HISTORY_S, dry_run=row.dry_run, excluding=row.id)
-        verdict = judge(row.action, obs.snapshot, history, self.policy, now)
+        verdict = judge(row.action, obs.snapshot, history, self.policy_for(self._namespace(inc, obs.snapshot)), now)
         if verdict.decision is Decision.ALLOW:
             return None
         if verdict.decision is Decision.NEEDS_APPROVAL and self.ledger.approved_candidate(row.candidate_id):
@@ -237,7 +248,8 @@ class Loop:
                       streak: int) -> StepReport | None:
         """Run an approved action once, judged again on this fresh snapshot; None when the guards now refuse it."""
         history = self.ledger.guard_history(now - HISTORY_S, dry_run=self.dry_run)
-        verdict = judge(approval.action, snap, history, self.policy, now)
+        policy = self.policy_for(self._namespace(inc, snap))
+        verdict = judge(approval.action, snap, history, policy, now)
         if verdict.decision is Decision.DENY:
             why = f"approved, but judged again at execution time: {verdict.reason}"
             self.ledger.finish_approval_run(approval.id, "refused", note=why)
@@ -245,7 +257,8 @@ class Loop:
             return None
         key = idempotency_key("approval", approval.id)  # one execution per approval, across retries and restarts
         result = self._execute(inc, approval.action, snap, snapshot_id, approval.candidate_id,
-                               f"approved by {approval.approver} ({approval.channel}); {verdict.reason}", key=key)
+                               f"approved by {approval.approver} ({approval.channel}); {verdict.reason}", key=key,
+                               dry_run=self.dry_run or policy.dry_run)
         self.ledger.finish_approval_run(approval.id, "executed",
                                         execution_id=result.execution_id if result is not None else None,
                                         note=result.state if result is not None else "no executor")
@@ -294,7 +307,8 @@ class Loop:
         if note:
             self.ledger.note_proposer(snapshot_id, note)
         history = self.ledger.guard_history(now - HISTORY_S, dry_run=self.dry_run)
-        choice = decide(snap, candidates, self.ranker, history, self.policy, now)
+        policy = self.policy_for(self._namespace(inc, snap))
+        choice = decide(snap, candidates, self.ranker, history, policy, now)
         rows = [{"action": r.candidate.kind.value, "target": r.candidate.action.target,
                  "params": r.candidate.action.params, "score": r.score, "proposer_score": r.candidate.score,
                  "source": r.candidate.source, "rationale": r.candidate.rationale, "verdict": verdict.decision.value,
@@ -314,7 +328,8 @@ class Loop:
         if self.mode == "dry-run" and verdict.decision is Decision.NEEDS_APPROVAL:
             note = "; ".join(n for n in (note, f"dry run: in auto or approve mode this would wait for approval "
                                               f"({verdict.reason})") if n)
-        result = self._execute(inc, cand.action, snap, snapshot_id, candidate_id, verdict.reason)
+        result = self._execute(inc, cand.action, snap, snapshot_id, candidate_id, verdict.reason,
+                               dry_run=self.dry_run or policy.dry_run)
         if cand.kind is ActionKind.ESCALATE:
             self.ledger.update_incident(inc.id, status=Status.ESCALATED, closed_at=now, workload=workload,
                                         streak=streak, close_reason=f"escalated to a human: {cand.rationale}",
@@ -352,21 +367,22 @@ class Loop:
         return StepReport(inc.id, "awaiting_approval", f"approval {approval.id}: {why}")
 
     def _execute(self, inc: IncidentRow, action: Action, snap: Snapshot, snapshot_id: int, candidate_id: int | None,
-                 reason: str, *, key: str | None = None) -> ExecutionResult | None:
+                 reason: str, *, key: str | None = None, dry_run: bool | None = None) -> ExecutionResult | None:
         if self.executor is None:
             return None
+        dry_run = self.dry_run if dry_run is None else dry_run
         key = key or idempotency_key(inc.id, snapshot_id, action.describe())
-        if self.background and action.kind is ActionKind.CORDON_DRAIN_NODE and not self.dry_run:
+        if self.background and action.kind is ActionKind.CORDON_DRAIN_NODE and not dry_run:
             fork = getattr(self.executor, "fork", None)  # its own backoff record, for another thread
             worker = fork() if callable(fork) else self.executor
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="remediator-drain")
             self._running[inc.id] = self._pool.submit(
                 worker.execute, action, snap, incident_id=inc.id, candidate_id=candidate_id, key=key,
-                reason=reason, dry_run=self.dry_run)
+                reason=reason, dry_run=dry_run)
             return None
         return self.executor.execute(action, snap, incident_id=inc.id, candidate_id=candidate_id, key=key,
-                                     reason=reason, dry_run=self.dry_run)
+                                     reason=reason, dry_run=dry_run)
 
     def _recovered(self, inc: IncidentRow, now: float, tracker: RecoveryTracker) -> StepReport:
         at = tracker.recovered_at if tracker.recovered_at is not None else now

@@ -591,7 +591,8 @@ class _Handler(BaseHTTPRequestHandler):
             ok = self.server.ready()
             self._send_text(200 if ok else 503, "ready\n" if ok else "not ready\n", "text/plain", close=close)
         elif path == "/metrics":
-            self._send_text(200, self.server.receiver.metrics_text(), close=close)
+            extra = self.server.metrics() if self.server.metrics is not None else ""
+            self._send_text(200, self.server.receiver.metrics_text() + extra, close=close)
         else:
             self._send(Response(404, {"error": f"no such endpoint: GET {path}"}), close=close)
 
@@ -676,7 +677,8 @@ class ReceiverServer(HTTPServer):
     def __init__(self, receiver: Receiver, host: str = "127.0.0.1", port: int = 8080, *,
                  alert_paths: Sequence[str] = (ALERTS_PATH, "/api/v1/alerts", "/"),
                  routes: Mapping[str, Route] | None = None,
-                 extra_ready: Callable[[], bool] | None = None, workers: int = 32, backlog: int = 64,
+                 extra_ready: Callable[[], bool] | None = None, metrics: Callable[[], str] | None = None,
+                 workers: int = 32, backlog: int = 64,
                  idle_timeout_s: float = 10.0, request_timeout_s: float = 30.0, write_timeout_s: float = 10.0) -> None:
         if not is_loopback(host) and not receiver.bearer_token:
             raise ValueError(f"refusing to listen on {host!r} without a bearer token: anyone who can reach it could "
@@ -686,6 +688,7 @@ class ReceiverServer(HTTPServer):
         self.alert_paths = tuple(alert_paths)
         self.routes = dict(routes or {})
         self._extra_ready = extra_ready
+        self.metrics = metrics  # more exposition text after the receiver's own (the operator's, from the ledger)
         self.idle_timeout_s = idle_timeout_s
         self.request_timeout_s = request_timeout_s
         self.write_timeout_s = write_timeout_s

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from remediator.guards import GuardPolicy
 from remediator.live.approval import Approvals, Notifier
 from remediator.live.approval_webhook import APPROVALS_PREFIX, ApprovalWebhook
 from remediator.live.config import LiveConfig
@@ -50,9 +51,19 @@ log = logging.getLogger("remediator.live")
 class Agent:
     """The live agent: ledger, receiver server, loop worker. `kube_api` None: from the config."""
 
-    def __init__(self, config: LiveConfig, *, kube_api: Any = None, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, config: LiveConfig, *, kube_api: Any = None, clock: Callable[[], float] = time.time,
+                 acting: Callable[[], bool] | None = None, metrics: Callable[[], str] | None = None,
+                 ready: Callable[[], bool] | None = None, policies: Callable[[str], GuardPolicy] | None = None
+                 ) -> None:
+        """`acting` (the operator's leader election): the worker ticks the loop only while it is
+        true, and first resumes half-done executions each time it becomes true. `metrics` adds
+        exposition text to /metrics, `ready` a condition to /readyz; `policies` gives a namespace's
+        guards (its RemediationPolicies over the configuration's)."""
         self.config = config
         self.clock = clock
+        self.acting = acting
+        self._metrics = metrics
+        self._ready = ready
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
@@ -84,7 +95,8 @@ class Agent:
             self.executor = make_executor(config, api, self.ledger, dry_run=config.dry_run, clock=clock)
             self.loop = Loop(self.ledger, observer, proposer, ranker, config.policy_for_guards(), self.executor,
                              mode=config.mode, verify=config.verify, clock=clock, background=True,
-                             approval_deadline_s=config.approval.deadline_s, notifiers=notifiers)
+                             approval_deadline_s=config.approval.deadline_s, notifiers=notifiers,
+                             policies=policies)
         except BaseException:
             if receiver is not None:
                 receiver.close()
@@ -96,29 +108,30 @@ class Agent:
         """Bind the receiver's socket; a port in use or a host that cannot be bound is a `listen.*` error."""
         listen = self.config.listen
         try:
-            return ReceiverServer(self.receiver, listen.host, listen.port, extra_ready=self._worker_alive,
-                                  routes=routes)
+            return ReceiverServer(self.receiver, listen.host, listen.port, extra_ready=self._ready_now,
+                                  metrics=self._metrics, routes=routes)
         except OSError as e:
             key = "listen.port" if e.errno in (errno.EADDRINUSE, errno.EACCES) else "listen.host"
             why = "the port is in use" if e.errno == errno.EADDRINUSE else (e.strerror or str(e))
             raise self.config.error(key, f"cannot listen on {listen.host}:{listen.port}: {why}") from None
+
+    def _ready_now(self) -> bool:
+        return self._worker_alive() and (self._ready is None or self._ready())
 
     def _worker_alive(self) -> bool:
         return self._worker is None or self._worker.is_alive()  # None: the caller ticks the loop
 
     def start(self, *, worker: bool = True) -> Agent:
         """Resume half-done executions, serve webhooks, tick the loop (`worker=False`: the caller ticks)."""
-        try:
-            resumed = self.loop.recover()
-        except BaseException:
-            self.server.server_close()
-            self.receiver.close()
-            self.ledger.close()
-            self._store.discard()
-            raise
-        for r in resumed:
-            log.info("resumed execution %s: %s%s", r.execution_id, r.state,
-                     " (already applied)" if r.already_applied else "")
+        if self.acting is None:  # with leader election, the worker resumes them once it leads
+            try:
+                self._recover()
+            except BaseException:
+                self.server.server_close()
+                self.receiver.close()
+                self.ledger.close()
+                self._store.discard()
+                raise
         self._store.keep()
         self.server.start()
         if worker:
@@ -127,8 +140,30 @@ class Agent:
         log.info("listening on %s (mode %s, store %s)", self.server.url, self.config.mode, self.config.store)
         return self
 
+    def _recover(self) -> None:
+        for r in self.loop.recover():
+            log.info("resumed execution %s: %s%s", r.execution_id, r.state,
+                     " (already applied)" if r.already_applied else "")
+
+    def wake(self) -> None:
+        """Tick the loop now (an approval decided, leadership gained)."""
+        self._wake.set()
+
     def _work(self) -> None:
+        was_acting = self.acting is None
         while not self._stop.is_set():
+            if self.acting is not None:
+                acting = self.acting()
+                if acting and not was_acting:
+                    try:
+                        self._recover()  # what the last leader left half-done, judged again first
+                    except Exception:  # noqa: BLE001 - retried when leadership is gained again
+                        log.exception("resuming executions failed")
+                was_acting = acting
+                if not acting:
+                    self._wake.wait(1.0)
+                    self._wake.clear()
+                    continue
             try:
                 for report in self.loop.tick():
                     log.info("incident %s: %s %s", report.incident_id, report.outcome, report.detail)
@@ -138,13 +173,17 @@ class Agent:
             self._wake.clear()
 
     def stop(self) -> None:
+        self.halt()
+        self.ledger.close()
+
+    def halt(self) -> None:
+        """Stop receiving and stepping (running drains get 30 s); the ledger stays open (see `stop`)."""
         self._stop.set()
         self._wake.set()
         self.server.stop()
         if self._worker is not None:
             self._worker.join(timeout=30)
         self.loop.close()
-        self.ledger.close()
 
     def serve_forever(self) -> None:
         """Run until SIGTERM or SIGINT."""

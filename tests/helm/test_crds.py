@@ -99,7 +99,8 @@ def test_a_full_remediation_validates() -> None:
 
 def test_phases_are_the_lifecycle_of_the_issue() -> None:
     phases = _schema("Remediation")["properties"]["status"]["properties"]["phase"]["enum"]
-    assert phases == ["Proposed", "AwaitingApproval", "Executing", "Verified", "Failed", "Undone", "Denied", "Expired"]
+    assert phases == ["Proposed", "AwaitingApproval", "Executing", "Verified", "Failed", "Undone", "Denied", "Expired",
+                      "Cancelled"]
     for phase in phases:
         validate_cr(remediation(phase=phase))
 

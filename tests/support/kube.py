@@ -77,6 +77,8 @@ import kubernetes.utils
 import kubernetes_validate
 import yaml
 
+from tests.support.crds import CRInvalidWrite, ServedCRD
+
 __all__ = [
     "BUILTIN_RESOURCES",
     "ApiPath",
@@ -511,6 +513,7 @@ class KubeEmulator(kmock.KubernetesEmulator):
     _specs: dict[str, ResourceSpec] = attrs.field(factory=lambda: dict(BUILTIN_RESOURCES), init=False)
     _faults: list[Fault] = attrs.field(factory=list, init=False)
     _faults_lock: threading.Lock = attrs.field(factory=threading.Lock, init=False)
+    _crds: dict[str, tuple[ServedCRD, str]] = attrs.field(factory=dict, init=False)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -526,6 +529,33 @@ class KubeEmulator(kmock.KubernetesEmulator):
         spec = ResourceSpec(kind, namespaced, tuple(subresources), builtin=False)
         self._specs[key] = spec
         self._declare(key, spec)
+
+    def install_crd(self, crd: ServedCRD | Path | Mapping[str, Any]) -> ServedCRD:
+        """Serve a CustomResourceDefinition (a file, a dict or a `ServedCRD`): every served version
+        is registered, and every write is checked against its schema and CEL rules (422 when refused)."""
+        if isinstance(crd, Path):
+            crd = ServedCRD.from_file(crd)
+        elif not isinstance(crd, ServedCRD):
+            crd = ServedCRD.from_dict(dict(crd))
+        for version in crd.versions:
+            key = crd.key(version)
+            self.register_resource(key, crd.kind, namespaced=crd.namespaced, subresources=crd.subresources[version])
+            self._crds[key] = (crd, version)
+        return crd
+
+    def _check_cr(self, target: ApiPath, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
+        served = self._crds.get(target.key)
+        if served is None:
+            return
+        crd, version = served
+        try:
+            crd.check(version, obj, old)
+        except CRInvalidWrite as e:
+            raise _k8s_error(
+                422, f'{crd.kind}.{crd.group} "{obj["metadata"].get("name")}" is invalid: {e.where}: {e.message}',
+                reason="Invalid", name=obj["metadata"].get("name"), group=crd.group, kind=crd.kind,
+                causes=[{"reason": "FieldValueInvalid", "message": e.message, "field": e.where}],
+            ) from None
 
     def _declare(self, key: str, spec: ResourceSpec) -> None:  # for kmock's discovery endpoints
         verbs = {"create", "delete", "get", "list", "patch", "update", "watch"}
@@ -756,7 +786,8 @@ class KubeEmulator(kmock.KubernetesEmulator):
         }
 
     def _create(
-        self, target: ApiPath, spec: ResourceSpec, obj: dict[str, Any], dry_run: bool, events: Events
+        self, target: ApiPath, spec: ResourceSpec, obj: dict[str, Any], dry_run: bool, events: Events, *,
+        seeding: bool = False,
     ) -> dict[str, Any]:
         meta = obj.setdefault("metadata", {})
         if spec.namespaced:
@@ -787,7 +818,10 @@ class KubeEmulator(kmock.KubernetesEmulator):
         obj.setdefault("kind", spec.kind)
         meta.update(uid=str(uuid.uuid4()), creationTimestamp=_now(), generation=1)
         meta.pop("resourceVersion", None)
+        if target.key in self._crds and "status" in spec.subresources and not seeding:
+            obj.pop("status", None)  # the status subresource: a create sets none
         self._validate(spec, obj)
+        self._check_cr(target, obj, None)
         if dry_run:
             return obj
         meta["resourceVersion"] = self._next_rv()
@@ -897,6 +931,7 @@ class KubeEmulator(kmock.KubernetesEmulator):
         if new == old:  # a no-op write does not bump the resourceVersion
             return new
         self._validate(spec, new)
+        self._check_cr(target, new, old)
         if dry_run:
             return new
         meta["resourceVersion"] = self._next_rv()
@@ -1047,7 +1082,7 @@ class KubeEmulator(kmock.KubernetesEmulator):
         target = self._target_of(obj)
         async with self._lock:
             events: Events = []
-            created = self._create(target, self._spec(target), copy.deepcopy(dict(obj)), False, events)
+            created = self._create(target, self._spec(target), copy.deepcopy(dict(obj)), False, events, seeding=True)
             for resource, event in events:
                 await self._buses[resource].put(event)
         return created

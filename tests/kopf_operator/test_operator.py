@@ -1,0 +1,152 @@
+"""The operator under kopf against the emulator with the chart's CRDs: alert -> Remediation resource.
+
+Real parts: the receiver over HTTP, a real Prometheus, the official client and kopf's own
+aiohttp client against the emulator (which validates every Remediation and RemediationPolicy
+against the chart's CRD schemas and CEL rules), the SQLite ledger. The loop runs on a
+simulated clock, ticked by the test, so nothing waits for simulated time.
+"""
+
+from __future__ import annotations
+
+import http.client
+from pathlib import Path
+from typing import Any
+
+import kubernetes.client
+import pytest
+from kubernetes.client.exceptions import ApiException
+
+from remediator.live.config import load_config
+from remediator.operator.run import Operator
+from simulator.cluster import TICK_S
+from tests.kopf_operator.conftest import (
+    TOKEN,
+    World,
+    dumps,
+    executed,
+    printer_columns,
+    remediation,
+    wait_for,
+    write_config,
+)
+from tests.live.test_loop import SimClock, post_webhook
+from tests.support.kube import KubeServer
+
+pytestmark = pytest.mark.slow
+
+
+def _operator(tmp_path: Path, kube: KubeServer, world: World, *, mode: str, **sections: Any) -> tuple[Operator,
+                                                                                                        SimClock]:
+    clock = SimClock(world.alert_at)
+    config = load_config(write_config(tmp_path, kube, world, mode=mode, **sections))
+    op = Operator(config, clock=clock).start(worker=False)
+    assert op.elector.wait_leading(10), "the only replica never took the Lease"
+    return op, clock
+
+
+def _get(url: str, path: str) -> tuple[int, str]:
+    host, port = url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    conn.request("GET", path)
+    response = conn.getresponse()
+    body = response.read().decode()
+    conn.close()
+    return response.status, body
+
+
+def test_approve_mode_an_alert_ends_in_a_remediation_awaiting_approval(tmp_path: Path, kube: KubeServer,
+                                                                       world: World) -> None:
+    op, clock = _operator(tmp_path, kube, world, mode="approve")
+    try:
+        assert post_webhook(op.url, world.payload(), TOKEN) == 200
+        [report] = op.agent.loop.tick(clock.t)
+        assert report.outcome == "awaiting_approval"
+        op.wake()
+        rem = wait_for("the Remediation", lambda: (r := remediation(kube)) and (r.get("status") or {}).get("phase")
+                       and r)
+        status, metrics = _get(op.url, "/metrics")
+    finally:
+        op.stop()
+    assert rem["spec"] == {"incidentId": 1, "alert": {"name": world.inc.alert.name,
+                                                      "fingerprint": rem["spec"]["alert"]["fingerprint"],
+                                                      "startsAt": "2026-01-01T00:15:00Z"},
+                           "target": {"kind": "Deployment", "namespace": "shop", "name": "cart"}}, dumps(rem)
+    st = rem["status"]
+    assert st["phase"] == "AwaitingApproval" and "awaits approval" in st["reason"]
+    assert st["action"] == {"kind": "restore_replicas", "target": "Deployment/shop/cart",
+                            "params": dict(world.action.params)}
+    assert any(c["action"] == "restore_replicas" and c["verdict"] == "allow" for c in st["candidates"])
+    assert all(c["verdict"] in ("allow", "deny", "needs_approval") and c["reason"] for c in st["candidates"])
+    evidence = {e["signal"]: e for e in st["evidence"]}
+    assert evidence["desired_replicas"]["value"] == 0 and evidence["desired_replicas"]["slo"] >= 1
+    assert evidence["error_ratio"]["slo"] == 0.02
+    assert "recoverySeconds" not in st and "approver" not in st
+    assert printer_columns(rem) == {
+        "Alert": world.inc.alert.name, "Phase": "AwaitingApproval", "Action": "restore_replicas",
+        "Target": "Deployment/shop/cart", "Approver": None, "Recovery-s": None, "Reason": st["reason"],
+        "Age": rem["metadata"]["creationTimestamp"]}
+    assert executed(kube) == []  # approve mode: nothing ran
+    assert status == 200 and "remediator_approvals_pending 1.0" in metrics and "remediator_leader 1.0" in metrics
+
+
+def test_auto_mode_an_alert_ends_in_a_verified_remediation_with_its_recovery_time(tmp_path: Path, kube: KubeServer,
+                                                                                  world: World) -> None:
+    op, clock = _operator(tmp_path, kube, world, mode="auto")
+    phases = []
+    try:
+        assert post_webhook(op.url, world.payload(), TOKEN) == 200
+        while clock.t <= world.alert_at + 900.0:
+            op.agent.loop.tick(clock.t)
+            op.wake()
+            op._sync_once()
+            phases.append((remediation(kube) or {}).get("status", {}).get("phase"))
+            inc = op.agent.ledger.incident(1)
+            if inc is None or inc.status != "open":
+                break
+            clock.t += TICK_S
+        op._sync_once()
+        rem = remediation(kube)
+        inc = op.agent.ledger.incident(1)
+        _, metrics = _get(op.url, "/metrics")
+    finally:
+        op.stop()
+    assert inc is not None and inc.status == "recovered"
+    assert rem is not None and rem["status"]["phase"] == "Verified", dumps(rem)
+    assert rem["status"]["recoverySeconds"] == pytest.approx(inc.recovery_s)
+    assert "Executing" in phases and phases.index("Executing") < len(phases)
+    assert len(executed(kube)) >= 1
+    assert 'remediator_remediations_total{outcome="recovered"} 1.0' in metrics
+    assert "remediator_recovery_seconds_count 1.0" in metrics
+
+
+def test_the_emulator_refuses_a_remediation_its_crd_refuses(kube: KubeServer) -> None:
+    api = kubernetes.client.CustomObjectsApi(kube.api_client(retries=False))
+    good = {"apiVersion": "remediator.io/v1alpha1", "kind": "Remediation", "metadata": {"name": "incident-9"},
+            "spec": {"incidentId": 9, "alert": {"name": "A", "fingerprint": "0123456789abcdef"},
+                     "target": {"kind": "Deployment", "namespace": "shop", "name": "cart"}}}
+    api.create_namespaced_custom_object("remediator.io", "v1alpha1", "shop", "remediations", good)
+    refused = []
+    for patch in ({"status": {"phase": "Bogus"}}, {"status": {"recoverySeconds": -1}},
+                  {"status": {"candidates": [{"action": "scale_out"}]}}):
+        with pytest.raises(ApiException) as e:
+            api.patch_namespaced_custom_object_status("remediator.io", "v1alpha1", "shop", "remediations",
+                                                      "incident-9", patch)
+        refused.append((e.value.status, e.value.body))
+    assert [s for s, _ in refused] == [422, 422, 422]
+    assert "status.phase" in refused[0][1] and "status.recoverySeconds" in refused[1][1]
+    # The CEL rules: the incident is fixed, and a decision is final.
+    with pytest.raises(ApiException) as e:
+        api.patch_namespaced_custom_object("remediator.io", "v1alpha1", "shop", "remediations", "incident-9",
+                                           {"spec": {"incidentId": 10}})
+    assert e.value.status == 422 and "fixed when the operator creates" in e.value.body
+    api.patch_namespaced_custom_object("remediator.io", "v1alpha1", "shop", "remediations", "incident-9",
+                                       {"spec": {"approval": {"decision": "deny", "approver": "alice"}}})
+    with pytest.raises(ApiException) as e:
+        api.patch_namespaced_custom_object("remediator.io", "v1alpha1", "shop", "remediations", "incident-9",
+                                           {"spec": {"approval": {"decision": "approve", "approver": "alice"}}})
+    assert e.value.status == 422 and "a decision is final" in e.value.body
+    # An undeclared field: a real server prunes it (or, with fieldValidation=Strict, refuses it); the emulator refuses.
+    with pytest.raises(ApiException) as e:
+        api.patch_namespaced_custom_object_status("remediator.io", "v1alpha1", "shop", "remediations", "incident-9",
+                                                  {"status": {"bogus": 1}})
+    assert e.value.status == 422
