@@ -36,26 +36,24 @@ Scope = Literal["cluster", "namespaced", "release"]
 
 GROUP = "remediator.io"
 
-#: The operator's own calls (kopf and the leader election): its custom resources, watched in the
-#: namespaces it serves; one Remediation created and patched per incident, statuses written
-#: through the status subresource; the Lease that makes one replica the leader; the Events
-#: kopf posts about its handlers.
+#: The operator's own calls (remediator.operator): kopf lists and watches its custom resources
+#: in the namespaces it serves (event handlers only: kopf writes no annotation or finalizer of
+#: its own, and posts no Events); the mirror creates one Remediation per incident and writes
+#: its status through the status subresource (a restart re-reads it first); the leader writes
+#: the RemediationPolicies' status; the leader election reads, creates and renews its Lease
+#: (a PUT carrying the resourceVersion read).
 OPERATOR_API_CALLS: tuple[ApiCall, ...] = (
     ApiCall("get", GROUP, "remediations"),
     ApiCall("list", GROUP, "remediations"),
     ApiCall("watch", GROUP, "remediations"),
     ApiCall("create", GROUP, "remediations"),
-    ApiCall("patch", GROUP, "remediations"),             # kopf's progress annotations, finalizers
     ApiCall("patch", GROUP, "remediations/status"),
-    ApiCall("get", GROUP, "remediationpolicies"),
     ApiCall("list", GROUP, "remediationpolicies"),
     ApiCall("watch", GROUP, "remediationpolicies"),
-    ApiCall("patch", GROUP, "remediationpolicies"),      # kopf's progress annotations
     ApiCall("patch", GROUP, "remediationpolicies/status"),  # valid, errors
     ApiCall("get", "coordination.k8s.io", "leases"),
     ApiCall("create", "coordination.k8s.io", "leases"),
-    ApiCall("update", "coordination.k8s.io", "leases"),  # renewing and taking over the lease
-    ApiCall("create", "", "events"),
+    ApiCall("update", "coordination.k8s.io", "leases"),  # renewing, taking over, releasing the Lease
 )
 
 #: Resources that exist outside any namespace: only a ClusterRole grants them.

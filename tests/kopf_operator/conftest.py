@@ -149,3 +149,23 @@ def executed(kube: KubeServer) -> list[Any]:
 
 def dumps(obj: Any) -> str:
     return json.dumps(obj, indent=1, sort_keys=True, default=str)
+
+
+def calls_made(kube: KubeServer) -> set[Any]:
+    """Every API call the emulator answered, as RBAC sees it: (verb, group, resource[/subresource])."""
+    from remediator.live.executor import ApiCall
+    from tests.support.kube import parse_api_path
+
+    verbs = {"POST": "create", "PATCH": "patch", "PUT": "update", "DELETE": "delete"}
+    out = set()
+    for r in kube.requests():
+        target = parse_api_path(r.path)
+        if target is None:
+            continue  # discovery (/api, /apis): granted to every authenticated user
+        if r.method == "GET":
+            verb = "get" if target.name else ("watch" if r.query.get("watch") in ("true", "1") else "list")
+        else:
+            verb = verbs[r.method]
+        resource = target.plural + (f"/{target.subresource}" if target.subresource else "")
+        out.add(ApiCall(verb, target.group, resource))
+    return out

@@ -16,12 +16,14 @@ import kubernetes.client
 import pytest
 from kubernetes.client.exceptions import ApiException
 
+from remediator.live import rbac
 from remediator.live.config import load_config
 from remediator.operator.run import Operator
 from simulator.cluster import TICK_S
 from tests.kopf_operator.conftest import (
     TOKEN,
     World,
+    calls_made,
     dumps,
     executed,
     printer_columns,
@@ -87,6 +89,15 @@ def test_approve_mode_an_alert_ends_in_a_remediation_awaiting_approval(tmp_path:
         "Age": rem["metadata"]["creationTimestamp"]}
     assert executed(kube) == []  # approve mode: nothing ran
     assert status == 200 and "remediator_approvals_pending 1.0" in metrics and "remediator_leader 1.0" in metrics
+    _assert_declared(kube)
+
+
+def _assert_declared(kube: KubeServer) -> None:
+    """Every call the operator made is in the one table the chart's RBAC is rendered from."""
+    undeclared = calls_made(kube) - set(rbac.api_calls())
+    assert not undeclared, f"API calls missing from the RBAC table: {sorted(undeclared)}"
+    own = {c for c in calls_made(kube) if c.group in ("remediator.io", "coordination.k8s.io")}
+    assert own <= set(rbac.OPERATOR_API_CALLS)
 
 
 def test_auto_mode_an_alert_ends_in_a_verified_remediation_with_its_recovery_time(tmp_path: Path, kube: KubeServer,
@@ -117,6 +128,7 @@ def test_auto_mode_an_alert_ends_in_a_verified_remediation_with_its_recovery_tim
     assert len(executed(kube)) >= 1
     assert 'remediator_remediations_total{outcome="recovered"} 1.0' in metrics
     assert "remediator_recovery_seconds_count 1.0" in metrics
+    _assert_declared(kube)
 
 
 def test_the_emulator_refuses_a_remediation_its_crd_refuses(kube: KubeServer) -> None:
