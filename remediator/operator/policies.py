@@ -16,6 +16,7 @@ so the result does not depend on the order the watch delivered them.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -26,6 +27,8 @@ from pydantic import ValidationError
 from remediator.guards import GuardPolicy
 
 __all__ = ["CLUSTER_ONLY", "PolicyBook", "PolicyCheck", "check_policy"]
+
+log = logging.getLogger("remediator.operator")
 
 GROUP = "remediator.io"
 VERSION = "v1alpha1"
@@ -107,7 +110,12 @@ class PolicyBook:
                 check = self._by_ns[namespace][name]
                 if check.valid:
                     merged.update(check.overrides)
-            policy = self.base if not merged else GuardPolicy.model_validate({**self.base.model_dump(), **merged})
+            try:
+                policy = self.base if not merged else GuardPolicy.model_validate({**self.base.model_dump(), **merged})
+            except ValidationError as e:  # each valid alone, not together: the cluster's guards, not a mix
+                log.warning("the RemediationPolicies of %s do not combine (%s); the cluster's guards apply",
+                            namespace, e.errors()[0]["msg"])
+                policy = self.base
             # The global dry-run switch: a namespace may add a dry run, never lift the cluster's.
             if self.base.dry_run and not policy.dry_run:
                 policy = policy.model_copy(update={"dry_run": True})

@@ -16,7 +16,8 @@ Phases (the CRD's enum) from the incident's lifecycle (`remediator.incident`):
 | awaiting_approval | `AwaitingApproval` |
 | recovered, resolved (the alert resolved after an action) | `Verified` |
 | failed, escalated by choice | `Failed` |
-| escalated because every candidate was denied | `Denied` |
+| escalated because every candidate was denied, or denied by a human | `Denied` |
+| expired (nobody answered by the approval's deadline: deny) | `Expired` |
 | cancelled (the alert resolved before anything was done) | `Cancelled` |
 | closed after its last action was undone | `Undone` |
 """
@@ -44,7 +45,8 @@ API_VERSION = f"{GROUP}/{VERSION}"
 KIND = "Remediation"
 PLURAL = "remediations"
 
-ALL_DENIED = "every candidate was denied"  # the loop's close reason (remediator.live.loop)
+ALL_DENIED = "every candidate was denied"
+_HUMAN_ENDINGS = {"denied": "Denied", "expired": "Expired"}  # the loop's close reason (remediator.live.loop)
 
 # The evidence an SRE reads first, with the objective each is held against (None: no objective).
 # The SLIs and the capacity signals are always shown; the others when unknown (missing) or off
@@ -116,6 +118,8 @@ def _label_value(text: str) -> str:
 
 def phase_of(inc: IncidentRow, executions: list[ExecutionRow]) -> str:
     real = [e for e in executions if e.action.kind not in PASSIVE_KINDS and not e.dry_run and e.undo_of is None]
+    if inc.status in _HUMAN_ENDINGS:  # the approval core's: a human denied, or nobody answered in time
+        return _HUMAN_ENDINGS[inc.status]
     status = Status(inc.status)
     if status is Status.AWAITING_APPROVAL:
         return "AwaitingApproval"

@@ -94,7 +94,8 @@ def test_every_object_validates(rendered: dict[str, list[dict[str, Any]]], name:
             kubernetes_validate.validate(obj, K8S, strict=True)
         except kubernetes_validate.ValidationError as e:
             pytest.fail(f"{obj['kind']}/{obj['metadata']['name']}: {e.path}: {e.message}")
-        if obj["kind"] not in ("ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition"):
+        if obj["kind"] not in ("ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition",
+                               "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"):
             assert obj["metadata"].get("namespace") in (NAMESPACE, "shop", "web"), obj["metadata"]
 
 

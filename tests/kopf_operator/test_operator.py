@@ -162,3 +162,39 @@ def test_the_emulator_refuses_a_remediation_its_crd_refuses(kube: KubeServer) ->
         api.patch_namespaced_custom_object_status("remediator.io", "v1alpha1", "shop", "remediations", "incident-9",
                                                   {"status": {"bogus": 1}})
     assert e.value.status == 422
+
+
+def test_remediation_policies_are_validated_shown_and_used_by_the_loop(tmp_path: Path, kube: KubeServer,
+                                                                       world: World) -> None:
+    policy = {"apiVersion": "remediator.io/v1alpha1", "kind": "RemediationPolicy"}
+    kube.seed({**policy, "metadata": {"name": "careful", "namespace": "shop"}, "spec": {"approval_risk": "low"}},
+              {**policy, "metadata": {"name": "broken", "namespace": "web"},
+               "spec": {"cooldown_s": 60, "freeze_windows": [{"start": "Fri 18:00", "end": "22:00"}]}})
+    api = kubernetes.client.CustomObjectsApi(kube.api_client(retries=False))
+    with pytest.raises(ApiException) as refused:  # not one namespace's to set: the CRD does not declare it
+        api.create_namespaced_custom_object("remediator.io", "v1alpha1", "shop", "remediationpolicies",
+                                            {**policy, "metadata": {"name": "escape"},
+                                             "spec": {"denied_namespaces": []}})
+    assert refused.value.status == 422 and "denied_namespaces" in refused.value.body
+    op, clock = _operator(tmp_path, kube, world, mode="auto")
+    try:
+        def status(ns: str, name: str) -> Any:
+            return (kube.get("remediator.io/v1alpha1", "RemediationPolicy", ns, name) or {}).get("status")
+
+        careful = wait_for("the valid policy's status", lambda: status("shop", "careful"))
+        broken = wait_for("the invalid policy's status", lambda: status("web", "broken"))
+        assert op.book.for_namespace("web") == op.book.base  # an invalid policy is not applied, not even in part
+        assert post_webhook(op.url, world.payload(), TOKEN) == 200
+        [report] = op.agent.loop.tick(clock.t)
+        ready, _ = _get(op.url, "/readyz")
+        healthy, _ = _get(op.url, "/healthz")
+    finally:
+        op.stop()
+    assert careful == {"valid": True, "errors": [], "observedGeneration": 1}
+    assert broken["valid"] is False and broken["observedGeneration"] == 1
+    assert broken["errors"] == ["freeze_windows[0]: start 'Fri 18:00' is weekly but end '22:00' is daily; both ends "
+                                "must have the same form"], broken
+    # auto mode, but shop's policy asks for approval from risk low up: the loop used it.
+    assert report.outcome == "awaiting_approval" and "risk" in report.detail, report
+    assert executed(kube) == []
+    assert (ready, healthy) == (200, 200)

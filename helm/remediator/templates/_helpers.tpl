@@ -49,5 +49,17 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- $_ := set $config "store" (printf "%s/ledger.db" (trimSuffix "/" .Values.ledger.mountPath)) -}}
 {{- $listen := merge (dict "host" "0.0.0.0" "port" (int .Values.service.port)) (default dict $config.listen) -}}
 {{- $_ := set $config "listen" $listen -}}
+{{- /* The operator: its Lease in the release namespace, named for the release; in namespaced RBAC it
+       watches only the namespaces it has a Role in. */ -}}
+{{- $operator := merge (default dict $config.operator) (dict "namespace" .Release.Namespace "lease_name" (printf "%s-leader" (include "remediator.fullname" .))) -}}
+{{- if eq .Values.rbac.scope "namespaced" -}}
+{{- $_ := set $operator "namespaces" .Values.rbac.namespaces -}}
+{{- end -}}
+{{- $_ := set $config "operator" $operator -}}
 {{- toYaml $config -}}
+{{- end -}}
+
+{{- /* A new or changed spec.approval must name the requesting user (ValidatingAdmissionPolicy). */ -}}
+{{- define "remediator.approverRule" -}}
+!has(object.spec.approval) || (request.operation == 'UPDATE' && has(oldObject.spec.approval) && oldObject.spec.approval == object.spec.approval) || object.spec.approval.approver == request.userInfo.username
 {{- end -}}
