@@ -34,6 +34,7 @@ from typing import Any
 from remediator.actions import PASSIVE_KINDS, ObjectRef
 from remediator.incident import IncidentStatus as Status
 from remediator.live.ledger import ExecutionRow, IncidentRow, Ledger
+from remediator.live.receiver import fingerprint
 from remediator.snapshot import Slo
 
 __all__ = ["API_VERSION", "GROUP", "KIND", "PLURAL", "Approval", "evidence", "name_of", "parse_ref", "phase_of",
@@ -45,6 +46,7 @@ API_VERSION = f"{GROUP}/{VERSION}"
 KIND = "Remediation"
 PLURAL = "remediations"
 
+_FINGERPRINT = re.compile(r"[0-9a-f]{16}")
 ALL_DENIED = "every candidate was denied"
 _HUMAN_ENDINGS = {"denied": "Denied", "expired": "Expired"}  # the loop's close reason (remediator.live.loop)
 
@@ -105,10 +107,19 @@ def remediation_body(ledger: Ledger, inc: IncidentRow, namespace: str, *, slo: S
                      "labels": {"app.kubernetes.io/managed-by": "remediator", **(labels or {}),
                                 "remediator.io/alertname": _label_value(inc.alert.name)}},
         "spec": {"incidentId": inc.id,
-                 "alert": {"name": inc.alert.name, "fingerprint": inc.fingerprint, "startsAt": _iso(inc.starts_at)},
+                 "alert": {"name": inc.alert.name, "fingerprint": crd_fingerprint(inc),
+                           "startsAt": _iso(inc.starts_at)},
                  "target": spec_target},
         "status": remediation_status(ledger, inc, slo=slo, approval=approval),
     }
+
+
+def crd_fingerprint(inc: IncidentRow) -> str:
+    """The incident's fingerprint as the CRD holds it (16 hex digits): the receiver's own, or, for a
+    ledger row from elsewhere, Alertmanager's fingerprint of its labels."""
+    if _FINGERPRINT.fullmatch(inc.fingerprint):
+        return inc.fingerprint
+    return fingerprint({"alertname": inc.alert.name, **dict(inc.alert.labels)})
 
 
 def _label_value(text: str) -> str:

@@ -9,6 +9,7 @@ simulated clock, ticked by the test, so nothing waits for simulated time.
 from __future__ import annotations
 
 import http.client
+import re
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from tests.kopf_operator.conftest import (
     write_config,
 )
 from tests.live.test_loop import SimClock, post_webhook
+from tests.helm.render import one, render
 from tests.support.kube import KubeServer
 
 pytestmark = pytest.mark.slow
@@ -90,6 +92,13 @@ def test_approve_mode_an_alert_ends_in_a_remediation_awaiting_approval(tmp_path:
     assert executed(kube) == []  # approve mode: nothing ran
     assert status == 200 and "remediator_approvals_pending 1.0" in metrics and "remediator_leader 1.0" in metrics
     _assert_declared(kube)
+    # Every series the chart's PrometheusRule alerts on is one the operator exposes.
+    (tmp_path / "chart").mkdir()
+    rule = one(render(tmp_path / "chart", {"prometheusRule": {"enabled": True}}), "PrometheusRule")
+    wanted = {m for group in rule["spec"]["groups"] for r in group["rules"]
+              for m in re.findall(r"remediator_[a-z_]+", r["expr"])}
+    exposed = {line.split("{")[0].split(" ")[0] for line in metrics.splitlines() if line and not line.startswith("#")}
+    assert wanted and wanted <= exposed, sorted(wanted - exposed)
 
 
 def _assert_declared(kube: KubeServer) -> None:
@@ -198,3 +207,29 @@ def test_remediation_policies_are_validated_shown_and_used_by_the_loop(tmp_path:
     assert report.outcome == "awaiting_approval" and "risk" in report.detail, report
     assert executed(kube) == []
     assert (ready, healthy) == (200, 200)
+
+
+def test_work_left_half_done_resumes_once_through_the_guards_when_a_replica_leads(tmp_path: Path, kube: KubeServer,
+                                                                                 world: World) -> None:
+    """A crash between the intent and the API call: the next leader finishes it, once, judged again first."""
+    from tests.live.test_loop import _crashed_intent
+
+    op, clock = _operator(tmp_path, kube, world, mode="auto")
+    try:
+        assert post_webhook(op.url, world.payload(), TOKEN) == 200
+        execution_id = _crashed_intent(op.agent, 1, world.action, world.alert_at)
+    finally:
+        op.stop()
+    assert executed(kube) == []
+    for _ in range(2):  # the next start resumes it; the one after finds nothing to do
+        clock = SimClock(world.alert_at + 30.0)
+        config = load_config(tmp_path / "remediator.yaml")
+        op = Operator(config, clock=clock).start()  # with its worker: it resumes once it leads
+        try:
+            wait_for("the intent finished", lambda: (e := op.agent.ledger.execution(execution_id)) is not None
+                     and e.state != "intent")
+            row = op.agent.ledger.execution(execution_id)
+        finally:
+            op.stop()
+        assert row is not None and row.state == "done", row
+        assert [r.path.rsplit("/", 1)[-1] for r in executed(kube)] == ["scale", "cart"]
