@@ -21,6 +21,7 @@ from remediator.live import rbac
 from remediator.live.config import load_config
 from remediator.operator.run import Operator
 from simulator.cluster import TICK_S
+from tests.helm.render import one, render
 from tests.kopf_operator.conftest import (
     TOKEN,
     World,
@@ -33,7 +34,6 @@ from tests.kopf_operator.conftest import (
     write_config,
 )
 from tests.live.test_loop import SimClock, post_webhook
-from tests.helm.render import one, render
 from tests.support.kube import KubeServer
 
 pytestmark = pytest.mark.slow
@@ -226,9 +226,10 @@ def test_work_left_half_done_resumes_once_through_the_guards_when_a_replica_lead
         config = load_config(tmp_path / "remediator.yaml")
         op = Operator(config, clock=clock).start()  # with its worker: it resumes once it leads
         try:
-            wait_for("the intent finished", lambda: (e := op.agent.ledger.execution(execution_id)) is not None
+            ledger = op.agent.ledger
+            wait_for("the intent finished", lambda: (e := ledger.execution(execution_id)) is not None  # noqa: B023
                      and e.state != "intent")
-            row = op.agent.ledger.execution(execution_id)
+            row = ledger.execution(execution_id)
         finally:
             op.stop()
         assert row is not None and row.state == "done", row

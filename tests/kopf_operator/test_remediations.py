@@ -41,8 +41,8 @@ def _incident(ledger: Ledger, *, decide: bool = True, fp: str = "00c0ffee00c0ffe
                                       observation=[0.0], missing=["latency_p99_s: no duration histogram"])
         ledger.record_candidates(incident_id, snap, [
             {"action": "restore_replicas", "target": CART, "params": {"replicas": 3}, "score": 1.5,
-             "proposer_score": 0.9, "source": "catalog", "rationale": "r", "verdict": "allow", "reason": "all guards passed",
-             "guard": "", "chosen": True},
+             "proposer_score": 0.9, "source": "catalog", "rationale": "r", "verdict": "allow",
+             "reason": "all guards passed", "guard": "", "chosen": True},
             {"action": "raise_memory_limit", "target": CART, "params": {"factor": 1.5, "container": "app"},
              "score": 0.2, "proposer_score": 0.1, "source": "catalog", "rationale": "r", "verdict": "deny",
              "reason": "cooldown: 120s left", "guard": "cooldown", "chosen": False}])
