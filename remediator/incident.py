@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-__all__ = ["ACTIVE", "CLOSED", "ApprovalState", "IllegalTransition", "IncidentStatus", "TRANSITIONS",
+__all__ = ["ACTIVE", "CLOSED", "REOPENABLE", "ApprovalState", "IllegalTransition", "IncidentStatus", "TRANSITIONS",
            "check_transition"]
 
 
@@ -54,6 +54,10 @@ TRANSITIONS: dict[IncidentStatus, frozenset[IncidentStatus]] = {
                                        | {IncidentStatus.OPEN}),
     **{status: frozenset() for status in _ENDINGS | _HUMAN_ENDINGS},
 }
+# The one way back, never through `check_transition`: the agent verified recovery but the alert
+# kept firing. Only `Ledger.reopen_still_firing` reopens such an incident (an incident must not go
+# silent while its alert fires); any other write that would reopen it is refused.
+REOPENABLE: frozenset[IncidentStatus] = frozenset({IncidentStatus.RECOVERED})
 
 
 class IllegalTransition(ValueError):

@@ -208,6 +208,8 @@ class VerifySettings(_Model):
     decision_s: float = Field(default=60.0, gt=0)  # after a decision (noop included), before the next one
     horizon_s: float = Field(default=1800.0, gt=0)  # from the alert; past it the incident fails
     retry_s: float = Field(default=30.0, gt=0)  # after a failed or stale observation
+    # an incident closed as recovered whose alert still fires this long after reopens
+    reopen_after_s: float = Field(default=600.0, gt=0)
 
 
 class ExecutorSettings(_Model):

@@ -31,7 +31,7 @@ from typing import Any
 
 from remediator.actions import PASSIVE_KINDS, SPECS, Action, ActionKind, ObjectRef
 from remediator.guards import Executed
-from remediator.incident import ACTIVE, ApprovalState, IncidentStatus, check_transition
+from remediator.incident import ACTIVE, REOPENABLE, ApprovalState, IncidentStatus, check_transition
 from remediator.snapshot import Alert, Attempt
 from remediator.versions import KnownGood, known_good_from_doc, known_good_to_doc, same_versions
 
@@ -210,6 +210,9 @@ CREATE TABLE approval_refusals (
     reason TEXT NOT NULL
 );
 """),
+    # An incident closed as recovered while its alert kept firing reopens (`reopen_still_firing`);
+    # its horizon then counts from the reopening.
+    ("reopened incidents", "ALTER TABLE incidents ADD COLUMN reopened_at REAL;"),
 )
 
 
@@ -296,6 +299,12 @@ class IncidentRow:
     recovered_at: float | None
     recovery_s: float | None
     note: str | None
+    reopened_at: float | None = None  # when it reopened after closing as recovered (its alert still fired)
+
+    @property
+    def worked_since(self) -> float:
+        """Where its horizon starts: the alert, or the reopening."""
+        return max(self.starts_at, self.reopened_at or 0.0)
 
 
 @dataclass(frozen=True)
@@ -506,6 +515,10 @@ class Ledger:
         inc = db.execute("SELECT status, starts_at FROM incidents WHERE id = ?", (incident_id,)).fetchone()
         if inc is None or inc["status"] not in ACTIVE:
             return False
+        # An incident holding several alerts (one per pod of its workload) ends with the last of them.
+        if db.execute("SELECT COUNT(*) FROM alerts WHERE incident_id = ? AND status = 'firing'",
+                      (incident_id,)).fetchone()[0]:
+            return False
         acted, rehearsed = db.execute(
             "SELECT COALESCE(SUM(dry_run = 0), 0), COALESCE(SUM(dry_run = 1), 0) FROM executions "
             f"WHERE incident_id = ? AND action NOT IN ({_PASSIVE_SQL}) AND state = 'done' AND undo_of IS NULL",
@@ -524,6 +537,50 @@ class Ledger:
                    "recovery_s = COALESCE(recovery_s, ?) WHERE id = ?",
                    (str(status), reason, now, now, recovery, incident_id))
         return True
+
+    def join_workload_incident(self, incident_id: int, workload: str, now: float) -> int | None:
+        """One incident per workload. Record that `incident_id` is about `workload`; if another
+        active incident already works on it, this one (when it has executed nothing) joins that
+        one: its alerts move there, and it closes as cancelled, naming where they went. Returns the
+        incident joined, or None. Three crash-looping pods of one Deployment make one incident."""
+        with self._tx() as db:
+            row = db.execute("SELECT status, workload FROM incidents WHERE id = ?", (incident_id,)).fetchone()
+            if row is None or row["status"] not in ACTIVE:
+                return None
+            other = db.execute("SELECT id FROM incidents WHERE workload = ? AND id != ? AND status IN (?, ?) "
+                               "ORDER BY id LIMIT 1", (workload, incident_id, *ACTIVE)).fetchone()
+            executed = db.execute("SELECT COUNT(*) FROM executions WHERE incident_id = ?", (incident_id,)).fetchone()[0]
+            if other is None or executed:
+                if row["workload"] != workload:
+                    db.execute("UPDATE incidents SET workload = ?, updated_at = ? WHERE id = ?",
+                               (workload, now, incident_id))
+                return None
+            into = int(other[0])
+            db.execute("UPDATE alerts SET incident_id = ? WHERE incident_id = ?", (into, incident_id))
+            check_transition(row["status"], IncidentStatus.CANCELLED)
+            db.execute("UPDATE incidents SET status = ?, workload = ?, close_reason = ?, closed_at = ?, updated_at = ? "
+                       "WHERE id = ?", (str(IncidentStatus.CANCELLED), workload,
+                                        f"joined incident {into}: the same workload {workload}", now, now, incident_id))
+            return into
+
+    def reopen_still_firing(self, now: float, *, grace_s: float) -> list[int]:
+        """Reopen the incidents closed as recovered at least `grace_s` ago whose alert still fires
+        (no resolve came): the SLO looked met, the alert says otherwise, and it must not go silent."""
+        reopened = []
+        with self._tx() as db:
+            rows = db.execute(
+                "SELECT id FROM incidents i WHERE status IN (" + ", ".join("?" * len(REOPENABLE)) + ") "
+                "AND closed_at <= ? AND EXISTS "
+                "(SELECT 1 FROM alerts a WHERE a.incident_id = i.id AND a.status = 'firing')",
+                (*REOPENABLE, now - grace_s)).fetchall()
+            for r in rows:
+                db.execute("UPDATE incidents SET status = ?, reopened_at = ?, next_at = ?, updated_at = ?, streak = 0, "
+                           "closed_at = NULL, close_reason = NULL, last_decision_at = NULL, note = ? WHERE id = ?",
+                           (str(OPEN), now, now, now, f"reopened: its alert still fires {grace_s:g}s after the SLO "
+                            "was verified (the recovery did not hold, or the SLO is not what the alert measures)",
+                            r["id"]))
+                reopened.append(int(r["id"]))
+        return reopened
 
     def incident(self, incident_id: int) -> IncidentRow | None:
         rows = self._query("SELECT * FROM incidents WHERE id = ?", (incident_id,))
@@ -1079,7 +1136,7 @@ def _incident(r: sqlite3.Row) -> IncidentRow:
         status=r["status"], opened_at=r["opened_at"], updated_at=r["updated_at"], next_at=r["next_at"],
         closed_at=r["closed_at"], close_reason=r["close_reason"], workload=r["workload"], streak=int(r["streak"]),
         last_decision_at=r["last_decision_at"], recovered_at=r["recovered_at"], recovery_s=r["recovery_s"],
-        note=r["note"])
+        note=r["note"], reopened_at=r["reopened_at"])
 
 
 def _approval(r: sqlite3.Row) -> ApprovalRow:

@@ -77,6 +77,7 @@ HISTORY_S = 2 * 3600.0  # the guards look back at most this far (budgets: 1 h; b
 class StepReport:
     incident_id: int
     # observe_failed | stale | waiting | recovered | acted | awaiting_approval | escalated | failed | approved_refused
+    # | joined (another incident works on the workload) | reopened (recovered, but its alert still fires)
     outcome: str
     detail: str = ""
     execution: ExecutionResult | None = None
@@ -172,7 +173,8 @@ class Loop:
 
     def tick(self, now: float | None = None) -> list[StepReport]:
         now = self.clock() if now is None else now
-        reports = []
+        reports = [StepReport(i, "reopened", "its alert still fires after recovery")
+                   for i in self.ledger.reopen_still_firing(now, grace_s=self.verify.reopen_after_s)]
         for settled in self.ledger.expire_approvals(now):
             log.info("approval %s (%s): %s", settled.id, settled.action.describe(), settled.state)
             reports.append(StepReport(settled.incident_id, str(settled.state), f"approval {settled.id}"))
@@ -212,7 +214,7 @@ class Loop:
             result = running.result()  # the executor never raises; it recorded the result itself
             log.info("incident %s: background %s %s%s", inc.id, result.action.describe(), result.state,
                      f" ({result.error})" if result.error else "")
-        if now - inc.starts_at > v.horizon_s:
+        if now - inc.worked_since > v.horizon_s:
             return self._give_up(inc, now)
         try:
             obs = self.observer.observe(inc.alert, now=now, history=self.ledger.attempts(inc.id),
@@ -223,6 +225,8 @@ class Loop:
             self.ledger.update_incident(inc.id, next_at=now + v.retry_s, note=f"no action: {e.reason}")
             return StepReport(inc.id, "observe_failed", e.reason)
         snap = obs.snapshot
+        if snap.workload is not None and (into := self.ledger.join_workload_incident(inc.id, str(snap.workload), now)):
+            return StepReport(inc.id, "joined", f"incident {into} already works on {snap.workload}")
         deciding = inc.last_decision_at is None or now - inc.last_decision_at >= v.decision_s
         snapshot_id = self._record(inc, obs, now, "decide" if deciding and obs.usable else "verify")
         if not obs.usable:
