@@ -489,18 +489,19 @@ class Cluster:
                       p.counters[0], p.counters[1], p.counters[2], p.node, self.sidecar_mem_limit) for p in f.pods)
         self._frames.append((t, nodes, wls, pods))
 
-    def series(self, until: float, alert_start: float) -> list[Series]:
-        """What a Prometheus scrape would show at `until`: trailing windows plus the pre-alert baseline."""
+    def series(self, until: float, alert_start: float, *, history: bool = False) -> list[Series]:
+        """What a Prometheus scrape would show at `until`: trailing windows plus the pre-alert baseline;
+        with `history`, every sample up to `until` (of the pods alive then), for evaluating alert rules."""
         end = len(self._frames)
         while end and self._frames[end - 1][0] > until:
             end -= 1
         if not end:
             return []
         out = _Emitter(self._label_dicts, self.scrape_labels)
-        recent = self._frames[max(0, end - WINDOW_POINTS):end]
+        recent = self._frames[0 if history else max(0, end - WINDOW_POINTS):end]
         self._node_series(out, recent)
-        long = self._frames[max(0, end - LONG_POINTS):end]
-        self._workload_series(out, recent, self._baseline_frames(end, alert_start), long)
+        long = recent if history else self._frames[max(0, end - LONG_POINTS):end]
+        self._workload_series(out, recent, [] if history else self._baseline_frames(end, alert_start), long)
         self._pod_series(out, recent)
         return out.series
 
