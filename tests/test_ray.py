@@ -55,7 +55,7 @@ def _node_args(tmp: str) -> list[str]:
             "--runtime-env-agent-port", str(_free_port())]
 
 
-def _wait_for_port(port: int, proc: subprocess.Popen[bytes], log: Path, timeout: float = 90.0) -> None:
+def _wait_for_port(port: int, proc: subprocess.Popen[bytes], log: Path, timeout: float = 180.0) -> None:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         if proc.poll() is not None:
@@ -105,9 +105,12 @@ def ray_cluster() -> Iterator[str]:
             if i == 0:
                 _wait_for_port(port, procs[0], log)
         with ray_session(address):
-            deadline = time.monotonic() + 90
+            # Generous: on a loaded 2-core machine a raylet takes a minute or more to register.
+            deadline = time.monotonic() + 240
             while sum(n["Alive"] for n in ray.nodes()) < 2:
-                assert time.monotonic() < deadline, "the second Ray node never joined"
+                log = (Path(tmp) / "node1.log").read_text(errors="replace")[-3000:]
+                assert procs[1].poll() is None, f"the second node's `ray start` exited:\n{log}"
+                assert time.monotonic() < deadline, f"the second Ray node never joined:\n{log}"
                 time.sleep(0.5)
         yield address
     finally:
