@@ -149,6 +149,7 @@ class Approvals:
 _EVIDENCE: tuple[tuple[str, str | None, Callable[[float, float | None], bool]], ...] = (
     ("error_ratio", "slo.error_ratio", lambda v, slo: slo is not None and v > slo),
     ("latency_p99_s", "slo.latency_p99_s", lambda v, slo: slo is not None and v > slo),
+    ("desired_replicas", "baseline_replicas", lambda v, slo: slo is not None and v < slo),  # scaled down
     ("available_replicas", "desired_replicas", lambda v, slo: slo is not None and v < slo),
     ("ready_pods", "pods", lambda v, slo: slo is not None and v < slo),
     ("restarts_per_min", None, lambda v, _: v > 0),

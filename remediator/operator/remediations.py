@@ -33,9 +33,10 @@ from typing import Any
 
 from remediator.actions import PASSIVE_KINDS, ObjectRef
 from remediator.incident import IncidentStatus as Status
+from remediator.live.approval import evidence as approval_evidence
 from remediator.live.ledger import ExecutionRow, IncidentRow, Ledger
 from remediator.live.receiver import fingerprint
-from remediator.snapshot import Slo
+from remediator.snapshot import Alert, Signals, Slo, Snapshot
 
 __all__ = ["API_VERSION", "GROUP", "KIND", "PLURAL", "Approval", "evidence", "name_of", "parse_ref", "phase_of",
            "remediation_body", "remediation_status"]
@@ -50,29 +51,15 @@ _FINGERPRINT = re.compile(r"[0-9a-f]{16}")
 ALL_DENIED = "every candidate was denied"
 _HUMAN_ENDINGS = {"denied": "Denied", "expired": "Expired"}  # the loop's close reason (remediator.live.loop)
 
-# The evidence an SRE reads first, with the objective each is held against (None: no objective).
-# The SLIs and the capacity signals are always shown; the others when unknown (missing) or off
-# their healthy default.
-_ALWAYS = frozenset({"error_ratio", "latency_p99_s", "desired_replicas", "available_replicas"})
-_EVIDENCE: tuple[tuple[str, str | None], ...] = (
-    ("error_ratio", "error_ratio"), ("latency_p99_s", "latency_p99_s"), ("desired_replicas", "baseline_replicas"),
-    ("available_replicas", "desired_replicas"),
-    ("ready_pods", "desired_replicas"), ("restarts_per_min", None), ("oom_fraction", None),
-    ("crashloop_fraction", None), ("error_exit_fraction", None), ("mem_ratio", None), ("cpu_ratio", None),
-    ("throttle_ratio", None), ("node_ready", None), ("pvc_used_ratio", None), ("dep_error_ratio", None),
-    ("dep_available_ratio", None), ("rollout_age_s", None),
-)
-_HEALTHY_DEFAULT = {"node_ready": 1.0, "dep_available_ratio": 1.0}
-
-
 @dataclass(frozen=True)
 class Approval:
     """What the approval core knows of an incident's decision, for the status (None fields: not yet)."""
 
     approver: str | None = None
     decided_at: float | None = None
-    decision: str | None = None  # approve | deny | expired
+    decision: str | None = None  # the request's state: pending | approved | denied | expired | withdrawn
     dry_run: str | None = None  # the server-side dry run of the action, for a human
+    evidence: list[dict[str, Any]] | None = None  # what the approver was shown (None: from the last snapshot)
 
 
 def name_of(incident_id: int) -> str:
@@ -153,23 +140,16 @@ def _number(x: Any) -> float | None:
     return float(x) if isinstance(x, float) else x
 
 
-def evidence(signals: Mapping[str, Any] | None, missing: list[str], slo: Slo) -> list[dict[str, Any]]:
-    """The signals that moved (or are unknown), each with its value and the objective it is held against."""
+def evidence(signals: Mapping[str, Any] | None, missing: list[str], alert: Alert, slo: Slo) -> list[dict[str, Any]]:
+    """The evidence of a decision's snapshot as the ledger stored it (signals, missing metrics), by
+    the approval core's own rule (`remediator.live.approval.evidence`: what moved, against its objective)."""
     if not signals:
         return []
-    unknown = {m.split(":", 1)[0].strip() for m in missing}
-    objectives = {"error_ratio": slo.error_ratio, "latency_p99_s": slo.latency_p99_s,
-                  "desired_replicas": _number(signals.get("desired_replicas")),
-                  "baseline_replicas": _number(signals.get("baseline_replicas"))}
-    out = []
-    for name, against in _EVIDENCE:
-        value = _number(signals.get(name))
-        known = name not in unknown and value is not None
-        if known and name not in _ALWAYS and value == _HEALTHY_DEFAULT.get(name, 0.0):
-            continue
-        out.append({"signal": name, "value": value if known else None,
-                    "slo": objectives.get(against) if against is not None else None})
-    return out
+    names = set(Signals.names())
+    values = {k: float(v) if v is not None else math.inf for k, v in signals.items() if k in names}
+    unknown = frozenset({m.split(":", 1)[0].strip() for m in missing} & names)
+    snap = Snapshot(alert=alert, at=0.0, workload=None, signals=Signals(**values), slo=slo, unknown_signals=unknown)
+    return approval_evidence(snap)
 
 
 def remediation_status(ledger: Ledger, inc: IncidentRow, *, slo: Slo | None = None,
@@ -196,7 +176,10 @@ def remediation_status(ledger: Ledger, inc: IncidentRow, *, slo: Slo | None = No
             status["action"] = action
         snapshot = next((s for s in ledger.snapshots_of(inc.id) if s["id"] == last), None)
         if snapshot is not None:
-            status["evidence"] = evidence(snapshot.get("signals"), list(snapshot.get("missing") or []), slo or Slo())
+            status["evidence"] = evidence(snapshot.get("signals"), list(snapshot.get("missing") or []), inc.alert,
+                                          slo or Slo())
+    if approval is not None and approval.evidence is not None:
+        status["evidence"] = approval.evidence
     if approval is not None:
         if approval.approver:
             status["approver"] = approval.approver

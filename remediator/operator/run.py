@@ -38,6 +38,7 @@ from typing import Any
 from remediator.live.config import LiveConfig
 from remediator.live.ledger import IncidentRow
 from remediator.live.service import Agent
+from remediator.live.slack import diff_lines
 from remediator.live.wiring import kube_client
 from remediator.operator import policies as policy_resources
 from remediator.operator.leader import LeaderElector
@@ -71,7 +72,8 @@ class Operator:
     """The operator of `config`: `start()`, `stop()`, or `serve_forever()` until SIGTERM/SIGINT.
 
     `kube_api` (a `kubernetes.client.ApiClient`) defaults to the configuration's; `decide` is the
-    approval core's entry point (None: a spec.approval is logged and left for it).
+    approval core's entry point (default: `Approvals.decide` on the incident's pending request, channel
+    `kubernetes`); `approval_view` what the status shows of an incident's approval (default: the ledger's).
     """
 
     def __init__(self, config: LiveConfig, *, kube_api: Any = None, clock: Callable[[], float] = time.time,
@@ -81,7 +83,7 @@ class Operator:
         self.namespace = settings.namespace or os.environ.get("POD_NAMESPACE") or "default"
         self.identity = settings.identity or os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
         self.api = kube_api if kube_api is not None else kube_client(config)
-        self.decide = decide
+        self.decide: Decide = decide if decide is not None else self._decide_with_core
         self.book = PolicyBook(config.policy_for_guards())
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -103,7 +105,7 @@ class Operator:
                            metrics=self._metrics_text, ready=self._kopf_ready.is_set,
                            policies=self.book.for_namespace)
         self.mirror = Mirror(self.agent.ledger, _own_client(self.api), home=self.namespace,
-                             namespaces=settings.namespaces, approval=approval_view, clock=clock)
+                             namespaces=settings.namespaces, approval=approval_view or self.approval_of, clock=clock)
         self.collector = LedgerCollector(self.agent.ledger, leading=lambda: self.elector.leading,
                                          mirror_errors=lambda: self.mirror_errors)
 
@@ -207,13 +209,35 @@ class Operator:
             if inc.status != "awaiting_approval":
                 self._drop(item)  # decided already (another channel, or an earlier pass), or closed
                 continue
-            if self.decide is None:
-                log.warning("%s: no approval core is configured; the decision waits", item)
-                continue
-            self.decide(item.incident_id, item.decision, item.approver, "kubernetes")
+            try:
+                self.decide(item.incident_id, item.decision, item.approver, "kubernetes")
+            except (PermissionError, KeyError, ValueError) as e:  # refused (and recorded) by the approval core
+                log.warning("%s refused: %s", item, e)
             self.handled.append(item)
             self._drop(item)
             self.agent.wake()
+
+    def _decide_with_core(self, incident_id: int, decision: str, approver: str, channel: str) -> Any:
+        """The approval core's decision on the incident's pending request (Kubernetes RBAC let the patch in)."""
+        pending = self.agent.ledger.approvals(state="pending", incident_id=incident_id)
+        if not pending:
+            log.warning("incident %s: a %s by %s, but no approval request is pending", incident_id, decision, approver)
+            return None
+        result = self.agent.approvals.decide(pending[-1].id, approve=decision == "approve", approver=approver,
+                                             channel=channel)
+        log.info("incident %s: %s", incident_id, result.message)
+        return result
+
+    def approval_of(self, incident_id: int) -> Approval | None:
+        """The incident's last approval request as the Remediation shows it: who decided, when, the dry run,
+        the evidence the approver was shown."""
+        requests = self.agent.ledger.approvals(incident_id=incident_id)
+        if not requests:
+            return None
+        last = requests[-1]
+        return Approval(approver=last.approver, decided_at=last.decided_at, decision=str(last.state),
+                        dry_run="\n".join(diff_lines(last.preview)) if last.preview else None,
+                        evidence=last.message.get("evidence") if isinstance(last.message, dict) else None)
 
     def _matches(self, inc: IncidentRow, item: SpecApproval) -> bool:
         return self.mirror.namespace_of(inc) == item.namespace

@@ -85,6 +85,7 @@ def test_approve_mode_an_alert_ends_in_a_remediation_awaiting_approval(tmp_path:
     assert evidence["desired_replicas"]["value"] == 0 and evidence["desired_replicas"]["slo"] >= 1
     assert evidence["error_ratio"]["slo"] == 0.02
     assert "recoverySeconds" not in st and "approver" not in st
+    assert "Deployment/shop/cart" in st["dryRun"] and "spec.replicas: 0" in st["dryRun"], st["dryRun"]  # dryRun=All
     assert printer_columns(rem) == {
         "Alert": world.inc.alert.name, "Phase": "AwaitingApproval", "Action": "restore_replicas",
         "Target": "Deployment/shop/cart", "Approver": None, "Recovery-s": None, "Reason": st["reason"],
@@ -234,3 +235,43 @@ def test_work_left_half_done_resumes_once_through_the_guards_when_a_replica_lead
             op.stop()
         assert row is not None and row.state == "done", row
         assert [r.path.rsplit("/", 1)[-1] for r in executed(kube)] == ["scale", "cart"]
+
+
+@pytest.mark.parametrize("decision", ["approve", "deny"])
+def test_approving_by_patching_the_remediation(tmp_path: Path, kube: KubeServer, world: World, decision: str) -> None:
+    """kubectl patch remediation ... spec.approval: the approval core decides, the action runs once (or never)."""
+    op, clock = _operator(tmp_path, kube, world, mode="approve")
+    api = kubernetes.client.CustomObjectsApi(kube.api_client(retries=False))
+    try:
+        assert post_webhook(op.url, world.payload(), TOKEN) == 200
+        op.agent.loop.tick(clock.t)
+        op.wake()
+        wait_for("AwaitingApproval", lambda: ((remediation(kube) or {}).get("status") or {}).get("phase")
+                 == "AwaitingApproval")
+        api.patch_namespaced_custom_object("remediator.io", "v1alpha1", "shop", "remediations", "incident-1",
+                                           {"spec": {"approval": {"decision": decision, "approver": "alice"}}})
+        wait_for("the decision", lambda: op.handled)
+        ledger = op.agent.ledger
+        [request] = ledger.approvals(incident_id=1)
+        assert (str(request.state), request.approver, request.channel) == \
+            ("approved" if decision == "approve" else "denied", "alice", "kubernetes")
+        clock.t += TICK_S
+        op.agent.loop.tick(clock.t)
+        op._sync_once()
+        rem = remediation(kube)
+        clock.t += TICK_S
+        op.agent.loop.tick(clock.t)  # nothing runs twice
+        # A second decision changes nothing: the CRD makes it final.
+        with pytest.raises(ApiException) as again:
+            api.patch_namespaced_custom_object("remediator.io", "v1alpha1", "shop", "remediations", "incident-1",
+                                               {"spec": {"approval": {"decision": "approve", "approver": "bob"}}})
+    finally:
+        op.stop()
+    assert again.value.status == 422
+    assert rem is not None and rem["status"]["approver"] == "alice" and rem["status"]["approvedAt"]
+    acted = [r.path.rsplit("/", 1)[-1] for r in executed(kube)]
+    if decision == "approve":
+        assert rem["status"]["phase"] in ("Executing", "Verified"), dumps(rem["status"])
+        assert acted == ["scale", "cart"]
+    else:
+        assert rem["status"]["phase"] == "Denied" and acted == [], dumps(rem["status"])

@@ -20,6 +20,8 @@ from remediator.snapshot import Alert, Slo
 from tests.helm.crd import validate_cr
 
 CART = ObjectRef("Deployment", "shop", "cart")
+ALERT = Alert("KubeDeploymentReplicasMismatch", {"namespace": "shop", "deployment": "cart"})
+MISSING = ["latency_p99_s: no duration histogram"]
 SIGNALS = {"error_ratio": 0.2, "latency_p99_s": 0.3, "desired_replicas": 0.0, "baseline_replicas": 3.0,
            "available_replicas": 0.0, "restarts_per_min": 0.0, "node_ready": 1.0, "mem_ratio": 0.9}
 
@@ -31,14 +33,13 @@ def ledger(tmp_path: Path) -> Any:
 
 
 def _incident(ledger: Ledger, *, decide: bool = True, fp: str = "00c0ffee00c0ffee") -> int:
-    [receipt] = ledger.record_alerts([ReceivedAlert(Alert("KubeDeploymentReplicasMismatch",
-                                                          {"namespace": "shop", "deployment": "cart"},
-                                                          starts_at=900.0, fingerprint=fp))])
+    [receipt] = ledger.record_alerts([ReceivedAlert(Alert(ALERT.name, ALERT.labels, starts_at=900.0,
+                                                          fingerprint=fp))])
     incident_id = receipt.incident_id
     assert incident_id is not None
     if decide:
         snap = ledger.record_snapshot(incident_id, 1000.0, purpose="decide", workload=CART, signals=SIGNALS,
-                                      observation=[0.0], missing=["latency_p99_s: no duration histogram"])
+                                      observation=[0.0], missing=MISSING)
         ledger.record_candidates(incident_id, snap, [
             {"action": "restore_replicas", "target": CART, "params": {"replicas": 3}, "score": 1.5,
              "proposer_score": 0.9, "source": "catalog", "rationale": "r", "verdict": "allow",
@@ -79,6 +80,7 @@ def test_a_decided_open_incident_is_proposed_with_its_candidates_and_evidence(le
     assert shown["error_ratio"] == (0.2, 0.02) and shown["latency_p99_s"] == (None, 0.5)  # unknown, not healthy
     assert shown["desired_replicas"] == (0.0, 3.0) and shown["mem_ratio"] == (0.9, None)
     assert "restarts_per_min" not in shown and "node_ready" not in shown  # did not move
+    assert shown == {e["signal"]: (e["value"], e["slo"]) for e in evidence(SIGNALS, MISSING, ALERT, Slo())}
     assert body["spec"]["target"] == {"kind": "Deployment", "namespace": "shop", "name": "cart"}
     assert body["spec"]["alert"]["fingerprint"] == "00c0ffee00c0ffee"
 
@@ -105,7 +107,10 @@ def test_phases_follow_the_incident(ledger: Ledger) -> None:
 def test_awaiting_approval_denied_cancelled_undone(ledger: Ledger) -> None:
     waiting = _incident(ledger)
     ledger.update_incident(waiting, status="awaiting_approval", note="awaits approval: mode: approve")
-    body = _body(ledger, waiting, Approval(approver="alice", decided_at=1010.0, dry_run="spec.replicas: 0 -> 3"))
+    shown = [{"signal": "error_ratio", "value": 0.5, "slo": 0.02}]
+    body = _body(ledger, waiting, Approval(approver="alice", decided_at=1010.0, dry_run="spec.replicas: 0 -> 3",
+                                           evidence=shown))
+    assert body["status"]["evidence"] == shown  # what the approver was shown
     assert body["status"]["phase"] == "AwaitingApproval"
     assert (body["status"]["approver"], body["status"]["approvedAt"], body["status"]["dryRun"]) == \
         ("alice", "1970-01-01T00:16:50Z", "spec.replicas: 0 -> 3")
@@ -134,4 +139,6 @@ def test_cancelled_and_undone(tmp_path: Path) -> None:
 def test_refs_and_evidence_edges() -> None:
     assert parse_ref("Node/node-a") == ObjectRef("Node", "", "node-a")
     assert parse_ref("Deployment/shop/cart") == CART and parse_ref("nonsense") is None and parse_ref(None) is None
-    assert evidence(None, [], Slo()) == [] and evidence({"error_ratio": float("inf")}, [], Slo())[0]["value"] is None
+    assert evidence(None, [], ALERT, Slo()) == []
+    assert evidence({"error_ratio": None}, [], ALERT, Slo())[0] == {"signal": "error_ratio", "value": None,
+                                                                      "slo": 0.02}

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import kubernetes.client
 import pytest
 
 from remediator.live.ledger import Ledger
@@ -104,7 +105,7 @@ def test_two_replicas_against_one_api_server_exactly_one_acts(tmp_path: Path, ku
     assert lease is not None and lease["spec"]["leaseTransitions"] >= 1
 
 
-def test_a_crash_while_awaiting_approval_then_a_restart_mirrors_again_and_runs_nothing_twice(
+def test_a_crash_while_awaiting_approval_then_a_restart_mirrors_again_the_approval_works_once(
         tmp_path: Path, kube: KubeServer, world: World) -> None:
     first = Replica(_config(tmp_path, kube, world, "replica-a", "approve"), "replica-a", world.alert_at)
     second: Replica | None = None
@@ -115,8 +116,6 @@ def test_a_crash_while_awaiting_approval_then_a_restart_mirrors_again_and_runs_n
         first.kill()  # SIGKILL: no Lease release, no last mirror pass
         assert _holder(kube) == "replica-a"
         # While no operator runs, someone deletes the resource.
-        import kubernetes.client
-
         kubernetes.client.CustomObjectsApi(kube.api_client()).delete_namespaced_custom_object(
             "remediator.io", "v1alpha1", "shop", "remediations", "incident-1")
         assert remediation(kube) is None
@@ -133,6 +132,15 @@ def test_a_crash_while_awaiting_approval_then_a_restart_mirrors_again_and_runs_n
         with Ledger(tmp_path / "shared-ledger.db") as ledger:
             assert len(ledger.incidents()) == 1 and ledger.executions() == []
             assert ledger.incident(1).status == "awaiting_approval"  # type: ignore[union-attr]
+        # The approval still works after the crash, and the action runs once.
+        kubernetes.client.CustomObjectsApi(kube.api_client()).patch_namespaced_custom_object(
+            "remediator.io", "v1alpha1", "shop", "remediations", "incident-1",
+            {"spec": {"approval": {"decision": "approve", "approver": "alice"}}})
+        wait_for("the approved action", lambda: executed(kube), timeout=30)
+        wait_for("the approver shown", lambda: ((remediation(kube) or {}).get("status") or {}).get("approver")
+                 == "alice", timeout=30)
+        time.sleep(1.5)
+        assert [r.path.rsplit("/", 1)[-1] for r in executed(kube)] == ["scale", "cart"]
         # Graceful stop: the Lease is released at once (a standby need not wait for it to expire).
         stop_s = second.terminate()
         assert _holder(kube) is None, dumps(kube.get("coordination.k8s.io/v1", "Lease", "remediator",
