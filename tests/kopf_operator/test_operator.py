@@ -66,8 +66,8 @@ def test_approve_mode_an_alert_ends_in_a_remediation_awaiting_approval(tmp_path:
         [report] = op.agent.loop.tick(clock.t)
         assert report.outcome == "awaiting_approval"
         op.wake()
-        rem = wait_for("the Remediation", lambda: (r := remediation(kube)) and (r.get("status") or {}).get("phase")
-                       and r)
+        rem = wait_for("the Remediation awaiting approval", lambda: (r := remediation(kube))
+                       and (r.get("status") or {}).get("phase") == "AwaitingApproval" and r)
         status, metrics = _get(op.url, "/metrics")
     finally:
         op.stop()
