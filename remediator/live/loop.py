@@ -265,7 +265,7 @@ class Loop:
                                dry_run=self.dry_run or policy.dry_run)
         self.ledger.finish_approval_run(approval.id, "executed",
                                         execution_id=result.execution_id if result is not None else None,
-                                        note=result.state if result is not None else "no executor")
+                                        note=f"{result.state if result is not None else 'started'} (key {key})")
         workload = str(snap.workload) if snap.workload else None
         self.ledger.update_incident(inc.id, workload=workload, streak=streak, last_decision_at=now,
                                     next_at=now + self.verify.interval_s, note=None)
