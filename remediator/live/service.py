@@ -43,7 +43,7 @@ from remediator.live.wiring import (
     open_ledger,
 )
 
-__all__ = ["Agent"]
+__all__ = ["Agent", "serve_until_signalled"]
 
 log = logging.getLogger("remediator.live")
 
@@ -187,19 +187,24 @@ class Agent:
 
     def serve_forever(self) -> None:
         """Run until SIGTERM or SIGINT."""
-        done = threading.Event()
+        serve_until_signalled(self.start, self.stop)
 
-        def _signal(signum: int, frame: Any) -> None:
-            log.info("signal %s: stopping", signum)
-            done.set()
 
-        signal.signal(signal.SIGTERM, _signal)
-        signal.signal(signal.SIGINT, _signal)
-        self.start()
-        try:
-            done.wait()
-        finally:
-            self.stop()
+def serve_until_signalled(start: Callable[[], object], stop: Callable[[], None]) -> None:
+    """`start()`, wait for SIGTERM or SIGINT (from the main thread), then `stop()`."""
+    done = threading.Event()
+
+    def _signal(signum: int, frame: Any) -> None:
+        log.info("signal %s: stopping", signum)
+        done.set()
+
+    signal.signal(signal.SIGTERM, _signal)
+    signal.signal(signal.SIGINT, _signal)
+    start()
+    try:
+        done.wait()
+    finally:
+        stop()
 
 
 def approval_channels(config: LiveConfig, approvals: Approvals, clock: Callable[[], float]

@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import signal
 import socket
 import threading
 import time
@@ -37,7 +36,7 @@ from typing import Any
 
 from remediator.live.config import LiveConfig
 from remediator.live.ledger import IncidentRow
-from remediator.live.service import Agent
+from remediator.live.service import Agent, serve_until_signalled
 from remediator.live.slack import diff_lines
 from remediator.live.wiring import kube_client
 from remediator.operator import policies as policy_resources
@@ -141,19 +140,8 @@ class Operator:
         self.agent.ledger.close()
 
     def serve_forever(self) -> None:
-        done = threading.Event()
-
-        def _signal(signum: int, frame: Any) -> None:
-            log.info("signal %s: stopping", signum)
-            done.set()
-
-        signal.signal(signal.SIGTERM, _signal)
-        signal.signal(signal.SIGINT, _signal)
-        self.start()
-        try:
-            done.wait()
-        finally:
-            self.stop()
+        """Run until SIGTERM or SIGINT, then stop gracefully."""
+        serve_until_signalled(self.start, self.stop)
 
     def wake(self) -> None:
         self._wake.set()

@@ -9,13 +9,11 @@ SIGTERM stops it gracefully (as `serve_forever`), SIGKILL is a crash.
 from __future__ import annotations
 
 import logging
-import signal
 import sys
-import threading
 from pathlib import Path
-from typing import Any
 
 from remediator.live.config import load_config
+from remediator.live.service import serve_until_signalled
 from remediator.operator.run import Operator
 
 
@@ -23,19 +21,13 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     path, frozen = Path(sys.argv[1]), float(sys.argv[2])
-    config = load_config(path)
-    done = threading.Event()
+    op = Operator(load_config(path), clock=lambda: frozen)
 
-    def _signal(signum: int, frame: Any) -> None:
-        done.set()
+    def start() -> None:
+        op.start()
+        (path.parent / f"url-{op.identity}").write_text(op.url)
 
-    signal.signal(signal.SIGTERM, _signal)
-    op = Operator(config, clock=lambda: frozen).start()
-    (path.parent / f"url-{op.identity}").write_text(op.url)
-    try:
-        done.wait()
-    finally:
-        op.stop()
+    serve_until_signalled(start, op.stop)
 
 
 if __name__ == "__main__":
