@@ -177,6 +177,7 @@ class Loop:
                    for i in self.ledger.reopen_still_firing(now, grace_s=self.verify.reopen_after_s)]
         for settled in self.ledger.expire_approvals(now):
             log.info("approval %s (%s): %s", settled.id, settled.action.describe(), settled.state)
+            self.tell(settled)
             reports.append(StepReport(settled.incident_id, str(settled.state), f"approval {settled.id}"))
         for inc in self.ledger.due_incidents(now):
             try:
@@ -363,12 +364,16 @@ class Loop:
             deadline=now + self.approval_deadline_s, preview=preview, message=shown,
             note=f"candidate {candidate_id} {action.describe()} awaits approval: {why}; {text}",
             workload=str(snap.workload) if snap.workload else None, streak=streak, at=now)
+        self.tell(approval)
+        return StepReport(inc.id, "awaiting_approval", f"approval {approval.id}: {why}")
+
+    def tell(self, approval: ApprovalRow) -> None:
+        """Tell the notifiers of a request, or of how it ended (best effort: the ledger is the record)."""
         for notify in self.notifiers:
             try:
                 notify(approval)
             except Exception:  # noqa: BLE001 - the request is recorded; other channels still decide it
-                log.exception("incident %s: a notifier failed for approval %s", inc.id, approval.id)
-        return StepReport(inc.id, "awaiting_approval", f"approval {approval.id}: {why}")
+                log.exception("incident %s: a notifier failed for approval %s", approval.incident_id, approval.id)
 
     def _execute(self, inc: IncidentRow, action: Action, snap: Snapshot, snapshot_id: int, candidate_id: int | None,
                  reason: str, *, key: str | None = None, dry_run: bool | None = None) -> ExecutionResult | None:

@@ -97,6 +97,8 @@ class Agent:
                              mode=config.mode, verify=config.verify, clock=clock, background=True,
                              approval_deadline_s=config.approval.deadline_s, notifiers=notifiers,
                              policies=policies)
+            # A decision taken in this process (the JSON webhook, a Remediation patch) reaches Slack too.
+            self.approvals.on_decision = lambda decision: self.loop.tell(decision.approval)
         except BaseException:
             if receiver is not None:
                 receiver.close()

@@ -191,8 +191,18 @@ class SlackNotifier:
         self.sent = 0
 
     def __call__(self, approval: ApprovalRow) -> None:
-        doc: dict[str, Any] = {"text": f"Approval needed: {approval.action.describe()} (approval {approval.id})",
-                               "blocks": blocks(approval, self.approvers)}
+        """A pending request: its message. A settled one (decided elsewhere, expired, withdrawn): a short
+        follow-up, since an incoming webhook cannot edit the first message (a click's response_url can:
+        a Slack decision needs none)."""
+        if approval.state == "pending":
+            doc: dict[str, Any] = {"text": f"Approval needed: {approval.action.describe()} (approval {approval.id})",
+                                   "blocks": blocks(approval, self.approvers)}
+        elif approval.channel == "slack":
+            return
+        else:
+            who = f" by {approval.approver} ({approval.channel})" if approval.approver else ""
+            text = f"approval {approval.id} ({approval.action.describe()}): {approval.state}{who}"
+            doc = {"text": text, "blocks": [_section(_esc(text))]}
         if self.channel:
             doc["channel"] = self.channel
         try:

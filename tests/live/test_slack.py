@@ -257,6 +257,17 @@ def test_a_click_after_the_deadline_changes_nothing(setup: Setup, slack: FakeSla
     assert "expired" in slack.updates[-1]["text"]
 
 
+def test_slack_hears_how_a_request_ended_elsewhere(setup: Setup, slack: FakeSlack) -> None:
+    s = setup
+    s.ledger.record_alerts([ReceivedAlert(s.world.snap.alert)])
+    now = time.time()
+    s.loop.tick(now)
+    [approval] = s.ledger.approvals(state="pending")
+    s.loop.tick(approval.deadline + 1)  # nobody answered
+    assert slack.messages[-1]["text"] == f"approval {approval.id} ({approval.action.describe()}): expired"
+    assert len(slack.messages) == 2 and slack.updates == []
+
+
 # ---------------------------------------------------------------------------- the JSON webhook
 
 
