@@ -777,8 +777,8 @@ def drain_guard(action: Action, snapshot: Snapshot, history: Sequence[Executed],
         return None
     if not snapshot.node_pods_known:
         return _deny("drain", f"{action.kind.value} on {action.target} refused: the pods on node {snapshot.node} "
-                              "could not be read (the Kubernetes API refused access), so what the drain would "
-                              "evict was not checked")
+                              "were not observed (a forbidden read, or not read: no drain in the alert's "
+                              "runbook), so what the drain would evict was not checked")
     problems = []
     bare = [p.ref for p in snapshot.node_pods if p.bare]
     if bare and not policy.drain_bare_pods:

@@ -1048,10 +1048,12 @@ def _read(series: Sequence[Series], scope: _Scope, now: float) -> _Readings:
 def _pick_node(alert: Alert, idx: _Objects, scope: _Scope, r: _Readings, nodes: set[str]) -> str | None:
     """The incident's node. The alert may say which, but only among the nodes the workload's
     pods run on; an alert about a node with no workload on it names that node only if the
-    cluster has it. Otherwise the least ready of the workload's nodes."""
+    cluster has it (or refused to show it: then its pods are unknown). Otherwise the least ready
+    of the workload's nodes."""
     alerted = alert.labels.get("node")
-    if scope.workload is None:
-        return alerted if alerted and idx.get("Node", "", alerted) is not None else None
+    if scope.workload is None:  # a node the cluster has, or one it would not let the observer read
+        known = alerted and (idx.get("Node", "", alerted) is not None or idx.get(NODE_PODS_UNOBSERVED, "", alerted))
+        return alerted if known else None
     if alerted in nodes:
         return alerted
     return min(nodes, key=lambda n: (r.node_ready.get(n, 1.0), n)) if nodes else None

@@ -879,8 +879,9 @@ def test_drain_refusals_concern_only_the_drain_and_come_before_the_pdb() -> None
 def test_a_drain_is_refused_when_the_pods_on_the_node_were_not_observed() -> None:
     """A forbidden read leaves `node_pods` partial: no policy lets the drain through, the rest is unchanged."""
     s = dataclasses.replace(snap(), node_pods_known=False)
-    reason = (f"cordon_drain_node on {NODE} refused: the pods on node {NODE.name} could not be read "
-              "(the Kubernetes API refused access), so what the drain would evict was not checked")
+    reason = (f"cordon_drain_node on {NODE} refused: the pods on node {NODE.name} were not observed "
+              "(a forbidden read, or not read: no drain in the alert's runbook), so what the drain would evict "
+              "was not checked")
     lenient = GuardPolicy(drain_bare_pods=True, drain_empty_dir=True, approval_risk=None)
     assert_denied(verdict(act(K.CORDON_DRAIN_NODE), s), "drain", reason)
     assert_denied(verdict(act(K.CORDON_DRAIN_NODE), s, policy=lenient), "drain", reason)

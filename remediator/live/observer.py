@@ -392,8 +392,13 @@ class KubeObjectSource:
     """
 
     def __init__(self, api: Any, *, backoff: Backoff | None = None, events_window_s: float = 3600.0,
-                 clock: Callable[[], float] = time.time, timeout_s: float | None = 10.0) -> None:
+                 clock: Callable[[], float] = time.time, timeout_s: float | None = 10.0,
+                 drains: Callable[[Alert], bool] | None = None) -> None:
         import kubernetes.client as k
+
+        # Whether a drain can be a candidate for the alert (its runbook lists one; None: always).
+        # Only then are the pods on the workload's nodes read, in every namespace.
+        self.drains = drains
 
         self.api = api
         self.timeout_s = timeout_s
@@ -597,8 +602,11 @@ class KubeObjectSource:
             if n is not None:
                 add([self._dict(n, "Node", "v1")])
         # Every pod a drain would evict, in every namespace, so that the guards judge them all.
-        if nodes - scanned:
+        if nodes - scanned and (self.drains is None or self.drains(alert)):
             self._neighbours(sorted(nodes - scanned), ref.namespace if ref else ns, add)
+        elif nodes - scanned:  # least privilege: not read, so a drain proposed anyway is denied
+            add([_unobserved(n, f"not read: no drain among {alert.name}'s runbook actions")
+                 for n in sorted(nodes - scanned)])
         return objects
 
     def _workload(self, ref: ObjectRef, add: Callable[[Iterable[dict[str, Any]]], None],
@@ -676,7 +684,10 @@ class KubeObjectSource:
         add(self._items("list services", lambda: self.core.list_namespaced_service(ns), "Service", "v1"))
         add(self._items("list deployments", lambda: self.apps.list_namespaced_deployment(ns), "Deployment", "apps/v1"))
         if any((p.get("status") or {}).get("phase") == "Pending" for p in pods):
-            add(self._items("list nodes", lambda: self.core.list_node(), "Node", "v1"))
+            try:  # cluster-wide: without it no cordoned node is known, so none is uncordoned
+                add(self._items("list nodes", lambda: self.core.list_node(), "Node", "v1"))
+            except _Forbidden:
+                pass
 
     def _neighbours(self, nodes: Sequence[str], own_ns: str, add: Callable[[Iterable[dict[str, Any]]], None]) -> None:
         """Pods on the nodes (all namespaces) with their owners (ReplicaSets, Deployments,

@@ -109,10 +109,25 @@ def make_observer(config: LiveConfig | None, *, kube_api: Any = None, clock: Cal
     if prom is not None:
         token = prom.bearer_token.get_secret_value() if prom.bearer_token else None
         metrics = PrometheusSource(prom.url, timeout_s=prom.timeout_s, retries=prom.retries, bearer_token=token)
-    objects: Any = (KubeObjectSource(kube_api, clock=clock, timeout_s=config.kubernetes.timeout_s)
+    objects: Any = (KubeObjectSource(kube_api, clock=clock, timeout_s=config.kubernetes.timeout_s,
+                                     drains=_drain_in_runbook())
                     if kube_api is not None else _AlertObjects())
     return Observer(metrics, objects, templates=templates, sli=config.sli.resolve(),
                     max_staleness_s=prom.max_staleness_s if prom is not None else 180.0, clock=clock)
+
+
+def _drain_in_runbook() -> Callable[[Any], bool]:
+    """Whether the shipped catalog's runbook for an alert lists `cordon_drain_node`: only then does
+    the observer read the pods on the workload's nodes in every namespace (least privilege)."""
+    from remediator.actions import ActionKind
+    from remediator.catalog import load_catalog
+
+    catalog = load_catalog()
+
+    def drains(alert: Any) -> bool:
+        runbook = catalog.for_alert(alert)
+        return runbook is not None and any(e.kind is ActionKind.CORDON_DRAIN_NODE for e in runbook.actions)
+    return drains
 
 
 class _AlertObjects(StaticObjects):

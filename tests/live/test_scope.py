@@ -10,6 +10,7 @@ snapshot, and the default guards judge what a hostile alert would have the agent
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -141,7 +142,7 @@ def test_a_forbidden_read_of_the_neighbours_makes_the_drain_unknown_and_denied(
     decision, reason = verdict(drain, snap, **everywhere)
     assert decision is Decision.DENY
     assert reason.startswith("drain: cordon_drain_node on Node") and \
-        "the pods on node node-a could not be read" in reason, reason
+        "the pods on node node-a were not observed (a forbidden read" in reason, reason
     # The other candidates are judged exactly as with full access.
     assert _judged(snap) == _judged(before)
     assert any(d is Decision.ALLOW for d, _ in _judged(snap))
@@ -214,3 +215,52 @@ def test_the_api_call_table_declares_every_call_the_observer_makes() -> None:
     assert not undeclared, f"calls missing from observer.API_CALLS: {sorted(undeclared)}"
     assert set(API_CALLS) == logged, f"declared but never made: {sorted(set(API_CALLS) - logged)}"
     assert len(set(API_CALLS)) == len(API_CALLS)
+
+
+# A Role in `shop` only: every read outside the namespace (cluster-wide lists, nodes, other namespaces) is 403.
+OUTSIDE_SHOP = re.compile(r"^/api/v1/(pods|nodes|events|services|persistentvolumeclaims)(/|$)|/namespaces/(?!shop/)")
+KSM_LABELS = {"service": "kube-prometheus-stack-kube-state-metrics", "job": "kube-state-metrics",
+              "endpoint": "http", "instance": "10.244.0.12:8080"}
+
+
+@pytest.mark.parametrize(("alertname", "labels"), [
+    ("KubePodCrashLooping", {"namespace": NS, "deployment": "cart", "container": "cart", **KSM_LABELS}),
+    ("KubeNodeNotReady", {"node": "node-a", "namespace": "monitoring", "pod": "kube-state-metrics-0",
+                          **KSM_LABELS}),
+    ("ServiceErrorBudgetBurn", {"namespace": NS, "service": "cart"}),
+])
+def test_a_namespace_scoped_role_degrades_the_observation_and_nothing_unchecked_is_allowed(
+        small_cluster: KubeServer, alertname: str, labels: dict[str, str]) -> None:
+    small_cluster.seed({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "cart", "namespace": NS},
+                        "spec": {"selector": {"app": "cart"}, "ports": [{"port": 80}]}})
+    before = observe(small_cluster, labels, alertname)
+    small_cluster.inject_fault(403, times=1000, method="GET", path=OUTSIDE_SHOP)
+    snap = observe(small_cluster, labels, alertname)  # never a crash
+    refused = [r for r in small_cluster.requests() if r.status == 403]
+    assert refused, "the Role refused nothing: the test checks nothing"
+    assert snap.node is not None and not snap.node_pods_known
+    drain = Action(A.CORDON_DRAIN_NODE, ObjectRef("Node", "", snap.node))
+    everywhere = {"approval_risk": None, "allowed_namespaces": ["shop", "kube-system", "monitoring"]}
+    decision, reason = verdict(drain, snap, **everywhere)
+    assert decision is Decision.DENY and "were not observed" in reason, reason
+    if alertname == "KubeNodeNotReady":  # the pods on the node are unknown: no workload is guessed
+        assert before.workload is not None and snap.workload is None
+    else:  # the workload's own namespace is readable: judged exactly as with full access
+        assert snap.workload == before.workload == ObjectRef("Deployment", NS, "cart")
+        assert _judged(snap) == _judged(before)
+
+
+def test_without_a_drain_in_the_runbook_no_cluster_wide_read_is_made(small_cluster: KubeServer) -> None:
+    source = KubeObjectSource(small_cluster.api_client(), clock=lambda: NOW, drains=lambda alert: False)
+    before = len(small_cluster.requests())
+    snap = Observer(None, source, clock=lambda: NOW).observe(
+        Alert("KubePodCrashLooping", {"namespace": NS, "deployment": "cart"}, starts_at=NOW - 60), now=NOW).snapshot
+    paths = [r.path for r in small_cluster.requests()[before:]]
+    assert all(p.startswith((f"/api/v1/namespaces/{NS}/", f"/apis/apps/v1/namespaces/{NS}/",
+                             f"/apis/autoscaling/v2/namespaces/{NS}/", f"/apis/policy/v1/namespaces/{NS}/",
+                             "/api/v1/nodes/")) for p in paths), paths
+    assert not any(p == "/api/v1/pods" for p in paths)
+    assert snap.workload == ObjectRef("Deployment", NS, "cart") and not snap.node_pods_known
+    decision, reason = verdict(Action(A.CORDON_DRAIN_NODE, ObjectRef("Node", "", str(snap.node))), snap,
+                               approval_risk=None)
+    assert decision is Decision.DENY and "were not observed" in reason, reason
