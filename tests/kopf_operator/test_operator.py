@@ -275,3 +275,33 @@ def test_approving_by_patching_the_remediation(tmp_path: Path, kube: KubeServer,
         assert acted == ["scale", "cart"]
     else:
         assert rem["status"]["phase"] == "Denied" and acted == [], dumps(rem["status"])
+
+
+def test_the_charts_admission_policy_makes_the_approver_the_requesting_user(tmp_path: Path, kube: KubeServer,
+                                                                           world: World) -> None:
+    """The emulator enforces the chart's ValidatingAdmissionPolicy: mallory cannot approve as alice; alice can."""
+    (tmp_path / "chart").mkdir()
+    kube.emulator.install_admission_policy(one(render(tmp_path / "chart", {}), "ValidatingAdmissionPolicy"))
+    kube.emulator.users.update({"alice-token": "alice@example.com", "mallory-token": "mallory"})
+    op, clock = _operator(tmp_path, kube, world, mode="approve")
+    try:
+        assert post_webhook(op.url, world.payload(), TOKEN) == 200
+        op.agent.loop.tick(clock.t)
+        op.wake()
+        wait_for("AwaitingApproval", lambda: ((remediation(kube) or {}).get("status") or {}).get("phase")
+                 == "AwaitingApproval")  # the operator's own writes pass the policy
+
+        def approve(token: str, approver: str) -> None:
+            kubernetes.client.CustomObjectsApi(kube.api_client(retries=False, token=token)).\
+                patch_namespaced_custom_object("remediator.io", "v1alpha1", "shop", "remediations", "incident-1",
+                                               {"spec": {"approval": {"decision": "approve", "approver": approver}}})
+
+        with pytest.raises(ApiException) as forged:
+            approve("mallory-token", "alice@example.com")
+        approve("alice-token", "alice@example.com")
+        wait_for("the decision", lambda: op.handled)
+        [request] = op.agent.ledger.approvals(incident_id=1)
+    finally:
+        op.stop()
+    assert forged.value.status == 403 and "must be the user who writes the decision (mallory)" in forged.value.body
+    assert (str(request.state), request.approver) == ("approved", "alice@example.com")

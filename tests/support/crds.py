@@ -131,3 +131,45 @@ def _cel(rule: str, new: Any, old: Any) -> bool:
 def chart_crds() -> list[ServedCRD]:
     """The chart's CRDs (helm/remediator/crds)."""
     return [ServedCRD.from_file(p) for p in sorted(CRD_DIR.glob("*.yaml"))]
+
+
+# --------------------------------------------------------------------------- admission
+
+
+@dataclass
+class AdmissionPolicy:
+    """A `ValidatingAdmissionPolicy` (admissionregistration.k8s.io/v1) the emulator enforces, as if bound
+    with `validationActions: [Deny]`: its CEL validations see `object`, `oldObject` (null on CREATE) and
+    `request` (`userInfo.username`, `operation`). A failed one answers its `reason`'s status (Forbidden:
+    403, Invalid: 422, ...) with its message (or messageExpression)."""
+
+    doc: dict[str, Any]
+
+    def matches(self, group: str, version: str, resource: str, operation: str) -> bool:
+        for rule in self.doc["spec"]["matchConstraints"]["resourceRules"]:
+            if (group in rule["apiGroups"] or "*" in rule["apiGroups"]) \
+                    and (version in rule["apiVersions"] or "*" in rule["apiVersions"]) \
+                    and (resource in rule["resources"] or "*" in rule["resources"]) \
+                    and (operation in rule["operations"] or "*" in rule["operations"]):
+                return True
+        return False
+
+    def refusal(self, obj: dict[str, Any], old: dict[str, Any] | None, username: str,
+                operation: str) -> tuple[int, str] | None:
+        """(status, message) of the first validation that fails, None when every one holds."""
+        import celpy
+
+        env = celpy.Environment()
+        activation = {"object": celpy.json_to_cel(obj), "oldObject": celpy.json_to_cel(old),
+                      "request": celpy.json_to_cel({"userInfo": {"username": username}, "operation": operation})}
+        for validation in self.doc["spec"]["validations"]:
+            if bool(env.program(env.compile(validation["expression"])).evaluate(activation)):
+                continue
+            message = str(validation.get("message") or f"failed expression: {validation['expression']}")
+            if validation.get("messageExpression"):
+                message = str(env.program(env.compile(validation["messageExpression"])).evaluate(activation))
+            status = {"Unauthorized": 401, "Forbidden": 403, "Invalid": 422, "RequestEntityTooLarge": 413}
+            name = self.doc["metadata"]["name"]
+            return status.get(str(validation.get("reason") or "Invalid"), 422), \
+                f"ValidatingAdmissionPolicy '{name}' denied request: {message}"
+        return None

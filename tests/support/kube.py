@@ -39,6 +39,10 @@ routes every non-watch resource request itself (the store is still kmock's
   answered, nothing stored;
 * fault injection: the next N requests matching a method/path answer
   409/429/5xx (with ``Retry-After`` if asked); a request log for assertions;
+* CustomResourceDefinitions (``install_crd``: the chart's, tests/support/crds.py): their
+  objects are validated against the CRD's schema and CEL rules (422), status by subresource;
+* ValidatingAdmissionPolicies (``install_admission_policy``) evaluated with cel-python, with
+  ``request.userInfo.username`` from the bearer token (``KubeEmulator.users``);
 * optional offline schema validation of every stored built-in object with
   ``kubernetes-validate`` (``KubeEmulator(validate="1.33")``: 422 when invalid),
   plus :func:`validate_manifest` / :func:`validate_patch` for tests.
@@ -77,7 +81,7 @@ import kubernetes.utils
 import kubernetes_validate
 import yaml
 
-from tests.support.crds import CRInvalidWrite, ServedCRD
+from tests.support.crds import AdmissionPolicy, CRInvalidWrite, ServedCRD
 
 __all__ = [
     "BUILTIN_RESOURCES",
@@ -514,6 +518,10 @@ class KubeEmulator(kmock.KubernetesEmulator):
     _faults: list[Fault] = attrs.field(factory=list, init=False)
     _faults_lock: threading.Lock = attrs.field(factory=threading.Lock, init=False)
     _crds: dict[str, tuple[ServedCRD, str]] = attrs.field(factory=dict, init=False)
+    #: Bearer token -> user name, for admission (`request.userInfo.username`); unknown tokens are "test-user".
+    users: dict[str, str] = attrs.field(factory=dict)
+    _policies: list[AdmissionPolicy] = attrs.field(factory=list, init=False)
+    _user: str = attrs.field(default="test-user", init=False)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -542,6 +550,19 @@ class KubeEmulator(kmock.KubernetesEmulator):
             self.register_resource(key, crd.kind, namespaced=crd.namespaced, subresources=crd.subresources[version])
             self._crds[key] = (crd, version)
         return crd
+
+    def install_admission_policy(self, policy: Mapping[str, Any]) -> None:
+        """Enforce a ValidatingAdmissionPolicy on writes of the resources it matches (see `AdmissionPolicy`)."""
+        self._policies.append(AdmissionPolicy(copy.deepcopy(dict(policy))))
+
+    def _admit(self, target: ApiPath, obj: dict[str, Any], old: dict[str, Any] | None, subresource: bool) -> None:
+        resource = target.plural + ("/status" if subresource else "")
+        operation = "CREATE" if old is None else "UPDATE"
+        for policy in self._policies:
+            if policy.matches(target.group, target.version, resource, operation):
+                refused = policy.refusal(obj, old, self._user, operation)
+                if refused is not None:
+                    raise _k8s_error(refused[0], refused[1])
 
     def _check_cr(self, target: ApiPath, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
         served = self._crds.get(target.key)
@@ -634,6 +655,8 @@ class KubeEmulator(kmock.KubernetesEmulator):
                 data = None
             try:
                 async with self._lock:
+                    token = raw_request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+                    self._user = self.users.get(token, "test-user")
                     events: Events = []
                     status, payload = self._dispatch(raw_request, target, data, events)
                     for resource, event in events:
@@ -822,6 +845,8 @@ class KubeEmulator(kmock.KubernetesEmulator):
             obj.pop("status", None)  # the status subresource: a create sets none
         self._validate(spec, obj)
         self._check_cr(target, obj, None)
+        if not seeding:
+            self._admit(target, obj, None, False)
         if dry_run:
             return obj
         meta["resourceVersion"] = self._next_rv()
@@ -932,6 +957,7 @@ class KubeEmulator(kmock.KubernetesEmulator):
             return new
         self._validate(spec, new)
         self._check_cr(target, new, old)
+        self._admit(target, new, old, status_only)
         if dry_run:
             return new
         meta["resourceVersion"] = self._next_rv()
@@ -1281,7 +1307,7 @@ class KubeServer:
 
     # ----- clients
 
-    def configuration(self, *, retries: Any = None) -> kubernetes.client.Configuration:
+    def configuration(self, *, retries: Any = None, token: str = "test-token") -> kubernetes.client.Configuration:
         """Client configuration for this server.
 
         ``retries`` goes to urllib3. Its default (``None``) retries a GET/PUT/DELETE
@@ -1289,14 +1315,15 @@ class KubeServer:
         invisibly to the caller; ``retries=False`` turns that off.
         """
         config = kubernetes.client.Configuration(host=self.url)
-        config.api_key = {"BearerToken": "test-token"}
+        config.api_key = {"BearerToken": token}
         config.api_key_prefix = {"BearerToken": "Bearer"}
         config.retries = retries
         return config
 
-    def api_client(self, *, retries: Any = None) -> kubernetes.client.ApiClient:
-        """A ``kubernetes.client.ApiClient`` for this server (closed by ``stop()``)."""
-        client = kubernetes.client.ApiClient(self.configuration(retries=retries))
+    def api_client(self, *, retries: Any = None, token: str = "test-token") -> kubernetes.client.ApiClient:
+        """A ``kubernetes.client.ApiClient`` for this server (closed by ``stop()``); ``token`` names the user
+        (``KubeEmulator.users``) for admission policies."""
+        client = kubernetes.client.ApiClient(self.configuration(retries=retries, token=token))
         self._clients.append(client)
         return client
 
