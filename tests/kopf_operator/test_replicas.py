@@ -151,3 +151,39 @@ def test_a_crash_while_awaiting_approval_then_a_restart_mirrors_again_the_approv
                 r.kill()
     # The crashed leader's Lease had to expire first (lease_s 3 s); a released one is taken at once.
     assert took_over_s >= 1.0 and stop_s < 30
+
+
+def test_remediator_run_is_the_operator(tmp_path: Path, kube: KubeServer, world: World) -> None:
+    """The CLI itself: `remediator run --config` takes the Lease, serves /readyz once kopf runs, and on
+    SIGTERM releases the Lease and exits 0."""
+    import http.client
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = write_config(tmp_path / "cli", kube, world, mode="dry-run", identity="cli-replica", port=port)
+    log = (tmp_path / "cli.log").open("w")
+    proc = subprocess.Popen([sys.executable, "-m", "remediator.cli", "run", "--config", str(config)], cwd=ROOT,
+                            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        wait_for("the Lease", lambda: _holder(kube) == "cli-replica", timeout=60)
+
+        def ready() -> bool:
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+                conn.request("GET", "/readyz")
+                ok = conn.getresponse().status == 200
+                conn.close()
+                return ok
+            except OSError:
+                return False
+
+        wait_for("/readyz", ready, timeout=30)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        log.close()
+    assert _holder(kube) is None, (tmp_path / "cli.log").read_text()[-2000:]
