@@ -992,7 +992,7 @@ class Ledger:
     def metric_counts(self) -> dict[str, Any]:
         """What the operator's /metrics reports, counted from the ledger (so it survives restarts):
         incidents by status, recovery times of recovered ones, guard denials, proposer fallbacks,
-        observations that failed or were not usable."""
+        observations that failed or were not usable, approval requests by state, refused decisions by channel."""
         rows = self._query("SELECT status, COUNT(*) FROM incidents GROUP BY status")
         by_status = {str(r[0]): int(r[1]) for r in rows}
         recovery = [float(r[0]) for r in self._query(
@@ -1001,8 +1001,12 @@ class Ledger:
         row = self._query("SELECT (SELECT COUNT(*) FROM candidates WHERE verdict = 'deny'), "
                           "(SELECT COUNT(*) FROM snapshots WHERE proposer_note IS NOT NULL), "
                           "(SELECT COUNT(*) FROM snapshots WHERE problem IS NOT NULL)")[0]
+        approvals = {str(r[0]): int(r[1]) for r in self._query("SELECT state, COUNT(*) FROM approvals GROUP BY state")}
+        refusals = {str(r[0]): int(r[1]) for r in self._query(
+            "SELECT channel, COUNT(*) FROM approval_refusals GROUP BY channel")}
         return {"incidents": by_status, "recovery_s": recovery, "guard_denials": int(row[0]),
-                "llm_fallbacks": int(row[1]), "observation_failures": int(row[2])}
+                "llm_fallbacks": int(row[1]), "observation_failures": int(row[2]), "approvals": approvals,
+                "approval_refusals": refusals}
 
     # ------------------------------------------------------------------ learning
 

@@ -13,6 +13,8 @@ the loop. The names are the ones the chart's PrometheusRule and docs/operator.md
 | `remediator_guard_denials_total` | counter | candidates a guard denied |
 | `remediator_llm_fallbacks_total` | counter | decisions where the proposer fell back to the catalog |
 | `remediator_observation_failures_total` | counter | observations that failed or were not usable |
+| `remediator_approvals_total{state}` | counter | approval requests by state (pending, approved, denied, ...) |
+| `remediator_approval_refusals_total{channel}` | counter | decisions refused: not on the channel's allow-list |
 | `remediator_leader` | gauge | 1 on the replica holding the Lease |
 | `remediator_mirror_errors_total` | counter | Remediation writes the API server refused |
 """
@@ -27,7 +29,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from remediator.incident import ACTIVE, IncidentStatus
+from remediator.incident import ACTIVE, ApprovalState, IncidentStatus
+from remediator.live.approval import CHANNELS
 from remediator.live.ledger import Ledger
 
 __all__ = ["RECOVERY_BUCKETS", "LedgerCollector", "registry_text"]
@@ -70,6 +73,16 @@ class LedgerCollector(Collector):
                                   value=float(counts["llm_fallbacks"]))
         yield CounterMetricFamily("remediator_observation_failures", "observations that failed or were not usable",
                                   value=float(counts["observation_failures"]))
+        requests = CounterMetricFamily("remediator_approvals", "approval requests by state", labels=["state"])
+        for state in ApprovalState:
+            requests.add_metric([str(state)], float(counts["approvals"].get(str(state), 0)))
+        yield requests
+        refused = CounterMetricFamily("remediator_approval_refusals",
+                                      "decisions refused: the approver is not on the channel's allow-list",
+                                      labels=["channel"])
+        for channel in CHANNELS:
+            refused.add_metric([channel], float(counts["approval_refusals"].get(channel, 0)))
+        yield refused
         yield GaugeMetricFamily("remediator_leader", "1 on the replica that holds the leader Lease",
                                 value=1.0 if self.leading() else 0.0)
         yield CounterMetricFamily("remediator_mirror_errors", "Remediation writes the API server refused",

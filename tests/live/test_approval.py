@@ -134,6 +134,12 @@ def test_the_allow_list_refuses_and_records_and_a_denied_action_never_runs(kube:
     with pytest.raises(NotAllowed, match="not an approver on the slack channel"):
         decider.decide(pending.id, approve=True, approver="alice", channel="slack", at=1100.0)
     assert [r["who"] for r in ledger.refusals(pending.id)] == ["mallory", "alice"]
+    from remediator.operator.metrics import LedgerCollector, registry_text
+
+    metrics = registry_text(LedgerCollector(ledger))
+    assert 'remediator_approval_refusals_total{channel="cli"} 1.0' in metrics
+    assert 'remediator_approval_refusals_total{channel="slack"} 1.0' in metrics
+    assert 'remediator_approvals_total{state="pending"} 1.0' in metrics
     assert ledger.approval(pending.id).state == "pending"  # type: ignore[union-attr]
 
     denied = decider.decide(pending.id, approve=False, approver="alice", channel="cli", at=1101.0)
