@@ -781,7 +781,34 @@ def _unknown(scope: _Scope, r: _Readings, traffic: Mapping[tuple[str, str], _Ser
         out.add("node_ready")
     if scope.pvc and (not r.pvc_used or math.isnan(r.pvc_cap)):
         out |= {"pvc_used_ratio", "pvc_minutes_to_full"}
-    return frozenset(out)
+    return frozenset(out | _unknown_state(scope, r, pods))
+
+
+# kube-state-metrics' pod-state families (limits are not state: a dataset may give them).
+_KSM_POD_STATE = frozenset({"kube_pod_status_ready", "kube_pod_container_status_restarts_total",
+                            "kube_pod_container_status_last_terminated_reason",
+                            "kube_pod_container_status_waiting_reason"})
+
+
+def _unknown_state(scope: _Scope, r: _Readings, pods: Sequence[str]) -> set[str]:
+    """What else is unknown when no kube-state-metrics series was read at all (a dataset without
+    it, such as Nezha's): restarts and termination reasons (not "none"), the desired replicas when
+    the object's spec does not say, the dependencies' availability.
+
+    With kube-state-metrics scraped, an absent reason series is the cluster's own answer (no
+    termination: none), as before; without pods (scaled to zero) the per-pod signals are none."""
+    if r.found & (_KSM_POD_STATE | set(_REPLICA_FAMILY)):
+        return set()
+    out: set[str] = set()
+    status = (scope.obj or {}).get("status") or {}
+    spec = (scope.obj or {}).get("spec") or {}
+    if not r.spec_replicas and "replicas" not in spec and "desiredNumberScheduled" not in status:
+        out |= {"desired_replicas", "baseline_replicas"}
+    if pods:
+        out |= {"restarts_per_min", "oom_fraction", "error_exit_fraction", "crashloop_fraction"}
+    if scope.dep_names:
+        out.add("dep_available_ratio")
+    return out
 
 
 @dataclass(frozen=True)

@@ -35,13 +35,17 @@ class _Reading:
     slow: bool
     erroring: bool
     deps_broken: bool
+    unknown: frozenset[str] = frozenset()  # signals not observed: no row reads their default as a fact
+
+    def knows(self, signal: str) -> bool:
+        return signal not in self.unknown
 
     @classmethod
     def of(cls, s: Snapshot, t: RuleThresholds) -> _Reading:
         g, slo = s.signals, s.slo
         deps_broken = g.deps > 0 and (g.dep_available_ratio < 1 or g.dep_latency_p99_s > slo.latency_p99_s
                                       or g.dep_error_ratio > slo.error_ratio * t.dep_error_factor)
-        return cls(g=g, slo=slo, t=t,
+        return cls(g=g, slo=slo, t=t, unknown=s.unknown_signals,
                    recent_rollout=g.rollout_age_s < t.rollout_window_s and g.has_previous_revision > 0,
                    crashing=g.crashloop_fraction > 0 or g.restarts_per_min > 0.2,
                    slow=g.latency_p99_s > slo.latency_p99_s,
@@ -103,7 +107,8 @@ _CAUSES: tuple[_Row, ...] = (
 # Generic remedies, tried after the causes above once the page is known not to be a transient.
 _GENERIC: tuple[_Row, ...] = (
     (lambda r: r.troubled, (A.RESTART_ROLLOUT, A.SCALE_OUT)),
-    (lambda r: r.g.pods > r.g.ready_pods or r.g.available_replicas < r.g.desired_replicas,
+    (lambda r: r.knows("ready_pods") and r.g.pods > r.g.ready_pods
+     or r.knows("available_replicas") and r.g.available_replicas < r.g.desired_replicas,
      (A.DELETE_POD, A.RESTART_ROLLOUT)),
 )
 

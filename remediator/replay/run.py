@@ -3,7 +3,9 @@
 Part one, *recorded and exact*: the observer (`remediator.live.observer.Observer`, the live
 agent's) reads the trace through `TraceMetrics` and `StaticObjects` at the trace's decision
 time; `build_snapshot`, the proposer, each ranker and the guards run as they do live. Nothing
-is modelled: the observation equals the live observer's on the same data.
+is modelled: the observation equals the live observer's on the same data. A ranker that waits
+(`noop`) changes nothing, so the replay steps on through the recording with the waits in the
+incident's history (up to `WAIT_S`); its first action is the decision judged.
 
 Part two, *what the recording shows afterwards*: the recording cannot know what the chosen
 action would have changed, so the replay does not pretend. It steps the same observation
@@ -20,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from remediator.actions import ActionKind
 from remediator.agent import decide
 from remediator.guards import GuardPolicy
 from remediator.live.observer import Observation, ObservationError, Observer, QueryTemplates, StaticObjects
@@ -29,9 +32,13 @@ from remediator.rank.base import Ranker
 from remediator.replay.judge import judge_action
 from remediator.replay.source import TraceMetrics
 from remediator.replay.trace import Trace
+from remediator.snapshot import Attempt
 from remediator.verify import RecoveryTracker, unmet
 
-__all__ = ["Decision", "ReplayResult", "observe_trace", "replay_trace"]
+__all__ = ["WAIT_S", "Decision", "ReplayResult", "observe_trace", "replay_trace"]
+
+# How long a ranker may wait (choose noop) on a replayed alert before its wait is its decision.
+WAIT_S = 300.0
 
 
 @dataclass(frozen=True)
@@ -44,6 +51,8 @@ class Decision:
     right: bool | None
     why: str
     acted_on: str = ""
+    decided_after_s: float = 0.0  # after the alert's decision time: the ranker waited (noop) this long
+    waited: int = 0  # how many noop steps before it
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -102,7 +111,7 @@ def observe_trace(trace: Trace, at: float | None = None, templates: QueryTemplat
 
 def replay_trace(trace: Trace, rankers: Mapping[str, Ranker], *, proposer: Proposer | None = None,
                  policy: GuardPolicy | None = None, templates: QueryTemplates | None = None,
-                 follow: bool = True) -> ReplayResult:
+                 follow: bool = True, wait_s: float = WAIT_S) -> ReplayResult:
     proposer = proposer or CatalogProposer()
     policy = policy or GuardPolicy()
     observer = trace_observer(trace, templates)
@@ -120,16 +129,47 @@ def replay_trace(trace: Trace, rankers: Mapping[str, Ranker], *, proposer: Propo
     result.candidates = [{"action": c.kind.value, "target": str(c.action.target), "source": c.source}
                          for c in candidates]
     for name, ranker in rankers.items():
-        choice = decide(snap, candidates, ranker, (), policy, trace.decide_at)
-        cand, verdict = choice.candidate, choice.verdict
-        j = judge_action(trace.fault, cand.action if cand else None, trace.objects)
-        t = cand.action.target if cand else None
-        result.decisions[name] = Decision(
-            ranker=name, action=cand.kind.value if cand else None,
-            target={"kind": t.kind, "namespace": t.namespace, "name": t.name} if t else None,
-            verdict=verdict.decision.value if verdict else None, reason=verdict.reason if verdict else "",
-            right=j.right, why=j.why, acted_on=j.acted_on)
+        result.decisions[name] = _first_action(observer, trace, name, ranker, proposer, policy, wait_s)
     return result
+
+
+def _first_action(observer: Observer, trace: Trace, name: str, ranker: Ranker, proposer: Proposer,
+                  policy: GuardPolicy, wait_s: float) -> Decision:
+    """The ranker's first decision that is not `noop`, or its last `noop` after `wait_s`.
+
+    Waiting changes nothing in the cluster, so while the ranker only waits the recording is
+    still exactly what it would observe: each step re-observes the trace with the waits in the
+    incident's history, as the live loop does. The first action ends what a recording can judge."""
+    t, waited = trace.decide_at, 0
+    history: tuple[Attempt, ...] = ()
+    step = max(trace.step_s, 1.0)
+    while True:
+        try:
+            obs = observer.observe(trace.alert, now=t, history=history)
+        except ObservationError:
+            obs = None
+        if obs is not None and obs.usable:
+            snap = obs.snapshot
+            candidates = proposer.propose(snap)
+            choice = decide(snap, candidates, ranker, (), policy, t)
+            cand, verdict = choice.candidate, choice.verdict
+            if cand is None or cand.kind is not ActionKind.NOOP or t + step > min(
+                    trace.end, trace.decide_at + wait_s) + 1e-6:
+                break
+            history = (*history, Attempt(ActionKind.NOOP, t, executed=True, target=str(cand.action.target)))
+            waited += 1
+        elif t + step > min(trace.end, trace.decide_at + wait_s) + 1e-6:
+            problem = (obs.problem if obs else None) or "not observable"
+            return Decision(ranker=name, action=None, target=None, verdict=None, reason=problem, right=None,
+                            why="no usable observation", decided_after_s=t - trace.decide_at)
+        t += step
+    j = judge_action(trace.fault, cand.action if cand else None, trace.objects)
+    target = cand.action.target if cand else None
+    return Decision(
+        ranker=name, action=cand.kind.value if cand else None,
+        target={"kind": target.kind, "namespace": target.namespace, "name": target.name} if target else None,
+        verdict=verdict.decision.value if verdict else None, reason=verdict.reason if verdict else "",
+        right=j.right, why=j.why, acted_on=j.acted_on, decided_after_s=round(t - trace.decide_at, 1), waited=waited)
 
 
 def _follow(observer: Observer, trace: Trace, result: ReplayResult) -> None:

@@ -13,6 +13,7 @@ replayed observation is the live one. Regexes are fully anchored, as in Promethe
 from __future__ import annotations
 
 import re
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -86,24 +87,30 @@ def parse_selector(text: str) -> Selector:
 
 
 class TraceMetrics:
-    """Recorded series as the observer's `MetricsSource`; `queries` counts what was asked."""
+    """Recorded series as the observer's `MetricsSource`; `queries` counts what was asked.
+
+    The series a selector matches are remembered (labels do not change), and a window's samples
+    are found by bisection: replaying every minute of a long trace stays cheap."""
 
     def __init__(self, series: Iterable[RecordedSeries]) -> None:
-        self.by_name: dict[str, list[RecordedSeries]] = defaultdict(list)
+        self.by_name: dict[str, list[tuple[RecordedSeries, list[float]]]] = defaultdict(list)
         for s in series:
-            self.by_name[s.name].append(s)
+            self.by_name[s.name].append((s, [t for t, _ in s.points]))
         self.queries = 0
+        self._matched: dict[str, list[tuple[RecordedSeries, list[float]]]] = {}
+
+    def _matching(self, selector: str) -> list[tuple[RecordedSeries, list[float]]]:
+        if selector not in self._matched:
+            sel = parse_selector(selector)
+            candidates = self.by_name.get(sel.name, []) if sel.name else [s for v in self.by_name.values() for s in v]
+            self._matched[selector] = [(s, ts) for s, ts in candidates if sel.matches(s.labels)]
+        return self._matched[selector]
 
     def raw(self, selector: str, at: float, window_s: float) -> list[RawSeries]:
         self.queries += 1
-        sel = parse_selector(selector)
-        candidates = self.by_name.get(sel.name, []) if sel.name else [s for v in self.by_name.values() for s in v]
         out = []
-        lo = at - window_s
-        for s in candidates:
-            if not sel.matches(s.labels):
-                continue
-            points = [(t, v) for t, v in s.points if lo <= t <= at]
-            if points:
-                out.append(RawSeries(dict(s.labels), points))
+        for s, times in self._matching(selector):
+            lo, hi = bisect_left(times, at - window_s), bisect_right(times, at)
+            if hi > lo:
+                out.append(RawSeries(dict(s.labels), list(s.points[lo:hi])))
         return out
