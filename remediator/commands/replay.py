@@ -32,7 +32,7 @@ def duration_s(text: str, flag: str) -> float:
     return sum(float(n) * _UNIT_S[u] for n, u in parts)
 
 
-def make_rankers(specs: list[str] | None) -> dict[str, Any]:
+def make_rankers(specs: list[str] | None, seed: int = 0) -> dict[str, Any]:
     from remediator.rank.registry import RankerError, make_ranker
 
     out_: dict[str, Any] = {}
@@ -40,7 +40,7 @@ def make_rankers(specs: list[str] | None) -> dict[str, Any]:
         if spec == "oracle":
             fail("--ranker oracle needs the simulator's injected fault; a trace has only its label")
         try:
-            out_[spec] = make_ranker(spec)
+            out_[spec] = make_ranker(spec, seed=seed)
         except RankerError as e:
             fail(f"--ranker {spec}: {e}")
     return out_

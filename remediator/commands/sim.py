@@ -92,13 +92,18 @@ def register(app: typer.Typer) -> None:
                   workers: Annotated[int | None, typer.Option("--workers", min=1, help="with --ray: tasks in "
                                                               "flight (default: the cluster's CPUs)")] = None,
                   ) -> None:
-        """Run every ranker on the same seeded incidents; table, JSON report and plot."""
+        """Run every ranker on the same seeded incidents; table, JSON report and plot.
+
+        `--suite DIR` (a directory of traces, e.g. from `remediator import nezha`) judges each
+        ranker's first decision on the recorded incidents instead (docs/replay.md)."""
         from remediator.benchmark import plot_report, ranker_factory, run_benchmark
         from remediator.rank.registry import RankerError
 
         if (address or workers) and not use_ray:
             fail("--address and --workers go with --ray")
-
+        if Path(suite).is_dir():
+            _replay_suite(Path(suite), rankers, seed, json)
+            return
         s = _suite(suite)
         seed = s.seed if seed is None else seed
         names = [r.strip() for r in rankers.split(",") if r.strip()]
@@ -142,6 +147,29 @@ def _runner(use_ray: bool, address: str | None, workers: int | None) -> Iterator
         except (ConnectionError, RuntimeError, ValueError) as e:
             fail(f"--ray: cannot start or join Ray{f' at {address}' if address else ''}: {e}")
         yield distributed.RayRunner(workers=workers)
+
+
+def _replay_suite(directory: Path, rankers: str, seed: int | None, json: Path | None) -> None:
+    from remediator.commands.replay import make_rankers, print_report
+    from remediator.replay.report import replay_benchmark
+    from remediator.replay.trace import TraceError, trace_paths
+
+    paths = trace_paths([directory])
+    if not paths:
+        fail(f"--suite {directory}: no traces (*.json, *.json.gz) in it")
+    names = [r.strip() for r in rankers.split(",") if r.strip() and r.strip() != "oracle"]
+    if not names:
+        fail("--rankers names no ranker a replay can run (the oracle needs the simulator's injected fault)")
+    made = make_rankers(names, seed=seed or 0)
+    with progress_bar() as bar:
+        task = bar.add_task(inert(f"replay {directory.name}"), total=len(paths))
+        try:
+            report = replay_benchmark(paths, made, suite=str(directory), seed=seed or 0,
+                                      progress=lambda n: bar.advance(task, n))
+        except TraceError as e:
+            fail(str(e))
+    print_report(report["replay"], list(made))
+    write_json(json, report)
 
 
 def _print_report(report: dict) -> None:  # type: ignore[type-arg]

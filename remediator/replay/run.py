@@ -53,6 +53,7 @@ class Decision:
     acted_on: str = ""
     decided_after_s: float = 0.0  # after the alert's decision time: the ranker waited (noop) this long
     waited: int = 0  # how many noop steps before it
+    denials: int = 0  # candidates the guards denied before the choice
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -169,7 +170,8 @@ def _first_action(observer: Observer, trace: Trace, name: str, ranker: Ranker, p
         ranker=name, action=cand.kind.value if cand else None,
         target={"kind": target.kind, "namespace": target.namespace, "name": target.name} if target else None,
         verdict=verdict.decision.value if verdict else None, reason=verdict.reason if verdict else "",
-        right=j.right, why=j.why, acted_on=j.acted_on, decided_after_s=round(t - trace.decide_at, 1), waited=waited)
+        right=j.right, why=j.why, acted_on=j.acted_on, decided_after_s=round(t - trace.decide_at, 1), waited=waited,
+        denials=choice.denials)
 
 
 def _follow(observer: Observer, trace: Trace, result: ReplayResult) -> None:

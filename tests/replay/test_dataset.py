@@ -91,3 +91,24 @@ def test_column_map_errors_name_file_line_and_key(tmp_path: Path) -> None:
     line = next(i for i, s in enumerate(text.splitlines(), 1) if "histogram" in s)
     assert f"map.yaml:{line}: columns[0].type" in str(e.value)
     assert read_dataset(SLICE).deps["frontend"] == ["checkoutservice", "productcatalogservice"]
+
+
+def test_benchmark_over_a_trace_directory_keeps_the_contract(traces: dict[str, Path], tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from remediator.cli import app
+    from tests.test_cli import _contract
+
+    suite = next(iter(traces.values())).parent
+    report_path = tmp_path / "bench.json"
+    result = CliRunner().invoke(app, ["benchmark", "--suite", str(suite), "--rankers", "oracle,rules,random",
+                                      "--seed", "3", "--json", str(report_path)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(report_path.read_text())
+    assert set(report["rankers"]) == {"rules", "random"}  # the oracle needs an injected fault: not replayable
+    assert report["episodes"] == 5 and report["rankers"]["rules"]["faults"] == 4
+    assert report["rankers"]["rules"]["noop_incident_actions"] == 0.0
+    assert report["per_fault"]["no_fault"]["rules"] == {"mttr_s": None, "episodes": 1, "success_rate": 1.0}
+    _contract("benchmark", report_path)
