@@ -33,12 +33,25 @@ def _parse_hp(items: list[str]) -> dict[str, Any]:
 def register(app: typer.Typer) -> None:
     @app.command()
     def train(
-        algo: Annotated[str, typer.Option("--algo", help="dqn (Stable-Baselines3) or ppo (MaskablePPO)")],
-        suite: Annotated[str, typer.Option("--suite", help="a shipped suite name or a YAML file; not eval")],
-        timesteps: Annotated[int, typer.Option("--timesteps", help="training budget in decisions")],
-        seed: Annotated[int, typer.Option("--seed", help="seed for the policy and the incidents")],
         out_path: Annotated[Path, typer.Option("--out", help="the model to write (FILE.zip); FILE.json and "
                                                               "FILE.png are written next to it")],
+        algo: Annotated[str | None, typer.Option("--algo", help="dqn (Stable-Baselines3) or ppo (MaskablePPO)")]
+        = None,
+        suite: Annotated[str | None, typer.Option("--suite", help="a shipped suite name or a YAML file; not eval "
+                                                                  "(--from-ledger: where to continue; default)")]
+        = None,
+        timesteps: Annotated[int | None, typer.Option("--timesteps", help="training budget in decisions "
+                                                                          "(--from-ledger: in simulation after)")]
+        = None,
+        seed: Annotated[int | None, typer.Option("--seed", help="seed for the policy and the incidents")] = None,
+        from_ledger: Annotated[Path | None, typer.Option("--from-ledger", help="update a policy from the "
+                                                                               "transitions this SQLite ledger "
+                                                                               "logged")] = None,
+        from_traces: Annotated[Path | None, typer.Option("--from-traces", help="with --from-ledger: also the "
+                                                                               "recorded courses of these traces")]
+        = None,
+        policy: Annotated[Path | None, typer.Option("--policy", help="with --from-ledger: the DQN policy to "
+                                                                     "update (default: the shipped one)")] = None,
         envs: Annotated[int, typer.Option("--envs", help="environments stepped together")] = 1,
         subprocess: Annotated[bool, typer.Option("--subprocess/--in-process",
                                                  help="step the environments in worker processes")] = False,
@@ -55,7 +68,17 @@ def register(app: typer.Typer) -> None:
         validation_episodes: Annotated[int | None, typer.Option("--validation-episodes", min=1,
                                                                 help="with --ray: default the suite's count")] = None,
     ) -> None:
-        """Train a policy on simulated incidents; writes the model, its metadata and a training curve."""
+        """Train a policy on simulated incidents; writes the model, its metadata and a training curve.
+
+        With --from-ledger, update a policy from the decisions and recovery times the ledger logged
+        (offline pre-filling of the DQN's replay buffer), then continue in simulation."""
+        if from_ledger is not None:
+            _from_ledger(from_ledger, from_traces, policy, out_path, suite or "default",
+                         5_000 if timesteps is None else timesteps, seed or 0)
+            return
+        if from_traces is not None or policy is not None:
+            fail("--from-traces and --policy go with --from-ledger")
+        algo, suite, timesteps, seed = _required(algo, suite, timesteps, seed)
         from remediator.rank.rl import ALGOS
         from remediator.train import TrainingError, resolve_hyperparams
         from remediator.train import train as run_training
@@ -136,3 +159,51 @@ def _sweep(algo: str, suite: str, timesteps: int, seed: int, out_path: Path, env
     out.print(f"wrote {inert(result.model_path)} (trial {result.winner.index}; {len(result.nodes)} Ray node(s), "
               f"{result.wall_s:.0f}s wall)")
     out.print(f"the winner alone: {inert(result.winner.command)}", highlight=False)
+
+
+def _required(algo: str | None, suite: str | None, timesteps: int | None, seed: int | None
+              ) -> tuple[str, str, int, int]:
+    """Training in simulation needs all four; only --from-ledger does without them."""
+    if algo is None or suite is None or timesteps is None or seed is None:
+        missing = [f for f, v in (("--algo", algo), ("--suite", suite), ("--timesteps", timesteps),
+                                  ("--seed", seed)) if v is None]
+        fail(f"missing option(s) {', '.join(missing)} (or give --from-ledger DB)")
+    return algo, suite, timesteps, seed
+
+
+def _from_ledger(db: Path, traces: Path | None, policy: Path | None, out_path: Path, suite: str, timesteps: int,
+                 seed: int) -> None:
+    from remediator.finetune import Experience, finetune, transitions_from_ledger, transitions_from_traces
+    from remediator.live.ledger import Ledger
+    from remediator.rank.rl import PolicyError
+    from remediator.replay.trace import TraceError, trace_paths
+    from remediator.train import TrainingError
+
+    if not db.is_file():
+        fail(f"--from-ledger {db}: no such file")
+    ledger = Ledger(db)
+    try:
+        experience = transitions_from_ledger(ledger.experience())
+    finally:
+        ledger.close()
+    if traces is not None:
+        try:
+            extra = transitions_from_traces(trace_paths([traces]))
+        except TraceError as e:
+            fail(str(e))
+        experience = Experience(experience.transitions + extra.transitions, experience.skipped + extra.skipped)
+    argv = ["remediator", "train", "--from-ledger", str(db), "--out", str(out_path), "--suite", suite,
+            "--timesteps", str(timesteps), "--seed", str(seed)]
+    argv += ["--from-traces", str(traces)] if traces else []
+    argv += ["--policy", str(policy)] if policy else []
+    sources = {"ledger": str(db), "traces": str(traces) if traces else None,
+               "command": " ".join(shlex.quote(a) for a in argv)}
+    console.print(f"{len(experience.transitions)} logged transitions from {experience.episodes} incidents"
+                  + (f" (left out: {inert(dict(experience.skipped))})" if experience.skipped else ""), highlight=False)
+    try:
+        result = finetune(experience, out_path, policy=policy, suite=suite, sim_timesteps=timesteps, seed=seed,
+                          sources=sources)
+    except (TrainingError, PolicyError) as e:
+        fail(str(e))
+    out.print(f"wrote {inert(result.model_path)} (from {inert(result.metadata.extra['fine_tuned']['from_policy'])}, "
+              f"{len(experience.transitions)} logged transitions, then {timesteps} steps in {inert(suite)})")
