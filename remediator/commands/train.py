@@ -72,21 +72,12 @@ def register(app: typer.Typer) -> None:
 
         With --from-ledger, update a policy from the decisions and recovery times the ledger logged
         (offline pre-filling of the DQN's replay buffer), then continue in simulation."""
-        if from_ledger is not None:
-            _from_ledger(from_ledger, from_traces, policy, out_path, suite or "default",
-                         5_000 if timesteps is None else timesteps, seed or 0)
+        if _learned_from_ledger(from_ledger, from_traces, policy, out_path, suite, timesteps, seed):
             return
-        if from_traces is not None or policy is not None:
-            fail("--from-traces and --policy go with --from-ledger")
         algo, suite, timesteps, seed = _required(algo, suite, timesteps, seed)
-        from remediator.rank.rl import ALGOS
         from remediator.train import TrainingError, resolve_hyperparams
         from remediator.train import train as run_training
 
-        if algo not in ALGOS:
-            fail(f"--algo must be one of {', '.join(ALGOS)}, not {algo!r}")
-        if timesteps < 1:
-            fail(f"--timesteps must be a positive number of decisions, not {timesteps}")
         if out_path.suffix != ".zip":
             fail(f"--out must name a .zip file, not {str(out_path)!r}")
         if envs < 1:
@@ -161,13 +152,31 @@ def _sweep(algo: str, suite: str, timesteps: int, seed: int, out_path: Path, env
     out.print(f"the winner alone: {inert(result.winner.command)}", highlight=False)
 
 
+def _learned_from_ledger(db: Path | None, traces: Path | None, policy: Path | None, out_path: Path,
+                         suite: str | None, timesteps: int | None, seed: int | None) -> bool:
+    """With --from-ledger: update the policy from it (and say so); without, refuse its companions."""
+    if db is None:
+        if traces is not None or policy is not None:
+            fail("--from-traces and --policy go with --from-ledger")
+        return False
+    _from_ledger(db, traces, policy, out_path, suite or "default", 5_000 if timesteps is None else timesteps,
+                 seed or 0)
+    return True
+
+
 def _required(algo: str | None, suite: str | None, timesteps: int | None, seed: int | None
               ) -> tuple[str, str, int, int]:
-    """Training in simulation needs all four; only --from-ledger does without them."""
+    """Training in simulation needs all four, and sane; only --from-ledger does without them."""
     if algo is None or suite is None or timesteps is None or seed is None:
         missing = [f for f, v in (("--algo", algo), ("--suite", suite), ("--timesteps", timesteps),
                                   ("--seed", seed)) if v is None]
         fail(f"missing option(s) {', '.join(missing)} (or give --from-ledger DB)")
+    from remediator.rank.rl import ALGOS
+
+    if algo not in ALGOS:
+        fail(f"--algo must be one of {', '.join(ALGOS)}, not {algo!r}")
+    if timesteps < 1:
+        fail(f"--timesteps must be a positive number of decisions, not {timesteps}")
     return algo, suite, timesteps, seed
 
 
