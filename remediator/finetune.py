@@ -8,7 +8,8 @@ The method, for the DQN policy (the shipped one):
    ranker saw, the kind that ran, when in the incident it ran and the incident's measured recovery
    time. Consecutive decisions of one incident make transitions; the reward is the env's: minus the
    seconds until the next decision, and for the last one minus the seconds until verified recovery
-   (the horizon when it failed), times the env's `reward_scale`. Dry runs are left out: nothing ran,
+   (the horizon when it failed or was handed to a human: nobody measured when that one recovered),
+   times the env's `reward_scale`. Dry runs are left out: nothing ran,
    so the recovery time says nothing about the action. Observations of another encoder size are
    left out (and counted). `--from-traces` adds, per trace whose recording met the SLO again, one
    `noop` transition worth the recording's own time to recovery: what waiting cost there.
@@ -40,11 +41,12 @@ import numpy.typing as npt
 from remediator.actions import ACTION_INDEX, ActionKind
 from remediator.encoding import OBS_SIZE
 from remediator.rank.rl import DEFAULT_POLICY, PolicyMetadata, embed_metadata, load_policy, metadata_path
-from remediator.train import ESCALATE_COST_S, TrainingError, _make_env, _versions
+from remediator.train import ESCALATE_COST_S, TrainingError, _make_env, _versions, training_suite
 
 __all__ = ["FineTuneResult", "LoggedTransition", "finetune", "transitions_from_ledger", "transitions_from_traces"]
 
 REWARD_SCALE = 1.0 / 60.0  # simulator.env.RemediationEnv's default: rewards in minutes
+HORIZON_S = 1800.0  # what an incident closed unrecovered (escalated, failed) cost: the loop's default horizon
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,8 @@ def _obs(value: Any) -> npt.NDArray[np.float32] | None:
     return np.asarray(value, dtype=np.float32)
 
 
-def transitions_from_ledger(records: Sequence[Mapping[str, Any]], reward_scale: float = REWARD_SCALE) -> Experience:
+def transitions_from_ledger(records: Sequence[Mapping[str, Any]], reward_scale: float = REWARD_SCALE,
+                            horizon_s: float = HORIZON_S) -> Experience:
     """`Ledger.experience()` records as transitions (see the module doc for the reward)."""
     out = Experience()
     by_incident: dict[int, list[Mapping[str, Any]]] = defaultdict(list)
@@ -96,9 +99,11 @@ def transitions_from_ledger(records: Sequence[Mapping[str, Any]], reward_scale: 
     for incident, rows in sorted(by_incident.items()):
         rows.sort(key=lambda r: float(r["since_alert_s"]))
         end = rows[0].get("recovery_s")
-        if end is None:
-            out.skipped["incident without a recovery time"] += len(rows)
+        if end is None and rows[0].get("recovered"):
+            out.skipped["recovered without a recovery time"] += len(rows)
             continue
+        if end is None:  # escalated or failed: nobody measured when it recovered; it cost the horizon
+            end = horizon_s
         for i, r in enumerate(rows):
             last = i == len(rows) - 1
             until = float(end) if last else float(rows[i + 1]["since_alert_s"])
@@ -174,14 +179,7 @@ def finetune(experience: Experience, out: Path | str, *, policy: Path | str | No
     _, base = load_policy(base_path)  # refuses another encoder version or action list
     if base.algo != "dqn":
         raise TrainingError(f"{base_path}: fine-tuning from logged transitions needs a DQN policy, not {base.algo}")
-    from simulator.suite import SuiteError, load_suite
-
-    try:
-        s = load_suite(suite)
-    except SuiteError as e:
-        raise TrainingError(str(e)) from e
-    if s.name.startswith("eval"):
-        raise TrainingError(f"suite {s.name!r} is held out for evaluation; continue on a training suite")
+    s = training_suite(suite)
 
     import torch
     from stable_baselines3 import DQN

@@ -179,15 +179,7 @@ def train(algo: str, suite: str, timesteps: int, seed: int, out: Path | str, *, 
         raise TrainingError(f"--out must name a .zip file (SB3's model format), not {str(out)!r}")
     if n_envs < 1:
         raise TrainingError(f"n_envs must be at least 1, not {n_envs}")
-    from simulator.suite import SuiteError, load_suite
-
-    try:
-        s = load_suite(suite)
-    except SuiteError as e:
-        raise TrainingError(str(e)) from e
-    if s.name.startswith("eval"):
-        raise TrainingError(f"suite {s.name!r} is held out for evaluation; train on another suite "
-                            "(for example `default`) so the benchmark measures generalisation")
+    s = training_suite(suite)
 
     import torch
     from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecMonitor
@@ -233,6 +225,21 @@ def train(algo: str, suite: str, timesteps: int, seed: int, out: Path | str, *, 
         png = curve_path(out)
         plot_curve(points, png, title=f"{algo} on suite {meta.suite}, seed {seed}, {timesteps} steps")
     return TrainResult(out, metadata_path(out), png, meta, points, model)
+
+
+def training_suite(suite: str) -> Any:
+    """The suite to train on (a name or a YAML path), never an evaluation suite: the benchmark's
+    numbers would then measure memory, not skill."""
+    from simulator.suite import SuiteError, load_suite
+
+    try:
+        s = load_suite(suite)
+    except SuiteError as e:
+        raise TrainingError(str(e)) from e
+    if s.name.startswith("eval"):
+        raise TrainingError(f"suite {s.name!r} is held out for evaluation; train on another suite "
+                            "(for example `default`) so the benchmark measures generalisation")
+    return s
 
 
 def _cpu_s() -> float:
