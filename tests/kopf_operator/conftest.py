@@ -113,7 +113,7 @@ def remediation(kube: KubeServer, name: str = "incident-1", namespace: str = "sh
     return kube.get("remediator.io/v1alpha1", "Remediation", namespace, name)
 
 
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 20.0, every: float = 0.05) -> Any:
+def wait_for(what: str, check: Callable[[], Any], timeout: float = 60.0, every: float = 0.05) -> Any:
     deadline = time.monotonic() + timeout
     while True:
         value = check()
