@@ -31,6 +31,7 @@ import os
 import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -90,7 +91,7 @@ class Operator:
         self._approvals_lock = threading.Lock()
         # RemediationPolicy (namespace, name) -> (the status it should show, the status it shows)
         self._policy_status: dict[tuple[str, str], tuple[dict[str, Any], dict[str, Any]]] = {}
-        self.handled: list[SpecApproval] = []  # approvals handed to the approval core, in order
+        self.handled: deque[SpecApproval] = deque(maxlen=100)  # the last approvals handed to the approval core
         self.mirror_errors = 0
         self._kopf_ready = threading.Event()
         self._kopf_stop = threading.Event()
