@@ -667,7 +667,7 @@ def build_snapshot(alert: Alert, series: Sequence[Series], objects: Sequence[K8s
     mem_ratios = r.mem_ratios
     worst = tuple(sorted(pods, key=lambda p: (r.ready.get(p, 1.0), -r.restarts.get(p, 0.0),
                                               -mem_ratios.get((p, container or ""), 0.0), p)))
-    health = _dep_health(scope, r, traffic)
+    health = _dep_health(idx, scope, r, traffic)
     deps = _deps_worst_first(scope, health)
     judged_nodes = nodes | ({node} if node else set())
     signals = _signals(idx, scope, r, traffic, health, pods, judged_nodes, node, container, now)
@@ -690,7 +690,7 @@ def build_snapshot(alert: Alert, series: Sequence[Series], objects: Sequence[K8s
         node_pods=_evicted_by_drain(idx, node) if node else (),
         node_pods_known=not node or idx.get(NODE_PODS_UNOBSERVED, "", node) is None,
         dependency_labels={d.name: dict(_meta(obj).get("labels") or {}) for d in scope.deps
-                           if (obj := idx.get("Deployment", scope.ns, d.name)) is not None},
+                           if (obj := idx.workload(d)) is not None},
         history=history, missing=missing, unknown_signals=unknown, container=container, containers=containers,
         sli_profile=sli.name, service=around.service, service_drift=around.service_drift, configs=around.configs,
         config_drift=around.config_drift, config_users=around.config_users, cordoned_node=around.cordoned_node,
@@ -846,9 +846,7 @@ def _scope(alert: Alert, idx: _Objects) -> _Scope:
     ns = workload.namespace if workload else alert.namespace
     name = workload.name if workload else ""
     obj = idx.workload(workload) if workload else None
-    annotations = (_meta(obj).get("annotations") or {}) if obj is not None else {}
-    deps = tuple(ObjectRef("Deployment", ns, d.strip())
-                 for d in str(annotations.get(DEPENDS_ON_ANNOTATION, "")).split(",") if d.strip())
+    deps = _dependencies(idx, obj, workload) if workload else ()
     hpa: ObjectRef | None = None
     for h in idx.by_kind.get("HorizontalPodAutoscaler", ()):
         if workload is not None and _meta(h).get("namespace") == ns and workloads.scale_target(h) == workload:
@@ -859,7 +857,33 @@ def _scope(alert: Alert, idx: _Objects) -> _Scope:
     alerted_claim = alert.labels.get("persistentvolumeclaim")
     claim = alerted_claim if alerted_claim in claims else (claims[0] if claims else None)
     return _Scope(workload, ns, name, obj, pods, {str(_meta(p).get("name")) for p in pods}, deps,
-                  {d.name for d in deps}, hpa, ObjectRef("PersistentVolumeClaim", ns, claim) if claim else None)
+                  {d.name for d in deps if d.namespace == ns}, hpa,
+                  ObjectRef("PersistentVolumeClaim", ns, claim) if claim else None)
+
+
+def dependencies_of(workload: ObjectRef, objects: Iterable[K8sObject]) -> tuple[ObjectRef, ...]:
+    """The workload's direct dependencies among the objects (`_dependencies`), for the observer."""
+    idx = _Objects(objects)
+    return _dependencies(idx, idx.workload(workload), workload)
+
+
+def _dependencies(idx: _Objects, obj: K8sObject | None, workload: ObjectRef) -> tuple[ObjectRef, ...]:
+    """The workload's direct dependencies. The annotation `remediator.io/depends-on` (Deployments
+    of its namespace, or `namespace/name`) is an override; without it, the Services its pod
+    template's environment names (`REDIS_ADDR=redis-cart:6379`, a URL on `svc.ns.svc.cluster.local`),
+    each through its selector to the one workload behind it, in any namespace. A Service not
+    observed, or selecting no single workload, names none: nothing is guessed from names."""
+    annotation = str((_meta(obj).get("annotations") or {}).get(DEPENDS_ON_ANNOTATION, "")).strip() if obj else ""
+    if annotation:
+        named = [d.strip() for d in annotation.split(",") if d.strip()]
+        return tuple(ObjectRef("Deployment", *(d.split("/", 1) if "/" in d else (workload.namespace, d)))
+                     for d in named)
+    found: list[ObjectRef] = []
+    for svc_ns, svc in workloads.services_named_in_env(obj, workload.namespace):
+        ref = idx.workload_selected_by(svc_ns, svc) if idx.get("Service", svc_ns, svc) is not None else None
+        if ref is not None and ref != workload and ref not in found:
+            found.append(ref)
+    return tuple(found)
 
 
 def _slo(scope: _Scope, default: Slo) -> Slo:
@@ -1091,12 +1115,18 @@ def _nodes_of(scope: _Scope, pods: Sequence[str]) -> set[str]:
     return {by_pod.get(p, "") for p in pods} - {""}
 
 
-def _dep_health(scope: _Scope, r: _Readings, traffic: Mapping[tuple[str, str], _ServiceTraffic]
+def _dep_health(idx: _Objects, scope: _Scope, r: _Readings, traffic: Mapping[tuple[str, str], _ServiceTraffic]
                 ) -> tuple[dict[str, float], dict[str, float], dict[str, float]]:
     """Per observed dependency: available/desired ratio, error ratio, p99 latency."""
     names, ns = scope.dep_names, scope.ns
     ratio = {d: (r.dep_available.get(d, 0.0) / r.dep_spec[d]) if r.dep_spec.get(d) else 1.0
              for d in names if d in r.dep_available or d in r.dep_spec}
+    # A dependency without replica series (another kind, another namespace): its object's status, if read.
+    for d in scope.deps:
+        obj = idx.workload(d)
+        if d.name not in ratio and obj is not None and obj.get("status") is not None:
+            spec = _object_replicas(obj, "spec")
+            ratio[d.name] = _object_replicas(obj, "available") / spec if spec else 1.0
     err = {d: traffic[(ns, d)].error_ratio for d in names if (ns, d) in traffic}
     lat = {d: traffic[(ns, d)].p99 for d in names if (ns, d) in traffic}
     return ratio, err, lat

@@ -26,6 +26,8 @@ snapshot builder and the live observer resolve from the same objects the same wa
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
@@ -33,7 +35,7 @@ from remediator.actions import ObjectRef
 
 __all__ = [
     "INTERMEDIATE_KINDS", "WORKLOAD_KINDS", "Lookup", "claims_of", "controller_ref", "pod_template",
-    "revisions_owned", "scale_target", "template_labels", "workload_of",
+    "revisions_owned", "scale_target", "services_named_in_env", "template_labels", "workload_of",
 ]
 
 K8sObject = Mapping[str, Any]
@@ -167,3 +169,49 @@ def revisions_owned(owner: ObjectRef, objects: Iterable[_Obj]) -> list[_Obj]:
             out.append(obj)
     return out
 
+
+
+# Environment variables whose value is a `host[:port]` (an address); any value with a scheme is a URL.
+_ADDRESS_ENV = re.compile(r"(_ADDR|_ADDRESS|_HOST|_HOSTNAME|_SERVICE|_ENDPOINT|_URL|_URI)$")
+# A URL's host (RFC 3986: scheme://[userinfo@]host[:port]...); the core parses it without an I/O library.
+_URL_HOST = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://(?:[^@/?#]*@)?(\[[^\]]*\]|[^:/?#]*)")
+
+
+def services_named_in_env(obj: K8sObject | None, namespace: str) -> list[tuple[str, str]]:
+    """The (namespace, name) of every Service the pod template's environment names: values of
+    `*_ADDR`, `*_SERVICE_HOST`, ... (`cartservice:7070`) and URLs (`http://cart.shop.svc.cluster.local/`),
+    as cluster DNS reads them: `svc`, `svc.ns`, `svc.ns.svc[.cluster domain]`. Only literal values
+    count (not `valueFrom`); IP addresses name no Service. Whether such a Service exists is the
+    caller's to check: an external host (`api.example.com`) names none there."""
+    spec = pod_template(obj).get("spec") or {}
+    out: list[tuple[str, str]] = []
+    for container in [*(spec.get("initContainers") or ()), *(spec.get("containers") or ())]:
+        for env in container.get("env") or ():
+            name, value = str(env.get("name", "")), env.get("value")
+            if not isinstance(value, str) or not value:
+                continue
+            if "://" in value:
+                m = _URL_HOST.match(value)
+                host = m.group(1).strip("[]") if m else ""
+            elif _ADDRESS_ENV.search(name.upper()):
+                host = value.split("/")[0].rsplit(":", 1)[0] if value.count(":") <= 1 else ""
+            else:
+                continue
+            found = _service_of_host(host.lower(), namespace)
+            if found is not None and found not in out:
+                out.append(found)
+    return out
+
+
+def _service_of_host(host: str, namespace: str) -> tuple[str, str] | None:
+    try:
+        ipaddress.ip_address(host)
+        return None
+    except ValueError:
+        pass
+    parts = host.split(".") if host else []
+    if len(parts) == 1:
+        return namespace, parts[0]
+    if len(parts) == 2 or (len(parts) >= 3 and parts[2] == "svc"):
+        return parts[1], parts[0]
+    return None

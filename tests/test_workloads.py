@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from remediator.actions import ObjectRef
-from remediator.snapshot import OBJECT_ABSENT, Alert, Series, build_snapshot, resolve_workload
-from remediator.workloads import claims_of, scale_target, workload_of
+from remediator.snapshot import OBJECT_ABSENT, Alert, Series, build_snapshot, dependencies_of, resolve_workload
+from remediator.workloads import claims_of, scale_target, services_named_in_env, workload_of
 
 NS = "shop"
 KSM = {"service": "kube-prometheus-stack-kube-state-metrics", "job": "kube-state-metrics", "endpoint": "http",
@@ -120,3 +120,42 @@ def test_statefulset_signals_come_from_its_own_series_whatever_the_scrapers_pod_
     assert snap.pvc == ObjectRef("PersistentVolumeClaim", NS, "data-redis-cart-0")
     assert snap.hpa == ObjectRef("HorizontalPodAutoscaler", NS, "redis")
     assert "kube_statefulset_replicas" not in snap.missing and KSM["pod"] not in snap.pods
+
+
+@pytest.mark.parametrize(("env", "expected"), [
+    ({"name": "CART_SERVICE_ADDR", "value": "cartservice:7070"}, (NS, "cartservice")),
+    ({"name": "REDIS_ADDR", "value": "redis-cart"}, (NS, "redis-cart")),
+    ({"name": "PAYMENTS_URL", "value": "http://payments.billing.svc.cluster.local:8080/v1"}, ("billing", "payments")),
+    ({"name": "CATALOG", "value": "grpc://catalog.shop2:3550"}, ("shop2", "catalog")),
+    ({"name": "DB_HOST", "value": "10.0.0.7"}, None),  # an IP names no Service
+    ({"name": "LOG_LEVEL", "value": "debug"}, None),  # not an address
+    ({"name": "API_URL", "value": "https://api.example.com/"}, None),  # outside the cluster's DNS
+    ({"name": "SECRET_ADDR", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}, None),
+])
+def test_the_services_a_pod_templates_environment_names(env: dict[str, Any], expected: tuple[str, str] | None) -> None:
+    dep = {"kind": "Deployment", "spec": {"template": {"spec": {"containers": [{"name": "app", "env": [env]}]}}}}
+    assert services_named_in_env(dep, NS) == ([expected] if expected else [])
+
+
+def test_dependencies_come_from_the_environment_through_service_selectors_in_any_namespace() -> None:
+    env = [{"name": "REDIS_ADDR", "value": "redis:6379"}, {"name": "PAY_URL", "value": "http://pay.billing/"},
+           {"name": "GONE_ADDR", "value": "gone:80"}, {"name": "SELF_ADDR", "value": "front:80"}]
+    front = {"kind": "Deployment", "metadata": {"name": "front", "namespace": NS, "labels": {"app": "front"}},
+             "spec": {"template": {"metadata": {"labels": {"app": "front"}},
+                                   "spec": {"containers": [{"name": "front", "env": env}]}}}}
+    pay = {"kind": "Deployment", "metadata": {"name": "payments-v2", "namespace": "billing", "labels": {"tier": "pay"}},
+           "spec": {"template": {"metadata": {"labels": {"app": "pay"}}}}}
+    services = [{"kind": "Service", "metadata": {"name": name, "namespace": ns}, "spec": {"selector": {"app": app}}}
+                for name, ns, app in (("front", NS, "front"), ("pay", "billing", "pay"))]
+    objects = [*_cluster(), front, pay, *services]
+    deps = dependencies_of(ObjectRef("Deployment", NS, "front"), objects)
+    # redis -> the StatefulSet its selector selects; pay.billing -> a Deployment of another name and
+    # namespace; `gone` is no Service here and `front` is the workload itself: neither counts.
+    assert deps == (ObjectRef("StatefulSet", NS, "redis-cart"), ObjectRef("Deployment", "billing", "payments-v2"))
+    snap = build_snapshot(Alert("KubePodCrashLooping", {"namespace": NS, "deployment": "front"}), [], objects, now=0.0)
+    assert snap.dependencies[0] in deps and set(snap.dependencies) == set(deps)
+    assert snap.dependency_labels["payments-v2"] == {"tier": "pay"} and snap.signals.deps == 2
+    # The annotation overrides what the environment says.
+    front["metadata"]["annotations"] = {"remediator.io/depends-on": "billing/payments-v2"}
+    assert dependencies_of(ObjectRef("Deployment", NS, "front"), objects) == (
+        ObjectRef("Deployment", "billing", "payments-v2"),)

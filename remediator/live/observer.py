@@ -60,6 +60,7 @@ from remediator.snapshot import (
     Snapshot,
     SnapshotError,
     build_snapshot,
+    dependencies_of,
     resolve_workload,
 )
 from remediator.versions import KnownGood, config_refs
@@ -619,12 +620,7 @@ class KubeObjectSource:
             return set()
         around: list[dict[str, Any]] = [obj, *read]
         add([obj])
-        # The dependencies' own Deployments: the guards judge a restart by its target's labels.
-        annotations = (obj.get("metadata") or {}).get("annotations") or {}
-        for other in sorted({d.strip() for d in str(annotations.get(DEPENDS_ON_ANNOTATION, "")).split(",")} - {""}):
-            dep = self._get("Deployment", ns, other)
-            if dep is not None:
-                add([dep])
+        self._dependencies(ref, obj, add)
         spec = obj.get("spec") or {}
         selector = selector_text(spec.get("selector"))
         owned: list[dict[str, Any]] = []  # what sits between the pods and the workload, and its revisions
@@ -657,6 +653,36 @@ class KubeObjectSource:
         add(self._events(ns, [name, *(str(p["metadata"]["name"]) for p in pods)]))
         self._around(ns, obj, pods, add)
         return {str((p.get("spec") or {}).get("nodeName")) for p in pods if (p.get("spec") or {}).get("nodeName")}
+
+    def _dependencies(self, ref: ObjectRef, obj: Mapping[str, Any], add: Callable[[Iterable[dict[str, Any]]], None]
+                      ) -> None:
+        """What `dependencies_of` decides on: the Deployments the depends-on annotation names, else the
+        Services the pod template's environment names (any namespace) with the pods they select and
+        those pods' owners. The dependencies' own objects too: the guards judge a restart by its
+        target's labels. A forbidden read in another namespace leaves that dependency unknown."""
+        annotation = str(((obj.get("metadata") or {}).get("annotations") or {}).get(DEPENDS_ON_ANNOTATION, ""))
+        for other in sorted({d.strip() for d in annotation.split(",")} - {""}):
+            dep_ns, dep = other.split("/", 1) if "/" in other else (ref.namespace, other)
+            found: list[dict[str, Any]] = []
+            self._clue("Deployment", dep_ns, dep, found, soft=dep_ns != ref.namespace)
+            add(found)
+        if annotation.strip():
+            return
+        services: list[dict[str, Any]] = []
+        for svc_ns, name in workloads.services_named_in_env(obj, ref.namespace)[:_OWNER_READS_MAX]:
+            self._service_clue(svc_ns, name, services, soft=True, routes=True)
+        add(services)
+        for target in dependencies_of(ref, [dict(obj), *services]):  # the workloads behind, for their labels
+            if target.kind in self._apis and not any(
+                    o.get("kind") == target.kind and (o.get("metadata") or {}).get("name") == target.name
+                    and (o.get("metadata") or {}).get("namespace") == target.namespace for o in services):
+                add([o for o in [self._soft_get(target.kind, target.namespace, target.name)] if o is not None])
+
+    def _soft_get(self, kind: str, ns: str, name: str) -> dict[str, Any] | None:
+        try:
+            return self._get(kind, ns, name)
+        except _Forbidden:
+            return None
 
     def _events(self, ns: str, names: Sequence[str]) -> list[dict[str, Any]]:
         """The last `events_window_s` of Events about the workload and its pods, each object's
@@ -800,8 +826,8 @@ def _targets(alert: Alert, objects: Sequence[K8sObject], workload: ObjectRef | N
 
     ns, name = (workload.namespace, workload.name) if workload else (alert.namespace, "")
     obj = get(workload.kind, ns, name) if workload else None
-    annotations = ((obj or {}).get("metadata") or {}).get("annotations") or {}
-    deps = [d.strip() for d in str(annotations.get(DEPENDS_ON_ANNOTATION, "")).split(",") if d.strip()]
+    # Their replica series and traffic are read in the workload's namespace (the series' `namespace`).
+    deps = [d.name for d in (dependencies_of(workload, objects) if workload else ()) if d.namespace == ns]
     own = [o for o in objects if o.get("kind") == "Pod" and workload is not None
            and workloads.workload_of(o, get) == workload]
     pods = sorted(str((o.get("metadata") or {}).get("name")) for o in own)

@@ -264,3 +264,26 @@ def test_without_a_drain_in_the_runbook_no_cluster_wide_read_is_made(small_clust
     decision, reason = verdict(Action(A.CORDON_DRAIN_NODE, ObjectRef("Node", "", str(snap.node))), snap,
                                approval_risk=None)
     assert decision is Decision.DENY and "were not observed" in reason, reason
+
+
+def test_dependencies_are_read_from_the_environment_through_services_in_any_namespace() -> None:
+    """frontend's env names redis-cart (a StatefulSet behind its Service) and a URL on pay.billing's
+    cluster DNS name (a Deployment of another name and namespace): both are its dependencies, read
+    through the API with their labels; a Role that may not read `billing` leaves that one unknown."""
+    with KubeServer(KubeEmulator()) as kube:
+        kube.seed_deployment("frontend", NS, replicas=1, nodes=("node-a",))
+        kube.seed_deployment("payments", "billing", replicas=1, nodes=("node-a",))
+        seed_every_kind(kube)
+        kube.seed({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "pay", "namespace": "billing"},
+                   "spec": {"selector": {"app": "payments"}, "ports": [{"port": 80}]}})
+        env = [{"name": "REDIS_ADDR", "value": "redis-cart:6379"},
+               {"name": "PAYMENT_URL", "value": "http://pay.billing.svc.cluster.local/charge"}]
+        k.AppsV1Api(kube.api_client()).patch_namespaced_deployment("frontend", NS, {"spec": {"template": {"spec": {
+            "containers": [{"name": "frontend", "env": env}]}}}})
+        snap = observe(kube, {"namespace": NS, "deployment": "frontend"})
+        assert set(snap.dependencies) == {ObjectRef("StatefulSet", NS, "redis-cart"),
+                                          ObjectRef("Deployment", "billing", "payments")}
+        assert set(snap.dependency_labels) == {"redis-cart", "payments"}
+        kube.inject_fault(403, times=100, method="GET", path=re.compile("/namespaces/billing/"))
+        limited = observe(kube, {"namespace": NS, "deployment": "frontend"})
+        assert limited.dependencies == (ObjectRef("StatefulSet", NS, "redis-cart"),)
