@@ -63,7 +63,7 @@ def run_specs(suite: Suite, ranker: str | RankerFactory, seed: int, specs: Seque
     policy = policy or GuardPolicy()
     out = []
     for spec in specs:
-        incident = Incident(topology, spec, suite.horizon_s)
+        incident = Incident(topology, spec, suite.horizon_s, suite.dynamics)
         out.append(run_episode(incident, factory(incident), proposer, policy))
         if progress:
             progress(1)

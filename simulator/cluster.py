@@ -24,6 +24,7 @@ from remediator.snapshot import (
     Series,
 )
 from simulator.dialect import APP_CONTAINER, NO_SLI, OUTCOME_LABELS, SIDECAR, le_label, scraped
+from simulator.dynamics import Dynamics
 from simulator.topology import MIB, ServiceSpec, Topology
 
 TICK_S = 15.0
@@ -162,7 +163,8 @@ class Cluster:
 
     def __init__(self, topology: Topology, focus: str, rng: random.Random, noise: float = 0.02,
                  namespace: str | None = None, start: float = 0.0, *, sli: str = "http",
-                 sidecar: bool = False, scrape_labels: bool = False) -> None:
+                 sidecar: bool = False, scrape_labels: bool = False,
+                 dynamics: Dynamics | None = None) -> None:
         """`sli` the SLI profile the workloads' request metrics come in (`dialect.NO_SLI`: none),
         `sidecar` an istio-proxy container in the focus workload's pods, `scrape_labels` the
         scrape targets' labels on every series (simulator.dialect)."""
@@ -172,6 +174,7 @@ class Cluster:
         self.sidecar_mem_limit = SIDECAR_MEM_LIMIT
         self._start = start
         self.topology = topology
+        self.dynamics = dynamics or Dynamics()
         self.rng = rng
         self.noise = noise
         self.now = start
@@ -239,11 +242,12 @@ class Cluster:
             pod.running_since = max(pod.running_since, rev.created_at)
         return rev
 
-    def _roll(self, w: Workload) -> None:
-        """Rolling update, one surge pod at a time: each old pod is replaced after a startup."""
+    def _roll(self, w: Workload, slow: float = 1.0) -> None:
+        """Rolling update, one surge pod at a time: each old pod is replaced after a startup.
+        `slow` > 1 stretches the whole rollout by that factor (the shifted world's rollbacks)."""
         step = self.rng.uniform(10.0, 25.0)
         old = [p.name for p in w.pods if p.revision != w.current.number]
-        w.rollout_queue = [(self.now + i * step, name) for i, name in enumerate(old)]
+        w.rollout_queue = [(self.now + ((i + 1) * slow - 1) * step, name) for i, name in enumerate(old)]
 
     # ------------------------------------------------------------------ actions
 
@@ -261,15 +265,23 @@ class Cluster:
     def _restart(self, action: Action, w: Workload) -> bool:
         if action.target.name not in self.workloads:
             return False  # only workloads simulated here can be restarted
+        p = self.dynamics.restart_fixes_crashloop
+        if p is not None and self._crashing(w) and self.rng.random() < p:
+            w.crash_when_deps_down = False
+            w.revisions = [replace(r, crash_after_s=0.0, leak_plateau=0.0) for r in w.revisions]
         self.add_revision(w)
         return True
+
+    def _crashing(self, w: Workload) -> bool:
+        return any(pod.waiting_until > self.now or pod.restarts > 0 and pod.last_reason in ("Error", "OOMKilled")
+                   for pod in w.pods)
 
     def _rollback(self, action: Action, w: Workload) -> bool:
         if len(w.revisions) < 2:
             return False
         prev = w.revisions[-2]
         w.revisions.append(replace(prev, number=w.current.number + 1, created_at=self.now))
-        self._roll(w)
+        self._roll(w, slow=self.dynamics.rollback_time_factor)
         return True
 
     def _scale_out(self, action: Action, w: Workload) -> bool:

@@ -79,7 +79,7 @@ class RemediationEnv(gym.Env[npt.NDArray[np.float32], int]):
         spec = (options or {}).get("incident")
         if not isinstance(spec, IncidentSpec):
             spec = self.suite.sample(self._rng, self.topology)
-        self.incident = Incident(self.topology, spec, self.suite.horizon_s)
+        self.incident = Incident(self.topology, spec, self.suite.horizon_s, self.suite.dynamics)
         return self._observe(), self._info()
 
     def action_masks(self) -> npt.NDArray[np.bool_]:

@@ -15,6 +15,7 @@ from remediator.verify import Outcome, RecoveryTracker, unmet
 from simulator.alerting import RuleClock
 from simulator.cluster import TICK_S, Cluster, true_signals
 from simulator.dialect import SLI_CHOICES, rule_labels
+from simulator.dynamics import Dynamics
 from simulator.faults import FAULTS, Fault
 from simulator.safety import unsafe_reason
 from simulator.topology import ServiceSpec, Topology
@@ -66,7 +67,8 @@ class IncidentSpec:
 
 
 class Incident:
-    def __init__(self, topology: Topology, spec: IncidentSpec, horizon_s: float = HORIZON_S) -> None:
+    def __init__(self, topology: Topology, spec: IncidentSpec, horizon_s: float = HORIZON_S,
+                 dynamics: Dynamics | None = None) -> None:
         for f in spec.faults:
             if f not in FAULTS:
                 raise ValueError(f"unknown fault {f!r}; known: {', '.join(sorted(FAULTS))}")
@@ -100,7 +102,7 @@ class Incident:
         topology = Topology(topology.nodes, tuple(svc if s.name == svc.name else s for s in topology.services))
         self.cluster = c = Cluster(topology, spec.service, rng, noise=spec.noise, namespace=namespace,
                                    start=EPOCH, sli=spec.sli, sidecar=spec.sidecar,
-                                   scrape_labels=spec.scrape_labels)
+                                   scrape_labels=spec.scrape_labels, dynamics=dynamics)
         # The agent reads the profile the cluster speaks; with none, its default finds nothing.
         self.sli = PROFILES.get(spec.sli, DEFAULT_PROFILE)
         self.alert_at = EPOCH + PRE_ALERT_S + (RULE_HISTORY_S if spec.alert_for else 0.0)

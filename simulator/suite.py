@@ -31,6 +31,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from simulator.dialect import SLI_CHOICES
+from simulator.dynamics import Dynamics
 from simulator.faults import FAULTS
 from simulator.incident import HORIZON_S, IncidentSpec
 from simulator.topology import ServiceSpec, Topology, generate
@@ -117,6 +118,7 @@ class Suite(BaseModel):
     faults: dict[str, FaultWeight]
     variants: Variants = Variants()
     dialect: Dialect = Dialect()
+    dynamics: Dynamics = Dynamics()  # how the world answers actions, where it differs (simulator/dynamics.py)
 
     @field_validator("faults", mode="before")
     @classmethod

@@ -15,7 +15,8 @@ import remediator
 CONFIG = Path(__file__).resolve().parents[1] / ".importlinter"
 # The only modules allowed to import the simulator: the CLI and the wiring of benchmark, training and calibration.
 SIM_WIRING = {"remediator.cli", "remediator.commands", "remediator.benchmark", "remediator.train",
-              "remediator.calibrate", "remediator.distributed", "remediator.finetune"}
+              "remediator.calibrate", "remediator.distributed", "remediator.finetune",
+              "remediator.simlive"}
 # The pure core: everything in the layers from the guards' row down, and the decision step.
 CORE = {"remediator.agent", "remediator.guards", "remediator.catalog", "remediator.encoding", "remediator.verify",
         "remediator.snapshot", "remediator.incident", "remediator.actions", "remediator.yamllines",

@@ -57,7 +57,7 @@ def register(app: typer.Typer) -> None:
         with progress_bar() as bar:
             task = bar.add_task(inert(f"simulate {label}"), total=episodes)
             for i, spec in enumerate(s.specs(seed=seed, count=episodes)):
-                inc = Incident(topology, spec, s.horizon_s)
+                inc = Incident(topology, spec, s.horizon_s, s.dynamics)
                 res = run_episode(inc, factory(inc), proposer, policy)
                 rows.append({"fault": "+".join(spec.faults), "variant": spec.variant, "alert": inc.alert.name,
                              "service": spec.service, "recovered": res.recovered, "recovery_s": res.recovery_s,
