@@ -6,14 +6,16 @@ kube-state-metrics series its target's `job`, `service`, `endpoint`, `instance`,
 (where the series has none of its own) kube-state-metrics' own `namespace` and `pod` (honorLabels
 keeps a series' own); every kubelet/cAdvisor series the kubelet's `service`, `endpoint`, `instance`,
 `metrics_path` and `node`. A real Prometheus, backfilled with them, evaluates each rule's `expr`:
-its result is the alert's labels (plus the rule's `severity`), exactly what Alertmanager would send
-once `for:` has passed. `remediator propose --config` then observes the emulated cluster and that
-Prometheus, and must name the right object with its real kind, or escalate.
+its result is the alert's labels (plus the rule's `severity`), what the rule fires once `for:` has
+passed. A real Alertmanager receives that alert and delivers its webhook; the delivered payload goes
+to `remediator propose --config`, which observes the emulated cluster and that Prometheus and must
+name the right object with its real kind, or escalate.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,7 +29,15 @@ from remediator.cli import app
 from tests.live.conftest import requires_prometheus
 from tests.live.kinds import seed_every_kind
 from tests.support.kube import KubeEmulator, KubeServer
-from tests.support.prom import PrometheusServer, Series, render_openmetrics, start_prometheus
+from tests.support.prom import (
+    AlertmanagerServer,
+    PrometheusServer,
+    Series,
+    WebhookRecorder,
+    render_openmetrics,
+    start_alertmanager,
+    start_prometheus,
+)
 
 RULES = Path(__file__).resolve().parents[1] / "fixtures" / "kube-prometheus-rules" / \
     "kubernetesControlPlane-prometheusRule.yaml"
@@ -132,19 +142,35 @@ def _rules() -> dict[str, dict[str, Any]]:
     return out
 
 
+World = tuple[KubeServer, PrometheusServer, AlertmanagerServer, WebhookRecorder, Path]
+
+
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[KubeServer, PrometheusServer, Path]]:
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     tmp = tmp_path_factory.mktemp("kps")
-    with KubeServer(KubeEmulator()) as kube:
+    with KubeServer(KubeEmulator()) as kube, WebhookRecorder() as hook:
         seeded = _cluster(kube)
         om = tmp / "series.om"
         om.write_text(render_openmetrics(_metrics(seeded["pods"], seeded["ksm_pod"])))
-        with start_prometheus(tmp / "prom", backfill=[om]) as prom:
+        with start_prometheus(tmp / "prom", backfill=[om]) as prom, \
+                start_alertmanager(tmp / "am", f"{hook.url}/alerts") as am:
             kube.write_kubeconfig(tmp / "kubeconfig.yaml")
             (tmp / "c.yaml").write_text(yaml.safe_dump({
                 "kubernetes": {"kubeconfig": "kubeconfig.yaml"}, "prometheus": {"url": prom.url, "retries": 0},
                 "mode": "dry-run", "store": "ledger.db", "ranker": "rules"}))
-            yield kube, prom, tmp
+            yield kube, prom, am, hook, tmp
+
+
+def _delivered(hook: WebhookRecorder, alertname: str, timeout: float = 30.0) -> dict[str, Any]:
+    """The webhook payload Alertmanager delivered for `alertname` (it groups by alert name)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for request in list(hook.requests):
+            body = request.json()
+            if body.get("groupLabels", {}).get("alertname") == alertname:
+                return dict(body)
+        time.sleep(0.1)
+    raise AssertionError(f"Alertmanager delivered nothing for {alertname}")
 
 
 # alert -> the object it is about (kind, namespace, name); None: escalate (no workload).
@@ -165,8 +191,8 @@ EXPECTED: dict[str, tuple[str, str, str] | None] = {
 @requires_prometheus
 @pytest.mark.parametrize("alertname", sorted(EXPECTED))
 def test_a_kube_prometheus_alert_resolves_to_its_object_with_its_kind(
-        world: tuple[KubeServer, PrometheusServer, Path], alertname: str) -> None:
-    kube, prom, tmp = world
+        world: World, alertname: str) -> None:
+    kube, prom, am, hook, tmp = world
     rule = _rules()[alertname]
     fired = prom.query(rule["expr"], at=AT)
     assert len(fired) == 1, f"{alertname}: the rule's expression gave {fired}"
@@ -175,9 +201,11 @@ def test_a_kube_prometheus_alert_resolves_to_its_object_with_its_kind(
     labels = {**result, **rule["labels"], "alertname": alertname}
     assert labels.get("service") or alertname == "KubePodNotReady", labels  # the scrape target's labels are on it
     starts = datetime.fromtimestamp(AT - 1200, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    payload = {"version": "4", "status": "firing", "receiver": "remediator", "groupKey": "{}:{}",
-               "alerts": [{"status": "firing", "labels": labels, "annotations": {}, "startsAt": starts,
-                           "fingerprint": "f" * 16}]}
+    am.post_alerts([{"labels": labels, "annotations": {"summary": rule["annotations"].get("summary", "")},
+                     "startsAt": starts}])
+    payload = _delivered(hook, alertname)
+    [delivered] = payload["alerts"]
+    assert delivered["labels"] == labels and delivered["status"] == "firing"
     (tmp / f"{alertname}.json").write_text(json.dumps(payload))
     before = len(kube.requests())
     result = runner.invoke(app, ["propose", "--alert", str(tmp / f"{alertname}.json"), "--config",
