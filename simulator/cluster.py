@@ -20,6 +20,7 @@ from remediator.snapshot import (
     DEFAULT_CONTAINER_ANNOTATION,
     DEPENDS_ON_ANNOTATION,
     PROTECTED_LABEL,
+    REPLICA_SERIES,
     REVISION_ANNOTATION,
     Series,
 )
@@ -100,6 +101,7 @@ class Workload:
     rollout_queue: list[tuple[float, str]] = field(default_factory=list)  # (when, old pod to replace)
     labels: dict[str, str] = field(default_factory=dict)
     pdb_min: int | None = None
+    kind: str = "Deployment"  # or StatefulSet: pods named by ordinal, revisions as ControllerRevisions
     requests: list[float] = field(default_factory=lambda: [0.0, 0.0])  # ok, 5xx
     buckets: list[float] = field(default_factory=lambda: [0.0] * len(BUCKETS))
     error_ratio: float = 0.0
@@ -163,11 +165,12 @@ class Cluster:
 
     def __init__(self, topology: Topology, focus: str, rng: random.Random, noise: float = 0.02,
                  namespace: str | None = None, start: float = 0.0, *, sli: str = "http",
-                 sidecar: bool = False, scrape_labels: bool = False,
+                 sidecar: bool = False, scrape_labels: bool = False, statefulset: bool = False,
                  dynamics: Dynamics | None = None) -> None:
         """`sli` the SLI profile the workloads' request metrics come in (`dialect.NO_SLI`: none),
         `sidecar` an istio-proxy container in the focus workload's pods, `scrape_labels` the
-        scrape targets' labels on every series (simulator.dialect)."""
+        scrape targets' labels on every series (simulator.dialect), `statefulset` the focus workload a
+        StatefulSet rather than a Deployment."""
         if sli not in OUTCOME_LABELS and sli != NO_SLI:
             raise ValueError(f"unknown SLI profile {sli!r}; known: {', '.join([*OUTCOME_LABELS, NO_SLI])}")
         self.sli, self.sidecar, self.scrape_labels = sli, sidecar, scrape_labels
@@ -186,7 +189,8 @@ class Cluster:
         names = (focus, *spec.deps)
         self.workloads: dict[str, Workload] = {}
         for name in names:
-            self.workloads[name] = self._make_workload(topology.service(name))
+            self.workloads[name] = self._make_workload(topology.service(name),
+                                                       "StatefulSet" if statefulset and name == focus else "Deployment")
         self.focus = self.workloads[focus]
         # One frame per tick: (t, nodes, workloads, focus pods); see `_record`.
         self._frames: list[_Frame] = []
@@ -199,12 +203,12 @@ class Cluster:
 
     # ------------------------------------------------------------------ building
 
-    def _make_workload(self, spec: ServiceSpec) -> Workload:
+    def _make_workload(self, spec: ServiceSpec, kind: str = "Deployment") -> Workload:
         rev = Revision(1, self.now - 86400.0 * self.rng.uniform(1, 30), spec.mem_limit, spec.cpu_limit)
         w = Workload(spec=spec, namespace=self.namespace, desired=spec.replicas, revisions=[rev],
                      hpa_max=spec.hpa_max, hpa_min=spec.replicas if spec.hpa_max else 0,
                      pvc_cap=spec.pvc_bytes, pvc_used=spec.pvc_bytes * self.rng.uniform(0.3, 0.5),
-                     labels=dict(spec.labels), pdb_min=spec.pdb_min_available)
+                     labels=dict(spec.labels), pdb_min=spec.pdb_min_available, kind=kind)
         for _ in range(spec.replicas):
             w.pods.append(self._new_pod(w, rev.number, started=self.now - 3600.0))
         return w
@@ -218,8 +222,12 @@ class Cluster:
                 counts[p.node] += 1
         node = min(schedulable, key=lambda n: (counts[n.name], self.rng.random())).name
         startup = self.rng.uniform(5.0, 20.0)
-        suffix = f"{self._pod_seq:05x}"[-5:]
-        return Pod(name=f"{replicaset_name(w.name, revision)}-{suffix}", node=node, revision=revision,
+        if w.kind == "StatefulSet":  # a replaced pod comes back under its ordinal's name
+            taken = {p.name for p in w.pods}
+            name = next(f"{w.name}-{i}" for i in range(len(taken) + 1) if f"{w.name}-{i}" not in taken)
+        else:
+            name = f"{replicaset_name(w.name, revision)}-{f'{self._pod_seq:05x}'[-5:]}"
+        return Pod(name=name, node=node, revision=revision,
                    ready_at=started + startup, mem=w.spec.mem_base * self.rng.uniform(0.9, 1.1),
                    running_since=started + startup)
 
@@ -238,7 +246,8 @@ class Cluster:
         w.revisions.append(rev)
         for pod in w.pods:
             pod.revision = rev.number
-            pod.name = f"{replicaset_name(w.name, rev.number)}-{pod.name.rsplit('-', 1)[-1]}"
+            if w.kind == "Deployment":  # a StatefulSet's pod names do not change with its revision
+                pod.name = f"{replicaset_name(w.name, rev.number)}-{pod.name.rsplit('-', 1)[-1]}"
             pod.running_since = max(pod.running_since, rev.created_at)
         return rev
 
@@ -385,7 +394,10 @@ class Cluster:
         while len(w.pods) < w.desired:
             w.pods.append(self._new_pod(w, w.current.number, started=t))
         while len(w.pods) > w.desired:
-            w.pods.remove(max(w.pods, key=lambda p: (not p.ready, p.ready_at)))
+            if w.kind == "StatefulSet":  # the highest ordinal goes first
+                w.pods.remove(max(w.pods, key=lambda p: int(p.name.rsplit("-", 1)[1])))
+            else:
+                w.pods.remove(max(w.pods, key=lambda p: (not p.ready, p.ready_at)))
 
     def _pod_tick(self, w: Workload, pod: Pod, t: float, crash: bool) -> None:
         rev = w.revision(pod.revision)
@@ -535,10 +547,12 @@ class Cluster:
         both = pre + recent
         for i, wl in enumerate(recent[-1][2]):
             name = wl[0]
-            dep = (("deployment", name), ("namespace", ns))
+            kind = self.workloads[name].kind
+            dep = ((REPLICA_SERIES[kind][0], name), ("namespace", ns))
+            spec_metric, available_metric = REPLICA_SERIES[kind][1:]
             svc = (("namespace", ns), ("service", name))
-            out.emit("kube_deployment_spec_replicas", dep, [(fr[0], fr[2][i][1]) for fr in both])
-            out.emit("kube_deployment_status_replicas_available", dep, [(fr[0], fr[2][i][2]) for fr in recent])
+            out.emit(spec_metric, dep, [(fr[0], fr[2][i][1]) for fr in both])
+            out.emit(available_metric, dep, [(fr[0], fr[2][i][2]) for fr in recent])
             if self.sli == "http":  # the shape (and label order) every recorded figure was made with
                 out.emit("http_requests_total", (("code", "200"),) + svc, [(fr[0], fr[2][i][3]) for fr in both])
                 out.emit("http_requests_total", (("code", "500"),) + svc, [(fr[0], fr[2][i][4]) for fr in both])
@@ -636,6 +650,20 @@ class Cluster:
         return {"metadata": {"labels": {"app": w.name}, "annotations": {DEFAULT_CONTAINER_ANNOTATION: APP_CONTAINER}},
                 "spec": {"volumes": volumes, "containers": [{"name": APP_CONTAINER}, {"name": SIDECAR}]}}
 
+    def _revision_objects(self, w: Workload) -> list[dict[str, Any]]:
+        """The current revision and revisionHistoryLimit (10) more: a Deployment's ReplicaSets, a
+        StatefulSet's ControllerRevisions."""
+        ns = self.namespace
+        if w.kind == "StatefulSet":
+            return [{"kind": "ControllerRevision", "revision": rev.number, "metadata": {
+                "name": replicaset_name(w.name, rev.number), "namespace": ns, "creationTimestamp": rev.created_at,
+                "ownerReferences": [{"kind": "StatefulSet", "name": w.name, "controller": True}]}}
+                for rev in w.revisions[-11:]]
+        return [{"kind": "ReplicaSet", "metadata": {
+            "name": replicaset_name(w.name, rev.number), "namespace": ns, "creationTimestamp": rev.created_at,
+            "annotations": {REVISION_ANNOTATION: str(rev.number)},
+            "ownerReferences": [{"kind": "Deployment", "name": w.name}]}} for rev in w.revisions[-11:]]
+
     def objects(self) -> list[dict[str, Any]]:
         """The Kubernetes objects around the incident, as the API server would return them."""
         ns = self.namespace
@@ -643,30 +671,31 @@ class Cluster:
         for w in self.workloads.values():
             labels = {"app": w.name, **w.labels}
             volumes = [{"name": "data", "persistentVolumeClaim": {"claimName": f"{w.name}-data"}}] if w.pvc_cap else []
+            annotations = {DEPENDS_ON_ANNOTATION: ",".join(w.spec.deps)}
+            if w.kind == "Deployment":
+                annotations[REVISION_ANNOTATION] = str(w.current.number)
             out.append({
-                "kind": "Deployment",
-                "metadata": {"name": w.name, "namespace": ns, "labels": labels,
-                             "annotations": {DEPENDS_ON_ANNOTATION: ",".join(w.spec.deps),
-                                             REVISION_ANNOTATION: str(w.current.number)}},
+                "kind": w.kind,
+                "metadata": {"name": w.name, "namespace": ns, "labels": labels, "annotations": annotations},
                 "spec": {"replicas": w.desired, "selector": {"matchLabels": {"app": w.name}},
-                         "template": self._template(w, volumes)},
+                         "template": self._template(w, volumes),
+                         **({"serviceName": w.name} if w.kind == "StatefulSet" else {})},
             })
-            for rev in w.revisions[-11:]:  # the current one and revisionHistoryLimit (10) more
-                out.append({"kind": "ReplicaSet", "metadata": {
-                    "name": replicaset_name(w.name, rev.number), "namespace": ns,
-                    "creationTimestamp": rev.created_at,
-                    "annotations": {REVISION_ANNOTATION: str(rev.number)},
-                    "ownerReferences": [{"kind": "Deployment", "name": w.name}]}})
+            out += self._revision_objects(w)
+            if w.kind == "StatefulSet":  # its governing Service: how a `service` label finds it
+                out.append({"kind": "Service", "metadata": {"name": w.name, "namespace": ns, "labels": {"app": w.name}},
+                            "spec": {"selector": {"app": w.name}, "ports": [{"name": "http", "port": 8080}]}})
             for pod in w.pods:
+                owner = (("StatefulSet", w.name) if w.kind == "StatefulSet"
+                         else ("ReplicaSet", replicaset_name(w.name, pod.revision)))
                 out.append({"kind": "Pod", "metadata": {
                     "name": pod.name, "namespace": ns,
-                    "ownerReferences": [{"kind": "ReplicaSet",
-                                         "name": replicaset_name(w.name, pod.revision)}]},
+                    "ownerReferences": [{"kind": owner[0], "name": owner[1]}]},
                     "spec": {"nodeName": pod.node},
                     "status": {"conditions": [{"type": "Ready", "status": "True" if pod.ready else "False"}]}})
             if w.hpa_max:
                 out.append({"kind": "HorizontalPodAutoscaler", "metadata": {"name": w.name, "namespace": ns},
-                            "spec": {"scaleTargetRef": {"kind": "Deployment", "name": w.name},
+                            "spec": {"scaleTargetRef": {"kind": w.kind, "name": w.name},
                                      "minReplicas": w.hpa_min, "maxReplicas": w.hpa_max}})
             if w.pdb_min is not None:
                 out.append({"kind": "PodDisruptionBudget", "metadata": {"name": w.name, "namespace": ns},

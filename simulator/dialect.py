@@ -32,7 +32,7 @@ KSM_FAMILIES = frozenset({
     "kube_pod_container_status_restarts_total", "kube_pod_container_status_last_terminated_reason",
     "kube_pod_container_status_waiting_reason", "kube_pod_container_resource_limits",
     "kube_horizontalpodautoscaler_status_current_replicas", "kube_horizontalpodautoscaler_spec_max_replicas",
-    "kube_node_status_condition"})
+    "kube_node_status_condition", "kube_statefulset_replicas", "kube_statefulset_status_replicas_ready"})
 CADVISOR_FAMILIES = frozenset({
     "container_memory_working_set_bytes", "container_cpu_usage_seconds_total", "container_cpu_cfs_periods_total",
     "container_cpu_cfs_throttled_periods_total"})

@@ -60,6 +60,7 @@ class IncidentSpec:
     # The alert fires as its rule would: after its `for:` held (simulator.alerting), not at a
     # fixed moment after the fault's onset.
     alert_for: bool = False
+    statefulset: bool = False  # the alerted workload is a StatefulSet
 
     @property
     def fault(self) -> str:
@@ -101,7 +102,7 @@ class Incident:
             svc = replace(svc, pdb_min_available=svc.replicas)
         topology = Topology(topology.nodes, tuple(svc if s.name == svc.name else s for s in topology.services))
         self.cluster = c = Cluster(topology, spec.service, rng, noise=spec.noise, namespace=namespace,
-                                   start=EPOCH, sli=spec.sli, sidecar=spec.sidecar,
+                                   start=EPOCH, sli=spec.sli, sidecar=spec.sidecar, statefulset=spec.statefulset,
                                    scrape_labels=spec.scrape_labels, dynamics=dynamics)
         # The agent reads the profile the cluster speaks; with none, its default finds nothing.
         self.sli = PROFILES.get(spec.sli, DEFAULT_PROFILE)

@@ -17,6 +17,8 @@
       sli: {http: 2, istio: 1, grpc: 1, none: 1}   # SLI profile weights; none: no request metrics
       sidecar: 0.3               # share whose pods carry an istio-proxy sidecar
       scrape_labels: 0.5         # share with kube-prometheus-stack's scrape-target labels
+      statefulset: 0.2           # share whose alerted workload is a StatefulSet
+      alert_for: true            # alerts fire after their rule's for:
 """
 
 from __future__ import annotations
@@ -88,6 +90,7 @@ class Dialect(BaseModel):
     scrape_labels: float = Field(0.0, ge=0, le=1)  # share with kube-prometheus-stack's scrape labels
     # Alerts fire as their rules would, after the rule's `for:` (15 min for most), not at a fixed lead.
     alert_for: bool = False
+    statefulset: float = Field(0.0, ge=0, le=1)  # share whose alerted workload is a StatefulSet
 
     @field_validator("sli")
     @classmethod
@@ -104,7 +107,7 @@ class Dialect(BaseModel):
         names = sorted(self.sli)
         return {"sli": rng.choices(names, [self.sli[n] for n in names])[0],
                 "sidecar": rng.random() < self.sidecar, "scrape_labels": rng.random() < self.scrape_labels,
-                "alert_for": self.alert_for}
+                "alert_for": self.alert_for, "statefulset": rng.random() < self.statefulset}
 
 
 class Suite(BaseModel):

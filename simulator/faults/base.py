@@ -72,11 +72,17 @@ def worst_pod(w: Workload) -> str:
     pods = sorted(w.pods, key=lambda p: (p.ready, -p.restarts, p.name))
     # With no pod left, the alert names the last one the current ReplicaSet made, as a real
     # alert still firing for a pod that is gone does.
-    return pods[0].name if pods else f"{replicaset_name(w.name, w.current.number)}-00000"
+    if pods:
+        return pods[0].name
+    return f"{w.name}-0" if w.kind == "StatefulSet" else f"{replicaset_name(w.name, w.current.number)}-00000"
 
 
 def pod_alert(cluster: Cluster, name: str) -> tuple[str, dict[str, str]]:
     w = cluster.focus
+    if not w.pods and w.kind == "StatefulSet":
+        # No pod left to alert on (a StatefulSet's pods are named by ordinal, not by a ReplicaSet that
+        # outlives them): what fires is the controller's replicas alert.
+        return "KubeStatefulSetReplicasMismatch", {"namespace": w.namespace, "statefulset": w.name}
     return name, {"namespace": w.namespace, "pod": worst_pod(w), "container": "app"}
 
 

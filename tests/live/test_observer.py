@@ -58,11 +58,14 @@ ROUND_TRIP = [
 
 # The cluster's dialect (simulator.dialect): request metrics in another SLI profile or none at all,
 # an istio-proxy sidecar, kube-prometheus-stack's scrape labels on every series and alert.
+# (fault, SLI profile, sidecar, scrape labels, StatefulSet)
 DIALECT_ROUND_TRIP = [
-    ("memory_leak", "istio", True, True), ("bad_config_rollout", "grpc", False, True),
-    ("dependency_errors", "linkerd", True, False), ("hung_process", "otel-spanmetrics", False, True),
-    ("traffic_spike", "none", True, True), ("node_not_ready", "http", True, True),
-    ("volume_filling", "istio", False, True), ("cpu_limit_low", "http", True, True),
+    ("memory_leak", "istio", True, True, False), ("bad_config_rollout", "grpc", False, True, False),
+    ("dependency_errors", "linkerd", True, False, False), ("hung_process", "otel-spanmetrics", False, True, False),
+    ("traffic_spike", "none", True, True, False), ("node_not_ready", "http", True, True, False),
+    ("volume_filling", "istio", False, True, False), ("cpu_limit_low", "http", True, True, False),
+    ("bad_rollout", "http", False, True, True), ("memory_leak", "istio", True, True, True),
+    ("traffic_spike", "grpc", False, False, True), ("volume_filling", "none", False, True, True),
 ]
 
 
@@ -133,17 +136,19 @@ def test_round_trip_through_prometheus_gives_the_simulators_observation(
 
 
 @requires_prometheus
-@pytest.mark.parametrize(("fault", "sli", "sidecar", "scrape_labels"), DIALECT_ROUND_TRIP)
+@pytest.mark.parametrize(("fault", "sli", "sidecar", "scrape_labels", "statefulset"), DIALECT_ROUND_TRIP)
 def test_round_trip_in_the_clusters_dialect(tmp_path: Path, fault: str, sli: str, sidecar: bool,
-                                            scrape_labels: bool) -> None:
+                                            scrape_labels: bool, statefulset: bool) -> None:
     """A cluster that speaks kube-prometheus-stack, a mesh or no request metrics at all: the series
     through a real Prometheus and the live observer (reading the incident's SLI profile) give the
     simulator's own observation, the SLO unknown exactly when no request metric exists."""
-    inc = incident(fault, sli=sli, sidecar=sidecar, scrape_labels=scrape_labels)
+    inc = incident(fault, sli=sli, sidecar=sidecar, scrape_labels=scrape_labels, statefulset=statefulset)
     direct = inc.observe()
+    assert direct.workload is not None
+    assert direct.workload.kind == ("StatefulSet" if statefulset else "Deployment")
     series = observed_series(inc)
     if scrape_labels:
-        ksm = next(s for s in series if s.name == "kube_deployment_spec_replicas")
+        ksm = next(s for s in series if s.name in ("kube_deployment_spec_replicas", "kube_statefulset_replicas"))
         assert ksm.labels["job"] == "kube-state-metrics" and ksm.labels["pod"].startswith("kube-prometheus-stack-")
         assert inc.alert.labels.get("job") in ("kube-state-metrics", "kubelet", None)
     with prometheus_with(tmp_path, series) as prom:

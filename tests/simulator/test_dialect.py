@@ -97,3 +97,35 @@ def test_rule_labels_follow_the_rules_expressions() -> None:
     assert throttle["instance"].endswith(":10250") and "job" not in throttle and "node" not in throttle
     assert rule_labels("ServiceLatencyHigh", {"namespace": "shop", "service": "cart"}) == {
         "namespace": "shop", "service": "cart"}
+
+
+def test_a_statefulset_keeps_its_pods_names_and_revisions_as_controller_revisions() -> None:
+    inc = incident("bad_rollout", statefulset=True)
+    snap = inc.observe()
+    assert snap.workload is not None and snap.workload.kind == "StatefulSet"
+    w = inc.cluster.focus
+    assert sorted(p.name for p in w.pods) == [f"{w.name}-{i}" for i in range(len(w.pods))]
+    objects = inc.cluster.objects()
+    revisions = [o for o in objects if o["kind"] == "ControllerRevision"]
+    assert len(revisions) == len(w.revisions) and not any(o["kind"] == "ReplicaSet" and
+                                                          o["metadata"]["ownerReferences"][0]["name"] == w.name
+                                                          for o in objects)
+    assert snap.signals.has_previous_revision == 1.0  # the bad rollout's ControllerRevision history
+    names = {s.name for s in observed_series(inc) if s.labels.get("statefulset") == w.name}
+    assert names == {"kube_statefulset_replicas", "kube_statefulset_status_replicas_ready"}
+    # a restart replaces every pod under the same names; a scale down removes the highest ordinal
+    inc.cluster.apply(Action(ActionKind.RESTART_ROLLOUT, snap.workload))
+    inc.advance(300.0)
+    assert sorted(p.name for p in w.pods) == [f"{w.name}-{i}" for i in range(len(w.pods))]
+    w.desired = len(w.pods) - 1
+    inc.advance(15.0)
+    assert sorted(p.name for p in w.pods) == [f"{w.name}-{i}" for i in range(w.desired)]
+
+
+def test_a_statefulset_without_pods_alerts_on_its_replicas() -> None:
+    inc = incident("scaled_to_zero", statefulset=True)
+    from simulator.faults.base import pod_alert
+
+    assert not inc.cluster.focus.pods
+    name, labels = pod_alert(inc.cluster, "KubePodCrashLooping")
+    assert name == "KubeStatefulSetReplicasMismatch" and labels["statefulset"] == inc.cluster.focus.name
