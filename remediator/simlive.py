@@ -15,6 +15,7 @@ signals), which is what a benchmark's MTTR reports; the loop's figure is in the 
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -153,6 +154,10 @@ def run_through_loop(incidents: Iterable[Incident], ranker: Ranker, ledger: Ledg
             if row is None or row.status not in ACTIVE:
                 break
             _step(inc, TICK_S)
+        # The alert clears as Alertmanager would say so, and the next simulated incident (whose clock
+        # starts over) finds no incident of this one still open or reopened on the same workload.
+        ledger.record_alerts([ReceivedAlert(dataclasses.replace(inc.alert, status="resolved"),
+                                            ends_at=inc.cluster.now)], received_at=inc.cluster.now)
         row = ledger.incident(incident_id)
         kinds = tuple(e.action.kind.value for e in ledger.executions(incident_id=incident_id)
                       if e.action.kind not in PASSIVE_KINDS or e.action.kind is ActionKind.ESCALATE)
