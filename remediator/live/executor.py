@@ -51,6 +51,16 @@ planned to zero replicas and never to a template that drops a volume (`guards.vo
 - expand_volume: merge patch of `spec.resources.requests.storage`; no inverse: the API server
   refuses a request below `status.capacity`, so an expansion is irreversible (the summary and
   the ledger say so, and `undo` refuses it with that reason).
+- revert_config: the alerted workload's config differs from its last-known-good version (the
+  ledger's `known_good`, recorded while the SLO held). A ConfigMap edited in place: merge patch of
+  its `data`/`binaryData` back to the recorded data, then a rolling restart (restartedAt) of every
+  workload that uses it; inverse: the data before and the previous annotations. Refused for an
+  immutable ConfigMap, one changed again since the decision, and a Secret edited in place (its
+  values were never kept). A reference moved to another ConfigMap or Secret: JSON patch of the pod
+  template pointing back at the good name (a Secret is never read); inverse: the template before.
+- restore_service: JSON patch of the Service's `selector` and `ports` back to the recorded version
+  (allocated nodePorts kept); inverse: the selector and ports before.
+- uncordon_node: only a cordoned node that is Ready; SMP `spec.unschedulable: null`; inverse: cordon.
 - noop, escalate: no change (escalate posts a Warning Event).
 """
 
