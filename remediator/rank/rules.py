@@ -107,9 +107,9 @@ _CAUSES: tuple[_Row, ...] = (
     (lambda r: (r.crashing or r.erroring) and r.g.config_secret_edited > 0, (A.ESCALATE,)),
     (lambda r: r.crashing and r.recent_rollout, (A.ROLLBACK_ROLLOUT,)),
     # Pods that exit with an error of their own (no OOM, dependencies healthy) on a revision
-    # that has a predecessor: the code is broken, whenever it went out.
+    # that has a predecessor: the code is broken, whenever it went out (unless a config changed since).
     (lambda r: r.crashing and not r.deps_broken and r.g.error_exit_fraction > 0.5
-     and r.g.has_previous_revision > 0, (A.ROLLBACK_ROLLOUT,)),
+     and r.g.has_previous_revision > 0 and not r.config_changed, (A.ROLLBACK_ROLLOUT,)),
     (lambda r: r.crashing, (A.RESTART_ROLLOUT,)),
     (lambda r: r.troubled and r.deps_broken, (A.RESTART_DEPENDENCY,)),
     (lambda r: r.erroring and r.recent_rollout, (A.ROLLBACK_ROLLOUT,)),
