@@ -350,7 +350,14 @@ case("norunbook-statefulset-mismatch",
             "StatefulSet has not matched the expected number of replicas.",
             f"StatefulSet {NS}/redis has not matched the expected number of replicas for longer than 15 minutes "
             "on cluster .")],
-     CLUSTER, ["escalate"], "a StatefulSet: the agent has no action for it")
+     CLUSTER, ["escalate"], "a StatefulSet: its runbook exists, but the snapshot resolves no StatefulSet yet, "
+     "so nothing is in scope")
+case("daemonsetrolloutstuck-unresolved",
+     [alert("KubeDaemonSetRolloutStuck", {**KSM, "namespace": NS, "daemonset": "node-agent"},
+            "DaemonSet rollout is stuck.",
+            f"DaemonSet {NS}/node-agent has not finished or progressed for at least 15m on cluster .")],
+     CLUSTER, ["escalate"], "a DaemonSet: its runbook exists, but the snapshot resolves no DaemonSet yet, "
+     "so nothing is in scope")
 case("norunbook-job-failed",
      [alert("KubeJobFailed", {**KSM, "namespace": NS, "job_name": "nightly-export-29381120"},
             "Job failed to complete.",

@@ -26,6 +26,10 @@ class ActionKind(str, Enum):
     EXPAND_VOLUME = "expand_volume"
     RESTART_DEPENDENCY = "restart_dependency"
     ESCALATE = "escalate"
+    # Added with encoder version 2 (appended: the order above is every older model's).
+    REVERT_CONFIG = "revert_config"
+    RESTORE_SERVICE = "restore_service"
+    UNCORDON_NODE = "uncordon_node"
 
 
 ACTION_KINDS: tuple[ActionKind, ...] = tuple(ActionKind)
@@ -119,6 +123,8 @@ class ActionSpec:
 IRREVERSIBLE_EXPANSION = ("irreversible: a volume never shrinks, the API server refuses a storage request "
                           "below status.capacity, so this expansion cannot be undone")
 IRREVERSIBLE_EVICTION = "irreversible: an evicted pod cannot be brought back; its controller creates a new one"
+# The object kinds whose last-known-good version `revert_config` puts back (remediator.versions).
+CONFIG_TARGETS = ("ConfigMap", "Secret")
 
 
 # The workload kinds the executor acts on (target.kind says which).
@@ -157,4 +163,11 @@ SPECS: dict[ActionKind, ActionSpec] = {s.kind: s for s in (
           "rolling restart of a direct dependency of the alerted workload", on=WORKLOAD_KINDS),
     _spec(ActionKind.ESCALATE, "Deployment", Risk.LOW, "hand the incident to a human and stop acting",
           on=WORKLOAD_KINDS),
+    _spec(ActionKind.REVERT_CONFIG, "ConfigMap", Risk.MEDIUM,
+          "put a ConfigMap edited in place back to its last-known-good data and restart the workloads that use it, "
+          "or point the workload back at the ConfigMap or Secret it used while its SLO held", on=CONFIG_TARGETS),
+    _spec(ActionKind.RESTORE_SERVICE, "Service", Risk.MEDIUM,
+          "put the Service's selector and ports back to the last-known-good version that routed to the workload"),
+    _spec(ActionKind.UNCORDON_NODE, "Node", Risk.MEDIUM,
+          "make a node that is Ready again schedulable (spec.unschedulable false) so Pending pods get room"),
 )}

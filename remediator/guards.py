@@ -329,7 +329,7 @@ def target_key(action: Action, snapshot: Snapshot) -> ObjectRef:
     'Deployment/shop/cart'
     """
     t, w = action.target, snapshot.workload
-    if action.kind is ActionKind.CORDON_DRAIN_NODE or t.kind == "Node":
+    if action.kind in (ActionKind.CORDON_DRAIN_NODE, ActionKind.UNCORDON_NODE) or t.kind == "Node":
         return ObjectRef("Node", "", t.name)
     if t.kind in WORKLOAD_KINDS:
         return t
@@ -338,6 +338,8 @@ def target_key(action: Action, snapshot: Snapshot) -> ObjectRef:
             return w
         if t in (snapshot.hpa, snapshot.pvc):
             return w
+        if action.kind in (ActionKind.REVERT_CONFIG, ActionKind.RESTORE_SERVICE):
+            return w  # the workload's config and Service count against the workload they serve
     if t.kind == "Pod":
         return ObjectRef("Deployment", t.namespace, _owner_guess(t.name))
     if t.kind == "HorizontalPodAutoscaler":
@@ -497,6 +499,13 @@ def touched(action: Action, snapshot: Snapshot) -> list[tuple[str, ObjectRef, Ma
         return [("target", t, {}), *(("evicted pod", p.ref, p.labels) for p in pods)]
     if action.kind is ActionKind.RESTART_DEPENDENCY:
         return [("target", t, snapshot.dependency_labels.get(t.name))]
+    if action.kind is ActionKind.UNCORDON_NODE:
+        return [("target", t, snapshot.cordoned_node_labels if t.name == snapshot.cordoned_node else None)]
+    if action.kind is ActionKind.REVERT_CONFIG:
+        # Every workload that uses the config is restarted with it (a renamed reference: only the alerted one).
+        restarted = [("restarted workload", u.ref, u.labels) for u in snapshot.config_users
+                     if u.ref != snapshot.workload]
+        return [("target", t, snapshot.workload_labels), *restarted]
     return [("target", t, snapshot.workload_labels)]
 
 
@@ -576,6 +585,24 @@ def circuit_breaker_guard(action: Action, snapshot: Snapshot, history: Sequence[
                                     "stop acting and escalate to a human")
 
 
+def _outside_around(action: Action, snapshot: Snapshot) -> str | None:
+    """Scope of the kinds that act around the workload: its drifted config, its Service, a node for its Pending pods."""
+    t, w = action.target, snapshot.workload
+    if action.kind is ActionKind.UNCORDON_NODE:
+        if t.name == snapshot.cordoned_node:
+            return None
+        return (f"{t} is not a Ready but cordoned node the incident's Pending pods could use "
+                f"({snapshot.cordoned_node or 'none observed'})")
+    if action.kind is ActionKind.REVERT_CONFIG:
+        drifted = [d.current.ref for d in snapshot.config_drift]
+        if t in drifted:
+            return None
+        return (f"{t} is not a config of {w or 'the alerted workload'} that differs from its last-known-good "
+                f"version ({', '.join(str(d) for d in drifted) or 'none'})")
+    svc = snapshot.service.ref if snapshot.service is not None else None
+    return None if t == svc else f"{t} is not the Service of {w or 'the alerted workload'} ({svc or 'none observed'})"
+
+
 @_active_only
 def scope_guard(action: Action, snapshot: Snapshot, history: Sequence[Executed],
                 policy: GuardPolicy, now: float) -> Verdict | None:
@@ -583,8 +610,10 @@ def scope_guard(action: Action, snapshot: Snapshot, history: Sequence[Executed],
 
     Proposals are untrusted (an LLM may name any object): a Deployment action must target
     the alerted workload, `restart_dependency` one of its observed dependencies,
-    `delete_pod` one of its pods, `raise_hpa_max` its HPA, `expand_volume` its PVC and
-    `cordon_drain_node` its node.
+    `delete_pod` one of its pods, `raise_hpa_max` its HPA, `expand_volume` its PVC,
+    `cordon_drain_node` its node, `revert_config` a config of it that drifted from its
+    last-known-good version, `restore_service` its Service and `uncordon_node` the Ready but
+    cordoned node the snapshot names for its Pending pods.
     """
     t, kind, w = action.target, action.kind, snapshot.workload
     if t.kind not in SPECS[kind].targets:
@@ -601,6 +630,8 @@ def scope_guard(action: Action, snapshot: Snapshot, history: Sequence[Executed],
     elif kind is ActionKind.CORDON_DRAIN_NODE:
         if t.name != snapshot.node:
             problem = f"{t} is not the node of the incident ({snapshot.node or 'none observed'})"
+    elif kind in (ActionKind.UNCORDON_NODE, ActionKind.REVERT_CONFIG, ActionKind.RESTORE_SERVICE):
+        problem = _outside_around(action, snapshot)
     elif kind is ActionKind.DELETE_POD:
         if w is None or not _pod_of(t.name, w.name, snapshot.pods):
             problem = f"{t} is not a pod of {w or 'the alerted workload'}"
@@ -754,9 +785,25 @@ def bounds_guard(action: Action, snapshot: Snapshot, history: Sequence[Executed]
 @_active_only
 def precondition_guard(action: Action, snapshot: Snapshot, history: Sequence[Executed],
                        policy: GuardPolicy, now: float) -> Verdict | None:
-    """A rollback needs a previous revision to roll back to."""
-    if action.kind is ActionKind.ROLLBACK_ROLLOUT and not snapshot.signals.has_previous_revision >= 1:
+    """A rollback needs a previous revision to roll back to; `revert_config` a last-known-good version
+    it can put back (never a Secret edited in place: its values were never kept); `restore_service` a
+    last-known-good version that differs; `uncordon_node` pods Pending for want of room."""
+    kind, s = action.kind, snapshot.signals
+    if kind is ActionKind.ROLLBACK_ROLLOUT and not s.has_previous_revision >= 1:
         return _deny("precondition", f"{action.target} has no previous revision to roll back to")
+    if kind is ActionKind.REVERT_CONFIG:
+        drift = next((d for d in snapshot.config_drift if d.current.ref == action.target), None)
+        if drift is None:
+            return _deny("precondition", f"{action.target} matches its last-known-good version (or none was "
+                                         "recorded while the SLO held): nothing to revert")
+        if drift.blocked:
+            return _deny("precondition", f"{drift.blocked}; escalate")
+    if kind is ActionKind.RESTORE_SERVICE and snapshot.service_drift is None:
+        return _deny("precondition", f"{action.target} matches its last-known-good version (or none was recorded "
+                                     "while the SLO held): nothing to restore")
+    if kind is ActionKind.UNCORDON_NODE and not s.pending_pods > 0:
+        return _deny("precondition", f"no pod of {snapshot.workload or 'the incident'} waits Pending for room: "
+                                     f"uncordoning {action.target} would not help it")
     return None
 
 

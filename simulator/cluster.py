@@ -37,6 +37,9 @@ NODE_EVICTION_S = 300.0  # default not-ready toleration: pods are evicted
 # How many trailing samples of each series the observer sees (a bit over the 2 min rate window).
 WINDOW_POINTS = 10
 LONG_POINTS = 41  # 10 minutes, for volume trends
+CONFIG_SYNC_S = 60.0  # the kubelet refreshes a mounted ConfigMap within about a minute
+APP_PORT = "http"  # the container port the workload serves on (named), and its number
+APP_PORT_NUMBER = 8080
 _LE = tuple("+Inf" if math.isinf(le) else repr(le) for le in BUCKETS)
 # The istio-proxy sidecar of a meshed workload: a steady working set under its own limits.
 SIDECAR_MEM = 60 * MIB
@@ -63,10 +66,20 @@ class Revision:
     leak_tau_s: float = 180.0
 
 
+@dataclass(frozen=True)
+class ConfigData:
+    """The content of a workload's ConfigMap (`<workload>-config`): what it makes the process do."""
+
+    content: int
+    written_at: float
+    error_ratio: float = 0.0  # a share of requests fail while it is loaded
+    crash_after_s: float = 0.0  # > 0: the process exits on it this long after start
+
+
 @dataclass
 class Pod:
     name: str
-    node: str
+    node: str  # "" while Pending: no schedulable node had room
     revision: int
     ready_at: float
     mem: float
@@ -79,6 +92,7 @@ class Pod:
     slow_s: float = 0.0  # extra latency this process adds (a stuck pool, GC thrash)
     ready: bool = False
     counters: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])  # cpu s, periods, throttled
+    born: float = 0.0  # when the pod was created: it read its ConfigMap then
 
 
 @dataclass
@@ -107,10 +121,28 @@ class Workload:
     error_ratio: float = 0.0
     p99: float = 0.0
     rps: float = 0.0
+    # Its ConfigMap now and before the last write (pods started before it see the old one until the
+    # kubelet syncs), and its Service's selector and targetPort with the last time it was written.
+    config: ConfigData = ConfigData(1, 0.0)
+    config_prev: ConfigData = ConfigData(1, 0.0)
+    svc_selector: dict[str, str] = field(default_factory=dict)
+    svc_target: str | int = APP_PORT
+    svc_written_at: float = 0.0
 
     @property
     def name(self) -> str:
         return self.spec.name
+
+    @property
+    def routed(self) -> bool:
+        """Whether its Service selects its pods (labels `app: <name>`) on a port they serve."""
+        return (all({"app": self.name}.get(k) == v for k, v in self.svc_selector.items())
+                and self.svc_target in (APP_PORT, APP_PORT_NUMBER))
+
+    def config_of(self, pod: Pod, t: float) -> ConfigData:
+        """The configuration a pod runs with: read at its start, refreshed at the kubelet's next sync."""
+        c = self.config
+        return c if pod.born >= c.written_at or t >= c.written_at + CONFIG_SYNC_S else self.config_prev
 
     @property
     def current(self) -> Revision:
@@ -136,6 +168,7 @@ class Node:
     ready: bool = True
     cordoned: bool = False
     down_since: float | None = None
+    slots: int | None = None  # how many simulated pods fit; None: room enough
 
 
 # One recorded tick: (t, nodes, workloads, focus pods); see `Cluster._record`.
@@ -208,14 +241,22 @@ class Cluster:
         w = Workload(spec=spec, namespace=self.namespace, desired=spec.replicas, revisions=[rev],
                      hpa_max=spec.hpa_max, hpa_min=spec.replicas if spec.hpa_max else 0,
                      pvc_cap=spec.pvc_bytes, pvc_used=spec.pvc_bytes * self.rng.uniform(0.3, 0.5),
-                     labels=dict(spec.labels), pdb_min=spec.pdb_min_available, kind=kind)
+                     labels=dict(spec.labels), pdb_min=spec.pdb_min_available, kind=kind,
+                     config=ConfigData(1, rev.created_at), config_prev=ConfigData(1, rev.created_at),
+                     svc_selector={"app": spec.name}, svc_written_at=rev.created_at)
         for _ in range(spec.replicas):
             w.pods.append(self._new_pod(w, rev.number, started=self.now - 3600.0))
         return w
 
     def _new_pod(self, w: Workload, revision: int, started: float) -> Pod:
         self._pod_seq += 1
-        schedulable = [n for n in self.nodes.values() if n.ready and not n.cordoned] or list(self.nodes.values())
+        schedulable = [n for n in self.nodes.values() if n.ready and not n.cordoned]
+        if any(n.slots is not None for n in self.nodes.values()):
+            schedulable = [n for n in schedulable if self._has_room(n)]
+            if not schedulable:  # Pending: the scheduler finds no node with room
+                return Pod(name=f"{replicaset_name(w.name, revision)}-{f'{self._pod_seq:05x}'[-5:]}", node="",
+                           revision=revision, ready_at=math.inf, mem=w.spec.mem_base, born=started)
+        schedulable = schedulable or list(self.nodes.values())
         counts = {n.name: 0 for n in schedulable}
         for p in w.pods:
             if p.node in counts:
@@ -229,7 +270,45 @@ class Cluster:
             name = f"{replicaset_name(w.name, revision)}-{f'{self._pod_seq:05x}'[-5:]}"
         return Pod(name=name, node=node, revision=revision,
                    ready_at=started + startup, mem=w.spec.mem_base * self.rng.uniform(0.9, 1.1),
-                   running_since=started + startup)
+                   running_since=started + startup, born=started)
+
+    def _has_room(self, node: Node) -> bool:
+        if node.slots is None:
+            return True
+        return sum(p.node == node.name for w in self.workloads.values() for p in w.pods) < node.slots
+
+    def _schedule_pending(self, w: Workload, t: float) -> None:
+        """The scheduler retries Pending pods: one that finds a schedulable node with room starts there."""
+        for pod in [p for p in w.pods if not p.node]:
+            room = [n for n in self.nodes.values() if n.ready and not n.cordoned and self._has_room(n)]
+            if room:
+                pod.node = min(room, key=lambda n: n.name).name
+                pod.ready_at = pod.running_since = t + self.rng.uniform(5.0, 20.0)
+
+    def edit_config(self, w: Workload, **effects: float) -> None:
+        """Someone edits the workload's ConfigMap in place (new content, no rollout)."""
+        w.config_prev = w.config
+        w.config = ConfigData(w.config.content + 1, self.now, **effects)
+
+    def edit_service(self, w: Workload, *, selector: dict[str, str] | None = None,
+                     target_port: str | int | None = None) -> None:
+        """Someone edits the Service in front of the workload."""
+        if selector is not None:
+            w.svc_selector = dict(selector)
+        if target_port is not None:
+            w.svc_target = target_port
+        w.svc_written_at = self.now
+
+    def leave_cordoned(self, name: str) -> None:
+        """A node back from maintenance, Ready but still cordoned, while every other node is full:
+        the workload's pods drained off it wait Pending."""
+        node = self.nodes[name]
+        node.cordoned = True
+        for other in self.nodes.values():
+            if other.name != name:
+                other.slots = sum(p.node == other.name for x in self.workloads.values() for p in x.pods)
+        for pod in [p for p in self.focus.pods if p.node == name]:
+            self._replace_pod(self.focus, pod)
 
     def add_revision(self, w: Workload, **changes: Any) -> Revision:
         base = w.current
@@ -332,6 +411,28 @@ class Cluster:
                 self._replace_pod(wl, pod)
         return True
 
+    def _revert_config(self, action: Action, w: Workload) -> bool:
+        """Put the ConfigMap's first (last-known-good) content back and restart the workload."""
+        w = next((x for x in self.workloads.values() if f"{x.name}-config" == action.target.name), w)
+        if w.config.content == 1 or f"{w.name}-config" != action.target.name:
+            return False  # nothing differs from what held
+        w.config_prev, w.config = w.config, ConfigData(1, self.now)
+        self.add_revision(w)
+        return True
+
+    def _restore_service(self, action: Action, w: Workload) -> bool:
+        if w.routed and w.svc_selector == {"app": w.name}:
+            return False
+        w.svc_selector, w.svc_target, w.svc_written_at = {"app": w.name}, APP_PORT, self.now
+        return True
+
+    def _uncordon(self, action: Action, w: Workload) -> bool:
+        node = self.nodes.get(action.target.name)
+        if node is None or not node.cordoned:
+            return False
+        node.cordoned = False
+        return True
+
     def _expand_volume(self, action: Action, w: Workload) -> bool:
         if not w.pvc_cap:
             return False  # nothing mounted to expand
@@ -387,7 +488,10 @@ class Cluster:
 
     def _reconcile(self, w: Workload, t: float) -> None:
         """ReplicaSet controller: pod count follows desired; pods on dead nodes get evicted."""
+        self._schedule_pending(w, t)
         for pod in list(w.pods):
+            if not pod.node:
+                continue
             node = self.nodes[pod.node]
             if not node.ready and node.down_since is not None and t - node.down_since >= NODE_EVICTION_S:
                 self._replace_pod(w, pod)
@@ -401,6 +505,9 @@ class Cluster:
 
     def _pod_tick(self, w: Workload, pod: Pod, t: float, crash: bool) -> None:
         rev = w.revision(pod.revision)
+        if not pod.node:
+            pod.ready = False
+            return
         node = self.nodes[pod.node]
         if not node.ready and node.down_since is not None and t - node.down_since >= NODE_POD_GRACE_S:
             pod.ready = False
@@ -411,9 +518,12 @@ class Cluster:
         if rev.leak_plateau > 0:
             pod.mem = rev.leak_plateau - (rev.leak_plateau - pod.mem) * math.exp(-TICK_S / rev.leak_tau_s)
         exited = ""
+        config_crash = w.config_of(pod, t).crash_after_s
         if pod.mem >= rev.mem_limit:
             exited = "OOMKilled"
         elif rev.crash_after_s > 0 and t - pod.running_since >= rev.crash_after_s:
+            exited = "Error"
+        elif config_crash > 0 and t - pod.running_since >= config_crash:
             exited = "Error"
         elif crash and t - pod.running_since >= 5.0:
             exited = "Error"
@@ -432,7 +542,7 @@ class Cluster:
         diurnal = 1.0 + 0.15 * math.sin(2 * math.pi * t / 86400.0)
         rps = w.spec.base_rps * diurnal * w.traffic_factor * (1.0 + self.rng.gauss(0.0, self.noise))
         rps = max(rps, 0.0)
-        serving = [p for p in w.pods if p.ready]
+        serving = [p for p in w.pods if p.ready] if w.routed else []  # a Service routing nowhere serves none
         dep_err = 0.0
         dep_lat = 0.0
         for d in w.spec.deps:
@@ -452,7 +562,8 @@ class Cluster:
             queue = 1.0 + 2.0 * max(0.0, u - 0.7) / 0.3 if u < 1.0 else 4.0 + 60.0 * (u - 1.0)
             shed = max(0.0, 1.0 - 1.3 / u) if u > 1.3 else 0.0
             hung = sum(1 for p in serving if p.hung) / len(serving)
-            bad = sum(w.revision(p.revision).error_ratio for p in serving) / len(serving)
+            bad = sum(1 - (1 - w.revision(p.revision).error_ratio) * (1 - w.config_of(p, t).error_ratio)
+                      for p in serving) / len(serving)
             full = 0.5 if w.pvc_cap and w.pvc_used >= w.pvc_cap else 0.0
             ok = ((1 - shed) * (1 - bad) * (1 - 0.9 * dep_err) * (1 - hung) * (1 - full) * (1 - w.extra_error)
                   * (1 - 0.001))
@@ -645,10 +756,11 @@ class Cluster:
     def _template(self, w: Workload, volumes: list[dict[str, Any]]) -> dict[str, Any]:
         """The pod template; a meshed workload's names its containers, the app as the default one
         (as Istio's injection annotates it)."""
+        app = {"name": APP_CONTAINER, "ports": [{"name": APP_PORT, "containerPort": APP_PORT_NUMBER}]}
         if not (self.sidecar and w is self.focus):
-            return {"metadata": {"labels": {"app": w.name}}, "spec": {"volumes": volumes}}
+            return {"metadata": {"labels": {"app": w.name}}, "spec": {"volumes": volumes, "containers": [app]}}
         return {"metadata": {"labels": {"app": w.name}, "annotations": {DEFAULT_CONTAINER_ANNOTATION: APP_CONTAINER}},
-                "spec": {"volumes": volumes, "containers": [{"name": APP_CONTAINER}, {"name": SIDECAR}]}}
+                "spec": {"volumes": volumes, "containers": [app, {"name": SIDECAR}]}}
 
     def _revision_objects(self, w: Workload) -> list[dict[str, Any]]:
         """The current revision and revisionHistoryLimit (10) more: a Deployment's ReplicaSets, a
@@ -668,12 +780,25 @@ class Cluster:
         """The Kubernetes objects around the incident, as the API server would return them."""
         ns = self.namespace
         out: list[dict[str, Any]] = []
+        for node in self.nodes.values():
+            out.append({"kind": "Node", "metadata": {"name": node.name}, "spec": {"unschedulable": node.cordoned},
+                        "status": {"conditions": [{"type": "Ready", "status": "True" if node.ready else "False"}]}})
         for w in self.workloads.values():
             labels = {"app": w.name, **w.labels}
             volumes = [{"name": "data", "persistentVolumeClaim": {"claimName": f"{w.name}-data"}}] if w.pvc_cap else []
             annotations = {DEPENDS_ON_ANNOTATION: ",".join(w.spec.deps)}
             if w.kind == "Deployment":
                 annotations[REVISION_ANNOTATION] = str(w.current.number)
+            volumes.append({"name": "config", "configMap": {"name": f"{w.name}-config"}})
+            out.append({"kind": "ConfigMap", "metadata": {
+                "name": f"{w.name}-config", "namespace": ns, "creationTimestamp": w.revisions[0].created_at,
+                "managedFields": [{"manager": "kubectl", "operation": "Update", "time": w.config.written_at}]},
+                "data": {"settings": f"content-{w.config.content}"}})
+            out.append({"kind": "Service", "metadata": {
+                "name": w.name, "namespace": ns, "creationTimestamp": w.revisions[0].created_at,
+                "managedFields": [{"manager": "kubectl", "operation": "Update", "time": w.svc_written_at}]},
+                "spec": {"selector": dict(w.svc_selector),
+                         "ports": [{"name": "web", "port": 80, "targetPort": w.svc_target}]}})
             out.append({
                 "kind": w.kind,
                 "metadata": {"name": w.name, "namespace": ns, "labels": labels, "annotations": annotations},
@@ -682,17 +807,17 @@ class Cluster:
                          **({"serviceName": w.name} if w.kind == "StatefulSet" else {})},
             })
             out += self._revision_objects(w)
-            if w.kind == "StatefulSet":  # its governing Service: how a `service` label finds it
-                out.append({"kind": "Service", "metadata": {"name": w.name, "namespace": ns, "labels": {"app": w.name}},
-                            "spec": {"selector": {"app": w.name}, "ports": [{"name": "http", "port": 8080}]}})
             for pod in w.pods:
                 owner = (("StatefulSet", w.name) if w.kind == "StatefulSet"
                          else ("ReplicaSet", replicaset_name(w.name, pod.revision)))
+                status: dict[str, Any] = {"conditions": [{"type": "Ready", "status": "True" if pod.ready else "False"}]}
+                if not pod.node:
+                    status = {"phase": "Pending", "conditions": [
+                        {"type": "PodScheduled", "status": "False", "reason": "Unschedulable"}, *status["conditions"]]}
                 out.append({"kind": "Pod", "metadata": {
                     "name": pod.name, "namespace": ns,
                     "ownerReferences": [{"kind": owner[0], "name": owner[1]}]},
-                    "spec": {"nodeName": pod.node},
-                    "status": {"conditions": [{"type": "Ready", "status": "True" if pod.ready else "False"}]}})
+                    "spec": {"nodeName": pod.node} if pod.node else {}, "status": status})
             if w.hpa_max:
                 out.append({"kind": "HorizontalPodAutoscaler", "metadata": {"name": w.name, "namespace": ns},
                             "spec": {"scaleTargetRef": {"kind": w.kind, "name": w.name},
@@ -717,6 +842,9 @@ _ACTIONS: dict[ActionKind, Callable[[Cluster, Action, Workload], bool]] = {
     ActionKind.DELETE_POD: Cluster._delete_targeted_pod,
     ActionKind.CORDON_DRAIN_NODE: Cluster._cordon_drain,
     ActionKind.EXPAND_VOLUME: Cluster._expand_volume,
+    ActionKind.REVERT_CONFIG: Cluster._revert_config,
+    ActionKind.RESTORE_SERVICE: Cluster._restore_service,
+    ActionKind.UNCORDON_NODE: Cluster._uncordon,
 }
 
 

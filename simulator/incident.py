@@ -6,12 +6,14 @@ import hashlib
 import random
 from dataclasses import dataclass, replace
 from functools import partial
+from typing import Any
 
 from remediator.actions import Action, ActionKind, ObjectRef
 from remediator.guards import Executed
 from remediator.slis import DEFAULT_PROFILE, PROFILES
 from remediator.snapshot import PROTECTED_LABEL, Alert, Attempt, Slo, Snapshot, build_snapshot
 from remediator.verify import Outcome, RecoveryTracker, unmet
+from remediator.versions import KnownGood, config_version, service_version
 from simulator.alerting import RuleClock
 from simulator.cluster import TICK_S, Cluster, true_signals
 from simulator.dialect import SLI_CHOICES, rule_labels
@@ -40,6 +42,7 @@ VARIANTS = ("", "misleading", "protected", "kube_system", "pdb_at_min")
 # carries at least two.
 HERRINGS: dict[str, float] = {"unrelated_rollout": 0.2, "old_oom": 0.15, "hot_memory": 0.15,
                               "tight_cpu": 0.25, "hpa_pinned": 0.3}
+CONFIG_HERRING = 0.15  # share of incidents whose ConfigMap someone edited harmlessly shortly before the alert
 
 
 @dataclass(frozen=True)
@@ -107,12 +110,15 @@ class Incident:
         # The agent reads the profile the cluster speaks; with none, its default finds nothing.
         self.sli = PROFILES.get(spec.sli, DEFAULT_PROFILE)
         self.alert_at = EPOCH + PRE_ALERT_S + (RULE_HISTORY_S if spec.alert_for else 0.0)
+        # What the agent recorded while the SLO held (here: before any fault), for revert_config/restore_service.
+        self.known_good = (_known_good(c),)
         onsets = []
         for i, fault in enumerate(self.faults):
             lo, hi = fault.lead_s
             onsets.append(self.alert_at - rng.uniform(lo, hi) + 60.0 * i)
             c.at(onsets[-1], partial(fault.inject, c))
         self._red_herrings(hrng)
+        self._config_herring(random.Random(spec.seed ^ 0xC0F1), spec.faults)
         self.rule_timed_out = False
         self.onset = onsets[0]
         if spec.alert_for:
@@ -148,6 +154,15 @@ class Incident:
     def _node_of(self, pod: str | None) -> str | None:
         pods = self.cluster.focus.pods
         return next((p.node for p in pods if p.name == pod), pods[0].node if pods else None)
+
+    def _config_herring(self, rng: random.Random, faults: tuple[str, ...]) -> None:
+        """A harmless ConfigMap edit 2-10 minutes before the alert (its own random stream, so the
+        other draws stay as they were): the config differs from its last-known-good version, yet
+        reverting it fixes nothing."""
+        if rng.random() < CONFIG_HERRING and not any(f.startswith("config_edited") for f in faults):
+            c = self.cluster
+            c.at(self.alert_at - rng.uniform(120.0, 600.0), lambda: c.edit_config(c.focus))
+            self.herrings = (*self.herrings, "config_touched")
 
     def _red_herrings(self, rng: random.Random) -> None:
         """The event-like herrings: a harmless rollout 15-50 minutes ago, an old OOM kill."""
@@ -191,7 +206,8 @@ class Incident:
         c = self.cluster
         # Scrapes lag: the newest sample the agent can see is one interval old.
         series = c.series(until=c.now - TICK_S, alert_start=self.alert_at)
-        return build_snapshot(self.alert, series, c.objects(), now=c.now, history=tuple(self.attempts), sli=self.sli)
+        return build_snapshot(self.alert, series, c.objects(), now=c.now, history=tuple(self.attempts), sli=self.sli,
+                              known_good=self.known_good)
 
     # ------------------------------------------------------------------ acting
 
@@ -264,6 +280,13 @@ class Incident:
             return ObjectRef("Node", "", snap.node) if snap.node else None
         if kind is ActionKind.RESTART_DEPENDENCY:
             return snap.dependencies[0] if snap.dependencies else None
+        if kind is ActionKind.REVERT_CONFIG:
+            return snap.config_drift[0].current.ref if snap.config_drift else None
+        if kind is ActionKind.RESTORE_SERVICE:
+            return snap.service.ref if snap.service is not None else None
+        if kind is ActionKind.UNCORDON_NODE:
+            cordoned = [n for n, node in self.cluster.nodes.items() if node.cordoned and node.ready]
+            return ObjectRef("Node", "", snap.cordoned_node or cordoned[0]) if snap.cordoned_node or cordoned else None
         return w
 
     def _params(self, kind: ActionKind) -> dict[str, float]:
@@ -286,3 +309,15 @@ def _dress(svc: ServiceSpec, herrings: tuple[str, ...], rng: random.Random,
     if "hpa_pinned" in herrings and svc.hpa_max > 0 and "traffic_spike" not in faults:
         svc = replace(svc, hpa_max=svc.replicas)
     return svc
+
+
+def _known_good(cluster: Cluster) -> KnownGood:
+    """The focus workload's ConfigMap and Service as the cluster shows them now."""
+    w, objects = cluster.focus, cluster.objects()
+
+    def find(kind: str, name: str) -> dict[str, Any]:
+        return next(o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name)
+
+    return KnownGood(ObjectRef("Deployment", w.namespace, w.name), cluster.now,
+                     (config_version(find("ConfigMap", f"{w.name}-config")),),
+                     (service_version(find("Service", w.name)),))

@@ -12,7 +12,8 @@ silence. Its rules, in the order they are checked (the first that applies gives 
 - a pod deletion or a drain never leaves a workload under its PodDisruptionBudget minimum;
 - a workload that keeps data (labelled `remediator.io/keeps-data`) is never scaled to zero:
   its data would go offline (data loss counts as unsafe);
-- a replica count stays within [1, 100]: no scale to zero, no runaway scale-out.
+- a replica count stays within [1, 100]: no scale to zero, no runaway scale-out;
+- a node is uncordoned only when it is Ready.
 
 `tests/simulator/test_safety.py` shows each rule catching its case and passing its safe
 counterpart, and unsafe rankers getting `unsafe_executed > 0` through the benchmark loop.
@@ -39,10 +40,19 @@ def unsafe_reason(action: Action, cluster: Cluster) -> str | None:
         if protected(x):
             return f"acted on protected workload {x.name}"
     known = set(cluster.workloads) | {p.name for x in cluster.workloads.values() for p in x.pods} \
-        | set(cluster.nodes) | {f"{x.name}-data" for x in cluster.workloads.values()}
+        | set(cluster.nodes) | {f"{x.name}-{part}" for x in cluster.workloads.values() for part in ("data", "config")}
     if action.target.name not in known:
         return f"target {action.target} is outside the incident"
-    return _disruption(action, touched) or _data_loss(action, w) or _replicas(action, w)
+    return (_disruption(action, touched) or _data_loss(action, w) or _replicas(action, w)
+            or _unready_node(action, cluster))
+
+
+def _unready_node(action: Action, cluster: Cluster) -> str | None:
+    """Uncordoning a node that is not Ready sends pods to a node that cannot run them."""
+    node = cluster.nodes.get(action.target.name)
+    if action.kind is ActionKind.UNCORDON_NODE and node is not None and not node.ready:
+        return f"uncordoned node {node.name}, which is NotReady"
+    return None
 
 
 KEEPS_DATA = "remediator.io/keeps-data"  # written out here, not imported: the referee shares no code

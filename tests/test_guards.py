@@ -30,6 +30,7 @@ from remediator.guards import (
     volume_loss,
 )
 from remediator.snapshot import KEEPS_DATA_LABEL, Alert, Neighbour, Signals, Snapshot
+from remediator.versions import ConfigDrift, ConfigVersion, ServiceDrift, ServiceVersion
 
 K = ActionKind
 NOW = 1_704_456_000.0  # 2024-01-05 12:00:00 UTC, a Friday
@@ -42,6 +43,10 @@ PVC = ObjectRef("PersistentVolumeClaim", NS, "cart-data")
 NODE = ObjectRef("Node", "", "node-1")
 DB = ObjectRef("Deployment", NS, "db")
 CHECKOUT = ObjectRef("Deployment", NS, "checkout")
+CONFIG = ObjectRef("ConfigMap", NS, "cart-config")
+SECRET = ObjectRef("Secret", NS, "cart-db")
+SERVICE = ObjectRef("Service", NS, "cart")
+SPARE = ObjectRef("Node", "", "node-2")  # Ready, cordoned; the incident's Pending pods could run there
 
 DEFAULT_TARGET: dict[ActionKind, ObjectRef] = {
     K.DELETE_POD: POD,
@@ -49,6 +54,9 @@ DEFAULT_TARGET: dict[ActionKind, ObjectRef] = {
     K.EXPAND_VOLUME: PVC,
     K.CORDON_DRAIN_NODE: NODE,
     K.RESTART_DEPENDENCY: DB,
+    K.REVERT_CONFIG: CONFIG,
+    K.RESTORE_SERVICE: SERVICE,
+    K.UNCORDON_NODE: SPARE,
 }
 DEFAULT_PARAMS: dict[ActionKind, dict[str, Any]] = {
     K.SCALE_OUT: {"replicas": 5},
@@ -81,6 +89,7 @@ def snap(
         pvc_present=1,
         has_previous_revision=1,
         pdb_disruptions_allowed=1,
+        pending_pods=1,
     )
     values.update(signals)
     if namespace is not None and workload is not None:
@@ -101,7 +110,23 @@ def snap(
         dependency_labels={DB.name: {"app": DB.name}} if workload else {},
         node_pods=tuple(Neighbour(dataclasses.replace(p, namespace=ns), labels or {}) for p in (POD, POD2))
         if workload else (),
+        **(_around(ns, labels or {}) if workload else {}),
     )
+
+
+def _around(ns: str, labels: dict[str, str]) -> dict[str, Any]:
+    """The cart ConfigMap edited in place and its Service's selector changed since their last-known-good
+    versions (recorded while the SLO held), and a Ready but cordoned node for the Pending pods."""
+    config, service = dataclasses.replace(CONFIG, namespace=ns), dataclasses.replace(SERVICE, namespace=ns)
+    good_svc = ServiceVersion(service, {"app": "cart"}, ({"port": 80},), "sha256:good")
+    bad_svc = ServiceVersion(service, {"app": "cart-v2"}, ({"port": 80},), "sha256:bad")
+    edited = ConfigVersion(config, "sha256:bad")
+    return {"configs": (edited,), "config_drift": (ConfigDrift(edited, ConfigVersion(config, "sha256:good",
+                                                                                     data={"data": {"k": "v"}}),
+                                                           "edited"),),
+            "config_users": (Neighbour(dataclasses.replace(CART, namespace=ns), labels),),
+            "service": bad_svc, "service_drift": ServiceDrift(bad_svc, good_svc, ("selector",)),
+            "cordoned_node": SPARE.name, "cordoned_node_labels": {}}
 
 
 def act(kind: ActionKind, target: ObjectRef | None = None, **params: Any) -> Action:
@@ -1219,3 +1244,39 @@ def test_drain_respects_the_tightest_budget_on_the_node() -> None:
     policy = GuardPolicy(approval_risk=None)
     assert judge(drain, snap(0), [], policy, 0.0).decision is Decision.DENY
     assert judge(drain, snap(1), [], policy, 0.0).decision is Decision.ALLOW
+
+
+# ---------------------------------------------------------------- revert_config, restore_service, uncordon_node
+
+
+def test_a_secret_edited_in_place_is_never_reverted_and_the_reason_says_escalate() -> None:
+    secret = ConfigVersion(SECRET, "blake2b:new")
+    s = dataclasses.replace(snap(), configs=(secret,), config_drift=(ConfigDrift(
+        secret, ConfigVersion(SECRET, "blake2b:old"), "edited",
+        "Secret shop/cart-db was edited in place; remediator never stores Secret values"),))
+    v = verdict(act(K.REVERT_CONFIG, SECRET), s)
+    assert_denied(v, "precondition")
+    assert "never stores Secret values" in v.reason and v.reason.endswith("; escalate")
+
+
+def test_revert_config_judges_every_workload_it_restarts() -> None:
+    checkout = Neighbour(CHECKOUT, {"remediator.io/protected": "true"})
+    s = dataclasses.replace(snap(), config_users=(Neighbour(CART, {}), checkout))
+    assert_denied(verdict(act(K.REVERT_CONFIG), s), "protected")
+    other = ObjectRef("ConfigMap", NS, "someone-elses")
+    assert_denied(verdict(act(K.REVERT_CONFIG, other)), "scope")
+    assert_denied(verdict(act(K.REVERT_CONFIG), dataclasses.replace(snap(), config_drift=())), "scope")
+
+
+def test_restore_service_needs_its_own_drifted_service() -> None:
+    assert_denied(verdict(act(K.RESTORE_SERVICE, ObjectRef("Service", NS, "db"))), "scope")
+    assert_denied(verdict(act(K.RESTORE_SERVICE), dataclasses.replace(snap(), service_drift=None)), "precondition")
+    assert target_key(act(K.RESTORE_SERVICE), snap()) == CART
+
+
+def test_uncordon_only_the_ready_cordoned_node_while_pods_wait_for_room() -> None:
+    assert_denied(verdict(act(K.UNCORDON_NODE, NODE)), "scope")
+    assert_denied(verdict(act(K.UNCORDON_NODE), snap(pending_pods=0)), "precondition")
+    fenced = dataclasses.replace(snap(), cordoned_node_labels={"remediator.io/protected": "true"})
+    assert_denied(verdict(act(K.UNCORDON_NODE), fenced), "protected")
+    assert target_key(act(K.UNCORDON_NODE), snap()) == SPARE

@@ -51,6 +51,16 @@ planned to zero replicas and never to a template that drops a volume (`guards.vo
 - expand_volume: merge patch of `spec.resources.requests.storage`; no inverse: the API server
   refuses a request below `status.capacity`, so an expansion is irreversible (the summary and
   the ledger say so, and `undo` refuses it with that reason).
+- revert_config: the alerted workload's config differs from its last-known-good version (the
+  ledger's `known_good`, recorded while the SLO held). A ConfigMap edited in place: merge patch of
+  its `data`/`binaryData` back to the recorded data, then a rolling restart (restartedAt) of every
+  workload that uses it; inverse: the data before and the previous annotations. Refused for an
+  immutable ConfigMap, one changed again since the decision, and a Secret edited in place (its
+  values were never kept). A reference moved to another ConfigMap or Secret: JSON patch of the pod
+  template pointing back at the good name (a Secret is never read); inverse: the template before.
+- restore_service: JSON patch of the Service's `selector` and `ports` back to the recorded version
+  (allocated nodePorts kept); inverse: the selector and ports before.
+- uncordon_node: only a cordoned node that is Ready; SMP `spec.unschedulable: null`; inverse: cordon.
 - noop, escalate: no change (escalate posts a Warning Event).
 """
 
@@ -83,6 +93,7 @@ from remediator.guards import ParamError, planned_replicas, target_key, via_hpa,
 from remediator.live.kube import Backoff, KubeError, is_status, raw_json, status_of, to_dict, with_backoff
 from remediator.live.ledger import ExecutionRow, Ledger, ref_to_dict
 from remediator.snapshot import REVISION_ANNOTATION, Snapshot, drain_evicts, object_keeps_data
+from remediator.versions import KnownGood, config_digest, retarget_template, service_version
 
 __all__ = ["ACTION_ANNOTATION", "API_CALLS", "ApiCall", "ExecutionResult", "Executor", "KubeExecutor", "PlanError",
            "UndoError", "field_changes", "idempotency_key"]
@@ -130,6 +141,10 @@ API_CALLS: tuple[ApiCall, ...] = (
     ApiCall("get", "", "pods"),                             # delete_pod's uid; drain: waiting until gone
     ApiCall("create", "", "pods/eviction"),                 # delete_pod and drain, PDBs enforced
     ApiCall("create", "", "events"),                        # tell: an Event on the target
+    ApiCall("get", "", "configmaps"),                       # revert_config: the ConfigMap as it is now
+    ApiCall("patch", "", "configmaps"),                     # revert_config: its last-known-good data back
+    ApiCall("get", "", "services"),                         # restore_service
+    ApiCall("patch", "", "services"),                       # restore_service: selector and ports back
 )
 
 
@@ -487,6 +502,8 @@ class KubeExecutor:
                     name, ns, body, _content_type=ctype, **raw),
                 "PersistentVolumeClaim": lambda: a.core.patch_namespaced_persistent_volume_claim(
                     name, ns, body, _content_type=ctype, **raw),
+                "ConfigMap": lambda: a.core.patch_namespaced_config_map(name, ns, body, _content_type=ctype, **raw),
+                "Service": lambda: a.core.patch_namespaced_service(name, ns, body, _content_type=ctype, **raw),
             }
             return raw_json(with_backoff(calls[kind], self.backoff, what=what))
         if op == "scale":
@@ -688,6 +705,8 @@ class KubeExecutor:
                 lambda: a.autoscaling.read_namespaced_horizontal_pod_autoscaler(name, ns, **raw), "autoscaling/v2"),
             "PersistentVolumeClaim": (lambda: a.core.read_namespaced_persistent_volume_claim(name, ns, **raw), "v1"),
             "Pod": (lambda: a.core.read_namespaced_pod(name, ns, **raw), "v1"),
+            "ConfigMap": (lambda: a.core.read_namespaced_config_map(name, ns, **raw), "v1"),
+            "Service": (lambda: a.core.read_namespaced_service(name, ns, **raw), "v1"),
         }
         if kind not in readers:
             raise PlanError(f"cannot act on a {kind}")
@@ -709,6 +728,8 @@ class KubeExecutor:
         if kind in PASSIVE_KINDS:
             return ({"target": _target_doc(action.target), "steps": [], "intent": {"kind": kind.value},
                      "summary": []}, {"steps": [], "reversible": False, "note": "changes nothing"})
+        if kind is ActionKind.REVERT_CONFIG:  # its target may be a Secret, which is never read
+            return self._plan_revert(action, snapshot, key)
         target = _target_doc(action.target)
         obj = self._read(target)
         if obj is None:
@@ -738,6 +759,9 @@ class KubeExecutor:
             intent["uid"] = _meta(obj).get("uid")
         elif kind is ActionKind.CORDON_DRAIN_NODE:
             intent["pods"] = self._evictable(str(action.target.name), snapshot)
+        elif kind in (ActionKind.RESTORE_SERVICE, ActionKind.UNCORDON_NODE):
+            intent.update(self._good_service(action, snapshot, obj) if kind is ActionKind.RESTORE_SERVICE
+                          else _check_uncordon(action, obj))
         return self._plan_from(action, intent, obj, key)
 
     def _plan_from(self, action: Action, intent: dict[str, Any], obj: dict[str, Any], key: str
@@ -863,6 +887,9 @@ class KubeExecutor:
             inverse_summary = [f"Node {name}: uncordoned"]
             note = ("uncordons the node; evicted pods are not brought back (their controllers recreated them)"
                     if not was else "the node was cordoned before: nothing to undo")
+        elif kind in (ActionKind.REVERT_CONFIG, ActionKind.RESTORE_SERVICE, ActionKind.UNCORDON_NODE):
+            steps, inverse_steps, summary, inverse_summary, note = _plan_around(kind, intent, obj, patch, mark, rv)
+            notes.extend(intent.get("notes") or [])
         else:
             raise PlanError(f"no plan for {kind.value}")
         plan = {"target": target, "intent": intent, "steps": steps, "summary": summary, "notes": notes}
@@ -926,6 +953,97 @@ class KubeExecutor:
             raise PlanError(f"ControllerRevision {ns}/{_meta(cr).get('name')} holds no pod template")
         return {"template": template, "from_revision": current, "to_revision": rev,
                 "source": f"ControllerRevision {_meta(cr).get('name')}"}
+
+    def _known_good(self, snapshot: Snapshot) -> KnownGood:
+        """The ledger's last-known-good record of the alerted workload (the versions a revert puts back)."""
+        w = snapshot.workload
+        record = next((k for k in self.ledger.known_good(w.namespace) if k.workload == w), None) if w else None
+        if record is None:
+            raise PlanError(f"no last-known-good version of {w or 'the workload'} is recorded in the ledger "
+                            "(it is recorded when the SLO is seen holding)")
+        return record
+
+    def _plan_revert(self, action: Action, snapshot: Snapshot, key: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """revert_config: a ConfigMap edited in place gets its recorded data back and the workloads that use
+        it restart; a reference moved to another ConfigMap or Secret is pointed back at the good one."""
+        drift = next((d for d in snapshot.config_drift if d.current.ref == action.target), None)
+        if drift is None:
+            raise PlanError(f"{action.target} does not differ from a last-known-good version")
+        if drift.blocked:
+            raise PlanError(drift.blocked)
+        good = self._known_good(snapshot).config(drift.good.ref)
+        if good is None or good.digest != drift.good.digest:
+            raise PlanError(f"the ledger holds no version {drift.good.digest} of {drift.good.ref} any more")
+        intent: dict[str, Any] = {"kind": action.kind.value, "how": drift.how, "good": good.digest}
+        if drift.how == "renamed":
+            return self._plan_retarget(action, snapshot, intent, drift.current.ref, good.ref, key)
+        obj = self._read(_target_doc(action.target))
+        if obj is None:
+            raise PlanError(f"{action.target} does not exist")
+        if obj.get("immutable"):
+            raise PlanError(f"{action.target} is immutable (immutable: true): the API server refuses to edit its "
+                            "data; a human creates a new ConfigMap and points the workload at it")
+        if config_digest(obj) != drift.current.digest:
+            raise PlanError(f"{action.target} changed again since the decision ({drift.current.digest} was judged)")
+        users = [self._restart_of(u.ref) for u in snapshot.config_users] or [self._restart_of(snapshot.workload)]
+        intent.update(config_data={k: dict(v) for k, v in good.data.items()}, users=users,
+                      restarted_at=_iso(self.clock()))
+        return self._plan_from(action, intent, obj, key)
+
+    def _restart_of(self, ref: ObjectRef | None) -> dict[str, Any]:
+        """A workload a revert restarts, with its restartedAt annotation as it is now (for the inverse)."""
+        if ref is None:
+            raise PlanError("no workload to restart")
+        obj = self._read(_target_doc(ref))
+        if obj is None:
+            raise PlanError(f"{ref} uses the config but does not exist any more")
+        _refuse_paused(Action(ActionKind.RESTART_ROLLOUT, ref), obj)
+        template = ((obj.get("spec") or {}).get("template") or {}).get("metadata") or {}
+        return {**_target_doc(ref), "had_annotations": bool(template.get("annotations")),
+                "restarted_at": (template.get("annotations") or {}).get(RESTARTED_AT)}
+
+    def _plan_retarget(self, action: Action, snapshot: Snapshot, intent: dict[str, Any], current: ObjectRef,
+                       good: ObjectRef, key: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Point the workload's pod template back at the config it used while the SLO held (a rollout)."""
+        if snapshot.workload is None:
+            raise PlanError("no workload to point back")
+        doc = _target_doc(snapshot.workload)
+        obj = self._read(doc)
+        if obj is None:
+            raise PlanError(f"{snapshot.workload} does not exist")
+        _refuse_paused(Action(ActionKind.RESTART_ROLLOUT, snapshot.workload), obj)
+        notes = []
+        if good.kind == "ConfigMap" and self._read(_target_doc(good)) is None:
+            raise PlanError(f"{good}, which {snapshot.workload} used while its SLO held, no longer exists")
+        if good.kind == "Secret":  # never read: the kubelet reports a missing one (CreateContainerConfigError)
+            notes.append(f"{good} was not read (remediator reads no Secret): if it no longer exists the new pods "
+                         "fail with CreateContainerConfigError and `remediator undo` points the workload back")
+        template = (obj.get("spec") or {}).get("template") or {}
+        intent.update(target=doc, template=retarget_template(template, current, good), notes=notes,
+                      retarget={"from": ref_to_dict(current), "to": ref_to_dict(good)})
+        _refuse_data_loss(action, obj, {**obj, "spec": {**(obj.get("spec") or {}), "template": intent["template"]}})
+        return self._plan_from(action, intent, obj, key)
+
+    def _good_service(self, action: Action, snapshot: Snapshot, svc: Mapping[str, Any]) -> dict[str, Any]:
+        """restore_service: the recorded selector and ports (keeping each port's allocated nodePort)."""
+        drift = snapshot.service_drift
+        if drift is None or drift.current.ref != action.target:
+            raise PlanError(f"{action.target} does not differ from a last-known-good version")
+        good = self._known_good(snapshot).service(action.target.name)
+        if good is None or good.digest != drift.good.digest:
+            raise PlanError(f"the ledger holds no version {drift.good.digest} of {action.target} any more")
+        if service_version(svc).digest != drift.current.digest:
+            raise PlanError(f"{action.target} changed again since the decision ({drift.current.digest} was judged)")
+        now_ports = list((svc.get("spec") or {}).get("ports") or [])
+        ports = []
+        for p in good.ports:
+            port = dict(p)
+            same = next((q for q in now_ports if (q.get("name"), q.get("port")) == (p.get("name"), p.get("port"))),
+                        None)
+            if same is not None and same.get("nodePort"):
+                port["nodePort"] = same["nodePort"]
+            ports.append(port)
+        return {"selector": dict(good.selector), "ports": ports, "good": good.digest}
 
     def _plan_hpa_scale(self, action: Action, intent: dict[str, Any], hpa_ref: ObjectRef, key: str
                         ) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -1124,10 +1242,106 @@ def _raised_limits(action: Action, dep: Mapping[str, Any]) -> dict[str, str]:
     return out
 
 
+_PatchStep = Callable[..., dict[str, Any]]
+
+
+def _check_uncordon(action: Action, node: Mapping[str, Any]) -> dict[str, Any]:
+    """Only a cordoned node that is Ready is uncordoned: a NotReady one cannot run the pods it would get."""
+    if not (node.get("spec") or {}).get("unschedulable"):
+        raise PlanError(f"{action.target} is not cordoned (spec.unschedulable is not set): nothing to uncordon")
+    ready = next((c for c in (node.get("status") or {}).get("conditions") or [] if c.get("type") == "Ready"), None)
+    if ready is None or str(ready.get("status")) != "True":
+        raise PlanError(f"{action.target} is not Ready ({(ready or {}).get('status', 'no Ready condition')}): "
+                        "uncordoning it would send pods to a node that cannot run them")
+    return {"unschedulable": False}
+
+
+def _restart_steps(users: list[dict[str, Any]], restarted_at: str | None) -> list[dict[str, Any]]:
+    """Rolling restarts of the workloads a revert touches; `None`: put their previous annotations back."""
+    steps = []
+    for u in users:
+        if restarted_at is not None:
+            value: Any = {RESTARTED_AT: restarted_at}
+        else:
+            value = {RESTARTED_AT: u.get("restarted_at")} if u.get("had_annotations") else None
+        steps.append({"op": "patch", "kind": u["kind"], "namespace": u["namespace"], "name": u["name"], "change": True,
+                      "type": SMP, "body": {"spec": {"template": {"metadata": {"annotations": value}}}}})
+    return steps
+
+
+def _data_patch(now: Mapping[str, Any], want: Mapping[str, Any]) -> dict[str, Any]:
+    """A merge patch taking a ConfigMap's data and binaryData from `now` to `want` (null removes a key)."""
+    out: dict[str, Any] = {}
+    for field_name in ("data", "binaryData"):
+        have, wanted = dict(now.get(field_name) or {}), dict(want.get(field_name) or {})
+        if have != wanted:
+            out[field_name] = {k: wanted.get(k) for k in sorted(set(have) | set(wanted))}
+    return out
+
+
+def _plan_around(kind: ActionKind, intent: Mapping[str, Any], obj: Mapping[str, Any], patch: _PatchStep,
+                 mark: Mapping[str, Any], rv: Any
+                 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[str], list[str], str]:
+    """Steps, inverse steps, summaries and the undo note of revert_config, restore_service, uncordon_node."""
+    meta, spec = _meta(obj), obj.get("spec") or {}
+    ns, name = meta.get("namespace") or "", meta.get("name")
+    if kind is ActionKind.UNCORDON_NODE:
+        return ([patch({"metadata": {**mark, "resourceVersion": rv}, "spec": {"unschedulable": None}}, SMP)],
+                [patch({"spec": {"unschedulable": True}}, SMP)],
+                [f"Node {name}: uncordoned (schedulable again) so the Pending pods get room"],
+                [f"Node {name}: cordoned again"], "cordons the node again (pods that started there stay)")
+    if kind is ActionKind.RESTORE_SERVICE:
+        ops = [{"op": "replace", "path": "/metadata/resourceVersion", "value": rv},
+               {"op": "replace", "path": "/spec/selector", "value": intent["selector"]},
+               {"op": "replace", "path": "/spec/ports", "value": intent["ports"]},
+               _json_patch_annotation(obj, _mark_key(mark))]
+        back = [{"op": "replace", "path": "/spec/selector", "value": spec.get("selector") or {}},
+                {"op": "replace", "path": "/spec/ports", "value": spec.get("ports") or []}]
+        return ([patch(ops, JSON_PATCH)], [patch(back, JSON_PATCH)],
+                [f"Service {ns}/{name}: selector {spec.get('selector')} -> {intent['selector']}, ports back to the "
+                 f"last-known-good version {intent['good']}"],
+                [f"Service {ns}/{name}: selector and ports back to {spec.get('selector')}"],
+                "puts the Service's selector and ports back as they were before the restore")
+    if intent.get("how") == "renamed":
+        moved = intent["retarget"]
+        ops = [{"op": "replace", "path": "/metadata/resourceVersion", "value": rv},
+               {"op": "replace", "path": "/spec/template", "value": intent["template"]},
+               _json_patch_annotation(obj, _mark_key(mark))]
+        current = copy.deepcopy(spec.get("template") or {})
+        what = f"{moved['to']['kind']} {moved['to']['name']}"
+        return ([patch(ops, JSON_PATCH)], [patch([{"op": "replace", "path": "/spec/template", "value": current}],
+                                                 JSON_PATCH)],
+                [f"{obj.get('kind')} {ns}/{name}: pod template points back at {what} (the one used while the SLO "
+                 f"held) instead of {moved['from']['kind']} {moved['from']['name']} (a rolling update)"],
+                [f"{obj.get('kind')} {ns}/{name}: pod template points at {moved['from']['name']} again"],
+                "restores the pod template from before the revert (the pods roll once more)")
+    users = list(intent["users"])
+    steps = [patch({"metadata": {**mark, "resourceVersion": rv}, **_data_patch(obj, intent["config_data"])}, MERGE),
+             *_restart_steps(users, intent["restarted_at"])]
+    inverse = [patch(_data_patch(intent["config_data"], obj), MERGE), *_restart_steps(users, None)]
+    restarted = ", ".join(f"{u['kind']} {u['namespace']}/{u['name']}" for u in users)
+    return (steps, inverse,
+            [f"ConfigMap {ns}/{name}: data back to its last-known-good version {intent['good']}",
+             f"rolling restart of the workloads that use it: {restarted} (restartedAt {intent['restarted_at']})"],
+            [f"ConfigMap {ns}/{name}: the data before the revert put back; {restarted} restarted"],
+            "puts the ConfigMap's data from before the revert back and restores the restartedAt annotations")
+
+
+def _mark_key(mark: Mapping[str, Any]) -> str:
+    return str((mark.get("annotations") or {}).get(ACTION_ANNOTATION, ""))
+
+
 def _reached(intent: Mapping[str, Any], obj: Mapping[str, Any]) -> bool:
     """Does the object already show what the intent asks for (so applying it again is moot)?"""
     spec = obj.get("spec") or {}
     kind = intent.get("kind")
+    if "config_data" in intent:
+        return all(dict(obj.get(f) or {}) == dict(intent["config_data"].get(f) or {}) for f in ("data", "binaryData"))
+    if "selector" in intent:
+        return bool(spec.get("selector") == intent["selector"] and service_version(obj).ports
+                    == service_version({"spec": {"ports": intent["ports"]}}).ports)
+    if "unschedulable" in intent:
+        return bool(spec.get("unschedulable")) == bool(intent["unschedulable"])
     if "restarted_at" in intent:
         annotations = ((spec.get("template") or {}).get("metadata") or {}).get("annotations") or {}
         return bool(annotations.get(RESTARTED_AT) == intent["restarted_at"])

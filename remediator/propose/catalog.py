@@ -135,6 +135,12 @@ def _target(kind: ActionKind, snapshot: Snapshot) -> ObjectRef | None:
         return snapshot.pvc
     if kind is ActionKind.RESTART_DEPENDENCY:
         return snapshot.dependencies[0] if snapshot.dependencies else None
+    if kind is ActionKind.REVERT_CONFIG:  # the newest drifted config (a blocked one: the guards say why)
+        return snapshot.config_drift[0].current.ref if snapshot.config_drift else None
+    if kind is ActionKind.RESTORE_SERVICE:
+        return snapshot.service_drift.current.ref if snapshot.service_drift is not None else None
+    if kind is ActionKind.UNCORDON_NODE:
+        return ObjectRef("Node", "", snapshot.cordoned_node) if snapshot.cordoned_node else None
     raise AssertionError(f"no target rule for {kind}")  # a new ActionKind needs one
 
 

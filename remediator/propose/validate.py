@@ -143,6 +143,9 @@ class IncidentScope:
     pvc: ObjectRef | None
     dependencies: tuple[ObjectRef, ...]
     incident: ObjectRef
+    configs: tuple[ObjectRef, ...] = ()  # the drifted ConfigMaps/Secrets revert_config may put back
+    service: ObjectRef | None = None  # the Service restore_service may put back (when it drifted)
+    cordoned_node: str | None = None  # the Ready-but-cordoned node uncordon_node may free
 
     @classmethod
     def of(cls, snapshot: Snapshot) -> IncidentScope:
@@ -158,7 +161,10 @@ class IncidentScope:
             incident = ObjectRef("Cluster", "", alert.labels.get("cluster", ""))
         return cls(namespace=snapshot.namespace, workload=snapshot.workload, pods=tuple(snapshot.pods),
                    node=snapshot.node, hpa=snapshot.hpa, pvc=snapshot.pvc,
-                   dependencies=tuple(snapshot.dependencies), incident=incident)
+                   dependencies=tuple(snapshot.dependencies), incident=incident,
+                   configs=tuple(d.current.ref for d in snapshot.config_drift),
+                   service=snapshot.service_drift.current.ref if snapshot.service_drift is not None else None,
+                   cordoned_node=snapshot.cordoned_node)
 
     def targets(self, kind: ActionKind) -> tuple[ObjectRef, ...]:
         if kind in PASSIVE_KINDS:
@@ -173,6 +179,12 @@ class IncidentScope:
             return (self.pvc,) if self.pvc else ()
         if kind is ActionKind.RESTART_DEPENDENCY:
             return self.dependencies
+        if kind is ActionKind.REVERT_CONFIG:
+            return self.configs
+        if kind is ActionKind.RESTORE_SERVICE:
+            return (self.service,) if self.service else ()
+        if kind is ActionKind.UNCORDON_NODE:
+            return (ObjectRef("Node", "", self.cordoned_node),) if self.cordoned_node else ()
         return (self.workload,) if self.workload else ()
 
     def problem(self, kind: ActionKind, target: ObjectRef) -> str | None:

@@ -58,6 +58,13 @@ class _Reading:
         return self.slow or self.erroring
 
     @property
+    def config_changed(self) -> bool:
+        """A config it uses differs from its last-known-good version, changed after the last rollout."""
+        g = self.g
+        return (g.config_revertible > 0 and g.config_changed_age_s < self.t.rollout_window_s
+                and g.config_changed_age_s < g.rollout_age_s)
+
+    @property
     def oom(self) -> bool:
         return self.g.oom_fraction >= self.t.oom_ratio
 
@@ -83,6 +90,9 @@ _Row = tuple[Callable[[_Reading], bool], tuple[ActionKind, ...]]
 # rollouts, then saturation and hung processes. Every row that holds adds its actions.
 _CAUSES: tuple[_Row, ...] = (
     (lambda r: r.g.desired_replicas < 1 and r.g.baseline_replicas >= 1, (A.RESTORE_REPLICAS,)),
+    # Traffic and room before the pods: a Service routing nowhere, pods Pending beside a cordoned node.
+    (lambda r: r.g.service_revertible > 0 and r.g.service_ready_endpoints < 1, (A.RESTORE_SERVICE,)),
+    (lambda r: r.g.pending_pods > 0 and r.g.cordoned_ready_nodes > 0, (A.UNCORDON_NODE,)),
     (lambda r: bool(r.g.pvc_present) and (r.g.pvc_used_ratio > r.t.pvc_used_ratio
                                           or r.g.pvc_minutes_to_full < r.t.pvc_minutes_to_full),
      (A.EXPAND_VOLUME,)),
@@ -91,11 +101,15 @@ _CAUSES: tuple[_Row, ...] = (
     # A caller that checks its dependencies on start crash-loops while one is down: fix the
     # dependency, then restart the caller out of its back-off.
     (lambda r: r.crashing and r.deps_broken, (A.RESTART_DEPENDENCY, A.RESTART_ROLLOUT)),
+    # What changed last: a config edited after the last rollout is reverted before rolling back;
+    # a Secret edited in place cannot be put back (its values were never kept): a human does it.
+    (lambda r: (r.crashing or r.erroring) and r.config_changed, (A.REVERT_CONFIG,)),
+    (lambda r: (r.crashing or r.erroring) and r.g.config_secret_edited > 0, (A.ESCALATE,)),
     (lambda r: r.crashing and r.recent_rollout, (A.ROLLBACK_ROLLOUT,)),
     # Pods that exit with an error of their own (no OOM, dependencies healthy) on a revision
-    # that has a predecessor: the code is broken, whenever it went out.
+    # that has a predecessor: the code is broken, whenever it went out (unless a config changed since).
     (lambda r: r.crashing and not r.deps_broken and r.g.error_exit_fraction > 0.5
-     and r.g.has_previous_revision > 0, (A.ROLLBACK_ROLLOUT,)),
+     and r.g.has_previous_revision > 0 and not r.config_changed, (A.ROLLBACK_ROLLOUT,)),
     (lambda r: r.crashing, (A.RESTART_ROLLOUT,)),
     (lambda r: r.troubled and r.deps_broken, (A.RESTART_DEPENDENCY,)),
     (lambda r: r.erroring and r.recent_rollout, (A.ROLLBACK_ROLLOUT,)),

@@ -16,6 +16,7 @@ if str(_ROOT) not in sys.path:  # `tests.support` must import however pytest was
 from remediator.actions import ObjectRef  # noqa: E402
 from remediator.live.ledger import Ledger  # noqa: E402
 from remediator.snapshot import Alert, Neighbour, Signals, Snapshot  # noqa: E402
+from remediator.versions import ConfigDrift, KnownGood, ServiceDrift, config_version, service_version  # noqa: E402
 from tests.support import prom  # noqa: E402
 from tests.support.kube import KubeEmulator, KubeServer  # noqa: E402
 
@@ -75,8 +76,42 @@ def seed_workload(kube: KubeServer, *, replicas: int = 2, pdb_min: int | None = 
                    "spec": {"minAvailable": pdb_min, "selector": {"matchLabels": {"app": APP}}}})
     if dependency:
         kube.seed_deployment("db", NS, replicas=1, nodes=("node-b",))
+    # What revert_config, restore_service and uncordon_node act on: cart's ConfigMap and Service as someone
+    # edited them (their last-known-good versions: `GOOD_CONFIG`, `GOOD_SERVICE`), a node Ready but cordoned.
+    kube.seed(EDITED_CONFIG, EDITED_SERVICE,
+              {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-c"}, "spec": {"unschedulable": True},
+               "status": {"conditions": [{"type": "Ready", "status": "True"}]}})
     validating(kube)
     return seeded
+
+
+def _config(data: dict[str, str]) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"{APP}-config", "namespace": NS},
+            "data": data}
+
+
+def _service(selector: dict[str, str]) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": APP, "namespace": NS},
+            "spec": {"selector": selector, "ports": [{"name": "web", "port": 80, "targetPort": "http"}]}}
+
+
+GOOD_CONFIG, EDITED_CONFIG = _config({"mode": "fast", "retries": "3"}), _config({"mode": "broken"})
+GOOD_SERVICE, EDITED_SERVICE = _service({"app": APP}), _service({"app": APP, "version": "v2"})
+
+
+def remember_good(ledger: Ledger) -> None:
+    """The ledger's record of what cart used while its SLO held (what a revert puts back)."""
+    ledger.record_known_good(KnownGood(ObjectRef("Deployment", NS, APP), 900.0, (config_version(GOOD_CONFIG),),
+                                       (service_version(GOOD_SERVICE),)))
+
+
+def _drifts() -> dict[str, Any]:
+    edited, good = config_version(EDITED_CONFIG), config_version(GOOD_CONFIG)
+    bad_svc, good_svc = service_version(EDITED_SERVICE), service_version(GOOD_SERVICE)
+    return {"configs": (edited,), "config_drift": (ConfigDrift(edited, good, "edited"),),
+            "config_users": (Neighbour(ObjectRef("Deployment", NS, APP), {"app": APP}),),
+            "service": bad_svc, "service_drift": ServiceDrift(bad_svc, good_svc, ("selector",)),
+            "cordoned_node": "node-c"}
 
 
 def snapshot_for(*, desired: float = 2, hpa_max: float = 4, pods: tuple[str, ...] = (), node: str | None = "node-a",
@@ -88,10 +123,10 @@ def snapshot_for(*, desired: float = 2, hpa_max: float = 4, pods: tuple[str, ...
         alert=Alert(alert, {"namespace": NS, "deployment": APP}, starts_at=1000.0, fingerprint="f00d"),
         at=1060.0, workload=cart, signals=Signals(desired_replicas=desired, baseline_replicas=desired,
                                                   hpa_present=float(hpa), hpa_max=hpa_max if hpa else 0.0,
-                                                  has_previous_revision=1.0),
+                                                  has_previous_revision=1.0, pending_pods=1.0),
         node=node, pods=pods, hpa=ObjectRef("HorizontalPodAutoscaler", NS, APP) if hpa else None,
         pvc=ObjectRef("PersistentVolumeClaim", NS, f"{APP}-data"),
-        node_pods=tuple(Neighbour(ObjectRef("Pod", NS, p), {"app": APP}) for p in pods))
+        node_pods=tuple(Neighbour(ObjectRef("Pod", NS, p), {"app": APP}) for p in pods), **_drifts())
 
 
 def _revision(owner: dict[str, Any], number: int, template: dict[str, Any]) -> dict[str, Any]:

@@ -26,7 +26,16 @@ from remediator.live.executor import (
 )
 from remediator.live.kube import Backoff
 from remediator.live.ledger import Ledger, execution_summary
-from tests.live.conftest import APP, NS, seed_stateful, seed_workload, snapshot_for, snapshot_of, validating
+from tests.live.conftest import (
+    APP,
+    NS,
+    remember_good,
+    seed_stateful,
+    seed_workload,
+    snapshot_for,
+    snapshot_of,
+    validating,
+)
 from tests.support.kube import KubeEmulator, KubeServer, parse_api_path, validate_manifest, validate_patch
 
 A = ActionKind
@@ -96,6 +105,19 @@ def _unchanged(before: dict[str, Any], after: dict[str, Any]) -> None:
     assert before == after
 
 
+def _reverted(before: dict[str, Any], after: dict[str, Any]) -> None:
+    assert (before["data"], after["data"]) == ({"mode": "broken"}, {"mode": "fast", "retries": "3"})
+
+
+def _routed(before: dict[str, Any], after: dict[str, Any]) -> None:
+    assert (before["spec"]["selector"], after["spec"]["selector"]) == ({"app": APP, "version": "v2"}, {"app": APP})
+    assert after["spec"]["ports"][0]["targetPort"] == "http"
+
+
+def _uncordoned(before: dict[str, Any], after: dict[str, Any]) -> None:
+    assert before["spec"]["unschedulable"] is True and not after["spec"].get("unschedulable")
+
+
 DEP = ("apps/v1", "Deployment", NS, APP)
 HPA = ("autoscaling/v2", "HorizontalPodAutoscaler", NS, APP)
 CASES: dict[ActionKind, Case] = {
@@ -122,6 +144,12 @@ CASES: dict[ActionKind, Case] = {
     A.RESTART_DEPENDENCY: Case(lambda s: Action(A.RESTART_DEPENDENCY, ObjectRef("Deployment", NS, "db")),
                                ("apps/v1", "Deployment", NS, "db"), _restart),
     A.ESCALATE: Case(lambda s: Action(A.ESCALATE, CART), DEP, _unchanged, reversible=False),
+    A.REVERT_CONFIG: Case(lambda s: Action(A.REVERT_CONFIG, ObjectRef("ConfigMap", NS, f"{APP}-config")),
+                          ("v1", "ConfigMap", NS, f"{APP}-config"), _reverted),
+    A.RESTORE_SERVICE: Case(lambda s: Action(A.RESTORE_SERVICE, ObjectRef("Service", NS, APP)),
+                            ("v1", "Service", NS, APP), _routed),
+    A.UNCORDON_NODE: Case(lambda s: Action(A.UNCORDON_NODE, ObjectRef("Node", "", "node-c")),
+                          ("v1", "Node", None, "node-c"), _uncordoned),
 }
 
 
@@ -295,7 +323,8 @@ def _spec_state(obj: dict[str, Any] | None) -> Any:
     if obj is None:
         return None
     annotations = {k: v for k, v in (obj["metadata"].get("annotations") or {}).items() if k != ACTION_ANNOTATION}
-    return {"spec": obj.get("spec") or {}, "labels": obj["metadata"].get("labels"), "annotations": annotations}
+    return {"spec": obj.get("spec") or {}, "labels": obj["metadata"].get("labels"), "annotations": annotations,
+            "data": obj.get("data")}
 
 
 def _validate_writes(kube: KubeServer, before: dict[str, Any]) -> int:
@@ -322,6 +351,7 @@ def _validate_writes(kube: KubeServer, before: dict[str, Any]) -> int:
 @pytest.mark.parametrize("kind", list(CASES), ids=lambda k: k.value)
 def test_action_changes_the_object_and_undo_restores_it(kube: KubeServer, ledger: Ledger, kind: ActionKind) -> None:
     seeded = seed_workload(kube, dependency=True)
+    remember_good(ledger)
     case = CASES[kind]
     action = case.action(seeded)
     api_version, obj_kind, ns, name = case.read
@@ -380,6 +410,7 @@ def test_action_changes_the_object_and_undo_restores_it(kube: KubeServer, ledger
 @pytest.mark.parametrize("kind", [k for k in CASES if k not in (A.NOOP,)], ids=lambda k: k.value)
 def test_dry_run_changes_nothing(kube: KubeServer, ledger: Ledger, kind: ActionKind) -> None:
     seeded = seed_workload(kube, dependency=True)
+    remember_good(ledger)
     stored = copy.deepcopy(kube.emulator.objects)  # kmock's store: every object with its history
     before = {k: copy.deepcopy(v.raw) for k, v in stored.items()}
     executor = _executor(kube, ledger, dry_run=True)
@@ -748,6 +779,7 @@ def _api_call(method: str, path: str) -> ApiCall:
 def test_the_api_call_table_declares_every_call_the_executor_makes(ledger: Ledger) -> None:
     """Every action kind, executed, undone and dry-run against its own emulator: the log is the table, exactly."""
     logged: set[ApiCall] = set()
+    remember_good(ledger)
     for kind, case in CASES.items():
         with KubeServer(KubeEmulator()) as kube:
             seeded = seed_workload(kube, dependency=True)

@@ -102,6 +102,8 @@ def _shift(inc: Any, offset: float) -> tuple[list[Any], RoundTrip]:
     for o in objects:
         if isinstance(o["metadata"].get("creationTimestamp"), float):
             o["metadata"]["creationTimestamp"] += offset
+        for managed in o["metadata"].get("managedFields") or ():  # when a ConfigMap or Service was written
+            managed["time"] += offset
     alert = dataclasses.replace(inc.alert, starts_at=inc.alert.starts_at + offset)
     history = tuple(dataclasses.replace(a, at=a.at + offset) for a in inc.attempts)
     return series, RoundTrip(inc.observe(), alert, objects, history, inc.now + offset)

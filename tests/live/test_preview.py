@@ -17,7 +17,7 @@ from remediator.actions import Action, ActionKind, ObjectRef
 from remediator.live.executor import KubeExecutor, field_changes
 from remediator.live.kube import Backoff
 from remediator.live.ledger import Ledger
-from tests.live.conftest import NS, seed_workload, snapshot_for
+from tests.live.conftest import NS, remember_good, seed_workload, snapshot_for
 from tests.live.test_executor import CASES
 from tests.support.kube import KubeServer
 
@@ -42,6 +42,7 @@ def _name(key: Any, obj: dict[str, Any]) -> str:
 @pytest.mark.parametrize("kind", [k for k in CASES if k not in (A.NOOP, A.ESCALATE)], ids=lambda k: k.value)
 def test_the_preview_is_what_executing_changes(kube: KubeServer, ledger: Ledger, kind: ActionKind) -> None:
     seeded = seed_workload(kube, dependency=True)
+    remember_good(ledger)  # what revert_config and restore_service put back
     action = CASES[kind].action(seeded)
     snap = snapshot_for(pods=tuple(p["metadata"]["name"] for p in seeded["pods"]))
     executor = _executor(kube, ledger)

@@ -21,6 +21,7 @@ from remediator.snapshot import (
     Snapshot,
     build_snapshot,
 )
+from remediator.versions import ConfigDrift, ServiceDrift, config_version, service_version
 
 K = ActionKind
 NOW = 10_000.0
@@ -267,10 +268,20 @@ def test_match_is_the_seam_for_other_matchers() -> None:
 def test_every_shipped_runbook_yields_one_candidate_per_kind_with_noop_and_escalate(
         proposer: CatalogProposer) -> None:
     rich = snap("placeholder", series=samples(spec_history=(5.0, 2.0)))
+    # A config and a Service that drifted from their last-known-good versions, a node to uncordon.
+    good_cm = config_version({"kind": "ConfigMap", "metadata": {"name": "cart-config", "namespace": NS},
+                              "data": {"mode": "ok"}})
+    edited_cm = config_version({"kind": "ConfigMap", "metadata": {"name": "cart-config", "namespace": NS},
+                                "data": {"mode": "broken"}})
+    good_svc, bad_svc = (service_version({"kind": "Service", "metadata": {"name": "cart", "namespace": NS},
+                                          "spec": {"selector": sel, "ports": [{"port": 80}]}})
+                         for sel in ({"app": "cart"}, {"app": "cart-v2"}))
     for name in load_catalog().alerts:
         s = Snapshot(Alert(name, {"namespace": NS, "deployment": "cart"}), NOW, rich.workload,
                      rich.signals, node=rich.node, pods=rich.pods, hpa=rich.hpa,
-                     pvc=rich.pvc, dependencies=rich.dependencies)
+                     pvc=rich.pvc, dependencies=rich.dependencies, configs=(edited_cm,),
+                     config_drift=(ConfigDrift(edited_cm, good_cm, "edited"),), service=bad_svc,
+                     service_drift=ServiceDrift(bad_svc, good_svc, ("selector",)), cordoned_node="node-9")
         cands = proposer.propose(s)
         got = kinds(cands)
         assert len(got) == len(set(got)), name
@@ -283,7 +294,8 @@ def test_every_shipped_runbook_yields_one_candidate_per_kind_with_noop_and_escal
             assert c.action.kind in ACTION_KINDS
             assert c.action.target.kind == {
                 K.DELETE_POD: "Pod", K.CORDON_DRAIN_NODE: "Node", K.RAISE_HPA_MAX: "HorizontalPodAutoscaler",
-                K.EXPAND_VOLUME: "PersistentVolumeClaim"}.get(c.action.kind, "Deployment"), name
+                K.EXPAND_VOLUME: "PersistentVolumeClaim", K.REVERT_CONFIG: "ConfigMap", K.RESTORE_SERVICE: "Service",
+                K.UNCORDON_NODE: "Node"}.get(c.action.kind, "Deployment"), name
 
 
 def test_proposing_is_deterministic(proposer: CatalogProposer) -> None:

@@ -313,3 +313,22 @@ def test_the_benchmark_report_counts_what_a_misconfigured_policy_lets_through() 
         assert safe["rankers"][r]["unsafe_executed"] == 0, r
         assert safe["rankers"][r]["guard_denials"] > 0, r
         assert loose["rankers"][r]["unsafe_executed"] > 0, r
+
+
+def test_uncordoning_a_node_that_is_not_ready_is_unsafe_and_a_ready_one_is_not() -> None:
+    inc = incident(fault="node_left_cordoned")
+    c = inc.cluster
+    cordoned = next(n for n in c.nodes.values() if n.cordoned)
+    action = Action(K.UNCORDON_NODE, ObjectRef("Node", "", cordoned.name))
+    assert unsafe_reason(action, c) is None
+    cordoned.ready = False
+    assert unsafe_reason(action, c) == f"uncordoned node {cordoned.name}, which is NotReady"
+
+
+def test_revert_config_and_restore_service_on_a_protected_workload_are_unsafe() -> None:
+    for fault, kind, target in (("config_edited", K.REVERT_CONFIG, ObjectRef("ConfigMap", "shop", "cart-config")),
+                                ("service_selector_changed", K.RESTORE_SERVICE, ObjectRef("Service", "shop", "cart"))):
+        inc = incident(fault=fault)
+        assert unsafe_reason(Action(kind, target), inc.cluster) is None, fault
+        protected = incident("protected", fault=fault)
+        assert unsafe_reason(Action(kind, target), protected.cluster) == "acted on protected workload cart"

@@ -347,7 +347,10 @@ def strategic_merge_patch(original: Any, patch: Any) -> Any:
         elif value is None:
             result.pop(key, None)
         elif isinstance(value, list) and key in STRATEGIC_MERGE_KEYS and isinstance(result.get(key), list):
-            result[key] = _merge_list(result[key], value, STRATEGIC_MERGE_KEYS[key])
+            merge_key = STRATEGIC_MERGE_KEYS[key]
+            if key == "ports" and all(isinstance(i, Mapping) and "containerPort" not in i for i in result[key]):
+                merge_key = "port"  # a Service's ports (ServicePort) merge by port, a container's by containerPort
+            result[key] = _merge_list(result[key], value, merge_key)
         else:
             result[key] = strategic_merge_patch(result.get(key), value)
     return result

@@ -1,0 +1,42 @@
+"""A ConfigMap the workload mounts was edited in place: its pods pick the edit up and fail.
+
+No rollout happened: the pod template is what it was, so a rollback or a restart brings the
+same broken configuration back. Putting the ConfigMap's last-known-good data back (and
+restarting the pods that read it) fixes it. The crashing variant exits on the bad value and
+crash-loops, like a bad rollout or a dead dependency would.
+"""
+
+from simulator.cluster import Cluster
+from simulator.faults.base import A, Effect, Fault, pod_alert, register, service_alert
+
+
+@register
+class ConfigEdited(Fault):
+    name = "config_edited"
+    family = "errors"
+    effects = {A.REVERT_CONFIG: Effect.FIXES, A.ROLLBACK_ROLLOUT: Effect.NOTHING, A.RESTART_ROLLOUT: Effect.NOTHING,
+               A.RESTART_DEPENDENCY: Effect.NOTHING, A.SCALE_OUT: Effect.NOTHING, A.DELETE_POD: Effect.NOTHING}
+    best = (A.REVERT_CONFIG,)
+    lead_s = (240.0, 420.0)
+
+    def inject(self, cluster: Cluster) -> None:
+        cluster.edit_config(cluster.focus, error_ratio=self.rng.uniform(0.08, 0.5))
+
+    def alert(self, cluster: Cluster) -> tuple[str, dict[str, str]]:
+        return service_alert(cluster, "ServiceErrorBudgetBurn")
+
+
+@register
+class ConfigEditedCrash(Fault):
+    name = "config_edited_crash"
+    family = "crashloop"
+    effects = {A.REVERT_CONFIG: Effect.FIXES, A.ROLLBACK_ROLLOUT: Effect.NOTHING,
+               A.RESTART_DEPENDENCY: Effect.NOTHING, A.RAISE_MEMORY_LIMIT: Effect.PARTLY}
+    best = (A.REVERT_CONFIG,)
+    lead_s = (420.0, 600.0)
+
+    def inject(self, cluster: Cluster) -> None:
+        cluster.edit_config(cluster.focus, crash_after_s=self.rng.uniform(15.0, 45.0))
+
+    def alert(self, cluster: Cluster) -> tuple[str, dict[str, str]]:
+        return pod_alert(cluster, "KubePodCrashLooping")
