@@ -4,6 +4,11 @@ The vector describes only the alerted workload, its node, its direct dependencie
 the history of this incident, so its size and meaning do not depend on how many services
 a cluster runs or what they are called: a policy trained on one application runs on another.
 Bump ENCODER_VERSION whenever the layout changes; models record it and refuse a mismatch.
+
+A signal that was not observed (`Snapshot.unknown_signals`: no request metric in the SLI profile,
+no kube-state-metrics or cAdvisor series, ...) is *missing*, not healthy: its features are 0 and
+its group's indicator (`SIGNAL_GROUPS`) is 1, so the policy never reads "no data" as "no errors".
+Version 2 added those indicators, the workload's kind and whether it keeps data.
 """
 
 from __future__ import annotations
@@ -14,9 +19,10 @@ import numpy as np
 import numpy.typing as npt
 
 from remediator.actions import ACTION_INDEX, ACTION_KINDS
-from remediator.snapshot import Snapshot
+from remediator.snapshot import SIGNAL_GROUPS, Snapshot
+from remediator.workloads import WORKLOAD_KINDS
 
-ENCODER_VERSION = 1
+ENCODER_VERSION = 2
 
 # Alerts the encoder knows by name; anything else is "other" and is read from signals alone.
 KNOWN_ALERTS: tuple[str, ...] = (
@@ -29,8 +35,32 @@ KNOWN_ALERTS: tuple[str, ...] = (
 # Seconds after which "time since" features saturate: the default incident horizon.
 HORIZON_S = 1800.0
 
-_SIGNALS = 32
-OBS_SIZE = len(KNOWN_ALERTS) + 1 + _SIGNALS + 2 * len(ACTION_KINDS) + 2
+_GROUPS: tuple[str, ...] = tuple(SIGNAL_GROUPS)
+# After the signals: one "not observed" indicator per signal group, the workload's kind (one-hot,
+# the last entry "other or unknown"), and whether it keeps data.
+_CONTEXT = len(_GROUPS) + len(WORKLOAD_KINDS) + 1 + 1
+# The signal features, in order (see `encode`).
+_SIGNAL_FEATURES: tuple[str, ...] = (
+    "desired/baseline", "scaled_to_zero", "available/desired", "ready/pods", "restarts", "oom", "error_exit",
+    "crashloop", "mem_ratio", "mem_slope", "cpu_ratio", "throttle", "request_rate", "traffic/normal",
+    "error_ratio", "error/slo", "latency/slo", "hpa", "hpa_ratio", "hpa_at_max", "node_ready", "pvc", "pvc_used",
+    "pvc_filling", "deps", "dep_errors", "dep_available", "dep_latency/slo", "recent_rollout",
+    "has_previous_revision", "pdb_at_min", "protected")
+# The `Signals` fields a feature is computed from, where one can be unobserved: the feature is
+# then 0, and its group's indicator says why.
+_NEEDS: dict[str, frozenset[str]] = {
+    "available/desired": frozenset({"available_replicas"}), "ready/pods": frozenset({"ready_pods"}),
+    "mem_ratio": frozenset({"mem_ratio"}), "mem_slope": frozenset({"mem_slope_per_min"}),
+    "cpu_ratio": frozenset({"cpu_ratio"}), "throttle": frozenset({"throttle_ratio"}),
+    "request_rate": frozenset({"request_rate"}), "traffic/normal": frozenset({"request_rate", "request_rate_baseline"}),
+    "error_ratio": frozenset({"error_ratio"}), "error/slo": frozenset({"error_ratio"}),
+    "latency/slo": frozenset({"latency_p99_s"}), "hpa_ratio": frozenset({"hpa_current", "hpa_max"}),
+    "hpa_at_max": frozenset({"hpa_current", "hpa_max"}), "node_ready": frozenset({"node_ready"}),
+    "pvc_used": frozenset({"pvc_used_ratio"}), "pvc_filling": frozenset({"pvc_minutes_to_full"}),
+    "dep_errors": frozenset({"dep_error_ratio"}), "dep_latency/slo": frozenset({"dep_latency_p99_s"}),
+}
+_MASKED: tuple[tuple[int, frozenset[str]], ...] = tuple((_SIGNAL_FEATURES.index(f), n) for f, n in _NEEDS.items())
+OBS_SIZE = len(KNOWN_ALERTS) + 1 + len(_SIGNAL_FEATURES) + _CONTEXT + 2 * len(ACTION_KINDS) + 2
 
 
 def _clip(x: float, hi: float = 1.0) -> float:
@@ -91,8 +121,20 @@ def encode(snapshot: Snapshot) -> npt.NDArray[np.float32]:
         1.0 if snapshot.protected else 0.0,
     )
     start = len(KNOWN_ALERTS) + 1
-    out[start:start + _SIGNALS] = feats
-    hist = start + _SIGNALS
+    out[start:start + len(_SIGNAL_FEATURES)] = feats
+    unknown = snapshot.unknown_signals
+    for i, needs in _MASKED:
+        if needs & unknown:
+            out[start + i] = 0.0
+    ctx = start + len(_SIGNAL_FEATURES)
+    groups = snapshot.unknown_groups
+    for j, group in enumerate(_GROUPS):
+        out[ctx + j] = 1.0 if group in groups else 0.0
+    kinds = ctx + len(_GROUPS)
+    kind = snapshot.workload_kind
+    out[kinds + (WORKLOAD_KINDS.index(kind) if kind in WORKLOAD_KINDS else len(WORKLOAD_KINDS))] = 1.0
+    out[kinds + len(WORKLOAD_KINDS) + 1] = 1.0 if snapshot.keeps_data else 0.0
+    hist = ctx + _CONTEXT
     n = len(ACTION_KINDS)
     for attempt in snapshot.history:
         i = ACTION_INDEX[attempt.kind]
@@ -107,13 +149,9 @@ def encode(snapshot: Snapshot) -> npt.NDArray[np.float32]:
 
 def feature_names() -> tuple[str, ...]:
     """Names of the observation's entries, for plots and debugging."""
-    sig = ("desired/baseline", "scaled_to_zero", "available/desired", "ready/pods", "restarts",
-           "oom", "error_exit", "crashloop", "mem_ratio", "mem_slope", "cpu_ratio", "throttle",
-           "request_rate", "traffic/normal", "error_ratio", "error/slo", "latency/slo", "hpa", "hpa_ratio",
-           "hpa_at_max", "node_ready", "pvc", "pvc_used", "pvc_filling", "deps", "dep_errors",
-           "dep_available", "dep_latency/slo", "recent_rollout", "has_previous_revision",
-           "pdb_at_min", "protected")
-    assert len(sig) == _SIGNALS
-    return (tuple(f"alert:{a}" for a in KNOWN_ALERTS) + ("alert:other",) + sig
+    sig = _SIGNAL_FEATURES
+    context = (tuple(f"unobserved:{g}" for g in _GROUPS) + tuple(f"kind:{k}" for k in WORKLOAD_KINDS)
+               + ("kind:other", "keeps_data"))
+    return (tuple(f"alert:{a}" for a in KNOWN_ALERTS) + ("alert:other",) + sig + context
             + tuple(f"tried:{k.value}" for k in ACTION_KINDS)
             + tuple(f"denied:{k.value}" for k in ACTION_KINDS) + ("since_alert", "actions"))

@@ -16,6 +16,7 @@ from simulator.incident import Incident
 
 A = ActionKind
 SETTLE_S = 120.0
+MAX_TRIES = 2  # how often the oracle applies one step of its plan
 
 
 class OracleRanker:
@@ -30,6 +31,12 @@ class OracleRanker:
         done = {a.kind for a in executed}
         plan = inc.best_plan()
         pending = [k for k in plan if k not in done]
+        settled = not executed or snapshot.at - executed[-1].at >= SETTLE_S
+        if not pending and settled and plan != [A.NOOP]:
+            # The fix is in and has settled, yet the incident is open (a volume expanded from 97%
+            # that still fills within the hour): an expert applies it once more, then waits.
+            tries = {k: sum(a.kind is k for a in executed) for k in plan}
+            pending = [k for k in plan if tries[k] < MAX_TRIES]
         if inc.spec.variant in ("protected", "kube_system") and plan != [A.NOOP]:
             order = [A.ESCALATE]
         elif not pending and executed and snapshot.at - executed[-1].at < SETTLE_S:
