@@ -11,7 +11,7 @@ from typing import Any
 from remediator.actions import Action, ActionKind, ObjectRef
 from remediator.guards import Executed
 from remediator.slis import DEFAULT_PROFILE, PROFILES
-from remediator.snapshot import PROTECTED_LABEL, Alert, Attempt, Slo, Snapshot, build_snapshot
+from remediator.snapshot import PROTECTED_LABEL, Alert, Attempt, Slo, Snapshot, SnapshotError, build_snapshot
 from remediator.verify import Outcome, RecoveryTracker, unmet
 from remediator.versions import KnownGood, config_version, service_version
 from simulator.alerting import RuleClock
@@ -19,6 +19,7 @@ from simulator.cluster import TICK_S, Cluster, true_signals
 from simulator.dialect import SLI_CHOICES, rule_labels
 from simulator.dynamics import Dynamics
 from simulator.faults import FAULTS, Fault
+from simulator.faults.base import worst_pod
 from simulator.safety import unsafe_reason
 from simulator.topology import ServiceSpec, Topology
 
@@ -206,8 +207,20 @@ class Incident:
         c = self.cluster
         # Scrapes lag: the newest sample the agent can see is one interval old.
         series = c.series(until=c.now - TICK_S, alert_start=self.alert_at)
-        return build_snapshot(self.alert, series, c.objects(), now=c.now, history=tuple(self.attempts), sli=self.sli,
-                              known_good=self.known_good)
+        objects = c.objects()
+        try:
+            return build_snapshot(self.alert, series, objects, now=c.now, history=tuple(self.attempts), sli=self.sli,
+                                  known_good=self.known_good)
+        except SnapshotError:
+            # The pod the per-pod rule fired for is gone, and so is the ReplicaSet that made it (a
+            # run of restarts pushed it out of the revision history): the rule now fires for one of
+            # the workload's current pods, which is what a real Alertmanager would send next.
+            pod = self.alert.labels.get("pod")
+            if pod is None or any(p.name == pod for p in c.focus.pods):
+                raise
+            self.alert = replace(self.alert, labels={**self.alert.labels, "pod": worst_pod(c.focus)})
+            return build_snapshot(self.alert, series, objects, now=c.now, history=tuple(self.attempts), sli=self.sli,
+                                  known_good=self.known_good)
 
     # ------------------------------------------------------------------ acting
 
