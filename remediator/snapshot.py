@@ -404,6 +404,12 @@ class _Objects:
             suffix = pod[len(name) + 1:] if pod.startswith(name + "-") else ""
             if _meta(rs).get("namespace") == namespace and suffix.isalnum():
                 return workloads.workload_of(rs, self.get)
+        # A StatefulSet names its pods `<statefulset>-<ordinal>`; one scaled down or replaced is still its.
+        for sts in self.by_kind.get("StatefulSet", ()):
+            name = str(_meta(sts).get("name", ""))
+            ordinal = pod[len(name) + 1:] if pod.startswith(name + "-") else ""
+            if _meta(sts).get("namespace") == namespace and ordinal.isdigit():
+                return ObjectRef("StatefulSet", namespace, name)
         return None
 
     def scrape_target_pod(self, namespace: str, service: str, pod: str) -> bool:

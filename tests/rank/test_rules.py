@@ -32,7 +32,7 @@ CRASHING = {"crashloop_fraction": 1.0, "restarts_per_min": 1.0, "ready_pods": 0,
 
 def test_the_shipped_thresholds_are_the_calibrated_ones() -> None:
     t = shipped_thresholds()
-    assert (t.rollout_window_s, t.oom_ratio, t.throttle_ratio, t.transient_s) == (900, 0.6, 0.5, 300)
+    assert (t.rollout_window_s, t.oom_ratio, t.throttle_ratio, t.transient_s) == (900, 0.6, 0.5, 180)
     assert RulesRanker().thresholds == t
 
 
@@ -96,7 +96,7 @@ def test_a_thresholds_file_round_trips_and_is_a_ranker(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("change", "expect"), [
     (lambda s: s.replace("oom_ratio: 0.6", "oom_ratio: high"), ":8: oom_ratio: must be a number in [0, 1], not"),
     (lambda s: s.replace("throttle_ratio: 0.5", "throttle_ratio: 1.5"), ":9: throttle_ratio: must be a number"),
-    (lambda s: s.replace("transient_s: 300", "transient_s: true"), ":10: transient_s: must be a number"),
+    (lambda s: s.replace("transient_s: 180", "transient_s: true"), ":10: transient_s: must be a number"),
     (lambda s: s + "oom_ration: 0.5\n", ":17: oom_ration: unknown threshold"),
     (lambda s: s + "oom_ratio: 0.5\n", ":17: oom_ratio: given twice (first on line 8)"),
     (lambda s: s.replace("settle_s: 150\n", ""), "missing threshold(s): settle_s"),
@@ -112,9 +112,12 @@ def test_bad_thresholds_name_file_line_and_key(tmp_path: Path, change, expect: s
         make_ranker(f"rules:{path}")
 
 
+@pytest.mark.slow
 def test_calibration_chooses_the_fastest_feasible_point() -> None:
+    # The whole training suite (400 incidents, ~60 no-fault ones): on a smaller sample a single
+    # action on a no-fault page already crosses the 5% line, and no point is feasible.
     grid = {"rollout_window_s": (900.0, 3600.0), "oom_ratio": (0.01, 0.6)}
-    result = calibrate("default", seed=1, episodes=120, grid=grid)
+    result = calibrate("default", seed=1, grid=grid)
     assert len(result.rows) == 4
     feasible = [r for r in result.rows if r.feasible]
     assert result.chosen is not None and result.chosen in feasible
