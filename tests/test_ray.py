@@ -46,7 +46,9 @@ def _node_args(tmp: str) -> list[str]:
     """The ports a node listens on, all chosen free (none of Ray's defaults, which a developer's
     own Ray may hold), and no dashboard."""
     base = _free_port()
-    low = 20000 + base % 20000  # a worker port range near no well-known port
+    # A worker port range below the kernel's ephemeral range (32768-60999), where the other
+    # ports, picked free by binding port 0, come from: the two never collide.
+    low = 20000 + base % 12000
     return ["--block", "--node-ip-address", "127.0.0.1", "--num-cpus", "1", "--temp-dir", tmp,
             "--disable-usage-stats", "--node-manager-port", str(_free_port()),
             "--object-manager-port", str(_free_port()), "--min-worker-port", str(low),
