@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 
 from remediator.snapshot import Slo
 from simulator.cluster import Cluster
-from simulator.dialect import RULE_FOR_S, RULE_WINDOW_S, THROTTLE_RULE_RATIO, VOLUME_RULE_FREE
+from simulator.dialect import NO_SLI, RULE_FOR_S, RULE_WINDOW_S, THROTTLE_RULE_RATIO, VOLUME_RULE_FREE
 
 _SLO = Slo()
 
@@ -89,12 +89,14 @@ def _volume_filling(clock: RuleClock, c: Cluster, labels: Mapping[str, str]) -> 
     return bool(w.pvc_cap) and (w.pvc_cap - w.pvc_used) / w.pvc_cap < VOLUME_RULE_FREE
 
 
+# The SLO rules read the request metrics; where none exist (NO_SLI) their expression has no
+# series, so it is never true, whatever the true error ratio or latency.
 def _error_burn(clock: RuleClock, c: Cluster, labels: Mapping[str, str]) -> bool:
-    return c.focus.error_ratio > _SLO.error_ratio
+    return c.sli != NO_SLI and c.focus.error_ratio > _SLO.error_ratio
 
 
 def _latency_high(clock: RuleClock, c: Cluster, labels: Mapping[str, str]) -> bool:
-    return c.focus.p99 > _SLO.latency_p99_s
+    return c.sli != NO_SLI and c.focus.p99 > _SLO.latency_p99_s
 
 
 _RULES: Mapping[str, Callable[[RuleClock, Cluster, Mapping[str, str]], bool]] = {

@@ -16,7 +16,7 @@ from remediator.verify import Outcome, RecoveryTracker, unmet
 from remediator.versions import KnownGood, config_version, service_version
 from simulator.alerting import RuleClock
 from simulator.cluster import TICK_S, Cluster, true_signals
-from simulator.dialect import SLI_CHOICES, rule_labels
+from simulator.dialect import NO_SLI, SLI_CHOICES, rule_labels
 from simulator.dynamics import Dynamics
 from simulator.faults import FAULTS, Fault
 from simulator.faults.base import worst_pod
@@ -74,13 +74,7 @@ class IncidentSpec:
 class Incident:
     def __init__(self, topology: Topology, spec: IncidentSpec, horizon_s: float = HORIZON_S,
                  dynamics: Dynamics | None = None) -> None:
-        for f in spec.faults:
-            if f not in FAULTS:
-                raise ValueError(f"unknown fault {f!r}; known: {', '.join(sorted(FAULTS))}")
-        if spec.variant not in VARIANTS:
-            raise ValueError(f"unknown variant {spec.variant!r}; known: {', '.join(VARIANTS)}")
-        if spec.sli not in SLI_CHOICES:
-            raise ValueError(f"unknown SLI profile {spec.sli!r}; known: {', '.join(SLI_CHOICES)}")
+        _check(spec)
         self.spec = spec
         self.horizon_s = horizon_s
         rng = random.Random(spec.seed)
@@ -309,6 +303,20 @@ class Incident:
                     ActionKind.SCALE_OUT, ActionKind.EXPAND_VOLUME):
             return {"factor": 2.0}
         return {}
+
+
+def _check(spec: IncidentSpec) -> None:
+    """Refuse a spec no real cluster could produce, saying what is wrong."""
+    for f in spec.faults:
+        if f not in FAULTS:
+            raise ValueError(f"unknown fault {f!r}; known: {', '.join(sorted(FAULTS))}")
+    if spec.variant not in VARIANTS:
+        raise ValueError(f"unknown variant {spec.variant!r}; known: {', '.join(VARIANTS)}")
+    if spec.sli not in SLI_CHOICES:
+        raise ValueError(f"unknown SLI profile {spec.sli!r}; known: {', '.join(SLI_CHOICES)}")
+    if spec.sli == NO_SLI and FAULTS[spec.fault].slo_only:
+        raise ValueError(f"fault {spec.fault!r} raises only an SLO alert, which no rule can fire without "
+                         f"request metrics (SLI profile {NO_SLI!r}); draw it in another profile")
 
 
 def _dress(svc: ServiceSpec, herrings: tuple[str, ...], rng: random.Random,

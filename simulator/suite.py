@@ -32,7 +32,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from simulator.dialect import SLI_CHOICES
+from simulator.dialect import NO_SLI, SLI_CHOICES
 from simulator.dynamics import Dynamics
 from simulator.faults import FAULTS
 from simulator.incident import HORIZON_S, IncidentSpec
@@ -100,14 +100,27 @@ class Dialect(BaseModel):
         _check_weights("SLI profile", v, SLI_CHOICES)
         return v
 
-    def draw(self, seed: int) -> dict[str, Any]:
+    def draw(self, seed: int, slo_only: bool = False) -> dict[str, Any]:
         """The dialect of the incident with this seed, from a stream of its own: the suite's
-        draws (faults, services, variants) do not move when the dialect changes."""
+        draws (faults, services, variants) do not move when the dialect changes.
+
+        An incident whose fault raises only an SLO alert (`Fault.slo_only`) is never drawn without
+        request metrics: a real cluster raises no alert for it there, so the agent never sees it.
+        Its profile is then redrawn among the others from a stream of its own, so every other
+        draw stays as it was."""
         rng = random.Random(seed ^ 0xD1A1EC7)
         names = sorted(self.sli)
-        return {"sli": rng.choices(names, [self.sli[n] for n in names])[0],
+        sli = rng.choices(names, [self.sli[n] for n in names])[0]
+        if sli == NO_SLI and slo_only:
+            seen = [n for n in names if n != NO_SLI]
+            sli = random.Random(seed ^ 0x5100).choices(seen, [self.sli[n] for n in seen])[0]
+        return {"sli": sli,
                 "sidecar": rng.random() < self.sidecar, "scrape_labels": rng.random() < self.scrape_labels,
                 "alert_for": self.alert_for, "statefulset": rng.random() < self.statefulset}
+
+    def observes_requests(self) -> bool:
+        """Whether some profile with request metrics has a weight."""
+        return any(w > 0 for n, w in self.sli.items() if n != NO_SLI)
 
 
 class Suite(BaseModel):
@@ -143,6 +156,14 @@ class Suite(BaseModel):
             raise ValueError(f"noise range {list(self.noise)} must satisfy 0 <= low <= high <= 0.5")
         return self
 
+    @model_validator(mode="after")
+    def _slo_faults_need_requests(self) -> Suite:
+        blind = sorted(n for n, w in self.faults.items() if w.weight > 0 and FAULTS[n].slo_only)
+        if blind and not self.dialect.observes_requests():
+            raise ValueError(f"fault(s) {', '.join(blind)} raise only SLO alerts, which need request metrics: "
+                             f"give dialect.sli a profile other than {NO_SLI!r} a weight")
+        return self
+
     def sample(self, rng: random.Random, topology: Topology) -> IncidentSpec:
         """One incident drawn from the mix; deterministic for a given rng state."""
         names = sorted(self.faults)
@@ -168,7 +189,8 @@ class Suite(BaseModel):
             r -= share
         seed = rng.randrange(2**31)
         return IncidentSpec(faults=tuple(faults), service=service, seed=seed, variant=variant,
-                            noise=rng.uniform(*self.noise), **self.dialect.draw(seed))
+                            noise=rng.uniform(*self.noise),
+                            **self.dialect.draw(seed, slo_only=FAULTS[faults[0]].slo_only))
 
     def specs(self, seed: int | None = None, count: int | None = None) -> list[IncidentSpec]:
         rng = random.Random(self.seed if seed is None else seed)

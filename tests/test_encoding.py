@@ -46,7 +46,9 @@ def test_an_unobserved_group_is_flagged_and_its_features_carry_no_value(group: s
 def test_no_request_metrics_is_not_zero_errors() -> None:
     """The SLO-unknown incident (a gRPC app without metrics) and the healthy one differ in the
     error and latency features' indicators, and their values are 0, not the healthy defaults."""
-    blind = incident("bad_config_rollout", sli="none").observe()
+    # bad_config_rollout raises only an SLO alert, which cannot fire without request metrics; the
+    # throttled service raises CPUThrottlingHigh there, and its requests are as unseen.
+    blind = incident("cpu_limit_low", sli="none").observe()
     seen = incident("bad_config_rollout").observe()
     a, b = encode(blind), encode(seen)
     assert a[_at("unobserved:requests")] == 1.0 and a[_at("unobserved:latency")] == 1.0

@@ -8,6 +8,7 @@ from simulator.faults.base import A, Effect, Fault, register, service_alert
 class BadConfigRollout(Fault):
     name = "bad_config_rollout"
     family = "errors"
+    slo_only = True
     effects = {A.ROLLBACK_ROLLOUT: Effect.FIXES, A.RESTART_ROLLOUT: Effect.NOTHING,
                A.SCALE_OUT: Effect.NOTHING, A.RAISE_MEMORY_LIMIT: Effect.NOTHING,
                A.DELETE_POD: Effect.NOTHING, A.RESTART_DEPENDENCY: Effect.NOTHING}

@@ -11,6 +11,7 @@ from typing import ClassVar
 
 from remediator.actions import ActionKind
 from simulator.cluster import Cluster, Workload, replicaset_name
+from simulator.dialect import NO_SLI
 from simulator.topology import ServiceSpec
 
 A = ActionKind
@@ -36,6 +37,11 @@ class Fault(ABC):
     fallback: ClassVar[tuple[ActionKind, ...]] = ()
     # Seconds before the alert fires that the fault starts: (low, high).
     lead_s: ClassVar[tuple[float, float]] = (240.0, 420.0)
+    # Its only symptom is in the request metrics, so the only alert it raises is an SLO alert. A
+    # cluster without request metrics (dialect.NO_SLI) raises nothing for it: no alert reaches the
+    # agent, so suites never draw it there (Suite.sample) and Incident refuses it. A fault with a
+    # kube-prometheus symptom as well raises that rule's alert there instead.
+    slo_only: ClassVar[bool] = False
 
     def __init__(self, rng: random.Random) -> None:
         self.rng = rng
@@ -87,6 +93,9 @@ def pod_alert(cluster: Cluster, name: str) -> tuple[str, dict[str, str]]:
 
 
 def service_alert(cluster: Cluster, name: str) -> tuple[str, dict[str, str]]:
+    if cluster.sli == NO_SLI:
+        raise ValueError(f"{name} cannot fire without request metrics (SLI profile {NO_SLI!r}): "
+                         "no SLO rule has a series to read")
     return name, {"namespace": cluster.focus.namespace, "service": cluster.focus.name}
 
 

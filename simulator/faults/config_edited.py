@@ -14,6 +14,7 @@ from simulator.faults.base import A, Effect, Fault, pod_alert, register, service
 class ConfigEdited(Fault):
     name = "config_edited"
     family = "errors"
+    slo_only = True
     effects = {A.REVERT_CONFIG: Effect.FIXES, A.ROLLBACK_ROLLOUT: Effect.NOTHING, A.RESTART_ROLLOUT: Effect.NOTHING,
                A.RESTART_DEPENDENCY: Effect.NOTHING, A.SCALE_OUT: Effect.NOTHING, A.DELETE_POD: Effect.NOTHING}
     best = (A.REVERT_CONFIG,)

@@ -3,6 +3,7 @@
 from dataclasses import replace
 
 from simulator.cluster import Cluster
+from simulator.dialect import NO_SLI
 from simulator.faults.base import A, Effect, Fault, pod_alert, register, service_alert
 from simulator.topology import ServiceSpec
 
@@ -30,6 +31,8 @@ class CpuLimitLow(Fault):
         w.revisions = [replace(r, cpu_limit=limit) for r in w.revisions]
 
     def alert(self, cluster: Cluster) -> tuple[str, dict[str, str]]:
-        if self.coin("kube_alert", 0.5):  # the kube-prometheus alert, else the SLO one
+        # The kube-prometheus alert, else the SLO one; without request metrics no SLO rule can fire,
+        # so the kube-prometheus rule's alert is what fires (the coin is still drawn: later draws stay).
+        if self.coin("kube_alert", 0.5) or cluster.sli == NO_SLI:
             return pod_alert(cluster, "CPUThrottlingHigh")
         return service_alert(cluster, "ServiceLatencyHigh")

@@ -39,6 +39,7 @@ class DependencyOutage(_DependencyFault):
 class DependencyErrors(_DependencyFault):
     name = "dependency_errors"
     family = "errors"
+    slo_only = True
     effects = {A.RESTART_DEPENDENCY: Effect.FIXES, A.RESTART_ROLLOUT: Effect.NOTHING,
                A.ROLLBACK_ROLLOUT: Effect.NOTHING, A.SCALE_OUT: Effect.NOTHING,
                A.DELETE_POD: Effect.NOTHING}
@@ -57,6 +58,7 @@ class DependencyErrors(_DependencyFault):
 class DependencySlow(_DependencyFault):
     name = "dependency_slow"
     family = "latency"
+    slo_only = True
     effects = {A.RESTART_DEPENDENCY: Effect.FIXES, A.RESTART_ROLLOUT: Effect.NOTHING,
                A.SCALE_OUT: Effect.NOTHING, A.RAISE_CPU_LIMIT: Effect.NOTHING,
                A.RAISE_HPA_MAX: Effect.NOTHING, A.ROLLBACK_ROLLOUT: Effect.NOTHING}

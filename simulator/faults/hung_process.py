@@ -8,6 +8,7 @@ from simulator.faults.base import A, Effect, Fault, register, service_alert
 class HungProcess(Fault):
     name = "hung_process"
     family = "latency"
+    slo_only = True
     effects = {A.RESTART_ROLLOUT: Effect.FIXES, A.DELETE_POD: Effect.PARTLY,
                A.SCALE_OUT: Effect.PARTLY, A.RAISE_CPU_LIMIT: Effect.FIXES,
                A.ROLLBACK_ROLLOUT: Effect.NOTHING, A.RESTART_DEPENDENCY: Effect.NOTHING,

@@ -12,6 +12,7 @@ from simulator.faults.base import A, Effect, Fault, register, service_alert
 class NoFault(Fault):
     name = "no_fault"
     family = "no_fault"
+    slo_only = True
     effects = {A.NOOP: Effect.FIXES, A.RESTART_ROLLOUT: Effect.NOTHING,
                A.SCALE_OUT: Effect.NOTHING, A.ROLLBACK_ROLLOUT: Effect.NOTHING}
     best = (A.NOOP,)

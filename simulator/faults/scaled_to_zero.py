@@ -11,6 +11,7 @@ from simulator.topology import ServiceSpec
 class ScaledToZero(Fault):
     name = "scaled_to_zero"
     family = "capacity"
+    slo_only = True
     effects = {A.RESTORE_REPLICAS: Effect.FIXES, A.SCALE_OUT: Effect.NOTHING,
                A.RESTART_ROLLOUT: Effect.NOTHING, A.ROLLBACK_ROLLOUT: Effect.NOTHING}
     best = (A.RESTORE_REPLICAS,)

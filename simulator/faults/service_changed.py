@@ -12,6 +12,7 @@ from simulator.faults.base import A, Effect, Fault, register, service_alert
 
 class _ServiceFault(Fault):
     family = "routing"
+    slo_only = True
     effects = {A.RESTORE_SERVICE: Effect.FIXES, A.RESTART_ROLLOUT: Effect.NOTHING,
                A.ROLLBACK_ROLLOUT: Effect.NOTHING, A.SCALE_OUT: Effect.NOTHING, A.RESTART_DEPENDENCY: Effect.NOTHING}
     best = (A.RESTORE_SERVICE,)

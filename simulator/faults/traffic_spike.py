@@ -3,6 +3,7 @@
 from dataclasses import replace
 
 from simulator.cluster import Cluster
+from simulator.dialect import NO_SLI
 from simulator.faults.base import A, Effect, Fault, register, service_alert
 from simulator.topology import ServiceSpec
 
@@ -31,7 +32,9 @@ class TrafficSpike(Fault):
         w.traffic_factor = u_at_max * w.hpa_max / (w.spec.replicas * base_u)
 
     def alert(self, cluster: Cluster) -> tuple[str, dict[str, str]]:
-        if self.coin("kube_alert", 0.5):  # the kube-prometheus alert, else the SLO one
+        # The kube-prometheus alert, else the SLO one; without request metrics no SLO rule can fire,
+        # so the kube-prometheus rule's alert is what fires (the coin is still drawn: later draws stay).
+        if self.coin("kube_alert", 0.5) or cluster.sli == NO_SLI:
             return "KubeHpaMaxedOut", {"namespace": cluster.focus.namespace,
                                        "horizontalpodautoscaler": cluster.focus.name}
         return service_alert(cluster, "ServiceLatencyHigh")

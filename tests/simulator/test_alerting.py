@@ -3,22 +3,21 @@
 from __future__ import annotations
 
 import dataclasses
+import pathlib
 from collections import Counter
 
 import pytest
 
 from simulator.alerting import RuleClock
-from simulator.dialect import RULE_FOR_S
+from simulator.dialect import NO_SLI, RULE_FOR_S, SLO_ALERTS
 from simulator.faults import FAULTS
 from simulator.incident import Incident
-from simulator.suite import Dialect, load_suite
+from simulator.suite import Dialect, SuiteError, load_suite
 from tests.live.sim import incident
 
 
 def test_the_rules_for_durations_are_the_rule_files() -> None:
     """Read off the kube-prometheus rule files copied into tests/fixtures (the fixtures of issue 10)."""
-    import pathlib
-
     import yaml
 
     root = pathlib.Path(__file__).resolve().parents[1] / "fixtures" / "kube-prometheus-rules"
@@ -77,3 +76,60 @@ def test_few_faults_never_trip_their_rule() -> None:
         inc = Incident(topo, dataclasses.replace(spec, alert_for=True), suite.horizon_s)
         late[spec.fault] += inc.rule_timed_out
     assert sum(late.values()) <= 0.03 * len(specs), late
+
+
+@pytest.mark.parametrize("sli", ["http", NO_SLI])
+def test_the_slo_rules_read_request_metrics(sli: str) -> None:
+    """Errors and latency far over the SLO for ten minutes: the SLO rules fire only where request
+    metrics exist; without them (a gRPC app without interceptors) no SLO rule has a series."""
+    inc = incident("memory_leak", after_s=0.0, sli=sli)
+    c, clock = inc.cluster, RuleClock()
+    fired = {"ServiceErrorBudgetBurn": False, "ServiceLatencyHigh": False}
+    for _ in range(40):
+        c.focus.error_ratio, c.focus.p99 = 0.5, 5.0
+        c.now += 15.0
+        for name in fired:
+            fired[name] |= clock.tick(c, name, {})
+    assert all(fired.values()) is (sli == "http") and any(fired.values()) is (sli == "http")
+
+
+@pytest.mark.parametrize("fault", sorted(f for f in FAULTS if not FAULTS[f].slo_only))
+def test_without_request_metrics_a_fault_raises_its_kube_rule_alert(fault: str) -> None:
+    """cpu_limit_low and traffic_spike raise the SLO alert half the time where it can fire; without
+    request metrics each fault raises the kube-prometheus alert its rule fires for, after its for:."""
+    for seed in range(6):
+        inc = incident(fault, seed=seed, after_s=0.0, sli=NO_SLI, alert_for=True)
+        assert inc.alert.name not in SLO_ALERTS and not inc.rule_timed_out, (seed, inc.alert.name)
+    if fault in ("cpu_limit_low", "traffic_spike"):
+        seen = {incident(fault, seed=seed, after_s=0.0).alert.name for seed in range(6)}
+        assert seen & SLO_ALERTS and seen - SLO_ALERTS, seen  # both occur where request metrics exist
+
+
+@pytest.mark.parametrize("fault", sorted(f for f in FAULTS if FAULTS[f].slo_only))
+def test_an_slo_only_fault_needs_request_metrics(fault: str) -> None:
+    """What `slo_only` declares is what the fault raises; without request metrics it is refused."""
+    assert {incident(fault, seed=seed, after_s=0.0).alert.name for seed in range(4)} <= SLO_ALERTS
+    with pytest.raises(ValueError, match="without request metrics"):
+        incident(fault, after_s=0.0, sli=NO_SLI)
+
+
+def test_suites_draw_no_slo_only_fault_without_request_metrics() -> None:
+    suite = load_suite("default")
+    specs = suite.specs(count=400)
+    blind = [s for s in specs if s.sli == NO_SLI]
+    assert blind and not any(FAULTS[s.fault].slo_only for s in blind)
+    assert {s.fault for s in blind} >= {"cpu_limit_low", "traffic_spike", "memory_leak"}
+    # The other faults keep the profile the dialect's own stream gives them; so do every other draw.
+    for s in specs:
+        drawn = suite.dialect.draw(s.seed)
+        if not FAULTS[s.fault].slo_only:
+            assert s.sli == drawn["sli"]
+        assert (s.sidecar, s.scrape_labels, s.statefulset) == (drawn["sidecar"], drawn["scrape_labels"],
+                                                               drawn["statefulset"])
+
+
+def test_a_suite_that_could_only_draw_slo_only_faults_blind_is_refused(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text("name: x\nfaults: {memory_leak: 1, hung_process: 1}\ndialect: {sli: {none: 1}}\n")
+    with pytest.raises(SuiteError, match="hung_process raise only SLO alerts.*profile other than 'none'"):
+        load_suite(str(path))
