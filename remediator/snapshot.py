@@ -369,13 +369,21 @@ class _Objects:
     def __init__(self, objects: Iterable[K8sObject], known_good: Sequence[KnownGood] = ()) -> None:
         self.known_good = tuple(known_good)
         self.by_kind: dict[str, list[K8sObject]] = defaultdict(list)
+        # By (kind, name) as well, in the same order: a lookup per owner reference and per pod
+        # would otherwise scan every object of the kind (thousands in a big namespace).
+        self._by_name: dict[tuple[str, str], list[K8sObject]] = defaultdict(list)
+        self._owner_of_pod: dict[tuple[str, str], ObjectRef | None] = {}
+        self._owner: dict[int, ObjectRef | None] = {}  # by id(): the objects live as long as the index
         for obj in objects:
-            self.by_kind[str(obj.get("kind", ""))].append(obj)
+            kind = str(obj.get("kind", ""))
+            self.by_kind[kind].append(obj)
+            name = _meta(obj).get("name")
+            if isinstance(name, str):
+                self._by_name[(kind, name)].append(obj)
 
     def get(self, kind: str, namespace: str, name: str) -> K8sObject | None:
-        for obj in self.by_kind.get(kind, ()):
-            meta = _meta(obj)
-            if meta.get("name") == name and meta.get("namespace", "") in (namespace, ""):
+        for obj in self._by_name.get((kind, name), ()):
+            if _meta(obj).get("namespace", "") in (namespace, ""):
                 return obj
         return None
 
@@ -387,23 +395,36 @@ class _Objects:
     def workload(self, ref: ObjectRef) -> K8sObject | None:
         return self.get(ref.kind, ref.namespace, ref.name)
 
+    def owner(self, obj: K8sObject) -> ObjectRef | None:
+        """`workloads.workload_of(obj)`, once per object."""
+        key = id(obj)
+        if key not in self._owner:
+            self._owner[key] = workloads.workload_of(obj, self.get)
+        return self._owner[key]
+
     def pods_of(self, ref: ObjectRef) -> list[K8sObject]:
         """The observed pods whose controllers lead to the workload (`workloads.workload_of`)."""
         return [p for p in self.by_kind.get("Pod", ()) if _meta(p).get("namespace") == ref.namespace
-                and workloads.workload_of(p, self.get) == ref]
+                and self.owner(p) == ref]
 
     def workload_of_pod(self, namespace: str, pod: str) -> ObjectRef | None:
         """The workload owning the pod, through its ownerReferences. A pod already replaced (a
         restart, a rollout) is matched to the observed ReplicaSet that made it: the controller
         names its pods `<replicaset>-<suffix>`, and the ReplicaSet stays in the rollout history."""
+        key = (namespace, pod)
+        if key not in self._owner_of_pod:
+            self._owner_of_pod[key] = self._resolve_pod(namespace, pod)
+        return self._owner_of_pod[key]
+
+    def _resolve_pod(self, namespace: str, pod: str) -> ObjectRef | None:
         obj = self.get("Pod", namespace, pod)
         if obj is not None:
-            return workloads.workload_of(obj, self.get)
+            return self.owner(obj)
         for rs in self.by_kind.get("ReplicaSet", ()):
             name = str(_meta(rs).get("name", ""))
             suffix = pod[len(name) + 1:] if pod.startswith(name + "-") else ""
             if _meta(rs).get("namespace") == namespace and suffix.isalnum():
-                return workloads.workload_of(rs, self.get)
+                return self.owner(rs)
         # A StatefulSet names its pods `<statefulset>-<ordinal>`; one scaled down or replaced is still its.
         for sts in self.by_kind.get("StatefulSet", ()):
             name = str(_meta(sts).get("name", ""))
@@ -437,7 +458,7 @@ class _Objects:
             return None
         pods = [p for p in self.by_kind.get("Pod", ()) if _meta(p).get("namespace") == namespace
                 and all((_meta(p).get("labels") or {}).get(k) == v for k, v in selector.items())]
-        found = {workloads.workload_of(p, self.get) for p in pods}
+        found = {self.owner(p) for p in pods}
         if not pods:
             found = {ObjectRef(kind, namespace, str(_meta(w).get("name"))) for kind in workloads.WORKLOAD_KINDS
                      for w in self.by_kind.get(kind, ()) if _meta(w).get("namespace") == namespace
@@ -524,7 +545,7 @@ def _claimant(idx: _Objects, ns: str, claim: str) -> ObjectRef | None:
     """The one workload that mounts the claim: its pods (a StatefulSet's claims are its pods'),
     else its pod template. None when no workload, or several, mount it."""
     found = {w for p in idx.by_kind.get("Pod", ()) if _meta(p).get("namespace") == ns
-             and claim in workloads.claims_of(None, [p]) and (w := workloads.workload_of(p, idx.get)) is not None}
+             and claim in workloads.claims_of(None, [p]) and (w := idx.owner(p)) is not None}
     if not found:
         found = {ObjectRef(kind, ns, str(_meta(w).get("name"))) for kind in workloads.WORKLOAD_KINDS
                  for w in idx.by_kind.get(kind, ()) if _meta(w).get("namespace") == ns
@@ -536,7 +557,7 @@ def _most_hurt_on_node(idx: _Objects, node: str) -> ObjectRef | None:
     """The workload with the most pods on the node (ties: by name); None when none has any."""
     counts: dict[ObjectRef, int] = defaultdict(int)
     for pod in idx.by_kind.get("Pod", ()):
-        if (pod.get("spec") or {}).get("nodeName") == node and (w := workloads.workload_of(pod, idx.get)):
+        if (pod.get("spec") or {}).get("nodeName") == node and (w := idx.owner(pod)):
             counts[w] += 1
     if not counts:
         return None
@@ -1250,7 +1271,7 @@ def _evicted_by_drain(idx: _Objects, node: str) -> tuple[Neighbour, ...]:
             continue
         meta = _meta(pod)
         ns, name = str(meta.get("namespace", "")), str(meta.get("name", ""))
-        ref = workloads.workload_of(pod, idx.get)
+        ref = idx.owner(pod)
         owner = idx.workload(ref) if ref is not None else None
         labels = {**(meta.get("labels") or {}), **((_meta(owner).get("labels") or {}) if owner else {})}
         # kubectl's rule is an ownerReference with `controller: true`. One without the field
@@ -1326,7 +1347,7 @@ def _node_pdb_allowed(idx: _Objects, node: str) -> float:
             continue
         meta = _meta(pod)
         ns = str(meta.get("namespace", ""))
-        ref = workloads.workload_of(pod, idx.get)
+        ref = idx.owner(pod)
         template_labels = workloads.template_labels(idx.workload(ref)) if ref is not None else {}
         evicted[ns].append({**template_labels, **(meta.get("labels") or {})})
     allowed = math.inf

@@ -35,6 +35,7 @@ from __future__ import annotations
 import datetime as _dt
 import platform
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,7 +53,8 @@ DEFAULT_HYPERPARAMS: dict[str, dict[str, Any]] = {
             "gae_lambda": 0.95, "ent_coef": 0.01, "clip_range": 0.2, "net_arch": [128, 128]},
     "dqn": {"learning_rate": 5e-4, "buffer_size": 100_000, "learning_starts": 2_000, "batch_size": 128,
             "gamma": 0.99, "train_freq": 4, "gradient_steps": 1, "target_update_interval": 2_000, "n_steps": 3,
-            "exploration_fraction": 0.4, "exploration_final_eps": 0.03, "net_arch": [128, 128]},
+            "exploration_fraction": 0.4, "exploration_initial_eps": 1.0, "exploration_final_eps": 0.03,
+            "net_arch": [128, 128]},
 }
 _POLICY_KWARGS = ("net_arch",)
 ESCALATE_COST_S = 120.0  # what a page costs a human's rota, in the reward's seconds
@@ -104,11 +106,11 @@ def _recovery_callback(points: list[EpisodePoint]) -> Any:
     return RecoveryCurve()
 
 
-def _make_env(suite: Any, escalate_cost_s: float) -> Any:
+def _make_env(suite: Any, escalate_cost_s: float, branches: int = 1) -> Any:
     def _init() -> Any:
         from simulator.env import RemediationEnv
 
-        return PolicyView(RemediationEnv(suite), escalate_cost_s)
+        return PolicyView(RemediationEnv(suite, branches=branches), escalate_cost_s)
 
     return _init
 
@@ -163,13 +165,19 @@ def resolve_hyperparams(algo: str, overrides: Mapping[str, Any] | None = None) -
 def train(algo: str, suite: str, timesteps: int, seed: int, out: Path | str, *, n_envs: int = 1,
           subprocess: bool = False, progress_bar: bool = False, hyperparams: Mapping[str, Any] | None = None,
           command: str = "", curve: bool = True, verbose: int = 0,
-          escalate_cost_s: float = ESCALATE_COST_S) -> TrainResult:
+          escalate_cost_s: float = ESCALATE_COST_S, branches: int = 1, init: Path | str | None = None
+          ) -> TrainResult:
     """Train a policy on `suite` and write the model, its metadata and its training curve.
 
     `suite` is a shipped suite name or a YAML path (never the evaluation suite: the
     benchmark's numbers would then measure memory, not skill). `n_envs` environments
     step in lockstep (in worker processes when `subprocess`); the result is deterministic
-    for a given seed, algorithm, budget and `n_envs`.
+    for a given seed, algorithm, budget, `n_envs` and `branches` (trajectories explored from each
+    sampled incident's alert, `simulator.env.RemediationEnv`).
+
+    `init` continues training a policy of the same algorithm and encoder (its weights; the replay
+    buffer starts empty) for `timesteps` more, under `hyperparams` (for a DQN, usually a lower
+    `exploration_initial_eps`); the metadata counts both runs' steps and names the one it continued.
     """
     out = Path(out)
     hp = resolve_hyperparams(algo, hyperparams)
@@ -179,22 +187,28 @@ def train(algo: str, suite: str, timesteps: int, seed: int, out: Path | str, *, 
         raise TrainingError(f"--out must name a .zip file (SB3's model format), not {str(out)!r}")
     if n_envs < 1:
         raise TrainingError(f"n_envs must be at least 1, not {n_envs}")
+    if branches < 1:
+        raise TrainingError(f"--branches must be at least 1, not {branches}")
     s = training_suite(suite)
 
     import torch
     from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecMonitor
 
     torch.set_num_threads(1)
-    fns = [_make_env(s, escalate_cost_s) for _ in range(n_envs)]
+    fns = [_make_env(s, escalate_cost_s, branches) for _ in range(n_envs)]
     venv = SubprocVecEnv(fns, start_method="fork") if subprocess and n_envs > 1 else DummyVecEnv(fns)
     env = VecMonitor(venv)
     kw = {k: v for k, v in hp.items() if k not in _POLICY_KWARGS}
     policy_kwargs = {k: hp[k] for k in _POLICY_KWARGS if k in hp}
-    if algo == "ppo":
+    base: PolicyMetadata | None = None
+    model: Any
+    if init is not None:
+        model, base = _continued(algo, Path(init), env, seed, kw, policy_kwargs)
+    elif algo == "ppo":
         from sb3_contrib import MaskablePPO
 
-        model: Any = MaskablePPO("MlpPolicy", env, seed=seed, device="cpu", verbose=verbose,
-                                 policy_kwargs=policy_kwargs, **kw)
+        model = MaskablePPO("MlpPolicy", env, seed=seed, device="cpu", verbose=verbose,
+                            policy_kwargs=policy_kwargs, **kw)
     else:
         from stable_baselines3 import DQN
 
@@ -211,12 +225,16 @@ def train(algo: str, suite: str, timesteps: int, seed: int, out: Path | str, *, 
     out.parent.mkdir(parents=True, exist_ok=True)
     model.save(out)
     tail = points[-max(1, len(points) // 10):] if points else []
+    continued = {} if base is None else {"continued_from": {
+        "policy": str(init), "created": base.created, "timesteps": base.timesteps, "command": base.command,
+        "train_wall_s": base.train_wall_s}}
     meta = PolicyMetadata.current(
-        algo=algo, suite=s.name if not Path(suite).suffix else str(suite), seed=seed, timesteps=timesteps,
-        train_wall_s=round(wall, 1), command=command,
-        hyperparams={**hp, "n_envs": n_envs, "escalate_cost_s": escalate_cost_s},
+        algo=algo, suite=s.name if not Path(suite).suffix else str(suite), seed=seed,
+        timesteps=timesteps + (base.timesteps if base else 0),
+        train_wall_s=round(wall + (base.train_wall_s if base else 0.0), 1), command=command,
+        hyperparams={**hp, "n_envs": n_envs, "escalate_cost_s": escalate_cost_s, "branches": branches},
         versions=_versions(), created=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-        extra={"episodes": len(points), "train_cpu_s": round(cpu, 1),
+        extra={**continued, "episodes": len(points), "train_cpu_s": round(cpu, 1),
                "final_mttr_s": round(sum(p.recovery_s for p in tail) / len(tail), 1) if tail else None,
                "final_success_rate": round(sum(p.recovered for p in tail) / len(tail), 4) if tail else None})
     embed_metadata(out, meta)
@@ -225,6 +243,36 @@ def train(algo: str, suite: str, timesteps: int, seed: int, out: Path | str, *, 
         png = curve_path(out)
         plot_curve(points, png, title=f"{algo} on suite {meta.suite}, seed {seed}, {timesteps} steps")
     return TrainResult(out, metadata_path(out), png, meta, points, model)
+
+
+def _continued(algo: str, init: Path, env: Any, seed: int, kw: Mapping[str, Any],
+               policy_kwargs: Mapping[str, Any]) -> tuple[Any, PolicyMetadata]:
+    """The model at `init` (checked like any policy: encoder version, actions), set to go on
+    training in `env` under the hyperparameters `kw`."""
+    from remediator.rank.rl import PolicyError, load_policy
+
+    try:
+        _, base = load_policy(init, algo)
+    except PolicyError as e:
+        raise TrainingError(str(e)) from e
+    arch = base.hyperparams.get("net_arch")
+    if policy_kwargs.get("net_arch") not in (None, arch):
+        raise TrainingError(f"{init}: its net_arch is {arch}; a continued run keeps it")
+    custom = {k: v for k, v in kw.items() if k not in ("n_steps", "buffer_size")}
+    if algo == "ppo":
+        from sb3_contrib import MaskablePPO
+
+        return MaskablePPO.load(init, env=env, device="cpu", seed=seed, custom_objects=custom), base
+    from stable_baselines3 import DQN
+    from stable_baselines3.common.utils import LinearSchedule
+
+    with warnings.catch_warnings():  # "n_steps is ignored": the saved n-step buffer keeps its own
+        warnings.filterwarnings("ignore", message=".*n_steps.*", category=UserWarning)
+        model: Any = DQN.load(init, env=env, device="cpu", seed=seed, custom_objects=custom)
+    # Loading keeps the saved schedule; this run explores on its own.
+    model.exploration_schedule = LinearSchedule(float(kw["exploration_initial_eps"]),
+                                                float(kw["exploration_final_eps"]), float(kw["exploration_fraction"]))
+    return model, base
 
 
 def training_suite(suite: str) -> Any:

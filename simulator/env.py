@@ -49,8 +49,16 @@ class RemediationEnv(gym.Env[npt.NDArray[np.float32], int]):
 
     def __init__(self, suite: Suite | str = "default", *, faults: tuple[str, ...] | None = None,
                  topology: Topology | None = None, policy: GuardPolicy | None = None,
-                 proposer: Proposer | None = None, reward_scale: float = 1.0 / 60.0) -> None:
+                 proposer: Proposer | None = None, reward_scale: float = 1.0 / 60.0, branches: int = 1) -> None:
+        """`branches` > 1 explores that many trajectories from each sampled incident's alert (each
+        from an `Incident.fork` of it) before sampling the next: the same incidents, as often each,
+        with the run-up to the alert simulated once per `branches` episodes."""
         super().__init__()
+        if branches < 1:
+            raise ValueError(f"branches must be at least 1, not {branches}")
+        self.branches = branches
+        self._origin: Incident | None = None  # the alert's state, kept to fork the next branch from
+        self._uses = 0
         self.suite = load_suite(suite) if isinstance(suite, str) else suite
         if faults is not None:
             unknown = set(faults) - set(self.suite.faults) - set(_all_faults())
@@ -76,11 +84,21 @@ class RemediationEnv(gym.Env[npt.NDArray[np.float32], int]):
         super().reset(seed=seed)
         if seed is not None:
             self._rng = random.Random(seed)
+            self._origin = None  # a new seed starts a new draw of incidents
         spec = (options or {}).get("incident")
-        if not isinstance(spec, IncidentSpec):
-            spec = self.suite.sample(self._rng, self.topology)
-        self.incident = Incident(self.topology, spec, self.suite.horizon_s, self.suite.dynamics)
+        if isinstance(spec, IncidentSpec):
+            self.incident = self._new(spec)
+        elif self._origin is not None and self._uses < self.branches:
+            self.incident = self._origin.fork()
+            self._uses += 1
+        else:
+            self.incident = self._new(self.suite.sample(self._rng, self.topology))
+            self._origin = self.incident.fork() if self.branches > 1 else None
+            self._uses = 1
         return self._observe(), self._info()
+
+    def _new(self, spec: IncidentSpec) -> Incident:
+        return Incident(self.topology, spec, self.suite.horizon_s, self.suite.dynamics)
 
     def action_masks(self) -> npt.NDArray[np.bool_]:
         return candidate_mask(self.candidates)

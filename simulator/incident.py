@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import random
 from dataclasses import dataclass, replace
@@ -15,7 +16,7 @@ from remediator.snapshot import PROTECTED_LABEL, Alert, Attempt, Slo, Snapshot, 
 from remediator.verify import Outcome, RecoveryTracker, unmet
 from remediator.versions import KnownGood, config_version, service_version
 from simulator.alerting import RuleClock
-from simulator.cluster import TICK_S, Cluster, true_signals
+from simulator.cluster import TICK_S, Cluster, Workload, true_signals
 from simulator.dialect import NO_SLI, SLI_CHOICES, rule_labels
 from simulator.dynamics import Dynamics
 from simulator.faults import FAULTS, Fault
@@ -156,7 +157,7 @@ class Incident:
         reverting it fixes nothing."""
         if rng.random() < CONFIG_HERRING and not any(f.startswith("config_edited") for f in faults):
             c = self.cluster
-            c.at(self.alert_at - rng.uniform(120.0, 600.0), lambda: c.edit_config(c.focus))
+            c.at(self.alert_at - rng.uniform(120.0, 600.0), partial(c.edit_config, c.focus))
             self.herrings = (*self.herrings, "config_touched")
 
     def _red_herrings(self, rng: random.Random) -> None:
@@ -165,7 +166,25 @@ class Incident:
         if "unrelated_rollout" in self.herrings:
             c.backdate_rollout(w, rng.uniform(900.0, 3000.0) - (self.alert_at - c.now))
         if "old_oom" in self.herrings:
-            c.at(self.alert_at - 600.0, lambda: setattr(rng.choice(w.pods), "last_reason", "OOMKilled"))
+            c.at(self.alert_at - 600.0, partial(_old_oom, rng, w))
+
+    def fork(self) -> Incident:
+        """An independent copy of the incident as it stands: the cluster, its random stream, the
+        faults' pending timers and the agent's history. Another trajectory from the same moment
+        (`RemediationEnv(branches=N)` explores N from each alert) then goes exactly as it would have
+        from the original. The recorded frames are immutable and shared, as are the label dicts the
+        scrapes reuse, so a fork costs a fraction of simulating the run-up to the alert again."""
+        c = self.cluster
+        late = [fn for _, fn in c._timers if not isinstance(fn, partial)]
+        if late:  # a closure would still act on the original cluster
+            raise RuntimeError(f"cannot fork: pending timer {late[0]!r} is not a functools.partial")
+        memo: dict[int, Any] = {id(f): f for f in c._frames}
+        memo[id(c.topology)] = c.topology
+        memo[id(c._label_dicts)] = c._label_dicts
+        for w in c.workloads.values():
+            memo[id(w.spec)] = w.spec
+            memo.update((id(r), r) for r in w.revisions)
+        return copy.deepcopy(self, memo)
 
     # ------------------------------------------------------------------ observing
 
@@ -303,6 +322,12 @@ class Incident:
                     ActionKind.SCALE_OUT, ActionKind.EXPAND_VOLUME):
             return {"factor": 2.0}
         return {}
+
+
+def _old_oom(rng: random.Random, w: Workload) -> None:
+    """One pod shows an OOM kill as its last termination reason (timers are partials, so a fork
+    acts on its own cluster)."""
+    rng.choice(w.pods).last_reason = "OOMKilled"
 
 
 def _check(spec: IncidentSpec) -> None:

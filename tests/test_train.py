@@ -47,6 +47,8 @@ def test_train_writes_model_metadata_and_curve(tmp_path: Path, algo: str) -> Non
     (["--hp", "warp_factor=9"], "unknown ppo hyperparameter 'warp_factor'"),
     (["--hp", "learning_rate"], "KEY=VALUE"),
     (["--envs", "0"], "at least 1"),
+    (["--branches", "0"], "--branches"),
+    (["--init", "remediator/data/policy/policy.zip"], "this is a dqn model, not ppo"),
 ])
 def test_bad_flags_exit_2_with_a_message(tmp_path: Path, args: list[str], needle: str) -> None:
     base = {"--algo": "ppo", "--suite": "default", "--timesteps": "64", "--seed": "0",
@@ -68,3 +70,26 @@ def test_missing_required_flag_exits_2() -> None:
     res = runner.invoke(app, ["train", "--algo", "ppo", "--suite", "default"])
     assert res.exit_code == 2
     assert "Missing option" in res.output
+
+
+def test_init_continues_a_policy_and_counts_both_runs(tmp_path: Path) -> None:
+    """--init goes on from the given weights (not from scratch), with this run's exploration, and
+    the metadata adds the steps and names the policy it continued."""
+    first = tmp_path / "first.zip"
+    res = runner.invoke(app, ["train", "--algo", "dqn", "--suite", "default", "--timesteps", "128", "--seed", "2",
+                              "--out", str(first), "--no-progress", *TINY["dqn"]])
+    assert res.exit_code == 0, res.output
+    second = tmp_path / "second.zip"
+    res = runner.invoke(app, ["train", "--algo", "dqn", "--suite", "default", "--timesteps", "96", "--seed", "3",
+                              "--out", str(second), "--no-progress", "--init", str(first), "--branches", "2",
+                              "--hp", "exploration_initial_eps=0.1", *TINY["dqn"]])
+    assert res.exit_code == 0, res.output
+    meta = json.loads(second.with_suffix(".json").read_text())
+    assert meta["timesteps"] == 224 and meta["extra"]["continued_from"]["timesteps"] == 128
+    assert meta["extra"]["continued_from"]["policy"] == str(first)
+    assert meta["hyperparams"]["branches"] == 2 and meta["hyperparams"]["exploration_initial_eps"] == 0.1
+    assert "--init" in meta["command"] and "--branches 2" in meta["command"]
+    import torch
+    a, b = load_rl_ranker(str(first)).model.q_net, load_rl_ranker(str(second)).model.q_net
+    moved = [not torch.equal(x, y) for x, y in zip(a.parameters(), b.parameters(), strict=True)]
+    assert any(moved)

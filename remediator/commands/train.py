@@ -55,6 +55,11 @@ def register(app: typer.Typer) -> None:
         envs: Annotated[int, typer.Option("--envs", help="environments stepped together")] = 1,
         subprocess: Annotated[bool, typer.Option("--subprocess/--in-process",
                                                  help="step the environments in worker processes")] = False,
+        init: Annotated[Path | None, typer.Option("--init", help="continue training this policy (same "
+                                                                 "algorithm and encoder) for --timesteps more")]
+        = None,
+        branches: Annotated[int, typer.Option("--branches", min=1, help="trajectories explored from each "
+                                                                        "sampled incident's alert")] = 1,
         hp: Annotated[list[str] | None, typer.Option("--hp", help="hyperparameter override KEY=VALUE "
                                                                   "(repeatable)")] = None,
         progress: Annotated[bool, typer.Option("--progress/--no-progress", help="a progress bar")] = True,
@@ -87,17 +92,10 @@ def register(app: typer.Typer) -> None:
             resolve_hyperparams(algo, overrides)
         except TrainingError as e:
             fail(str(e))
-        # The command as one would type it again, from the parsed options (not sys.argv, which
-        # is a test runner's or a wrapper's own under CliRunner or `python -m`).
-        argv = ["remediator", "train", "--algo", algo, "--suite", suite, "--timesteps", str(timesteps),
-                "--seed", str(seed), "--out", str(out_path)]
-        if envs != 1:
-            argv += ["--envs", str(envs)]
-        if subprocess:
-            argv.append("--subprocess")
-        for item in hp or []:
-            argv += ["--hp", item]
+        argv = _argv(algo, suite, timesteps, seed, out_path, envs, subprocess, branches, init, hp or [])
         if use_ray:
+            if branches != 1 or init is not None:
+                fail("--branches and --init do not go with --ray: each trial trains a policy of its own")
             argv += ["--ray", "--trials", str(trials), "--validation", validation]
             argv += ["--address", address] if address else []
             argv += ["--validation-episodes", str(validation_episodes)] if validation_episodes else []
@@ -111,7 +109,8 @@ def register(app: typer.Typer) -> None:
         console.print(f"training {algo} on suite {inert(suite)} for {timesteps} steps, seed {seed}", highlight=False)
         try:
             result = run_training(algo, suite, timesteps, seed, out_path, n_envs=envs, subprocess=subprocess,
-                                  progress_bar=progress, hyperparams=overrides, command=command)
+                                  progress_bar=progress, hyperparams=overrides, command=command,
+                                  branches=branches, init=init)
         except TrainingError as e:
             fail(str(e))
         m = result.metadata
@@ -124,6 +123,25 @@ def register(app: typer.Typer) -> None:
         if extra.get("final_mttr_s") is not None:
             out.print(f"last 10% of training episodes: MTTR {extra['final_mttr_s'] / 60:.2f} min, "
                       f"recovered {extra['final_success_rate']:.1%}")
+
+
+def _argv(algo: str, suite: str, timesteps: int, seed: int, out_path: Path, envs: int, subprocess: bool,
+          branches: int, init: Path | None, hp: list[str]) -> list[str]:
+    """The command as one would type it again, from the parsed options (not sys.argv, which
+    is a test runner's or a wrapper's own under CliRunner or `python -m`)."""
+    argv = ["remediator", "train", "--algo", algo, "--suite", suite, "--timesteps", str(timesteps),
+            "--seed", str(seed), "--out", str(out_path)]
+    if envs != 1:
+        argv += ["--envs", str(envs)]
+    if subprocess:
+        argv.append("--subprocess")
+    if branches != 1:
+        argv += ["--branches", str(branches)]
+    if init is not None:
+        argv += ["--init", str(init)]
+    for item in hp:
+        argv += ["--hp", item]
+    return argv
 
 
 def _sweep(algo: str, suite: str, timesteps: int, seed: int, out_path: Path, envs: int, overrides: dict[str, Any],

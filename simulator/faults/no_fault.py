@@ -4,7 +4,9 @@ The blips live outside the pods (a network hiccup, a slow shared backend), so re
 pods does not end them sooner: acting only adds risk.
 """
 
-from simulator.cluster import Cluster
+from functools import partial
+
+from simulator.cluster import Cluster, Workload
 from simulator.faults.base import A, Effect, Fault, register, service_alert
 
 
@@ -25,13 +27,18 @@ class NoFault(Fault):
         if kind == "latency":
             extra = self.rng.uniform(0.5, 1.5)
             w.extra_latency_s += extra
-            cluster.at(end, lambda: setattr(w, "extra_latency_s", w.extra_latency_s - extra))
+            cluster.at(end, partial(_add, w, -extra))
         else:
             err = self.rng.uniform(0.05, 0.3)
             w.extra_error = err
-            cluster.at(end, lambda: setattr(w, "extra_error", 0.0))
+            cluster.at(end, partial(setattr, w, "extra_error", 0.0))
 
     def alert(self, cluster: Cluster) -> tuple[str, dict[str, str]]:
         if self.kind == "errors":
             return service_alert(cluster, "ServiceErrorBudgetBurn")
         return service_alert(cluster, "ServiceLatencyHigh")
+
+
+def _add(w: Workload, extra_s: float) -> None:
+    """The blip's latency ends (a partial, not a closure, so a forked incident ends its own)."""
+    w.extra_latency_s += extra_s
