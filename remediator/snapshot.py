@@ -49,8 +49,9 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from typing import Any
 
-from remediator import workloads
+from remediator import edges, workloads
 from remediator.actions import CONTAINER_PARAM, ActionKind, ObjectRef
+from remediator.edges import Callee
 from remediator.slis import DEFAULT_PROFILE, SLI_SIGNALS, SliProfile
 from remediator.versions import (
     ConfigDrift,
@@ -442,6 +443,23 @@ class _Objects:
         labels = (_meta(obj).get("labels") or {}) if obj is not None else {}
         return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
 
+    def callee_workload(self, callee: Callee) -> ObjectRef | None:
+        """The workload an edge's callee is: of the kind the source names (Linkerd's `dst_deployment`);
+        for a service name (tracing), the one workload its Service of that name routes to; else the
+        one observed workload of that name (Istio derives the name from the pods' owners). Several
+        kinds of that name, or none observed: None."""
+        ns, name = callee.namespace, callee.name
+        if callee.kind:
+            return ObjectRef(callee.kind, ns, name)
+        if callee.service and self.get("Service", ns, name) is not None:
+            via = self.workload_selected_by(ns, name)
+            if via is not None:
+                return via
+        named = [ObjectRef(k, ns, name) for k in workloads.WORKLOAD_KINDS
+                 if any(_meta(o).get("name") == name and _meta(o).get("namespace") == ns
+                        for o in self.by_kind.get(k, ()))]
+        return named[0] if len(named) == 1 else None
+
     def workload_selected_by(self, namespace: str, service: str) -> ObjectRef | None:
         """The one workload a Service routes to (`workload_matching` its selector). A Service whose
         selector now selects none (edited: the incident `restore_service` is for) names the one its
@@ -682,7 +700,7 @@ def build_snapshot(alert: Alert, series: Sequence[Series], objects: Sequence[K8s
     Three steps: the scope from the objects, one pass over the series, the signals.
     """
     idx = _Objects(objects, known_good)
-    scope = _scope(alert, idx)
+    scope = _scope(alert, idx, series, now)
     r = _read(series, scope, now)
     traffic = _traffic(series, now, alert.starts_at, sli, scope.ns, scope.dep_names | {scope.name})
     pods = sorted(scope.pod_names | r.pods_seen)
@@ -862,7 +880,7 @@ class _Scope:
         return (_meta(self.obj).get("annotations") or {}) if self.obj is not None else {}
 
 
-def _scope(alert: Alert, idx: _Objects) -> _Scope:
+def _scope(alert: Alert, idx: _Objects, series: Sequence[Series] = (), now: float = math.inf) -> _Scope:
     workload = _resolve(alert, idx)
     # Without a workload only a node alert has a scope: the node (an alert about an object that
     # was not found, or of no kind the agent knows, must not become one about the kubelet's node).
@@ -873,7 +891,7 @@ def _scope(alert: Alert, idx: _Objects) -> _Scope:
     ns = workload.namespace if workload else alert.namespace
     name = workload.name if workload else ""
     obj = idx.workload(workload) if workload else None
-    deps = _dependencies(idx, obj, workload) if workload else ()
+    deps = _dependencies(idx, obj, workload, callees_of(workload, series, alert, now)) if workload else ()
     hpa: ObjectRef | None = None
     for h in idx.by_kind.get("HorizontalPodAutoscaler", ()):
         if workload is not None and _meta(h).get("namespace") == ns and workloads.scale_target(h) == workload:
@@ -888,18 +906,29 @@ def _scope(alert: Alert, idx: _Objects) -> _Scope:
                   ObjectRef("PersistentVolumeClaim", ns, claim) if claim else None)
 
 
-def dependencies_of(workload: ObjectRef, objects: Iterable[K8sObject]) -> tuple[ObjectRef, ...]:
-    """The workload's direct dependencies among the objects (`_dependencies`), for the observer."""
+def callees_of(workload: ObjectRef, series: Iterable[Series], alert: Alert, now: float) -> tuple[Callee, ...]:
+    """The workload's call edges with traffic from the start of the pre-alert baseline window to
+    `now` (`remediator.edges`): a dependency that stopped answering during the incident was
+    still called before it."""
+    since = alert.starts_at - BASELINE_END_BEFORE_ALERT_S - BASELINE_WINDOW_S
+    return edges.callees(series, workload, since=since, until=now)
+
+
+def dependencies_of(workload: ObjectRef, objects: Iterable[K8sObject],
+                    callees: Sequence[Callee] = ()) -> tuple[ObjectRef, ...]:
+    """The workload's direct dependencies among the objects and call edges (`_dependencies`), for the observer."""
     idx = _Objects(objects)
-    return _dependencies(idx, idx.workload(workload), workload)
+    return _dependencies(idx, idx.workload(workload), workload, callees)
 
 
-def _dependencies(idx: _Objects, obj: K8sObject | None, workload: ObjectRef) -> tuple[ObjectRef, ...]:
+def _dependencies(idx: _Objects, obj: K8sObject | None, workload: ObjectRef,
+                  callees: Sequence[Callee] = ()) -> tuple[ObjectRef, ...]:
     """The workload's direct dependencies. The annotation `remediator.io/depends-on` (Deployments
     of its namespace, or `namespace/name`) is an override; without it, the Services its pod
     template's environment names (`REDIS_ADDR=redis-cart:6379`, a URL on `svc.ns.svc.cluster.local`),
-    each through its selector to the one workload behind it, in any namespace. A Service not
-    observed, or selecting no single workload, names none: nothing is guessed from names."""
+    each through its selector to the one workload behind it, then the callees of its call edges
+    with traffic (`callees_of`: Istio, Linkerd, trace service graphs), each in any namespace. A
+    Service or callee not observed, or naming no single workload, names none: nothing is guessed."""
     annotation = str((_meta(obj).get("annotations") or {}).get(DEPENDS_ON_ANNOTATION, "")).strip() if obj else ""
     if annotation:
         named = [d.strip() for d in annotation.split(",") if d.strip()]
@@ -908,6 +937,10 @@ def _dependencies(idx: _Objects, obj: K8sObject | None, workload: ObjectRef) -> 
     found: list[ObjectRef] = []
     for svc_ns, svc in workloads.services_named_in_env(obj, workload.namespace):
         ref = idx.workload_selected_by(svc_ns, svc) if idx.get("Service", svc_ns, svc) is not None else None
+        if ref is not None and ref != workload and ref not in found:
+            found.append(ref)
+    for callee in callees:
+        ref = idx.callee_workload(callee)
         if ref is not None and ref != workload and ref not in found:
             found.append(ref)
     return tuple(found)

@@ -36,13 +36,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from remediator import workloads
 from remediator.actions import ObjectRef
+from remediator.edges import EDGE_SOURCES, Callee, EdgeSource
 from remediator.live.config import ConfigError, ConfigIssue
 from remediator.live.executor import ApiCall
 from remediator.live.kube import Backoff, KubeError, is_status, selector_text, to_dict, with_backoff
@@ -60,6 +61,7 @@ from remediator.snapshot import (
     Snapshot,
     SnapshotError,
     build_snapshot,
+    callees_of,
     dependencies_of,
     resolve_workload,
 )
@@ -117,8 +119,8 @@ API_CALLS: tuple[ApiCall, ...] = (
     ApiCall("list", "", "services"),                                # the Services that route to the workload
     ApiCall("list", "", "nodes"),                                   # Ready but cordoned nodes, when pods are Pending
 )
-PLACEHOLDERS = ("namespace", "deployment", "deployments", "statefulset", "daemonset", "services", "pods", "nodes",
-                "hpa", "pvc")
+PLACEHOLDERS = ("namespace", "workload", "deployment", "deployments", "statefulset", "daemonset", "services", "pods",
+                "nodes", "hpa", "pvc")
 _OWNER_READS_MAX = 20  # pods whose owners are read to resolve a claim or a Service (one owner chain each)
 _EVENT_OBJECTS_MAX = 50  # objects whose Events are read (the workload and its first pods)
 _POD_REGEX_MAX = 200  # more pods than this: select them by name prefix instead of listing them
@@ -191,9 +193,33 @@ class Windows(_Strict):
         return self
 
 
+def _edge_query(source: EdgeSource) -> MetricQuery:
+    # The trend window and the pre-alert baseline: a dependency that stopped answering was called before.
+    return MetricQuery(query=source.selector(), window="trend", baseline=True)
+
+
 class QueryTemplates(_Strict):
     windows: Windows = Windows()
     metrics: dict[str, MetricQuery]
+    # The call-edge queries by source (remediator/edges.py derives them); a file may replace one.
+    edges: dict[str, MetricQuery] = Field(default_factory=lambda: {
+        name: _edge_query(source) for name, source in EDGE_SOURCES.items()})
+
+    @field_validator("edges")
+    @classmethod
+    def _edge_sources(cls, edges: dict[str, MetricQuery]) -> dict[str, MetricQuery]:
+        unknown = sorted(set(edges) - set(EDGE_SOURCES))
+        if unknown:
+            raise ValueError(f"{', '.join(unknown)} not an edge source; known: {', '.join(EDGE_SOURCES)}")
+        for name, q in edges.items():
+            if not q.query.lstrip().startswith(EDGE_SOURCES[name].metric):
+                raise ValueError(f"{name}: the query must select {EDGE_SOURCES[name].metric}, not {q.query!r}")
+        # A file that gives some sources keeps the derived queries of the others.
+        return {n: edges.get(n) or _edge_query(s) for n, s in EDGE_SOURCES.items()}
+
+    def edge_queries(self) -> list[tuple[str, MetricQuery]]:
+        """(metric, query) of every edge source: the callers' call counts."""
+        return [(EDGE_SOURCES[name].metric, q) for name, q in self.edges.items()]
 
     @field_validator("metrics")
     @classmethod
@@ -320,6 +346,13 @@ class PrometheusSource:
 
 class ObjectSource(Protocol):
     def fetch(self, alert: Alert) -> list[dict[str, Any]]: ...
+
+
+@runtime_checkable
+class CalleeObjects(Protocol):
+    """An object source that can also read the workloads at the far end of call edges."""
+
+    def fetch_callees(self, callees: Sequence[Callee]) -> list[dict[str, Any]]: ...
 
 
 class StaticObjects:
@@ -678,6 +711,21 @@ class KubeObjectSource:
                     and (o.get("metadata") or {}).get("namespace") == target.namespace for o in services):
                 add([o for o in [self._soft_get(target.kind, target.namespace, target.name)] if o is not None])
 
+    def fetch_callees(self, callees: Sequence[Callee]) -> list[dict[str, Any]]:
+        """The workloads at the far end of call edges (`remediator.edges`), for `dependencies_of` to
+        decide which they are and for the guards to judge a restart by their labels: of the kind the
+        source names; for a service name, its Service with the pods it selects and their owners;
+        else each workload kind of that name. Soft: a 403 or 404 leaves that callee unknown."""
+        found: list[dict[str, Any]] = []
+        for c in callees[:_OWNER_READS_MAX]:
+            if c.service:
+                self._service_clue(c.namespace, c.name, found, soft=True, routes=True)
+            kinds = [c.kind] if c.kind else [k for k in ("Deployment", "StatefulSet", "DaemonSet", "Rollout")]
+            for kind in kinds:
+                if kind in self._apis and (obj := self._soft_get(kind, c.namespace, c.name)) is not None:
+                    found.append(obj)
+        return [o for o in found if o.get("kind") != OBJECT_ABSENT]
+
     def _soft_get(self, kind: str, ns: str, name: str) -> dict[str, Any] | None:
         try:
             return self._get(kind, ns, name)
@@ -816,8 +864,10 @@ class Observation:
         return self.problem is None
 
 
-def _targets(alert: Alert, objects: Sequence[K8sObject], workload: ObjectRef | None) -> dict[str, str]:
-    """Placeholder values for the templates, from the alert and the objects around it."""
+def _targets(alert: Alert, objects: Sequence[K8sObject], workload: ObjectRef | None,
+             callees: Sequence[Callee] = ()) -> dict[str, str]:
+    """Placeholder values for the templates, from the alert, the objects around it and the
+    workload's call edges (`callees`, its dependencies among them)."""
     index = {(str(o.get("kind")), str((o.get("metadata") or {}).get("namespace", "")),
               str((o.get("metadata") or {}).get("name"))): o for o in objects}
 
@@ -827,7 +877,7 @@ def _targets(alert: Alert, objects: Sequence[K8sObject], workload: ObjectRef | N
     ns, name = (workload.namespace, workload.name) if workload else (alert.namespace, "")
     obj = get(workload.kind, ns, name) if workload else None
     # Their replica series and traffic are read in the workload's namespace (the series' `namespace`).
-    deps = [d.name for d in (dependencies_of(workload, objects) if workload else ()) if d.namespace == ns]
+    deps = [d.name for d in (dependencies_of(workload, objects, callees) if workload else ()) if d.namespace == ns]
     own = [o for o in objects if o.get("kind") == "Pod" and workload is not None
            and workloads.workload_of(o, get) == workload]
     pods = sorted(str((o.get("metadata") or {}).get("name")) for o in own)
@@ -849,6 +899,7 @@ def _targets(alert: Alert, objects: Sequence[K8sObject], workload: ObjectRef | N
     kind = workload.kind if workload else ""
     return {
         "namespace": _promql_string(ns),
+        "workload": _promql_string(name),
         "deployment": _promql_string(name) if kind == "Deployment" else "",
         "deployments": _promql_regex([name, *deps] if kind == "Deployment" else deps) if name or deps else "",
         "statefulset": _promql_string(name) if kind == "StatefulSet" else "",
@@ -895,8 +946,19 @@ class Observer:
         if self.metrics is None:
             problem = "no Prometheus configured"
         elif workload is not None or alert.labels.get("node"):
-            values = _targets(alert, objects, workload)
-            series, missing, newest, queries = self._read(alert, now, values)
+            # The call edges first: their callees are dependencies whose objects and series are read too.
+            callees: tuple[Callee, ...] = ()
+            if workload is not None:
+                edge_values = _targets(alert, objects, workload)
+                edge_series, _, _, queries = self._read(alert, now, edge_values, self.templates.edge_queries(),
+                                                        signals=False)
+                callees = callees_of(workload, edge_series, alert, now)
+                objects = [*objects, *self.callee_objects(callees, objects)]
+                series = edge_series
+            values = _targets(alert, objects, workload, callees)
+            own = list(self.templates.for_profile(self.sli).items())
+            read, missing, newest, n = self._read(alert, now, values, own)
+            series, queries = [*series, *read], queries + n
             if newest is None:
                 problem = (f"Prometheus returned no sample of any metric for {workload or alert.labels.get('node')} "
                            f"in the last {_duration(self.templates.windows.recent_s)}: scrapes stopped or the "
@@ -912,14 +974,26 @@ class Observer:
         return Observation(snapshot, tuple(objects), tuple(series), tuple(missing), newest, problem, queries,
                            time.monotonic() - started)
 
-    def _read(self, alert: Alert, now: float, values: Mapping[str, str]
-              ) -> tuple[list[Series], list[MissingMetric], float | None, int]:
-        """Run every applicable query (in parallel, `self.parallel` at a time) and merge the series."""
+    def callee_objects(self, callees: Sequence[Callee], objects: Sequence[K8sObject]) -> list[dict[str, Any]]:
+        """The objects of callees not among `objects` yet, from a source that can read them (the
+        cluster's; a fixed list already holds what it has)."""
+        if not isinstance(self.objects, CalleeObjects):
+            return []
+        have = {(str(o.get("kind")), str((o.get("metadata") or {}).get("namespace", "")),
+                 str((o.get("metadata") or {}).get("name"))) for o in objects}
+        wanted = [c for c in callees if not any((k, c.namespace, c.name) in have for k in workloads.WORKLOAD_KINDS)]
+        return self.objects.fetch_callees(wanted) if wanted else []
+
+    def _read(self, alert: Alert, now: float, values: Mapping[str, str], queries: Sequence[tuple[str, MetricQuery]],
+              *, signals: bool = True) -> tuple[list[Series], list[MissingMetric], float | None, int]:
+        """Run every applicable query (in parallel, `self.parallel` at a time) and merge the series.
+        Not `signals` (the call edges): an empty answer is no missing signal (no mesh, no tracing),
+        and their samples say nothing about how fresh the workload's own are."""
         assert self.metrics is not None
         metrics = self.metrics
         w = self.templates.windows
         jobs: list[tuple[str, MetricQuery, str, float, float, bool]] = []
-        for metric, spec in self.templates.for_profile(self.sli).items():
+        for metric, spec in queries:
             template = string.Template(spec.query)
             if any(not values.get(p) for p in template.get_identifiers()):
                 continue  # no HPA, no PVC, no node: nothing to ask
@@ -949,12 +1023,14 @@ class Observer:
             for s in result:
                 labels = {spec.labels.get(k, k): v for k, v in s.labels.items() if k != "__name__"}
                 merged.setdefault((metric, tuple(sorted(labels.items()))), {}).update(s.points)
-                if recent and s.points:
+                if recent and s.points and signals:
                     found[metric] += 1
                     last = max(t for t, _ in s.points)
                     newest = last if newest is None else max(newest, last)
         missing = [MissingMetric(m, failed[m]) for m in dict.fromkeys(j[0] for j in jobs) if m in failed]
         missing += [MissingMetric(m, f"no series matched {_short(sel)}") for m, _, sel, _, _, recent in jobs
                     if recent and m not in failed and not found.get(m)]
+        if not signals:
+            missing = []
         series = [Series(name, dict(labels), sorted(points.items())) for (name, labels), points in merged.items()]
         return series, missing, newest, len(jobs)

@@ -1,7 +1,9 @@
 """`remediator record`: an incident from a live Prometheus and Kubernetes API, as a trace.
 
 The queries are the observer's own (`remediator/data/promql.yaml`, the configuration's
-`prometheus.queries`): the same templates filled with the same values for the same objects,
+`prometheus.queries`, the call-edge queries of `remediator/edges.py` first, over the whole
+recording, so that the callees' objects are read and their series recorded too): the same
+templates filled with the same values for the same objects,
 each read as one raw range `selector[W]` at the window's end, so every sample any observation
 in the window reads (its recent and trend windows, the pre-alert baseline) is in the trace
 with its own timestamp. A query Prometheus rejects is listed in the trace's `missing`, never fatal.
@@ -18,9 +20,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from remediator.live.observer import Observer, QueryError, _targets
+from remediator import edges
+from remediator.edges import Callee
+from remediator.live.observer import MetricQuery, Observer, QueryError, _targets
 from remediator.replay.trace import RecordedSeries, Trace
-from remediator.snapshot import Alert, resolve_workload
+from remediator.snapshot import Alert, Series, resolve_workload
 
 __all__ = ["RecordError", "record"]
 
@@ -47,30 +51,50 @@ def record(observer: Observer, alert: Alert, *, before_s: float, after_s: float,
     if workload is None and not alert.labels.get("node"):
         raise RecordError(f"alert {alert.name} names no workload the cluster has (labels "
                           f"{dict(alert.labels)}); nothing to record")
-    values = _targets(alert, objects, workload)
     w = observer.templates.windows
     start = alert.starts_at - before_s
     end = min(alert.starts_at + after_s, now)
     # Every observation in [start, end] reads back this far, and the baseline before the alert.
     first = min(start - max(w.recent_s, w.trend_s), alert.starts_at - w.baseline_start_s)
-    queries = observer.templates.for_profile(observer.sli)  # the SLI profile's selectors among them
-    templates = [(metric, string.Template(spec.query)) for metric, spec in queries.items()]
-    jobs = [(m, t.substitute(values)) for m, t in templates if all(values.get(p) for p in t.get_identifiers())]
     merged: dict[tuple[tuple[str, str], ...], dict[float, float]] = {}
     missing: dict[str, str] = {}
-    for i, (metric, selector) in enumerate(jobs):
-        try:
-            result = observer.metrics.raw(selector, end, end - first)
-        except QueryError as e:
-            missing[metric] = str(e)
-        else:
-            if not result:
-                missing[metric] = f"no series matched {selector}"
-            for s in result:
-                labels = {"__name__": metric, **s.labels}
-                merged.setdefault(tuple(sorted(labels.items())), {}).update(s.points)
-        if progress:
-            progress(i + 1, len(jobs))
+    done = 0
+
+    def run(queries: list[tuple[str, MetricQuery]], values: dict[str, str], total: int, *, edges: bool) -> None:
+        nonlocal done
+        assert observer.metrics is not None
+        templates = [(metric, string.Template(spec.query)) for metric, spec in queries]
+        for metric, t in templates:
+            if not all(values.get(p) for p in t.get_identifiers()):
+                continue
+            selector = t.substitute(values)
+            try:
+                result = observer.metrics.raw(selector, end, end - first)
+            except QueryError as e:
+                missing.setdefault(metric, str(e))
+            else:
+                if not result and not edges:  # no mesh or tracing is no missing signal
+                    missing[metric] = f"no series matched {selector}"
+                for s in result:
+                    labels = {"__name__": metric, **s.labels}
+                    merged.setdefault(tuple(sorted(labels.items())), {}).update(s.points)
+            done += 1
+            if progress:
+                progress(done, total)
+
+    # The call edges first, over the whole recording: every callee any observation of the trace
+    # can see is a dependency whose objects and series the trace must hold.
+    queries = list(observer.templates.for_profile(observer.sli).items())  # the SLI profile's selectors among them
+    edge_queries = observer.templates.edge_queries() if workload is not None else []
+    total = len(queries) + len(edge_queries)
+    callees: tuple[Callee, ...] = ()
+    if workload is not None:
+        run(edge_queries, _targets(alert, objects, workload), total, edges=True)
+        recorded = [Series(dict(k)["__name__"], {n: v for n, v in k if n != "__name__"}, sorted(p.items()))
+                    for k, p in merged.items()]
+        callees = edges.callees(recorded, workload, since=first, until=end)
+        objects = [*objects, *observer.callee_objects(callees, objects)]
+    run(queries, _targets(alert, objects, workload, callees), total, edges=False)
     series = [RecordedSeries(dict(k), tuple(sorted(p.items()))) for k, p in sorted(merged.items())]
     when = alert.starts_at if decide_at is None else decide_at
     return Trace(alert=alert, start=start, end=end, step_s=_step(series), decide_at=min(max(when, start), end),
