@@ -498,7 +498,7 @@ def touched(action: Action, snapshot: Snapshot) -> list[tuple[str, ObjectRef, Ma
         pods = snapshot.node_pods if t.name == snapshot.node else ()
         return [("target", t, {}), *(("evicted pod", p.ref, p.labels) for p in pods)]
     if action.kind is ActionKind.RESTART_DEPENDENCY:
-        return [("target", t, snapshot.dependency_labels.get(t.name))]
+        return [("target", t, snapshot.dependency_labels_of(t))]
     if action.kind is ActionKind.UNCORDON_NODE:
         return [("target", t, snapshot.cordoned_node_labels if t.name == snapshot.cordoned_node else None)]
     if action.kind is ActionKind.REVERT_CONFIG:
@@ -525,12 +525,17 @@ def namespace_guard(action: Action, snapshot: Snapshot, history: Sequence[Execut
         return _deny("namespace", f"{action.target} has no namespace and allowed_namespaces is restricted "
                                   f"to {', '.join(policy.allowed_namespaces)}")
     for role, ns in namespaces:
-        if policy.allowed_namespaces and not _ns_match(ns, policy.allowed_namespaces):
-            return _deny("namespace", f"{role} namespace {ns} is not in allowed_namespaces "
-                                      f"({', '.join(policy.allowed_namespaces)})")
-        if _ns_match(ns, policy.denied_namespaces) and not _ns_match(ns, policy.allowed_namespaces):
-            return _deny("namespace", f"{role} namespace {ns} is in denied_namespaces "
-                                      f"({', '.join(policy.denied_namespaces)})")
+        if (problem := _namespace_problem(ns, policy)) is not None:
+            return _deny("namespace", f"{role} namespace {ns} is {problem}")
+    return None
+
+
+def _namespace_problem(ns: str, policy: GuardPolicy) -> str | None:
+    """Why the policy's namespace lists leave `ns` out; None when they cover it."""
+    if policy.allowed_namespaces and not _ns_match(ns, policy.allowed_namespaces):
+        return f"not in allowed_namespaces ({', '.join(policy.allowed_namespaces)})"
+    if _ns_match(ns, policy.denied_namespaces) and not _ns_match(ns, policy.allowed_namespaces):
+        return f"in denied_namespaces ({', '.join(policy.denied_namespaces)})"
     return None
 
 
@@ -603,13 +608,24 @@ def _outside_around(action: Action, snapshot: Snapshot) -> str | None:
     return None if t == svc else f"{t} is not the Service of {w or 'the alerted workload'} ({svc or 'none observed'})"
 
 
+def _uncovered(namespace: str, policy: GuardPolicy) -> str | None:
+    """Why the policy's scope does not cover a dependency's namespace (None: it does). The scope
+    is the policy's namespace lists: kube-system stays out unless `allowed_namespaces` names it."""
+    problem = _namespace_problem(namespace, policy)
+    if problem is None:
+        return None
+    return f"the dependency's namespace {namespace} is outside the policy's scope: {problem}"
+
+
 @_active_only
 def scope_guard(action: Action, snapshot: Snapshot, history: Sequence[Executed],
                 policy: GuardPolicy, now: float) -> Verdict | None:
     """The target must be the kind of object the action acts on, and part of this incident.
 
     Proposals are untrusted (an LLM may name any object): a Deployment action must target
-    the alerted workload, `restart_dependency` one of its observed dependencies,
+    the alerted workload, `restart_dependency` one of its observed dependencies (in another
+    namespace only when the policy's namespace lists cover that namespace: the dependencies come
+    from the cluster's objects and edges, the scope from the policy, never from the alert),
     `delete_pod` one of its pods, `raise_hpa_max` its HPA, `expand_volume` its PVC,
     `cordon_drain_node` its node, `revert_config` a config of it that drifted from its
     last-known-good version, `restore_service` its Service and `uncordon_node` the Ready but
@@ -618,15 +634,18 @@ def scope_guard(action: Action, snapshot: Snapshot, history: Sequence[Executed],
     t, kind, w = action.target, action.kind, snapshot.workload
     if t.kind not in SPECS[kind].targets:
         return _deny("scope", f"{kind.value} acts on a {' or '.join(SPECS[kind].targets)}, not on {t}")
-    if t.namespace and snapshot.namespace and t.namespace != snapshot.namespace:
+    elsewhere = bool(t.namespace and snapshot.namespace and t.namespace != snapshot.namespace)
+    if elsewhere and (kind is not ActionKind.RESTART_DEPENDENCY or t not in snapshot.dependencies):
         return _deny("scope", f"{t} is outside the incident's namespace {snapshot.namespace}")
     problem: str | None = None
     if kind is ActionKind.RESTART_DEPENDENCY:
         if t not in snapshot.dependencies:
             deps = ", ".join(str(d) for d in snapshot.dependencies) or "none observed"
             problem = f"{t} is not a dependency of {w or 'the alerted workload'} ({deps})"
-        elif t.name not in snapshot.dependency_labels:
+        elif snapshot.dependency_labels_of(t) is None:
             problem = f"{t} was not observed, so it cannot be shown not to be protected"
+        elif elsewhere:
+            problem = _uncovered(t.namespace, policy)
     elif kind is ActionKind.CORDON_DRAIN_NODE:
         if t.name != snapshot.node:
             problem = f"{t} is not the node of the incident ({snapshot.node or 'none observed'})"

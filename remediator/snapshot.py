@@ -254,7 +254,8 @@ class Snapshot:
     Scope comes from the cluster's objects, never from the alert: `node` is a node the
     workload's pods run on, `pvc` a claim the workload mounts, `node_pods` every pod a drain
     of `node` would evict (all namespaces), `dependency_labels` the labels of each observed
-    dependency by name (a dependency missing from it was not observed). `node_pods_known` is
+    dependency by name, `namespace/name` in another namespace (`dependency_labels_of`; a dependency
+    missing from it was not observed). `node_pods_known` is
     False when the observer could not read the node or the pods on it (a forbidden read): then
     `node_pods` is not every pod a drain would evict.
     """
@@ -318,6 +319,10 @@ class Snapshot:
     @property
     def namespace(self) -> str:
         return self.workload.namespace if self.workload else self.alert.namespace
+
+    def dependency_labels_of(self, ref: ObjectRef) -> Mapping[str, str] | None:
+        """The labels of the observed dependency `ref`; None when it is none or was not observed."""
+        return self.dependency_labels.get(dependency_key(ref, self.namespace))
 
     @property
     def workload_kind(self) -> str:
@@ -656,16 +661,17 @@ def _has_point(points: Sequence[tuple[float, float]], start: float, end: float) 
 
 
 def _traffic(series: Sequence[Series], now: float, alert_start: float, sli: SliProfile, scope_ns: str,
-             names: set[str]) -> dict[tuple[str, str], _ServiceTraffic]:
-    """Request rate, errors and latency buckets per (namespace, workload) of `names`, read through the
-    SLI profile: its counter and histogram, its server-side labels, its error rule and its unit."""
+             keys: set[tuple[str, str]]) -> dict[tuple[str, str], _ServiceTraffic]:
+    """Request rate, errors and latency buckets per (namespace, workload) of `keys`, read through the
+    SLI profile: its counter and histogram, its server-side labels, its error rule and its unit (a
+    profile without a namespace label reads every workload in the alerted one's namespace)."""
     out: dict[tuple[str, str], _ServiceTraffic] = defaultdict(_ServiceTraffic)
     base_end = alert_start - BASELINE_END_BEFORE_ALERT_S
     for s in series:
         if s.name not in sli.metrics or not sli.selects(s.labels):
             continue
         key = sli.key(s.labels, scope_ns)
-        if key[0] != scope_ns or key[1] not in names:
+        if key not in keys:
             continue
         t = out[key]
         if s.name == sli.requests:
@@ -702,7 +708,7 @@ def build_snapshot(alert: Alert, series: Sequence[Series], objects: Sequence[K8s
     idx = _Objects(objects, known_good)
     scope = _scope(alert, idx, series, now)
     r = _read(series, scope, now)
-    traffic = _traffic(series, now, alert.starts_at, sli, scope.ns, scope.dep_names | {scope.name})
+    traffic = _traffic(series, now, alert.starts_at, sli, scope.ns, scope.dep_keys | {(scope.ns, scope.name)})
     pods = sorted(scope.pod_names | r.pods_seen)
     nodes = _nodes_of(scope, pods)
     node = _pick_node(alert, idx, scope, r, nodes)
@@ -734,7 +740,7 @@ def build_snapshot(alert: Alert, series: Sequence[Series], objects: Sequence[K8s
         workload_labels=dict(scope.labels), events=events[-20:], keeps_data=object_keeps_data(scope.obj),
         node_pods=_evicted_by_drain(idx, node) if node else (),
         node_pods_known=not node or idx.get(NODE_PODS_UNOBSERVED, "", node) is None,
-        dependency_labels={d.name: dict(_meta(obj).get("labels") or {}) for d in scope.deps
+        dependency_labels={dependency_key(d, scope.ns): dict(_meta(obj).get("labels") or {}) for d in scope.deps
                            if (obj := idx.workload(d)) is not None},
         history=history, missing=missing, unknown_signals=unknown, container=container, containers=containers,
         sli_profile=sli.name, service=around.service, service_drift=around.service_drift, configs=around.configs,
@@ -801,10 +807,10 @@ def _unknown(scope: _Scope, r: _Readings, traffic: Mapping[tuple[str, str], _Ser
         out.add("request_rate_baseline")
     if own is None or not own.seen_duration:
         out.add("latency_p99_s")
-    dep_traffic = [traffic[(scope.ns, d)] for d in scope.dep_names if (scope.ns, d) in traffic]
-    if scope.dep_names and not any(t.seen for t in dep_traffic):
+    dep_traffic = [traffic[d] for d in scope.dep_keys if d in traffic]
+    if scope.dep_keys and not any(t.seen for t in dep_traffic):
         out.add("dep_error_ratio")
-    if scope.dep_names and not any(t.seen_duration for t in dep_traffic):
+    if scope.dep_keys and not any(t.seen_duration for t in dep_traffic):
         out.add("dep_latency_p99_s")
     c = container or ""
     if not any((p, c) in r.mem_ratios for p in pods):
@@ -851,7 +857,7 @@ def _unknown_state(scope: _Scope, r: _Readings, pods: Sequence[str]) -> set[str]
         out |= {"desired_replicas", "baseline_replicas"}
     if pods:
         out |= {"restarts_per_min", "oom_fraction", "error_exit_fraction", "crashloop_fraction"}
-    if scope.dep_names:
+    if scope.dep_keys:
         out.add("dep_available_ratio")
     return out
 
@@ -867,7 +873,7 @@ class _Scope:
     pods: list[K8sObject]
     pod_names: set[str]
     deps: tuple[ObjectRef, ...]
-    dep_names: set[str]
+    dep_keys: set[tuple[str, str]]  # (namespace, name) of each dependency: its series are read in its namespace
     hpa: ObjectRef | None
     pvc: ObjectRef | None
 
@@ -902,8 +908,14 @@ def _scope(alert: Alert, idx: _Objects, series: Sequence[Series] = (), now: floa
     alerted_claim = alert.labels.get("persistentvolumeclaim")
     claim = alerted_claim if alerted_claim in claims else (claims[0] if claims else None)
     return _Scope(workload, ns, name, obj, pods, {str(_meta(p).get("name")) for p in pods}, deps,
-                  {d.name for d in deps if d.namespace == ns}, hpa,
+                  {(d.namespace, d.name) for d in deps}, hpa,
                   ObjectRef("PersistentVolumeClaim", ns, claim) if claim else None)
+
+
+def dependency_key(ref: ObjectRef, namespace: str) -> str:
+    """`Snapshot.dependency_labels`' key: the name in the incident's namespace, `namespace/name` in
+    another (two namespaces may each hold a dependency of one name, and one may be protected)."""
+    return ref.name if ref.namespace == namespace else f"{ref.namespace}/{ref.name}"
 
 
 def callees_of(workload: ObjectRef, series: Iterable[Series], alert: Alert, now: float) -> tuple[Callee, ...]:
@@ -979,8 +991,8 @@ class _Readings:
     node_ready: dict[str, float] = field(default_factory=dict)
     pvc_used: Sequence[tuple[float, float]] = ()
     pvc_cap: float = math.nan
-    dep_available: dict[str, float] = field(default_factory=dict)
-    dep_spec: dict[str, float] = field(default_factory=dict)
+    dep_available: dict[tuple[str, str], float] = field(default_factory=dict)  # by (namespace, name)
+    dep_spec: dict[tuple[str, str], float] = field(default_factory=dict)
 
     @functools.cached_property
     def mem_ratios(self) -> dict[tuple[str, str], float]:
@@ -1084,8 +1096,8 @@ def _read_replicas(r: _Readings, scope: _Scope, s: Series) -> None:
             r.spec_replicas = list(s.points)
         else:
             r.available = _last(s.points)
-    elif kind == "Deployment" and name in scope.dep_names:
-        (r.dep_spec if spec else r.dep_available)[name] = _last(s.points)
+    elif kind == "Deployment" and (key := (s.labels.get("namespace", scope.ns), str(name))) in scope.dep_keys:
+        (r.dep_spec if spec else r.dep_available)[key] = _last(s.points)
 
 
 def _read_hpa(r: _Readings, scope: _Scope, s: Series) -> None:
@@ -1128,10 +1140,11 @@ def _own_pod(s: Series) -> str | None:
 
 
 def _concerns(s: Series, scope: _Scope) -> bool:
-    """Whether a series is about the scope: its namespace (node conditions are cluster-wide),
-    and for a per-pod series one of the workload's pods."""
-    if s.labels.get("namespace", scope.ns) != scope.ns and s.name != "kube_node_status_condition":
-        return False
+    """Whether a series is about the scope: its namespace (node conditions are cluster-wide, a
+    dependency's replicas are in its own), and for a per-pod series one of the workload's pods."""
+    ns = s.labels.get("namespace", scope.ns)
+    if ns != scope.ns and s.name != "kube_node_status_condition":
+        return s.name in _REPLICA_FAMILY and any(d[0] == ns for d in scope.dep_keys)
     pod = _own_pod(s)
     if pod is None:
         return True
@@ -1176,27 +1189,34 @@ def _nodes_of(scope: _Scope, pods: Sequence[str]) -> set[str]:
 
 
 def _dep_health(idx: _Objects, scope: _Scope, r: _Readings, traffic: Mapping[tuple[str, str], _ServiceTraffic]
-                ) -> tuple[dict[str, float], dict[str, float], dict[str, float]]:
-    """Per observed dependency: available/desired ratio, error ratio, p99 latency."""
-    names, ns = scope.dep_names, scope.ns
+                ) -> tuple[dict[tuple[str, str], float], dict[tuple[str, str], float], dict[tuple[str, str], float]]:
+    """Per observed dependency, by (namespace, name): available/desired ratio, error ratio, p99 latency,
+    each read in the dependency's own namespace."""
+    keys = scope.dep_keys
     ratio = {d: (r.dep_available.get(d, 0.0) / r.dep_spec[d]) if r.dep_spec.get(d) else 1.0
-             for d in names if d in r.dep_available or d in r.dep_spec}
-    # A dependency without replica series (another kind, another namespace): its object's status, if read.
+             for d in keys if d in r.dep_available or d in r.dep_spec}
+    # A dependency without replica series (another kind, a namespace not scraped): its object's status, if read.
     for d in scope.deps:
         obj = idx.workload(d)
-        if d.name not in ratio and obj is not None and obj.get("status") is not None:
+        key = (d.namespace, d.name)
+        if key not in ratio and obj is not None and obj.get("status") is not None:
             spec = _object_replicas(obj, "spec")
-            ratio[d.name] = _object_replicas(obj, "available") / spec if spec else 1.0
-    err = {d: traffic[(ns, d)].error_ratio for d in names if (ns, d) in traffic}
-    lat = {d: traffic[(ns, d)].p99 for d in names if (ns, d) in traffic}
+            ratio[key] = _object_replicas(obj, "available") / spec if spec else 1.0
+    err = {d: traffic[d].error_ratio for d in keys if d in traffic}
+    lat = {d: traffic[d].p99 for d in keys if d in traffic}
     return ratio, err, lat
 
 
-def _deps_worst_first(scope: _Scope, health: tuple[dict[str, float], dict[str, float], dict[str, float]]
-                      ) -> tuple[ObjectRef, ...]:
+_Health = tuple[dict[tuple[str, str], float], dict[tuple[str, str], float], dict[tuple[str, str], float]]
+
+
+def _deps_worst_first(scope: _Scope, health: _Health) -> tuple[ObjectRef, ...]:
     ratio, err, lat = health
-    return tuple(sorted(scope.deps, key=lambda d: (ratio.get(d.name, 1.0), -err.get(d.name, 0.0),
-                                                   -lat.get(d.name, 0.0), d.name)))
+
+    def key(d: ObjectRef) -> tuple[float, float, float, str, str]:
+        k = (d.namespace, d.name)
+        return ratio.get(k, 1.0), -err.get(k, 0.0), -lat.get(k, 0.0), d.name, d.namespace
+    return tuple(sorted(scope.deps, key=key))
 
 
 def _revisions(idx: _Objects, scope: _Scope) -> list[tuple[int, float]]:
@@ -1216,7 +1236,7 @@ def _revisions(idx: _Objects, scope: _Scope) -> list[tuple[int, float]]:
 
 
 def _signals(idx: _Objects, scope: _Scope, r: _Readings, traffic: Mapping[tuple[str, str], _ServiceTraffic],
-             health: tuple[dict[str, float], dict[str, float], dict[str, float]], pods: Sequence[str],
+             health: _Health, pods: Sequence[str],
              nodes: set[str], node: str | None, container: str | None, now: float) -> Signals:
     own = traffic.get((scope.ns, scope.name), _ServiceTraffic())
     n_pods = float(len(pods))

@@ -18,6 +18,7 @@ import pytest
 
 from remediator.actions import ObjectRef
 from remediator.edges import EDGE_SOURCES, Callee, callees
+from remediator.slis import PROFILES
 from remediator.snapshot import DEPENDS_ON_ANNOTATION, Alert, Series, Snapshot, build_snapshot
 
 NS, PAY = "shop", "payments"
@@ -95,13 +96,17 @@ def _dep(name: str, ns: str = NS, kind: str = "Deployment") -> ObjectRef:
 ENV_DEP = _dep("cartservice")  # named by the frontend's CART_SERVICE_ADDR
 
 
-def _own(now: float) -> list[Series]:
-    """The frontend's replica series (kube-state-metrics, kube-prometheus-stack scrape labels)."""
+def _replicas(name: str, ns: str, spec: float, available: float, now: float) -> list[Series]:
+    """A Deployment's replica series (kube-state-metrics, kube-prometheus-stack scrape labels)."""
     ksm = {"job": "kube-state-metrics", "service": "kube-prometheus-stack-kube-state-metrics", "endpoint": "http",
            "instance": "10.244.0.17:8080", "pod": "kube-prometheus-stack-kube-state-metrics-6d8c7b9f4-x7k2p",
-           "container": "kube-state-metrics", "namespace": NS, "deployment": CALLER}
-    return [Series("kube_deployment_spec_replicas", ksm, counter(0.0, now - 1200.0, now, 2.0)),
-            Series("kube_deployment_status_replicas_available", ksm, counter(0.0, now - 1200.0, now, 1.0))]
+           "container": "kube-state-metrics", "namespace": ns, "deployment": name}
+    return [Series("kube_deployment_spec_replicas", ksm, counter(0.0, now - 1200.0, now, spec)),
+            Series("kube_deployment_status_replicas_available", ksm, counter(0.0, now - 1200.0, now, available))]
+
+
+def _own(now: float) -> list[Series]:
+    return _replicas(CALLER, NS, 2.0, 1.0, now)
 
 
 def istio_world(day: int = 0) -> EdgeWorld:
@@ -122,6 +127,12 @@ def istio_world(day: int = 0) -> EdgeWorld:
         # A frontend of another namespace (staging) calling its own catalog.
         Series(m, _istio(CALLER, "staging", "adservice", "staging"), counter(2.0, start, now)),
     ]
+    # paymentservice as its own sidecar and kube-state-metrics see it, in payments: one of its two
+    # replicas available, a sixth of its requests failing.
+    series += [Series(m, _istio(CALLER, NS, "paymentservice", PAY, reporter="destination"), counter(0.5, start, now)),
+               Series(m, _istio(CALLER, NS, "paymentservice", PAY, reporter="destination", code="503"),
+                      counter(0.1, start, now)),
+               *_replicas("paymentservice", PAY, 2.0, 1.0, now)]
     return EdgeWorld("istio", [*series, *_own(now)], now,
                      frozenset({ENV_DEP, _dep("productcatalogservice"), _dep("paymentservice", PAY)}))
 
@@ -280,3 +291,17 @@ def test_the_edge_selectors_select_the_callers_side() -> None:
     assert EDGE_SOURCES["linkerd"].selector() == (
         'request_total{direction="outbound", namespace="$namespace", deployment="$deployment"}')
     assert EDGE_SOURCES["service-graph"].selector() == 'traces_service_graph_request_total{client="$workload"}'
+
+
+def test_a_dependency_in_another_namespace_is_judged_on_its_own_series() -> None:
+    """paymentservice's replicas and requests are read in payments, not looked up in shop."""
+    w = istio_world()
+    snap = build_snapshot(w.alert, w.series, shop_objects(), now=w.now, sli=PROFILES["istio"])
+    assert snap.dependencies[0] == _dep("paymentservice", PAY)  # the worst: half its replicas, errors
+    assert snap.signals.dep_available_ratio == 0.5
+    assert abs(snap.signals.dep_error_ratio - 0.1 / 0.6) < 1e-6
+    assert not {"dep_available_ratio", "dep_error_ratio"} & snap.unknown_signals
+    # The same names in shop would not stand in for it.
+    moved = [Series(s.name, {**s.labels, "namespace": NS}, s.points) if s.labels.get("deployment") == "paymentservice"
+             else s for s in w.series]
+    assert build_snapshot(w.alert, moved, shop_objects(), now=w.now).signals.dep_available_ratio == 1.0

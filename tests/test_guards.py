@@ -412,6 +412,75 @@ def test_restarting_a_protected_or_unobserved_dependency_is_denied() -> None:
                   f"{DB} was not observed, so it cannot be shown not to be protected")
 
 
+# ---------------------------------------------------------------------------- dependencies in other namespaces
+
+PAYMENTS = ObjectRef("Deployment", "payments", "paymentservice")
+COREDNS = ObjectRef("Deployment", "kube-system", "coredns")
+
+
+def _calls(*deps: ObjectRef, labels: dict[str, str] | None = None) -> Snapshot:
+    """The cart incident whose observed dependencies also include `deps` (found in the cluster:
+    env, call edges), with their labels keyed as the snapshot keys another namespace's."""
+    s = snap()
+    return dataclasses.replace(s, dependencies=(*s.dependencies, *deps), dependency_labels={
+        **s.dependency_labels, **{f"{d.namespace}/{d.name}": dict(labels or {"app": d.name}) for d in deps}})
+
+
+def test_a_dependency_in_another_namespace_may_be_restarted() -> None:
+    assert_allowed(verdict(act(K.RESTART_DEPENDENCY, PAYMENTS), _calls(PAYMENTS)))
+    both = GuardPolicy(allowed_namespaces=["shop", "payments"], approval_risk=None)
+    assert_allowed(verdict(act(K.RESTART_DEPENDENCY, PAYMENTS), _calls(PAYMENTS), policy=both))
+
+
+def test_a_dependency_outside_the_policys_namespaces_is_refused() -> None:
+    only_shop = GuardPolicy(allowed_namespaces=["shop"], approval_risk=None)
+    a, s = act(K.RESTART_DEPENDENCY, PAYMENTS), _calls(PAYMENTS)
+    assert_denied(verdict(a, s, policy=only_shop), "namespace",
+                  "target namespace payments is not in allowed_namespaces (shop)")
+    # The scope guard, asked alone, says the same thing in its own words.
+    alone = guards.scope_guard(a, s, [], only_shop, NOW)
+    assert alone is not None and alone.reason == (
+        "scope: the dependency's namespace payments is outside the policy's scope: not in allowed_namespaces (shop)")
+    assert guards.scope_guard(a, s, [], OPEN, NOW) is None
+
+
+def test_kube_system_stays_refused_unless_the_policy_allows_it() -> None:
+    a, s = act(K.RESTART_DEPENDENCY, COREDNS), _calls(COREDNS)
+    assert_denied(verdict(a, s), "namespace", "target namespace kube-system is in denied_namespaces (kube-system)")
+    alone = guards.scope_guard(a, s, [], OPEN, NOW)
+    assert alone is not None and alone.reason == (
+        "scope: the dependency's namespace kube-system is outside the policy's scope: "
+        "in denied_namespaces (kube-system)")
+    allowing = GuardPolicy(allowed_namespaces=["shop", "kube-system"], approval_risk=None)
+    assert_allowed(verdict(a, s, policy=allowing))
+
+
+def test_the_alert_cannot_widen_the_scope_to_another_namespace() -> None:
+    """An alert labelled with payments names no dependency: only the cluster's objects and edges do."""
+    s = _calls(PAYMENTS)
+    claimed = dataclasses.replace(s, alert=Alert("KubePodCrashLooping", {
+        "namespace": "payments", "deployment": "fraudcheck"}, starts_at=NOW - 600))
+    fraud = ObjectRef("Deployment", "payments", "fraudcheck")
+    assert_denied(verdict(act(K.RESTART_DEPENDENCY, fraud), claimed), "scope",
+                  "Deployment/payments/fraudcheck is outside the incident's namespace shop")
+    # Nor does being a dependency make another namespace's workload a target for other kinds.
+    assert_denied(verdict(act(K.RESTART_ROLLOUT, PAYMENTS), s), "scope",
+                  "Deployment/payments/paymentservice is outside the incident's namespace shop")
+
+
+def test_a_dependency_elsewhere_is_judged_by_its_own_labels() -> None:
+    """shop/db and payments/db are two objects: the protected one's label is not the other's."""
+    other_db = ObjectRef("Deployment", "payments", "db")
+    s = _calls(other_db, labels={"remediator.io/protected": "true"})
+    assert_denied(verdict(act(K.RESTART_DEPENDENCY, other_db), s), "protected",
+                  f"target {other_db} carries remediator.io/protected=true; "
+                  f"restart_dependency on {other_db} would touch it")
+    assert_allowed(verdict(act(K.RESTART_DEPENDENCY, DB), s))
+    unseen = dataclasses.replace(s, dependency_labels={DB.name: {"app": "db"}})
+    assert_denied(verdict(act(K.RESTART_DEPENDENCY, other_db), unseen), "scope",
+                  f"{other_db} was not observed, so it cannot be shown not to be protected")
+
+
 # ---------------------------------------------------------------------------- freeze windows
 
 

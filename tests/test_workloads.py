@@ -154,7 +154,8 @@ def test_dependencies_come_from_the_environment_through_service_selectors_in_any
     assert deps == (ObjectRef("StatefulSet", NS, "redis-cart"), ObjectRef("Deployment", "billing", "payments-v2"))
     snap = build_snapshot(Alert("KubePodCrashLooping", {"namespace": NS, "deployment": "front"}), [], objects, now=0.0)
     assert snap.dependencies[0] in deps and set(snap.dependencies) == set(deps)
-    assert snap.dependency_labels["payments-v2"] == {"tier": "pay"} and snap.signals.deps == 2
+    # Another namespace's dependency is keyed by namespace/name: a shop/payments-v2 would be another object.
+    assert snap.dependency_labels["billing/payments-v2"] == {"tier": "pay"} and snap.signals.deps == 2
     # The annotation overrides what the environment says.
     front["metadata"]["annotations"] = {"remediator.io/depends-on": "billing/payments-v2"}
     assert dependencies_of(ObjectRef("Deployment", NS, "front"), objects) == (

@@ -912,6 +912,22 @@ def _targets(alert: Alert, objects: Sequence[K8sObject], workload: ObjectRef | N
     }
 
 
+def other_namespaces(workload: ObjectRef | None, objects: Sequence[K8sObject],
+                     callees: Sequence[Callee] = ()) -> list[dict[str, str]]:
+    """Placeholder values for the dependencies in other namespaces, one set per namespace: their
+    replicas and traffic are read there (`$namespace` is theirs, `$deployments` and `$services`
+    name them); the workload's own placeholders are empty, so its queries do not run again."""
+    if workload is None:
+        return []
+    deps = dependencies_of(workload, objects, callees)
+    out = []
+    for ns in sorted({d.namespace for d in deps} - {workload.namespace}):
+        names = _promql_regex(d.name for d in deps if d.namespace == ns)
+        out.append({**dict.fromkeys(PLACEHOLDERS, ""), "namespace": _promql_string(ns), "deployments": names,
+                    "services": names})
+    return out
+
+
 class Observer:
     """Alert + now -> `Observation` (objects, raw series, the shared `build_snapshot`)."""
 
@@ -959,6 +975,9 @@ class Observer:
             own = list(self.templates.for_profile(self.sli).items())
             read, missing, newest, n = self._read(alert, now, values, own)
             series, queries = [*series, *read], queries + n
+            for other in other_namespaces(workload, objects, callees):  # a dependency's signals are in its namespace
+                read, _, _, n = self._read(alert, now, other, own, signals=False)
+                series, queries = [*series, *read], queries + n
             if newest is None:
                 problem = (f"Prometheus returned no sample of any metric for {workload or alert.labels.get('node')} "
                            f"in the last {_duration(self.templates.windows.recent_s)}: scrapes stopped or the "

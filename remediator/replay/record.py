@@ -22,7 +22,7 @@ from typing import Any
 
 from remediator import edges
 from remediator.edges import Callee
-from remediator.live.observer import MetricQuery, Observer, QueryError, _targets
+from remediator.live.observer import MetricQuery, Observer, QueryError, _targets, other_namespaces
 from remediator.replay.trace import RecordedSeries, Trace
 from remediator.snapshot import Alert, Series, resolve_workload
 
@@ -60,7 +60,7 @@ def record(observer: Observer, alert: Alert, *, before_s: float, after_s: float,
     missing: dict[str, str] = {}
     done = 0
 
-    def run(queries: list[tuple[str, MetricQuery]], values: dict[str, str], total: int, *, edges: bool) -> None:
+    def run(queries: list[tuple[str, MetricQuery]], values: dict[str, str], total: int, *, optional: bool) -> None:
         nonlocal done
         assert observer.metrics is not None
         templates = [(metric, string.Template(spec.query)) for metric, spec in queries]
@@ -73,7 +73,7 @@ def record(observer: Observer, alert: Alert, *, before_s: float, after_s: float,
             except QueryError as e:
                 missing.setdefault(metric, str(e))
             else:
-                if not result and not edges:  # no mesh or tracing is no missing signal
+                if not result and not optional:  # no mesh, no tracing, another namespace's: no missing signal
                     missing[metric] = f"no series matched {selector}"
                 for s in result:
                     labels = {"__name__": metric, **s.labels}
@@ -89,12 +89,14 @@ def record(observer: Observer, alert: Alert, *, before_s: float, after_s: float,
     total = len(queries) + len(edge_queries)
     callees: tuple[Callee, ...] = ()
     if workload is not None:
-        run(edge_queries, _targets(alert, objects, workload), total, edges=True)
+        run(edge_queries, _targets(alert, objects, workload), total, optional=True)
         recorded = [Series(dict(k)["__name__"], {n: v for n, v in k if n != "__name__"}, sorted(p.items()))
                     for k, p in merged.items()]
         callees = edges.callees(recorded, workload, since=first, until=end)
         objects = [*objects, *observer.callee_objects(callees, objects)]
-    run(queries, _targets(alert, objects, workload, callees), total, edges=False)
+    run(queries, _targets(alert, objects, workload, callees), total, optional=False)
+    for other in other_namespaces(workload, objects, callees):  # the dependencies in other namespaces, read there
+        run(queries, other, total, optional=True)
     series = [RecordedSeries(dict(k), tuple(sorted(p.items()))) for k, p in sorted(merged.items())]
     when = alert.starts_at if decide_at is None else decide_at
     return Trace(alert=alert, start=start, end=end, step_s=_step(series), decide_at=min(max(when, start), end),

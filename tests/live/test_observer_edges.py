@@ -17,12 +17,14 @@ from pathlib import Path
 import pytest
 import yaml
 
+from remediator.actions import ObjectRef
 from remediator.edges import EDGE_SOURCES
 from remediator.live.config import ConfigError
 from remediator.live.kube import Backoff
 from remediator.live.observer import KubeObjectSource, Observer, PrometheusSource, load_templates
 from remediator.replay.record import record
 from remediator.replay.run import observe_trace
+from remediator.slis import PROFILES
 from remediator.snapshot import build_snapshot
 from tests.live.conftest import requires_prometheus
 from tests.live.sim import prometheus_with
@@ -65,7 +67,7 @@ def test_the_live_observer_reads_dependencies_off_the_edges(prom: tuple[str, dic
     # The env-derived one is still there; a callee in payments was read from payments, labels and all.
     assert any(d.name == "cartservice" for d in snap.dependencies) and "CART_SERVICE_ADDR" in FRONTEND_ENV
     for dep in snap.dependencies:
-        assert snap.dependency_labels[dep.name]["tier"] == "backend", dep
+        assert (snap.dependency_labels_of(dep) or {}).get("tier") == "backend", dep
     # The same decision as the core's on the raw series and the objects the observer read.
     direct = build_snapshot(world.alert, world.series, list(obs.objects), now=world.now)
     assert set(direct.dependencies) == set(snap.dependencies)
@@ -87,6 +89,20 @@ def test_a_callee_in_another_namespace_is_read_there(prom: tuple[str, dict[str, 
 
 
 @requires_prometheus
+def test_a_dependency_in_another_namespace_is_judged_on_its_series_there(
+        prom: tuple[str, dict[str, EdgeWorld]], shop: KubeServer) -> None:
+    url, worlds = prom
+    world = worlds["istio"]
+    observer = _observer(url, shop)
+    observer.sli = PROFILES["istio"]
+    snap = observer.observe(world.alert, now=world.now).snapshot
+    assert snap.dependencies[0] == ObjectRef("Deployment", PAY, "paymentservice")
+    assert snap.signals.dep_available_ratio == 0.5 and abs(snap.signals.dep_error_ratio - 0.1 / 0.6) < 1e-6
+    direct = build_snapshot(world.alert, world.series, shop_objects(), now=world.now, sli=PROFILES["istio"])
+    assert snap.signals == direct.signals and snap.unknown_signals == direct.unknown_signals
+
+
+@requires_prometheus
 @pytest.mark.parametrize("name", sorted(WORLDS))
 def test_a_recorded_trace_replays_the_same_dependencies(prom: tuple[str, dict[str, EdgeWorld]],
                                                          shop: KubeServer, name: str) -> None:
@@ -100,6 +116,7 @@ def test_a_recorded_trace_replays_the_same_dependencies(prom: tuple[str, dict[st
     replayed = observe_trace(trace, at=world.now).snapshot
     assert set(replayed.dependencies) == set(live.dependencies) == world.expect
     assert replayed.dependency_labels == live.dependency_labels
+    assert replayed.signals == live.signals  # the dependencies' series in other namespaces recorded too
     # At the decision time too (the alert's start): the same edges had traffic then.
     at = trace.decide_at
     assert set(observe_trace(trace, at=at).snapshot.dependencies) == set(

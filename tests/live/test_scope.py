@@ -283,7 +283,7 @@ def test_dependencies_are_read_from_the_environment_through_services_in_any_name
         snap = observe(kube, {"namespace": NS, "deployment": "frontend"})
         assert set(snap.dependencies) == {ObjectRef("StatefulSet", NS, "redis-cart"),
                                           ObjectRef("Deployment", "billing", "payments")}
-        assert set(snap.dependency_labels) == {"redis-cart", "payments"}
+        assert set(snap.dependency_labels) == {"redis-cart", "billing/payments"}  # another namespace's: namespace/name
         kube.inject_fault(403, times=100, method="GET", path=re.compile("/namespaces/billing/"))
         limited = observe(kube, {"namespace": NS, "deployment": "frontend"})
         assert limited.dependencies == (ObjectRef("StatefulSet", NS, "redis-cart"),)
