@@ -614,9 +614,10 @@ class Cluster:
 
     def _record(self, t: float) -> None:
         """Keep this tick's readings as one compact frame; series are cut from frames on demand."""
-        nodes = tuple((n.name, 1.0 if n.ready else 0.0) for n in self.nodes.values())
+        nodes = tuple((n.name, 1.0 if n.ready else 0.0, 1.0 if n.cordoned else 0.0) for n in self.nodes.values())
         wls = tuple((w.name, float(w.desired), float(w.available), w.requests[0], w.requests[1],
-                     tuple(w.buckets), float(w.hpa_max), w.pvc_used, w.pvc_cap, w.pods[0].node if w.pods else "")
+                     tuple(w.buckets), float(w.hpa_max), w.pvc_used, w.pvc_cap, w.pods[0].node if w.pods else "",
+                     float(w.hpa_min))
                     for w in self.workloads.values())
         f = self.focus
         pods = tuple((p.name, 1.0 if p.ready else 0.0, float(p.restarts), p.last_reason, t < p.waiting_until,
@@ -638,7 +639,34 @@ class Cluster:
         long = recent if history else self._frames[max(0, end - LONG_POINTS):end]
         self._workload_series(out, recent, [] if history else self._baseline_frames(end, alert_start), long)
         self._pod_series(out, recent)
+        if history:
+            self._rule_inputs(out, recent)
         return out.series
+
+    def _rule_inputs(self, out: _Emitter, recent: list[_Frame]) -> None:
+        """The other series the kube-prometheus rules read (tests/live/test_rule_timing.py evaluates
+        them): node cordons, the HPA's minimum, the volume's free bytes, the pods' phase and owner.
+        Only in `history`: the agent reads none of them, so its observations stay as they were."""
+        ns = self.namespace
+        for i, (node, _, _) in enumerate(recent[-1][1]):
+            out.emit("kube_node_spec_unschedulable", (("node", node),), [(fr[0], fr[1][i][2]) for fr in recent])
+        for i, wl in enumerate(recent[-1][2]):
+            name = wl[0]
+            if wl[6]:
+                h = (("horizontalpodautoscaler", name), ("namespace", ns))
+                out.emit("kube_horizontalpodautoscaler_spec_min_replicas", h, [(fr[0], fr[2][i][10]) for fr in recent])
+            if wl[8]:
+                c = (("namespace", ns), ("persistentvolumeclaim", f"{name}-data"))
+                out.emit("kubelet_volume_stats_available_bytes", c,
+                         [(fr[0], fr[2][i][8] - fr[2][i][7]) for fr in recent], wl[9])
+        kind = "StatefulSet" if self.focus.kind == "StatefulSet" else "ReplicaSet"
+        for pod, prow in self._pod_rows(recent).items():
+            owner = self.focus.name if kind == "StatefulSet" else pod.rsplit("-", 1)[0]
+            out.emit("kube_pod_owner", (("namespace", ns), ("owner_is_controller", "true"), ("owner_kind", kind),
+                                        ("owner_name", owner), ("pod", pod)), [(t, 1.0) for t, _ in prow])
+            for phase, pending in (("Pending", 1.0), ("Running", 0.0)):  # unscheduled: Pending
+                out.emit("kube_pod_status_phase", (("namespace", ns), ("phase", phase), ("pod", pod)),
+                         [(t, pending if not r[11] else 1.0 - pending) for t, r in prow])
 
     def _baseline_frames(self, end: int, alert_start: float) -> list[_Frame]:
         """Frames from 15 to 5 minutes before the alert, older than the trailing window."""
@@ -648,7 +676,7 @@ class Cluster:
     @staticmethod
     def _node_series(out: _Emitter, recent: list[_Frame]) -> None:
         # Frames list nodes and workloads in a fixed order, so column i is one series.
-        for i, (node, _) in enumerate(recent[-1][1]):
+        for i, (node, *_) in enumerate(recent[-1][1]):
             out.emit("kube_node_status_condition", (("condition", "Ready"), ("node", node), ("status", "true")),
                      [(fr[0], fr[1][i][1]) for fr in recent])
 

@@ -32,11 +32,15 @@ KSM_FAMILIES = frozenset({
     "kube_pod_container_status_restarts_total", "kube_pod_container_status_last_terminated_reason",
     "kube_pod_container_status_waiting_reason", "kube_pod_container_resource_limits",
     "kube_horizontalpodautoscaler_status_current_replicas", "kube_horizontalpodautoscaler_spec_max_replicas",
-    "kube_node_status_condition", "kube_statefulset_replicas", "kube_statefulset_status_replicas_ready"})
+    "kube_node_status_condition", "kube_statefulset_replicas", "kube_statefulset_status_replicas_ready",
+    # read only by the alert rules (Cluster.series(history=True))
+    "kube_node_spec_unschedulable", "kube_horizontalpodautoscaler_spec_min_replicas", "kube_pod_owner",
+    "kube_pod_status_phase"})
 CADVISOR_FAMILIES = frozenset({
     "container_memory_working_set_bytes", "container_cpu_usage_seconds_total", "container_cpu_cfs_periods_total",
     "container_cpu_cfs_throttled_periods_total"})
-KUBELET_FAMILIES = frozenset({"kubelet_volume_stats_used_bytes", "kubelet_volume_stats_capacity_bytes"})
+KUBELET_FAMILIES = frozenset({"kubelet_volume_stats_used_bytes", "kubelet_volume_stats_capacity_bytes",
+                              "kubelet_volume_stats_available_bytes"})
 
 # An incident whose application exports no request metric the agent reads (a gRPC app without
 # interceptors, a mesh not scraped): its SLO is unknown (Snapshot.slo_known).
