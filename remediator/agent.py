@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from remediator.actions import Action
 from remediator.guards import Decision, Executed, GuardPolicy, Verdict, judge
 from remediator.propose.base import Candidate
 from remediator.rank.base import Ranked, Ranker
@@ -28,10 +29,13 @@ class Choice:
 
 
 def decide(snapshot: Snapshot, candidates: Sequence[Candidate], ranker: Ranker,
-           history: Sequence[Executed], policy: GuardPolicy, now: float) -> Choice:
-    """Every candidate gets a verdict; the best-ranked one not denied is chosen."""
+           history: Sequence[Executed], policy: GuardPolicy, now: float,
+           policy_of: Callable[[Action], GuardPolicy] | None = None) -> Choice:
+    """Every candidate gets a verdict; the best-ranked one not denied is chosen. `policy_of`: the
+    guards of the namespace each action acts in (a dependency elsewhere has its own); else `policy`."""
     ranked = ranker.rank(snapshot, candidates)
-    verdicts = tuple(judge(r.candidate.action, snapshot, history, policy, now) for r in ranked)
+    verdicts = tuple(judge(r.candidate.action, snapshot, history,
+                           policy if policy_of is None else policy_of(r.candidate.action), now) for r in ranked)
     chosen = None
     denials = 0
     for i, v in enumerate(verdicts):

@@ -115,6 +115,11 @@ class Loop:
         """The guards that judge an action in `namespace`."""
         return self.policies(namespace) if self.policies is not None and namespace else self.policy
 
+    def policy_of(self, action: Action, inc: IncidentRow | None, snap: Snapshot | None) -> GuardPolicy:
+        """The guards of the namespace the action acts in: its target's (a dependency in another
+        namespace is judged by that namespace's RemediationPolicy), the workload's for a Node."""
+        return self.policy_for(action.target.namespace or self._namespace(inc, snap))
+
     def _namespace(self, inc: IncidentRow | None, snap: Snapshot | None = None) -> str:
         if snap is not None and snap.workload is not None and snap.workload.namespace:
             return snap.workload.namespace
@@ -164,7 +169,7 @@ class Loop:
         if not obs.usable:
             return f"the incident's fresh observation is not usable ({obs.problem})"
         history = self.ledger.guard_history(now - HISTORY_S, dry_run=row.dry_run, excluding=row.id)
-        verdict = judge(row.action, obs.snapshot, history, self.policy_for(self._namespace(inc, obs.snapshot)), now)
+        verdict = judge(row.action, obs.snapshot, history, self.policy_of(row.action, inc, obs.snapshot), now)
         if verdict.decision is Decision.ALLOW:
             return None
         if verdict.decision is Decision.NEEDS_APPROVAL and self.ledger.approved_candidate(row.candidate_id):
@@ -253,7 +258,7 @@ class Loop:
                       streak: int) -> StepReport | None:
         """Run an approved action once, judged again on this fresh snapshot; None when the guards now refuse it."""
         history = self.ledger.guard_history(now - HISTORY_S, dry_run=self.dry_run)
-        policy = self.policy_for(self._namespace(inc, snap))
+        policy = self.policy_of(approval.action, inc, snap)
         verdict = judge(approval.action, snap, history, policy, now)
         if verdict.decision is Decision.DENY:
             why = f"approved, but judged again at execution time: {verdict.reason}"
@@ -313,7 +318,8 @@ class Loop:
             self.ledger.note_proposer(snapshot_id, note)
         history = self.ledger.guard_history(now - HISTORY_S, dry_run=self.dry_run)
         policy = self.policy_for(self._namespace(inc, snap))
-        choice = decide(snap, candidates, self.ranker, history, policy, now)
+        choice = decide(snap, candidates, self.ranker, history, policy, now,
+                        policy_of=lambda a: self.policy_of(a, inc, snap))
         rows = [{"action": r.candidate.kind.value, "target": r.candidate.action.target,
                  "params": r.candidate.action.params, "score": r.score, "proposer_score": r.candidate.score,
                  "source": r.candidate.source, "rationale": r.candidate.rationale, "verdict": verdict.decision.value,
@@ -334,7 +340,7 @@ class Loop:
             note = "; ".join(n for n in (note, f"dry run: in auto or approve mode this would wait for approval "
                                               f"({verdict.reason})") if n)
         result = self._execute(inc, cand.action, snap, snapshot_id, candidate_id, verdict.reason,
-                               dry_run=self.dry_run or policy.dry_run)
+                               dry_run=self.dry_run or self.policy_of(cand.action, inc, snap).dry_run)
         if cand.kind is ActionKind.ESCALATE:
             self.ledger.update_incident(inc.id, status=Status.ESCALATED, closed_at=now, workload=workload,
                                         streak=streak, close_reason=f"escalated to a human: {cand.rationale}",
