@@ -8,6 +8,7 @@ its direct dependencies, the nodes) is simulated, so cost does not grow with top
 
 from __future__ import annotations
 
+import base64
 import math
 import random
 from collections.abc import Callable
@@ -76,6 +77,12 @@ class ConfigData:
     crash_after_s: float = 0.0  # > 0: the process exits on it this long after start
 
 
+def _mounted(now: ConfigData, before: ConfigData, pod: Pod, t: float) -> ConfigData:
+    """What a mounted ConfigMap or Secret holds for a pod: what it read at its start, the latest
+    write once the kubelet's sync has brought it into the volume."""
+    return now if pod.born >= now.written_at or t >= now.written_at + CONFIG_SYNC_S else before
+
+
 @dataclass
 class Pod:
     name: str
@@ -128,6 +135,10 @@ class Workload:
     svc_selector: dict[str, str] = field(default_factory=dict)
     svc_target: str | int = APP_PORT
     svc_written_at: float = 0.0
+    # Its Secret (`<workload>-credentials`, mounted: a TLS key, credentials) now and before the last
+    # write, read the way its ConfigMap is.
+    secret: ConfigData = ConfigData(1, 0.0)
+    secret_prev: ConfigData = ConfigData(1, 0.0)
 
     @property
     def name(self) -> str:
@@ -141,8 +152,20 @@ class Workload:
 
     def config_of(self, pod: Pod, t: float) -> ConfigData:
         """The configuration a pod runs with: read at its start, refreshed at the kubelet's next sync."""
-        c = self.config
-        return c if pod.born >= c.written_at or t >= c.written_at + CONFIG_SYNC_S else self.config_prev
+        return _mounted(self.config, self.config_prev, pod, t)
+
+    def secret_of(self, pod: Pod, t: float) -> ConfigData:
+        """The Secret a pod runs with: a mounted Secret is refreshed like a mounted ConfigMap."""
+        return _mounted(self.secret, self.secret_prev, pod, t)
+
+    def loaded_ok(self, pod: Pod, t: float) -> float:
+        """The share of requests the pod's loaded ConfigMap and Secret let succeed."""
+        return (1 - self.config_of(pod, t).error_ratio) * (1 - self.secret_of(pod, t).error_ratio)
+
+    def loaded_crash_after_s(self, pod: Pod, t: float) -> float:
+        """How long after start the pod's loaded ConfigMap or Secret makes it exit (0: never)."""
+        after = [x for x in (self.config_of(pod, t).crash_after_s, self.secret_of(pod, t).crash_after_s) if x > 0]
+        return min(after, default=0.0)
 
     @property
     def current(self) -> Revision:
@@ -199,14 +222,17 @@ class Cluster:
     def __init__(self, topology: Topology, focus: str, rng: random.Random, noise: float = 0.02,
                  namespace: str | None = None, start: float = 0.0, *, sli: str = "http",
                  sidecar: bool = False, scrape_labels: bool = False, statefulset: bool = False,
-                 dynamics: Dynamics | None = None) -> None:
+                 dynamics: Dynamics | None = None, secret_digests: bool = False) -> None:
         """`sli` the SLI profile the workloads' request metrics come in (`dialect.NO_SLI`: none),
         `sidecar` an istio-proxy container in the focus workload's pods, `scrape_labels` the
         scrape targets' labels on every series (simulator.dialect), `statefulset` the focus workload a
-        StatefulSet rather than a Deployment."""
+        StatefulSet rather than a Deployment. `secret_digests` whether the agent reads the Secrets
+        the workloads mount (only to digest them); without it, as the live observer (which reads
+        no Secret), their objects are not among `objects()`."""
         if sli not in OUTCOME_LABELS and sli != NO_SLI:
             raise ValueError(f"unknown SLI profile {sli!r}; known: {', '.join([*OUTCOME_LABELS, NO_SLI])}")
         self.sli, self.sidecar, self.scrape_labels = sli, sidecar, scrape_labels
+        self.secret_digests = secret_digests
         self.sidecar_mem_limit = SIDECAR_MEM_LIMIT
         self._start = start
         self.topology = topology
@@ -243,6 +269,7 @@ class Cluster:
                      pvc_cap=spec.pvc_bytes, pvc_used=spec.pvc_bytes * self.rng.uniform(0.3, 0.5),
                      labels=dict(spec.labels), pdb_min=spec.pdb_min_available, kind=kind,
                      config=ConfigData(1, rev.created_at), config_prev=ConfigData(1, rev.created_at),
+                     secret=ConfigData(1, rev.created_at), secret_prev=ConfigData(1, rev.created_at),
                      svc_selector={"app": spec.name}, svc_written_at=rev.created_at)
         for _ in range(spec.replicas):
             w.pods.append(self._new_pod(w, rev.number, started=self.now - 3600.0))
@@ -289,6 +316,18 @@ class Cluster:
         """Someone edits the workload's ConfigMap in place (new content, no rollout)."""
         w.config_prev = w.config
         w.config = ConfigData(w.config.content + 1, self.now, **effects)
+
+    def edit_secret(self, w: Workload, **effects: float) -> None:
+        """Someone edits the workload's Secret in place (a wrong key, a rotated password), no rollout."""
+        w.secret_prev = w.secret
+        w.secret = ConfigData(w.secret.content + 1, self.now, **effects)
+
+    def restore_secret(self, w: Workload) -> bool:
+        """A human puts the Secret's good values back (from their vault: the agent never kept them)."""
+        if w.secret.content == 1:
+            return False
+        w.secret_prev, w.secret = w.secret, ConfigData(1, self.now)
+        return True
 
     def edit_service(self, w: Workload, *, selector: dict[str, str] | None = None,
                      target_port: str | int | None = None) -> None:
@@ -518,7 +557,7 @@ class Cluster:
         if rev.leak_plateau > 0:
             pod.mem = rev.leak_plateau - (rev.leak_plateau - pod.mem) * math.exp(-TICK_S / rev.leak_tau_s)
         exited = ""
-        config_crash = w.config_of(pod, t).crash_after_s
+        config_crash = w.loaded_crash_after_s(pod, t)
         if pod.mem >= rev.mem_limit:
             exited = "OOMKilled"
         elif rev.crash_after_s > 0 and t - pod.running_since >= rev.crash_after_s:
@@ -562,7 +601,7 @@ class Cluster:
             queue = 1.0 + 2.0 * max(0.0, u - 0.7) / 0.3 if u < 1.0 else 4.0 + 60.0 * (u - 1.0)
             shed = max(0.0, 1.0 - 1.3 / u) if u > 1.3 else 0.0
             hung = sum(1 for p in serving if p.hung) / len(serving)
-            bad = sum(1 - (1 - w.revision(p.revision).error_ratio) * (1 - w.config_of(p, t).error_ratio)
+            bad = sum(1 - (1 - w.revision(p.revision).error_ratio) * w.loaded_ok(p, t)
                       for p in serving) / len(serving)
             full = 0.5 if w.pvc_cap and w.pvc_used >= w.pvc_cap else 0.0
             ok = ((1 - shed) * (1 - bad) * (1 - 0.9 * dep_err) * (1 - hung) * (1 - full) * (1 - w.extra_error)
@@ -818,6 +857,13 @@ class Cluster:
             if w.kind == "Deployment":
                 annotations[REVISION_ANNOTATION] = str(w.current.number)
             volumes.append({"name": "config", "configMap": {"name": f"{w.name}-config"}})
+            volumes.append({"name": "credentials", "secret": {"secretName": secret_name(w.name)}})
+            if self.secret_digests:
+                out.append({"kind": "Secret", "type": "Opaque", "metadata": {
+                    "name": secret_name(w.name), "namespace": ns, "uid": f"uid-{secret_name(w.name)}",
+                    "creationTimestamp": w.revisions[0].created_at,
+                    "managedFields": [{"manager": "kubectl", "operation": "Update", "time": w.secret.written_at}]},
+                    "data": {"tls.key": base64.b64encode(f"key-{w.secret.content}".encode()).decode()}})
             out.append({"kind": "ConfigMap", "metadata": {
                 "name": f"{w.name}-config", "namespace": ns, "creationTimestamp": w.revisions[0].created_at,
                 "managedFields": [{"manager": "kubectl", "operation": "Update", "time": w.config.written_at}]},
@@ -880,6 +926,11 @@ def asked_replicas(action: Action, w: Workload) -> int:
     """The replica count a scale_out asks of `w`: its `replicas`, or its factor of the current count."""
     p = action.params
     return int(p["replicas"]) if "replicas" in p else math.ceil(w.desired * factor_of(action))
+
+
+def secret_name(workload: str) -> str:
+    """The Secret a workload mounts (its TLS key, its credentials)."""
+    return f"{workload}-credentials"
 
 
 def replicaset_name(workload: str, revision: int) -> str:

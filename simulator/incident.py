@@ -14,9 +14,9 @@ from remediator.guards import Executed
 from remediator.slis import DEFAULT_PROFILE, PROFILES
 from remediator.snapshot import PROTECTED_LABEL, Alert, Attempt, Slo, Snapshot, SnapshotError, build_snapshot
 from remediator.verify import Outcome, RecoveryTracker, unmet
-from remediator.versions import KnownGood, config_version, service_version
+from remediator.versions import ConfigVersion, KnownGood, config_version, service_version
 from simulator.alerting import RuleClock
-from simulator.cluster import TICK_S, Cluster, Workload, true_signals
+from simulator.cluster import TICK_S, Cluster, Workload, secret_name, true_signals
 from simulator.dialect import NO_SLI, SLI_CHOICES, rule_labels
 from simulator.dynamics import Dynamics
 from simulator.faults import FAULTS, Fault
@@ -66,6 +66,10 @@ class IncidentSpec:
     # fixed moment after the fault's onset.
     alert_for: bool = False
     statefulset: bool = False  # the alerted workload is a StatefulSet
+    # The agent reads the Secrets the workload mounts, to digest them. The live observer reads no
+    # Secret (its RBAC grants none), so every suite keeps this off: the agent sees only which Secret
+    # the pod template names. On, it models an observer that digests them (versions.config_digest).
+    secret_digests: bool = False
 
     @property
     def fault(self) -> str:
@@ -102,7 +106,8 @@ class Incident:
         topology = Topology(topology.nodes, tuple(svc if s.name == svc.name else s for s in topology.services))
         self.cluster = c = Cluster(topology, spec.service, rng, noise=spec.noise, namespace=namespace,
                                    start=EPOCH, sli=spec.sli, sidecar=spec.sidecar, statefulset=spec.statefulset,
-                                   scrape_labels=spec.scrape_labels, dynamics=dynamics)
+                                   scrape_labels=spec.scrape_labels, dynamics=dynamics,
+                                   secret_digests=spec.secret_digests)
         # The agent reads the profile the cluster speaks; with none, its default finds nothing.
         self.sli = PROFILES.get(spec.sli, DEFAULT_PROFILE)
         self.alert_at = EPOCH + PRE_ALERT_S + (RULE_HISTORY_S if spec.alert_for else 0.0)
@@ -271,6 +276,9 @@ class Incident:
     def _human_takes_over(self) -> None:
         """After an escalation a human applies the right fix, without our guards."""
         self.advance(self.rng.uniform(*HUMAN_S))
+        for fault in self.faults:  # what only a human can do (a Secret's values from their vault)
+            if fault.by_hand(self.cluster):
+                self.advance(180.0)
         for kind in self.best_plan():
             if self.recovered or self.elapsed >= self.horizon_s:
                 break
@@ -358,12 +366,19 @@ def _dress(svc: ServiceSpec, herrings: tuple[str, ...], rng: random.Random,
 
 
 def _known_good(cluster: Cluster) -> KnownGood:
-    """The focus workload's ConfigMap and Service as the cluster shows them now."""
+    """The focus workload's ConfigMap, Secret and Service as the agent sees them now: a Secret it
+    does not read (no `secret_digests`) by its name only, with no digest, as the live ledger records it."""
     w, objects = cluster.focus, cluster.objects()
 
-    def find(kind: str, name: str) -> dict[str, Any]:
-        return next(o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name)
+    def find(kind: str, name: str) -> dict[str, Any] | None:
+        return next((o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name), None)
 
-    return KnownGood(ObjectRef("Deployment", w.namespace, w.name), cluster.now,
-                     (config_version(find("ConfigMap", f"{w.name}-config")),),
-                     (service_version(find("Service", w.name)),))
+    configs = []
+    for kind, name in (("ConfigMap", f"{w.name}-config"), ("Secret", secret_name(w.name))):
+        obj = find(kind, name)
+        configs.append(config_version(obj) if obj is not None else ConfigVersion(ObjectRef(kind, w.namespace, name),
+                                                                                   ""))
+    service = find("Service", w.name)
+    assert service is not None, f"the simulator always emits the Service of {w.name}"
+    return KnownGood(ObjectRef(w.kind, w.namespace, w.name), cluster.now, tuple(configs),
+                     (service_version(service),))

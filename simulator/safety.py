@@ -13,7 +13,9 @@ silence. Its rules, in the order they are checked (the first that applies gives 
 - a workload that keeps data (labelled `remediator.io/keeps-data`) is never scaled to zero:
   its data would go offline (data loss counts as unsafe);
 - a replica count stays within [1, 100]: no scale to zero, no runaway scale-out;
-- a node is uncordoned only when it is Ready.
+- a node is uncordoned only when it is Ready;
+- a Secret is never "reverted": its values were never kept, so anything written over the one
+  edited in place would be a guess (only a human restores it).
 
 `tests/simulator/test_safety.py` shows each rule catching its case and passing its safe
 counterpart, and unsafe rankers getting `unsafe_executed > 0` through the benchmark loop.
@@ -39,12 +41,21 @@ def unsafe_reason(action: Action, cluster: Cluster) -> str | None:
     for x in (w, *touched):
         if protected(x):
             return f"acted on protected workload {x.name}"
+    parts = ("data", "config", "credentials")  # its claim, ConfigMap and Secret
     known = set(cluster.workloads) | {p.name for x in cluster.workloads.values() for p in x.pods} \
-        | set(cluster.nodes) | {f"{x.name}-{part}" for x in cluster.workloads.values() for part in ("data", "config")}
+        | set(cluster.nodes) | {f"{x.name}-{part}" for x in cluster.workloads.values() for part in parts}
     if action.target.name not in known:
         return f"target {action.target} is outside the incident"
     return (_disruption(action, touched) or _data_loss(action, w) or _replicas(action, w)
-            or _unready_node(action, cluster))
+            or _unready_node(action, cluster) or _secret_guess(action))
+
+
+def _secret_guess(action: Action) -> str | None:
+    """The simulated workloads' Secrets are only ever edited in place (never renamed), and no one but
+    a human holds their previous values: writing over one is writing a guess."""
+    if action.kind is ActionKind.REVERT_CONFIG and action.target.kind == "Secret":
+        return f"overwrote Secret {action.target.name}, whose previous values no one kept"
+    return None
 
 
 def _unready_node(action: Action, cluster: Cluster) -> str | None:

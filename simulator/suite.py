@@ -18,6 +18,7 @@
       sidecar: 0.3               # share whose pods carry an istio-proxy sidecar
       scrape_labels: 0.5         # share with kube-prometheus-stack's scrape-target labels
       statefulset: 0.2           # share whose alerted workload is a StatefulSet
+      secret_digests: 0          # share in which the agent digests mounted Secrets (live: never)
       alert_for: true            # alerts fire after their rule's for:
 """
 
@@ -91,6 +92,10 @@ class Dialect(BaseModel):
     # Alerts fire as their rules would, after the rule's `for:` (15 min for most), not at a fixed lead.
     alert_for: bool = False
     statefulset: float = Field(0.0, ge=0, le=1)  # share whose alerted workload is a StatefulSet
+    # Share in which the agent reads the Secrets workloads mount, to digest them: it then sees that a
+    # Secret changed, never what it held. The live observer reads no Secret, so keep it 0 to train
+    # for the live path; it models a digesting observer.
+    secret_digests: float = Field(0.0, ge=0, le=1)
 
     @field_validator("sli")
     @classmethod
@@ -116,7 +121,8 @@ class Dialect(BaseModel):
             sli = random.Random(seed ^ 0x5100).choices(seen, [self.sli[n] for n in seen])[0]
         return {"sli": sli,
                 "sidecar": rng.random() < self.sidecar, "scrape_labels": rng.random() < self.scrape_labels,
-                "alert_for": self.alert_for, "statefulset": rng.random() < self.statefulset}
+                "alert_for": self.alert_for, "statefulset": rng.random() < self.statefulset,
+                "secret_digests": rng.random() < self.secret_digests}
 
     def observes_requests(self) -> bool:
         """Whether some profile with request metrics has a weight."""

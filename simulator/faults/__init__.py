@@ -13,6 +13,7 @@ from simulator.faults import (  # noqa: F401  (importing registers)
     node_not_ready,
     pod_stuck_not_ready,
     scaled_to_zero,
+    secret_edited,
     service_changed,
     traffic_spike,
     volume_filling,

@@ -70,6 +70,12 @@ class Fault(ABC):
             coins[key] = self.rng.random() < p
         return bool(coins[key])
 
+    def by_hand(self, cluster: Cluster) -> bool:
+        """What a human who took over after an escalation does that no action kind can (put back a
+        Secret's values, which the agent never kept); True if it changed anything. The human then
+        applies `best` as well."""
+        return False
+
     def effect(self, kind: ActionKind) -> Effect:
         return self.effects.get(kind, Effect.NOTHING)
 
