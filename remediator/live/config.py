@@ -212,6 +212,23 @@ class VerifySettings(_Model):
     reopen_after_s: float = Field(default=600.0, gt=0)
 
 
+class KnownGoodSettings(_Model):
+    """The healthy-time sweep (remediator/live/known_good.py): every `interval_s` the loop records
+    the ConfigMaps and Services that watched workloads use, as their last-known-good versions,
+    while their SLO holds and no incident is open for them (0: only at a verified recovery).
+
+    The workloads are those of the ledger's past incidents and every Deployment, StatefulSet and
+    DaemonSet of `namespaces`, at most `max_workloads` a sweep. A version written less than
+    `settle_s` ago is not recorded yet: the kubelet takes up to a minute to bring a ConfigMap into
+    the pods, the SLIs are rates over minutes, and an alert waits for its `for:`. Secrets are
+    recorded by name only: the agent's RBAC grants no read of any Secret, so no digest either."""
+
+    interval_s: float = Field(default=300.0, ge=0)
+    settle_s: float = Field(default=600.0, ge=0)
+    namespaces: list[str] = []
+    max_workloads: int = Field(default=50, ge=1)
+
+
 class ExecutorSettings(_Model):
     """Retries of Kubernetes API calls: 409 re-reads, 429/5xx back off exponentially."""
 
@@ -273,6 +290,7 @@ class LiveConfig(_Model):
     approval: ApprovalSettings = ApprovalSettings()
     slack: SlackSettings | None = None
     verify: VerifySettings = VerifySettings()
+    known_good: KnownGoodSettings = KnownGoodSettings()
     executor: ExecutorSettings = ExecutorSettings()
     sli: SliSettings = SliSettings()
     operator: OperatorSettings = OperatorSettings()

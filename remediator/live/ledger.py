@@ -968,6 +968,13 @@ class Ledger:
                                                   _dumps(known_good_to_doc(record))))
             return True
 
+    def incident_workloads(self, *, limit: int = 50) -> list[str]:
+        """The workloads incidents were about (`Kind/namespace/name`), the most recently updated first:
+        what the healthy-time sweep (remediator.live.known_good) watches."""
+        rows = self._query("SELECT workload FROM incidents WHERE workload IS NOT NULL GROUP BY workload "
+                           "ORDER BY MAX(updated_at) DESC LIMIT ?", (limit,))
+        return [str(r["workload"]) for r in rows]
+
     def known_good(self, namespace: str) -> list[KnownGood]:
         """The latest last-known-good record of every workload in the namespace (`at`: last seen good)."""
         rows = self._query("SELECT record, last_seen FROM known_good k WHERE namespace = ? AND id = "

@@ -57,6 +57,7 @@ from remediator.incident import IncidentStatus as Status
 from remediator.live.approval import Notifier, message, waits_for
 from remediator.live.config import VerifySettings
 from remediator.live.executor import ExecutionResult, Executor, idempotency_key
+from remediator.live.known_good import KnownGoodSweep
 from remediator.live.ledger import OPEN, ApprovalRow, ExecutionRow, IncidentRow, Ledger
 from remediator.live.observer import Observation, ObservationError, Observer
 from remediator.propose.base import Candidate, Proposer
@@ -88,7 +89,8 @@ class Loop:
                  policy: GuardPolicy, executor: Executor | None, *, mode: str = "dry-run",
                  verify: VerifySettings | None = None, clock: Callable[[], float] = time.time,
                  fallback: Proposer | None = None, background: bool = False, approval_deadline_s: float = 900.0,
-                 notifiers: tuple[Notifier, ...] = (), policies: Callable[[str], GuardPolicy] | None = None) -> None:
+                 notifiers: tuple[Notifier, ...] = (), policies: Callable[[str], GuardPolicy] | None = None,
+                 sweep: KnownGoodSweep | None = None) -> None:
         self.ledger = ledger
         self.observer = observer
         self.proposer = proposer
@@ -104,6 +106,8 @@ class Loop:
         self.background = background
         self.approval_deadline_s = approval_deadline_s
         self.notifiers = notifiers
+        # Records last-known-good versions while workloads are healthy (remediator/live/known_good.py).
+        self.sweep = sweep
         self._running: dict[int, Future[ExecutionResult]] = {}  # incident id -> its drain, off the loop thread
         self._pool: ThreadPoolExecutor | None = None
 
@@ -192,6 +196,11 @@ class Loop:
                 self.ledger.update_incident(inc.id, next_at=now + self.verify.retry_s,
                                             note=f"internal error: {type(e).__name__}: {e}")
                 reports.append(StepReport(inc.id, "error", str(e)))
+        if self.sweep is not None and self.sweep.due(now):
+            try:  # after the incidents, a few workloads per tick: the sweep never delays an incident's step
+                self.sweep.tick(now)
+            except Exception:  # noqa: BLE001 - a failed sweep must not stop the loop
+                log.exception("known-good sweep failed")
         return reports
 
     def close(self, timeout_s: float = 30.0) -> None:

@@ -27,6 +27,7 @@ older than `max_staleness_s`) makes the observation not `usable`, with the reaso
 from __future__ import annotations
 
 import functools
+import logging
 import math
 import re
 import string
@@ -73,6 +74,8 @@ __all__ = [
     "QueryTemplates", "StaticObjects", "load_templates", "objects_from_alert",
 ]
 
+log = logging.getLogger("remediator.live")
+
 # The metric names of the snapshot contract (remediator/snapshot.py's module docstring). The request
 # SLIs are the SLI profile's (remediator/slis.py): the observer derives their selectors from it.
 CONTRACT_METRICS: tuple[str, ...] = (
@@ -99,6 +102,7 @@ API_CALLS: tuple[ApiCall, ...] = (
     ApiCall("get", "apps", "statefulsets"),                         # the alerted workload, a pod's owner
     ApiCall("list", "apps", "statefulsets"),                        # a claim's workload; the neighbours' owners
     ApiCall("get", "apps", "daemonsets"),                           # the alerted workload, a pod's owner
+    ApiCall("list", "apps", "daemonsets"),                          # the known-good sweep's namespaces
     ApiCall("get", "apps", "replicasets"),                          # a pod's owner
     ApiCall("list", "apps", "replicasets"),                         # the workload's revisions; the neighbours' owners
     ApiCall("list", "apps", "controllerrevisions"),                 # a StatefulSet's or DaemonSet's revisions
@@ -364,6 +368,10 @@ class StaticObjects:
     def fetch(self, alert: Alert) -> list[dict[str, Any]]:
         return list(self.objects)
 
+    def workloads(self, namespace: str) -> list[ObjectRef]:
+        return [ObjectRef(str(o["kind"]), namespace, str(o["metadata"]["name"])) for o in self.objects
+                if o.get("kind") in _SWEPT and (o.get("metadata") or {}).get("namespace") == namespace]
+
 
 def objects_from_alert(alert: Alert) -> list[dict[str, Any]]:
     """Skeleton objects named by the alert's labels, for observing without a cluster.
@@ -410,6 +418,10 @@ def objects_from_alert(alert: Alert) -> list[dict[str, Any]]:
     if labels.get("node"):
         out.append({"apiVersion": "v1", "kind": "Node", "metadata": {"name": labels["node"]}})
     return out
+
+
+# The workload kinds the known-good sweep lists in a namespace (remediator/live/known_good.py).
+_SWEPT = ("Deployment", "StatefulSet", "DaemonSet")
 
 
 class KubeObjectSource:
@@ -725,6 +737,17 @@ class KubeObjectSource:
                 if kind in self._apis and (obj := self._soft_get(kind, c.namespace, c.name)) is not None:
                     found.append(obj)
         return [o for o in found if o.get("kind") != OBJECT_ABSENT]
+
+    def workloads(self, namespace: str) -> list[ObjectRef]:
+        """The Deployments, StatefulSets and DaemonSets of a namespace (the known-good sweep's); a
+        kind the RBAC does not let the agent list is left out."""
+        out = []
+        for kind in _SWEPT:
+            try:
+                out += [ObjectRef(kind, namespace, str(o["metadata"]["name"])) for o in self._list(kind, namespace)]
+            except _Forbidden as e:
+                log.warning("known-good sweep: %s", e)
+        return out
 
     def _soft_get(self, kind: str, ns: str, name: str) -> dict[str, Any] | None:
         try:

@@ -29,7 +29,9 @@ from remediator.guards import GuardPolicy
 from remediator.live.approval import Approvals, Notifier
 from remediator.live.approval_webhook import APPROVALS_PREFIX, ApprovalWebhook
 from remediator.live.config import LiveConfig
+from remediator.live.known_good import KnownGoodSweep
 from remediator.live.loop import Loop
+from remediator.live.observer import KubeObjectSource
 from remediator.live.receiver import Receiver, ReceiverServer
 from remediator.live.slack import INTERACTIONS_PATH, SlackInteractions, SlackNotifier
 from remediator.live.wiring import (
@@ -93,10 +95,12 @@ class Agent:
                 self.server.server_close()
                 raise located(config, e) from None
             self.executor = make_executor(config, api, self.ledger, dry_run=config.dry_run, clock=clock)
+            sweep = KnownGoodSweep(self.ledger, observer, config.known_good,
+                                   lister=observer.objects if isinstance(observer.objects, KubeObjectSource) else None)
             self.loop = Loop(self.ledger, observer, proposer, ranker, config.policy_for_guards(), self.executor,
                              mode=config.mode, verify=config.verify, clock=clock, background=True,
                              approval_deadline_s=config.approval.deadline_s, notifiers=notifiers,
-                             policies=policies)
+                             policies=policies, sweep=sweep)
             # A decision taken in this process (the JSON webhook, a Remediation patch) reaches Slack too.
             self.approvals.on_decision = lambda decision: self.loop.tell(decision.approval)
         except BaseException:

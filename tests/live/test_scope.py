@@ -159,7 +159,7 @@ def test_a_forbidden_read_of_the_workloads_own_objects_still_fails_the_observati
 
 def test_the_api_call_table_declares_every_call_the_observer_makes() -> None:
     """A pod, node, PVC, service and HPA alert, and one on each other workload kind, observed against
-    one cluster: the request log is the table, exactly."""
+    one cluster, and the known-good sweep's listing of a namespace: the request log is the table, exactly."""
     with KubeServer(KubeEmulator()) as kube:
         pods = kube.seed_deployment("cart", NS, replicas=2, nodes=("node-a", "node-b"))["pods"]
         kube.seed_deployment("web", "front", replicas=1, nodes=("node-a",))
@@ -210,6 +210,10 @@ def test_the_api_call_table_declares_every_call_the_observer_makes() -> None:
                   ("KubeHpaMaxedOut", {"namespace": NS, "horizontalpodautoscaler": "cart-hpa"})]
         for name, labels in alerts:
             assert observe(kube, labels, name).workload == ObjectRef("Deployment", NS, "cart"), name
+        # The known-good sweep lists the workloads of its namespaces.
+        listed = set(KubeObjectSource(kube.api_client()).workloads(NS))
+        assert {ObjectRef("Deployment", NS, "cart"), ObjectRef("StatefulSet", NS, "redis-cart"),
+                ObjectRef("DaemonSet", NS, "agent")} <= listed, listed
         logged = {_api_call(r.method, r.path) for r in kube.requests()[before:]}
     undeclared = logged - set(API_CALLS)
     assert not undeclared, f"calls missing from observer.API_CALLS: {sorted(undeclared)}"
