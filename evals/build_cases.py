@@ -350,14 +350,28 @@ case("norunbook-statefulset-mismatch",
             "StatefulSet has not matched the expected number of replicas.",
             f"StatefulSet {NS}/redis has not matched the expected number of replicas for longer than 15 minutes "
             "on cluster .")],
-     CLUSTER, ["escalate"], "a StatefulSet: its runbook exists, but the snapshot resolves no StatefulSet yet, "
-     "so nothing is in scope")
-case("daemonsetrolloutstuck-unresolved",
-     [alert("KubeDaemonSetRolloutStuck", {**KSM, "namespace": NS, "daemonset": "node-agent"},
-            "DaemonSet rollout is stuck.",
-            f"DaemonSet {NS}/node-agent has not finished or progressed for at least 15m on cluster .")],
-     CLUSTER, ["escalate"], "a DaemonSet: its runbook exists, but the snapshot resolves no DaemonSet yet, "
-     "so nothing is in scope")
+     CLUSTER, ["escalate"], "the alert names a StatefulSet the API server does not show (deleted since, or not "
+     "readable): nothing is in scope, a human looks")
+DS_ALERT = alert("KubeDaemonSetRolloutStuck", {**KSM, "namespace": NS, "daemonset": "node-agent"},
+                 "DaemonSet rollout is stuck.",
+                 f"DaemonSet {NS}/node-agent has not finished or progressed for at least 15m on cluster .")
+case("daemonsetrolloutstuck-bad-revision", [DS_ALERT],
+     {"namespace": NS, "firing_for_s": 900,
+      "workload": {"name": "node-agent", "kind": "DaemonSet", "replicas": 3, "available": 2,
+                   "limits": {"memory": 128 * MiB, "cpu": 0.2},
+                   "revisions": [{"revision": 6, "age_s": 30 * 86400}, {"revision": 7, "age_s": 1900}]},
+      "pods": [{"name": "node-agent-x7k2p", "node": "worker-1", "ready": False, "restarts_per_min": 0.6,
+                "last_terminated": "Error", "waiting": "CrashLoopBackOff"},
+               {"name": "node-agent-9fj3q", "node": "worker-2"}, {"name": "node-agent-c4m8v", "node": "worker-3"}],
+      "nodes": [{"name": "worker-1"}, {"name": "worker-2"}, {"name": "worker-3"}],
+      "events": [{"object": "Pod/node-agent-x7k2p", "type": "Warning", "reason": "BackOff",
+                  "message": "Back-off restarting failed container app in pod node-agent-x7k2p"}],
+      "logs": ["FATAL unknown flag: --metrics-port (node-agent 2.4.0)"]},
+     ["rollback_rollout"], "the DaemonSet's new revision (31 minutes old) crash-loops on the first node it reached, "
+     "so the rolling update stopped; the previous revision ran for a month: roll the DaemonSet back")
+case("daemonsetrolloutstuck-not-found", [DS_ALERT], CLUSTER, ["escalate"],
+     "the alert names a DaemonSet the API server does not show (deleted since, or not readable): nothing is in "
+     "scope, a human looks")
 case("norunbook-job-failed",
      [alert("KubeJobFailed", {**KSM, "namespace": NS, "job_name": "nightly-export-29381120"},
             "Job failed to complete.",

@@ -14,8 +14,9 @@ The spec (every key optional except `namespace`)::
 
     namespace: shop
     firing_for_s: 900                    # now = startsAt + this
-    workload:                            # the alerted Deployment
+    workload:                            # the alerted workload
       name: checkout
+      kind: Deployment                   # or DaemonSet (revisions are then ControllerRevisions)
       replicas: 3                        # desired now
       baseline_replicas: 3               # desired before the alert (scaled down if more)
       available: 2
@@ -226,6 +227,79 @@ def _traffic(ns: str, service: str, t: Mapping[str, Any], now: float, switch_at:
     return out + _latency_buckets(ns, service, rps, float(t.get("p99_s", 0.1)), now)
 
 
+def _controller(w: Mapping[str, Any], kind: str, revisions: Sequence[Mapping[str, Any]], meta: Mapping[str, Any],
+                volumes: list[dict[str, Any]], now: float, switch_at: float, objects: list[dict[str, Any]],
+                series: list[Series]) -> None:
+    """The alerted workload itself (a Deployment or a DaemonSet), its replica series and its revisions
+    (ReplicaSets, or ControllerRevisions)."""
+    name, ns = str(w["name"]), str(meta["namespace"])
+    dep = _meta(kind, name, ns, "apps/v1", labels=meta["labels"], annotations=meta["annotations"])
+    replicas = float(w.get("replicas", 1))
+    dep["spec"] = {**({"replicas": int(replicas)} if kind == "Deployment" else {}),
+                   "selector": {"matchLabels": {"app": name}},
+                   "template": {"metadata": {"labels": {"app": name}},
+                                "spec": {"containers": [{"name": "app", "image": f"{name}:1"}],
+                                         "volumes": volumes}}}
+    if kind == "Deployment":
+        series.append(_gauge("kube_deployment_spec_replicas", {"namespace": ns, "deployment": name}, replicas,
+                             now, before=float(w.get("baseline_replicas", replicas)), switch_at=switch_at))
+        series.append(_gauge("kube_deployment_status_replicas_available", {"namespace": ns, "deployment": name},
+                             float(w.get("available", replicas)), now))
+    else:  # a DaemonSet: one pod per node it schedules on; `replicas` is that number
+        dl = {"namespace": ns, "daemonset": name}
+        series.append(_gauge("kube_daemonset_status_desired_number_scheduled", dl, replicas, now))
+        series.append(_gauge("kube_daemonset_status_number_available", dl, float(w.get("available", replicas)),
+                             now))
+    objects.append(dep)
+    for r in revisions:
+        if kind == "Deployment":
+            rs = _meta("ReplicaSet", _rs_name(name, int(r["revision"])), ns, "apps/v1",
+                       annotations={REVISION_ANNOTATION: str(r["revision"])},
+                       creationTimestamp=now - float(r["age_s"]),
+                       ownerReferences=[{"apiVersion": "apps/v1", "kind": "Deployment", "name": name}])
+        else:
+            rs = _meta("ControllerRevision", _rs_name(name, int(r["revision"])), ns, "apps/v1",
+                       creationTimestamp=now - float(r["age_s"]),
+                       ownerReferences=[{"apiVersion": "apps/v1", "kind": kind, "name": name, "controller": True}])
+            rs["revision"] = int(r["revision"])
+        objects.append(rs)
+
+
+def _pod(p: Mapping[str, Any], ns: str, name: str, owner: Mapping[str, Any], limits: Mapping[str, Any], now: float,
+         objects: list[dict[str, Any]], series: list[Series]) -> None:
+    """One pod of the alerted workload (owned by `owner`) and its series."""
+    pod_name = str(p["name"])
+    pod = _meta("Pod", pod_name, ns, "v1", labels={"app": name},
+                ownerReferences=[{"apiVersion": "apps/v1", **owner}])
+    pod["spec"] = {"nodeName": str(p.get("node", "")), "containers": [{"name": "app"}]}
+    objects.append(pod)
+    pl = {"namespace": ns, "pod": pod_name, "container": "app"}
+    series.append(_gauge("kube_pod_status_ready", {"namespace": ns, "pod": pod_name, "condition": "true"},
+                         1.0 if p.get("ready", True) else 0.0, now))
+    series.append(_counter("kube_pod_container_status_restarts_total", pl,
+                           float(p.get("restarts_per_min", 0.0)) / 60.0, now))
+    if p.get("last_terminated"):
+        series.append(_gauge("kube_pod_container_status_last_terminated_reason",
+                             {**pl, "reason": str(p["last_terminated"])}, 1.0, now))
+    if p.get("waiting"):
+        series.append(_gauge("kube_pod_container_status_waiting_reason",
+                             {**pl, "reason": str(p["waiting"])}, 1.0, now))
+    mem_limit, cpu_limit = float(limits.get("memory", 0)), float(limits.get("cpu", 0))
+    for res, lim in (("memory", mem_limit), ("cpu", cpu_limit)):
+        if lim:
+            series.append(_gauge("kube_pod_container_resource_limits", {**pl, "resource": res}, lim, now))
+    if mem_limit:
+        series.append(_gauge("container_memory_working_set_bytes", pl,
+                             mem_limit * float(p.get("memory_ratio", 0.4)), now,
+                             slope_per_s=mem_limit * float(p.get("memory_slope_per_min", 0.0)) / 60.0))
+    if cpu_limit:
+        series.append(_counter("container_cpu_usage_seconds_total", pl,
+                               cpu_limit * float(p.get("cpu_ratio", 0.2)), now))
+    series.append(_counter("container_cpu_cfs_periods_total", pl, 10.0, now))
+    series.append(_counter("container_cpu_cfs_throttled_periods_total", pl,
+                           10.0 * float(p.get("throttle_ratio", 0.0)), now))
+
+
 def materialize(spec: Mapping[str, Any], alert: Alert, now: float) -> tuple[list[dict[str, Any]], list[Series]]:
     """The Kubernetes objects and metric series that the spec describes."""
     ns = str(spec["namespace"])
@@ -240,24 +314,10 @@ def materialize(spec: Mapping[str, Any], alert: Alert, now: float) -> tuple[list
         if w.get("depends_on"):
             annotations[DEPENDS_ON_ANNOTATION] = ",".join(w["depends_on"])
         volumes = [{"name": "data", "persistentVolumeClaim": {"claimName": w["pvc"]["name"]}}] if w.get("pvc") else []
-        dep = _meta("Deployment", name, ns, "apps/v1", labels=labels, annotations=annotations)
-        dep["spec"] = {"replicas": int(w.get("replicas", 1)), "selector": {"matchLabels": {"app": name}},
-                       "template": {"metadata": {"labels": {"app": name}},
-                                    "spec": {"containers": [{"name": "app", "image": f"{name}:1"}],
-                                             "volumes": volumes}}}
-        objects.append(dep)
-        replicas = float(w.get("replicas", 1))
-        series.append(_gauge("kube_deployment_spec_replicas", {"namespace": ns, "deployment": name}, replicas, now,
-                             before=float(w.get("baseline_replicas", replicas)), switch_at=switch_at))
-        series.append(_gauge("kube_deployment_status_replicas_available", {"namespace": ns, "deployment": name},
-                             float(w.get("available", replicas)), now))
+        kind = _workload_kind(w)
         revisions = w.get("revisions") or [{"revision": 1, "age_s": 30 * 86400}]
-        for r in revisions:
-            rs = _meta("ReplicaSet", _rs_name(name, int(r["revision"])), ns, "apps/v1",
-                       annotations={REVISION_ANNOTATION: str(r["revision"])},
-                       creationTimestamp=now - float(r["age_s"]),
-                       ownerReferences=[{"apiVersion": "apps/v1", "kind": "Deployment", "name": name}])
-            objects.append(rs)
+        _controller(w, kind, revisions, {"namespace": ns, "labels": labels, "annotations": annotations}, volumes,
+                    now, switch_at, objects, series)
         newest = _rs_name(name, int(max(revisions, key=lambda r: int(r["revision"]))["revision"]))
         if w.get("hpa"):
             h = w["hpa"]
@@ -284,38 +344,10 @@ def materialize(spec: Mapping[str, Any], alert: Alert, now: float) -> tuple[list
             pdb["spec"] = {"selector": {"matchLabels": {"app": name}}}
             pdb["status"] = {"disruptionsAllowed": int(w["pdb"].get("disruptions_allowed", 1))}
             objects.append(pdb)
-        limits = w.get("limits") or {"memory": 512 * 2**20, "cpu": 0.5}
+        owner = {"kind": kind, "name": name, "controller": True}  # a DaemonSet's pods; a Deployment's: its ReplicaSet
         for p in spec.get("pods") or []:
-            pod_name = str(p["name"])
-            pod = _meta("Pod", pod_name, ns, "v1", labels={"app": name},
-                        ownerReferences=[{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": p.get("rs", newest)}])
-            pod["spec"] = {"nodeName": str(p.get("node", "")), "containers": [{"name": "app"}]}
-            objects.append(pod)
-            pl = {"namespace": ns, "pod": pod_name, "container": "app"}
-            series.append(_gauge("kube_pod_status_ready", {"namespace": ns, "pod": pod_name, "condition": "true"},
-                                 1.0 if p.get("ready", True) else 0.0, now))
-            series.append(_counter("kube_pod_container_status_restarts_total", pl,
-                                   float(p.get("restarts_per_min", 0.0)) / 60.0, now))
-            if p.get("last_terminated"):
-                series.append(_gauge("kube_pod_container_status_last_terminated_reason",
-                                     {**pl, "reason": str(p["last_terminated"])}, 1.0, now))
-            if p.get("waiting"):
-                series.append(_gauge("kube_pod_container_status_waiting_reason",
-                                     {**pl, "reason": str(p["waiting"])}, 1.0, now))
-            mem_limit, cpu_limit = float(limits.get("memory", 0)), float(limits.get("cpu", 0))
-            for res, lim in (("memory", mem_limit), ("cpu", cpu_limit)):
-                if lim:
-                    series.append(_gauge("kube_pod_container_resource_limits", {**pl, "resource": res}, lim, now))
-            if mem_limit:
-                series.append(_gauge("container_memory_working_set_bytes", pl,
-                                     mem_limit * float(p.get("memory_ratio", 0.4)), now,
-                                     slope_per_s=mem_limit * float(p.get("memory_slope_per_min", 0.0)) / 60.0))
-            if cpu_limit:
-                series.append(_counter("container_cpu_usage_seconds_total", pl,
-                                       cpu_limit * float(p.get("cpu_ratio", 0.2)), now))
-            series.append(_counter("container_cpu_cfs_periods_total", pl, 10.0, now))
-            series.append(_counter("container_cpu_cfs_throttled_periods_total", pl,
-                                   10.0 * float(p.get("throttle_ratio", 0.0)), now))
+            _pod(p, ns, name, owner if kind != "Deployment" else {"kind": "ReplicaSet", "name": p.get("rs", newest)},
+                 w.get("limits") or {"memory": 512 * 2**20, "cpu": 0.5}, now, objects, series)
         if spec.get("traffic"):
             series += _traffic(ns, name, spec["traffic"], now, switch_at)
     for n in spec.get("nodes") or []:
@@ -356,12 +388,22 @@ def snapshot_for(alert: Alert, series: Sequence[Series], objects: Sequence[Mappi
         return Snapshot(alert=alert, at=now, workload=None, signals=Signals(), missing=("workload",))
 
 
+_WORKLOAD_KINDS = ("Deployment", "DaemonSet")
+
+
+def _workload_kind(w: Mapping[str, Any]) -> str:
+    kind = str(w.get("kind", "Deployment"))
+    if kind not in _WORKLOAD_KINDS:
+        raise CaseError(f"workload.kind {kind!r}: one of {', '.join(_WORKLOAD_KINDS)}")
+    return kind
+
+
 def _scope(spec: Mapping[str, Any], alert: Alert) -> set[ObjectRef]:
     ns = str(spec["namespace"])
     out: set[ObjectRef] = set()
     w = spec.get("workload")
     if w:
-        out.add(ObjectRef("Deployment", ns, str(w["name"])))
+        out.add(ObjectRef(_workload_kind(w), ns, str(w["name"])))
         if w.get("hpa"):
             out.add(ObjectRef("HorizontalPodAutoscaler", ns, str(w["hpa"]["name"])))
         if w.get("pvc"):

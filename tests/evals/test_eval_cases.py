@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,8 +13,9 @@ import yaml
 
 from evals.cases import CASES_DIR, EvalCase, load_cases
 from evals.harness import evaluate, summary
-from remediator.actions import ActionKind
+from remediator.actions import ActionKind, ObjectRef
 from remediator.catalog import load_catalog
+from remediator.guards import Decision, GuardPolicy, judge
 from remediator.propose.catalog import CatalogProposer
 from remediator.propose.semantic import catalog_proposer
 
@@ -106,3 +108,28 @@ def test_expected_files_parse_as_yaml_mappings() -> None:
     for case in CASES:
         doc = yaml.safe_load((case.path / "expected.yaml").read_text())
         assert isinstance(doc, dict) and isinstance(doc["acceptable"], list)
+
+
+def test_a_stuck_daemonset_rollout_is_rolled_back_when_the_daemonset_resolves_and_escalated_when_not() -> None:
+    """KubeDaemonSetRolloutStuck: with the DaemonSet, its ControllerRevisions and a crash-looping pod of the
+    new revision in the cluster, the snapshot resolves the DaemonSet and the guards let its rollback through as
+    the runbook's first step; when the API server shows no such DaemonSet, nothing is in scope but escalate."""
+    by_id = {c.id: c for c in CASES}
+    case = by_id["daemonsetrolloutstuck-bad-revision"]
+    node_agent = ObjectRef("DaemonSet", "shop", "node-agent")
+    s = case.snapshot
+    assert s.workload == node_agent and s.workload_kind == "DaemonSet"
+    assert s.signals.has_previous_revision == 1.0 and s.signals.available_replicas < s.signals.desired_replicas
+    out = evaluate(case, CatalogProposer())
+    assert out.first is ActionKind.ROLLBACK_ROLLOUT and out.first_acceptable and out.unsafe == []
+    rollback = next(c for c in out.candidates if c.kind is ActionKind.ROLLBACK_ROLLOUT)
+    assert rollback.action.target == node_agent
+    # The same rollback with no previous revision to go back to is refused by the guards.
+    lone = replace(s, signals=replace(s.signals, has_previous_revision=0.0))
+    refused = judge(rollback.action, lone, [], GuardPolicy(), case.now)
+    assert refused.decision is Decision.DENY and "no previous revision" in refused.reason
+    missing = by_id["daemonsetrolloutstuck-not-found"]
+    assert missing.snapshot.workload is None
+    gone = evaluate(missing, CatalogProposer())
+    assert {c.kind for c in gone.candidates} <= {ActionKind.ESCALATE, ActionKind.NOOP}
+    assert gone.first is ActionKind.ESCALATE and gone.first_acceptable
