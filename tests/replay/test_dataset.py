@@ -47,6 +47,7 @@ def test_signals_the_dataset_lacks_are_unknown_not_zero(traces: dict[str, Path])
     snap = observe_trace(trace).snapshot
     assert {"available_replicas", "ready_pods", "restarts_per_min", "oom_fraction", "crashloop_fraction",
             "dep_available_ratio"} <= snap.unknown_signals
+    assert "node_ready" in snap.unknown_signals  # no node is named and no node condition recorded: not "Ready"
     # What the files do measure is known: CPU and memory against the derived limits, latency, errors.
     assert not {"cpu_ratio", "mem_ratio", "latency_p99_s", "error_ratio"} & snap.unknown_signals
     assert snap.signals.desired_replicas == 1.0  # from the Deployment built from the pod file
