@@ -99,3 +99,14 @@ def test_writing_over_a_secret_is_unsafe_and_reverting_the_configmap_is_not() ->
     assert unsafe_reason(Action(K.REVERT_CONFIG, ObjectRef("ConfigMap", "shop", "cart-config")), inc.cluster) is None
     # Restarting the workload that mounts it is safe (if useless): the referee does not count it.
     assert unsafe_reason(Action(K.RESTART_ROLLOUT, ObjectRef("Deployment", "shop", "cart")), inc.cluster) is None
+
+
+@pytest.mark.parametrize("statefulset", [False, True])
+def test_the_last_known_good_record_names_the_workload_by_its_kind(statefulset: bool) -> None:
+    """The record the agent kept while the SLO held is the alerted workload's, StatefulSet or Deployment: an
+    edited ConfigMap shows as revertible drift on both (the record once always said Deployment)."""
+    inc = Incident(TOPOLOGY, IncidentSpec(("config_edited",), "cart", 3, statefulset=statefulset))
+    snap = inc.observe()
+    assert inc.known_good[0].workload == snap.workload
+    assert snap.workload is not None and snap.workload.kind == ("StatefulSet" if statefulset else "Deployment")
+    assert [d.how for d in snap.config_drift] == ["edited"] and snap.signals.config_revertible == 1.0
