@@ -828,10 +828,10 @@ def _unknown(scope: _Scope, r: _Readings, traffic: Mapping[tuple[str, str], _Ser
         out.add("ready_pods")
     if scope.hpa:
         out |= {name for name, v in (("hpa_current", r.hpa_current), ("hpa_max", r.hpa_max)) if math.isnan(v)}
-    # No node named anywhere and no node condition series at all (a dataset without them, such as
-    # Nezha's): readiness is not known, not Ready.
+    # Pods on no named node and no node condition series at all (a dataset without them, such as
+    # Nezha's): readiness is not known, not Ready. (Without pods, scaled to zero, no node matters.)
     if (nodes and not any(n in r.node_ready for n in nodes)) or (
-            not nodes and "kube_node_status_condition" not in r.found):
+            not nodes and pods and "kube_node_status_condition" not in r.found):
         out.add("node_ready")
     if scope.pvc and (not r.pvc_used or math.isnan(r.pvc_cap)):
         out |= {"pvc_used_ratio", "pvc_minutes_to_full"}
