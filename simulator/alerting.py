@@ -13,7 +13,14 @@ from collections.abc import Callable, Mapping
 
 from remediator.snapshot import Slo
 from simulator.cluster import Cluster
-from simulator.dialect import NO_SLI, RULE_FOR_S, RULE_WINDOW_S, THROTTLE_RULE_RATIO, VOLUME_RULE_FREE
+from simulator.dialect import (
+    NO_SLI,
+    ROLLOUT_STALL_WINDOW_S,
+    RULE_FOR_S,
+    RULE_WINDOW_S,
+    THROTTLE_RULE_RATIO,
+    VOLUME_RULE_FREE,
+)
 
 _SLO = Slo()
 
@@ -27,6 +34,8 @@ class RuleClock:
         self.crash_seen: float | None = None
         # (t, {pod: (cfs periods, throttled periods)}) over the last RULE_WINDOW_S
         self._cfs: deque[tuple[float, dict[str, tuple[float, float]]]] = deque()
+        # (t, the StatefulSet's updated replicas) over the last ROLLOUT_STALL_WINDOW_S
+        self._updated: deque[tuple[float, int]] = deque()
 
     def tick(self, cluster: Cluster, name: str, labels: Mapping[str, str]) -> bool:
         """Record this tick; True when `name` fires now (its expression held for its whole `for:`)."""
@@ -37,6 +46,10 @@ class RuleClock:
         self._cfs.append((t, {p.name: (p.counters[1], p.counters[2]) for p in w.pods}))
         while self._cfs and self._cfs[0][0] < t - RULE_WINDOW_S - 1e-6:
             self._cfs.popleft()
+        if w.kind == "StatefulSet":
+            self._updated.append((t, sum(1 for p in w.pods if p.revision == w.current.number)))
+            while self._updated[0][0] < t - ROLLOUT_STALL_WINDOW_S - 1e-6:
+                self._updated.popleft()
         # Every rule is evaluated every time, whichever alert the fault would raise now: a rule's
         # count starts when its own expression turns true.
         for rule_name, rule in _RULES.items():
@@ -46,6 +59,14 @@ class RuleClock:
                 self._pending.pop(rule_name, None)
         since = self._pending.get(name)
         return since is not None and t - since >= RULE_FOR_S.get(name, 0.0) - 1e-6
+
+    def pending_since(self, name: str) -> float | None:
+        """When `name`'s expression last turned true and has held since (None: it does not hold)."""
+        return self._pending.get(name)
+
+    def rollout_stalled(self) -> bool:
+        """No change in the StatefulSet's updated replicas over the window (`changes(...[10m]) == 0`)."""
+        return bool(self._updated) and len({n for _, n in self._updated}) == 1
 
     def throttled(self) -> float:
         """The most throttled pod's share of CFS periods over the window (CPUThrottlingHigh's ratio)."""
@@ -68,6 +89,12 @@ def _not_ready(clock: RuleClock, c: Cluster, labels: Mapping[str, str]) -> bool:
 
 def _replicas_mismatch(clock: RuleClock, c: Cluster, labels: Mapping[str, str]) -> bool:
     return c.focus.desired > c.focus.available
+
+
+def _statefulset_mismatch(clock: RuleClock, c: Cluster, labels: Mapping[str, str]) -> bool:
+    # ready != replicas, and the rolling update has not moved in 10 minutes
+    w = c.focus
+    return w.kind == "StatefulSet" and w.available != w.desired and clock.rollout_stalled()
 
 
 def _hpa_maxed(clock: RuleClock, c: Cluster, labels: Mapping[str, str]) -> bool:
@@ -101,7 +128,8 @@ def _latency_high(clock: RuleClock, c: Cluster, labels: Mapping[str, str]) -> bo
 
 _RULES: Mapping[str, Callable[[RuleClock, Cluster, Mapping[str, str]], bool]] = {
     "KubePodCrashLooping": _crash_looping, "KubePodNotReady": _not_ready,
-    "KubeDeploymentReplicasMismatch": _replicas_mismatch, "KubeHpaMaxedOut": _hpa_maxed,
+    "KubeDeploymentReplicasMismatch": _replicas_mismatch,
+    "KubeStatefulSetReplicasMismatch": _statefulset_mismatch, "KubeHpaMaxedOut": _hpa_maxed,
     "CPUThrottlingHigh": _throttling, "KubeNodeNotReady": _node_not_ready,
     "KubePersistentVolumeFillingUp": _volume_filling, "ServiceErrorBudgetBurn": _error_burn,
     "ServiceLatencyHigh": _latency_high,

@@ -656,7 +656,7 @@ class Cluster:
         nodes = tuple((n.name, 1.0 if n.ready else 0.0, 1.0 if n.cordoned else 0.0) for n in self.nodes.values())
         wls = tuple((w.name, float(w.desired), float(w.available), w.requests[0], w.requests[1],
                      tuple(w.buckets), float(w.hpa_max), w.pvc_used, w.pvc_cap, w.pods[0].node if w.pods else "",
-                     float(w.hpa_min))
+                     float(w.hpa_min), _updated(w))
                     for w in self.workloads.values())
         f = self.focus
         pods = tuple((p.name, 1.0 if p.ready else 0.0, float(p.restarts), p.last_reason, t < p.waiting_until,
@@ -684,7 +684,8 @@ class Cluster:
 
     def _rule_inputs(self, out: _Emitter, recent: list[_Frame]) -> None:
         """The other series the kube-prometheus rules read (tests/live/test_rule_timing.py evaluates
-        them): node cordons, the HPA's minimum, the volume's free bytes, the pods' phase and owner.
+        them): node cordons, the HPA's minimum, the volume's free bytes, a StatefulSet's updated
+        replicas, the pods' phase and owner.
         Only in `history`: the agent reads none of them, so its observations stay as they were."""
         ns = self.namespace
         for i, (node, _, _) in enumerate(recent[-1][1]):
@@ -694,6 +695,9 @@ class Cluster:
             if wl[6]:
                 h = (("horizontalpodautoscaler", name), ("namespace", ns))
                 out.emit("kube_horizontalpodautoscaler_spec_min_replicas", h, [(fr[0], fr[2][i][10]) for fr in recent])
+            if self.workloads[name].kind == "StatefulSet":  # KubeStatefulSetReplicasMismatch's changes()
+                out.emit("kube_statefulset_status_replicas_updated", (("namespace", ns), ("statefulset", name)),
+                         [(fr[0], fr[2][i][11]) for fr in recent])
             if wl[8]:
                 c = (("namespace", ns), ("persistentvolumeclaim", f"{name}-data"))
                 out.emit("kubelet_volume_stats_available_bytes", c,
@@ -931,6 +935,14 @@ def asked_replicas(action: Action, w: Workload) -> int:
 def secret_name(workload: str) -> str:
     """The Secret a workload mounts (its TLS key, its credentials)."""
     return f"{workload}-credentials"
+
+
+def _updated(w: Workload) -> float:
+    """A StatefulSet's `status.updatedReplicas`: its pods at the update revision (Deployments: unused)."""
+    if w.kind != "StatefulSet":
+        return 0.0
+    number = w.current.number
+    return float(sum(1 for p in w.pods if p.revision == number))
 
 
 def replicaset_name(workload: str, revision: int) -> str:

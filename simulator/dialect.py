@@ -35,7 +35,7 @@ KSM_FAMILIES = frozenset({
     "kube_node_status_condition", "kube_statefulset_replicas", "kube_statefulset_status_replicas_ready",
     # read only by the alert rules (Cluster.series(history=True))
     "kube_node_spec_unschedulable", "kube_horizontalpodautoscaler_spec_min_replicas", "kube_pod_owner",
-    "kube_pod_status_phase"})
+    "kube_pod_status_phase", "kube_statefulset_status_replicas_updated"})
 CADVISOR_FAMILIES = frozenset({
     "container_memory_working_set_bytes", "container_cpu_usage_seconds_total", "container_cpu_cfs_periods_total",
     "container_cpu_cfs_throttled_periods_total"})
@@ -129,11 +129,14 @@ def le_label(bound_s: float, unit_s: float) -> str:
 RULE_FOR_S: Mapping[str, float] = {
     "KubePodCrashLooping": 900.0, "KubePodNotReady": 900.0, "KubeDeploymentReplicasMismatch": 900.0,
     "KubeHpaMaxedOut": 900.0, "CPUThrottlingHigh": 900.0, "KubeNodeNotReady": 900.0,
+    "KubeStatefulSetReplicasMismatch": 900.0,
     "KubeContainerWaiting": 3600.0, "KubePersistentVolumeFillingUp": 60.0,
     "ServiceErrorBudgetBurn": 60.0, "ServiceLatencyHigh": 60.0,
 }
-# CPUThrottlingHigh's threshold and window; KubePodCrashLooping's max_over_time window.
+# CPUThrottlingHigh's threshold and window; KubePodCrashLooping's max_over_time window;
+# KubeStatefulSetReplicasMismatch's changes() window over the updated replicas.
 THROTTLE_RULE_RATIO = 0.25
 RULE_WINDOW_S = 300.0
+ROLLOUT_STALL_WINDOW_S = 600.0
 VOLUME_RULE_FREE = 0.03
 

@@ -121,6 +121,8 @@ class Incident:
         self._red_herrings(hrng)
         self._config_herring(random.Random(spec.seed ^ 0xC0F1), spec.faults)
         self.rule_timed_out = False
+        # The rules' clock while the alert waited for its `for:` (None without rule timing).
+        self.rule_clock: RuleClock | None = None
         self.onset = onsets[0]
         if spec.alert_for:
             self.alert_at = self._rule_fires(onsets[0])
@@ -142,7 +144,8 @@ class Incident:
     def _rule_fires(self, onset: float) -> float:
         """Step until the first fault's alert rule has held for its `for:` (evaluating the rules from
         the start, so a condition already true before the onset counts from when it turned true)."""
-        c, clock = self.cluster, RuleClock()
+        c = self.cluster
+        self.rule_clock = clock = RuleClock()
         while c.now < onset + RULE_MAX_WAIT_S:
             c.step()
             # Before the onset the fault's alert is not defined yet; its rules still run.

@@ -6,8 +6,9 @@ Covered: every kube-prometheus alert a fault raises (KubePodCrashLooping, CPUThr
 KubeHpaMaxedOut, KubeNodeNotReady, KubePodNotReady from a stuck pod and from Pending pods,
 KubePersistentVolumeFillingUp). The series only the rules read (kube_pod_status_phase,
 kube_pod_owner, kube_node_spec_unschedulable, the HPA's minimum, kubelet_volume_stats_available_bytes)
-come from `Cluster.series(history=True)`. Not covered: KubeStatefulSetReplicasMismatch (its rule
-reads kube_statefulset_status_replicas_updated, which the simulator does not model).
+come from `Cluster.series(history=True)`. KubeStatefulSetReplicasMismatch fires beside a
+StatefulSet's own pod alert (no fault raises it first): its rule's clock is checked on its own,
+kept ticking past the pod alert, with the updated replicas its `changes()` reads.
 """
 
 from __future__ import annotations
@@ -89,3 +90,30 @@ def test_the_real_rule_fires_when_the_simulator_does(tmp_path: Path, fault: str,
     assert abs(fired - inc.alert_at) <= TOLERANCE_S, (fired - inc.onset, inc.alert_at - inc.onset)
     # and it had not held before the simulated onset: the fault, not the history, trips it
     assert fired - for_s >= inc.onset - STEP_S
+
+
+@requires_prometheus
+@pytest.mark.parametrize(("fault", "seed"), [("bad_rollout", 3), ("pod_stuck_not_ready", 4)])
+def test_the_statefulset_replicas_rule_fires_when_the_simulators_clock_does(tmp_path: Path, fault: str,
+                                                                            seed: int) -> None:
+    name = "KubeStatefulSetReplicasMismatch"
+    inc = incident(fault, seed=seed, after_s=0.0, alert_for=True, scrape_labels=True, statefulset=True)
+    c, clock = inc.cluster, inc.rule_clock
+    assert clock is not None and c.focus.kind == "StatefulSet"
+    fired_sim = None
+    while fired_sim is None and c.now < inc.alert_at + 1800.0:  # the pod alert first; this one may follow
+        c.step()
+        if clock.tick(c, name, inc.alert.labels):
+            fired_sim = c.now
+    assert fired_sim is not None, f"{name} never held for its for: in a stuck StatefulSet ({fault})"
+    inc.advance(120.0)
+    rule = _rule(name, RULE_FOR_S[name])
+    series = c.series(until=c.now, alert_start=inc.alert_at, history=True)
+    with prometheus_with(tmp_path, series) as prom:
+        result = prom.query_range(rule["expr"], EPOCH + 60.0, c.now, STEP_S)
+    ours = [r for r in result if r["metric"].get("statefulset") == c.focus.name
+            and r["metric"].get("job") == "kube-state-metrics"]
+    assert ours, f"{name}'s expression never held: {[r['metric'] for r in result]}"
+    fired = min(t for r in ours if (t := _fires_at(r["values"], RULE_FOR_S[name])) is not None)
+    assert abs(fired - fired_sim) <= TOLERANCE_S, (fired - inc.onset, fired_sim - inc.onset)
+    assert fired - RULE_FOR_S[name] >= inc.onset - STEP_S
