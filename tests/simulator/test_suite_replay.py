@@ -1,0 +1,77 @@
+"""The shipped suites replay bit for bit: the same incidents, drawn and simulated in the same order.
+
+Every recorded benchmark figure (README, the shipped policy's acceptance) was measured on these
+incidents. A change to the simulator that moves one random draw, or changes one series value,
+changes the digest below; a change meant to leave the shipped worlds alone must leave it alone.
+The digests were recorded before suites could describe their own worlds (explicit graphs, named
+fault ranges, start-up times), and those features must not have moved them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from remediator.actions import Action
+from simulator.cluster import TICK_S
+from simulator.incident import Incident
+from simulator.suite import load_suite
+
+COUNT = 30  # incidents per suite: every fault of the mix, variants and dialects among them
+# sha256 over the first COUNT incidents of each suite: spec, alert, the series and objects the agent
+# sees at the alert, then again after the expert's first step and five minutes (new pods' start-ups).
+DIGESTS = {
+    "default": "1bddf27464c9b85007a68bc4682e6f8e67e0d27e6eb96814462e3a6d0196ccea",
+    "eval": "caf23d806ed82fa1b16be62c5bf307aa6a93371d199c05ce56868bd6f0deab3a",
+    "eval_large": "5ddc04ed54639c17f321f8a60b772379d03b0a2fe735ec2246cb3e82d0b99b1d",
+    "shifted": "32b843a5d271d9d2b5a67f52621cb628cff29fb906b1e97ea60891db4be53541",
+    "validation": "7be4c095b26f78b826357319be412e1c4f687fa91abcbbabcca4d0d2391d1377",
+}
+
+
+def suite_digest(name: str, count: int = COUNT) -> str:
+    suite = load_suite(name)
+    topology = suite.topology.build()
+    h = hashlib.sha256()
+    for spec in suite.specs(count=count):
+        h.update(repr(spec).encode())
+        inc = Incident(topology, spec, suite.horizon_s, suite.dynamics)
+        a = inc.alert
+        h.update(repr((a.name, sorted(a.labels.items()), a.starts_at)).encode())
+        _scrape(h, inc)
+        kind = inc.best_plan()[0]
+        target = inc._target_for(kind)
+        if target is not None:
+            inc.cluster.apply(Action(kind, target, inc._params(kind)))
+        inc.advance(300.0)
+        _scrape(h, inc)
+    return h.hexdigest()
+
+
+def _scrape(h: hashlib._Hash, inc: Incident) -> None:
+    c = inc.cluster
+    for s in c.series(until=c.now - TICK_S, alert_start=inc.alert_at):
+        h.update(repr((s.name, sorted(s.labels.items()), s.points)).encode())
+    h.update(repr(c.objects()).encode())
+
+
+@pytest.mark.parametrize("name", sorted(DIGESTS))
+def test_shipped_suite_replays_bit_for_bit(name: str) -> None:
+    assert suite_digest(name) == DIGESTS[name], (
+        f"suite {name}'s incidents changed: a random draw moved or a series value changed")
+
+
+def test_the_digest_sees_one_moved_draw(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One extra draw where each workload is built moves every later timing: the digest changes."""
+    from simulator.cluster import Cluster
+
+    before = suite_digest("shifted", count=5)
+    make = Cluster._make_workload
+
+    def with_extra_draw(self: Cluster, *args: object, **kwargs: object) -> object:
+        self.rng.random()
+        return make(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Cluster, "_make_workload", with_extra_draw)
+    assert suite_digest("shifted", count=5) != before
