@@ -289,7 +289,7 @@ class Cluster:
             if p.node in counts:
                 counts[p.node] += 1
         node = min(schedulable, key=lambda n: (counts[n.name], self.rng.random())).name
-        startup = self.rng.uniform(5.0, 20.0)
+        startup = self.rng.uniform(*self.dynamics.pod_startup_s)
         if w.kind == "StatefulSet":  # a replaced pod comes back under its ordinal's name
             taken = {p.name for p in w.pods}
             name = next(f"{w.name}-{i}" for i in range(len(taken) + 1) if f"{w.name}-{i}" not in taken)
@@ -310,7 +310,7 @@ class Cluster:
             room = [n for n in self.nodes.values() if n.ready and not n.cordoned and self._has_room(n)]
             if room:
                 pod.node = min(room, key=lambda n: n.name).name
-                pod.ready_at = pod.running_since = t + self.rng.uniform(5.0, 20.0)
+                pod.ready_at = pod.running_since = t + self.rng.uniform(*self.dynamics.pod_startup_s)
 
     def edit_config(self, w: Workload, **effects: float) -> None:
         """Someone edits the workload's ConfigMap in place (new content, no rollout)."""
@@ -372,7 +372,7 @@ class Cluster:
     def _roll(self, w: Workload, slow: float = 1.0) -> None:
         """Rolling update, one surge pod at a time: each old pod is replaced after a startup.
         `slow` > 1 stretches the whole rollout by that factor (the shifted world's rollbacks)."""
-        step = self.rng.uniform(10.0, 25.0)
+        step = self.rng.uniform(*self.dynamics.rollout_step_s)
         old = [p.name for p in w.pods if p.revision != w.current.number]
         w.rollout_queue = [(self.now + ((i + 1) * slow - 1) * step, name) for i, name in enumerate(old)]
 
@@ -476,7 +476,7 @@ class Cluster:
         if not w.pvc_cap:
             return False  # nothing mounted to expand
         # The resize lands after a provider-dependent delay, like a real CSI expansion.
-        w.pvc_resize = (self.now + self.rng.uniform(30.0, 90.0), w.pvc_cap * factor_of(action))
+        w.pvc_resize = (self.now + self.rng.uniform(*self.dynamics.volume_resize_s), w.pvc_cap * factor_of(action))
         return True
 
     def _delete_pod(self, name: str) -> bool:
@@ -571,7 +571,7 @@ class Cluster:
             pod.last_reason = exited
             backoff = min(10.0 * 2 ** (pod.restarts - 1), 300.0)
             pod.waiting_until = t + backoff
-            pod.ready_at = pod.running_since = t + backoff + self.rng.uniform(3.0, 8.0)
+            pod.ready_at = pod.running_since = t + backoff + self.rng.uniform(*self.dynamics.container_restart_s)
             pod.mem = w.spec.mem_base
             pod.ready = False
             return

@@ -20,7 +20,7 @@ from simulator.cluster import TICK_S, Cluster, Workload, secret_name, true_signa
 from simulator.dialect import NO_SLI, SLI_CHOICES, rule_labels
 from simulator.dynamics import Dynamics
 from simulator.faults import FAULTS, Fault
-from simulator.faults.base import worst_pod
+from simulator.faults.base import LEAD, worst_pod
 from simulator.safety import unsafe_reason
 from simulator.topology import ServiceSpec, Topology
 
@@ -84,7 +84,8 @@ class Incident:
         self.horizon_s = horizon_s
         rng = random.Random(spec.seed)
         self.rng = rng
-        self.faults: list[Fault] = [FAULTS[f](rng) for f in spec.faults]
+        params = (dynamics or Dynamics()).fault_params
+        self.faults: list[Fault] = [FAULTS[f](rng, params.get(f)) for f in spec.faults]
         svc = topology.service(spec.service)
         for fault in self.faults:
             if not fault.suits(svc):
@@ -115,8 +116,7 @@ class Incident:
         self.known_good = (_known_good(c),)
         onsets = []
         for i, fault in enumerate(self.faults):
-            lo, hi = fault.lead_s
-            onsets.append(self.alert_at - rng.uniform(lo, hi) + 60.0 * i)
+            onsets.append(self.alert_at - fault.draw(LEAD) + 60.0 * i)
             c.at(onsets[-1], partial(fault.inject, c))
         self._red_herrings(hrng)
         self._config_herring(random.Random(spec.seed ^ 0xC0F1), spec.faults)

@@ -11,7 +11,7 @@
       bad_rollout: 1
     variants:                    # share of incidents dressed this way
       misleading: 0.15
-      multi_fault: 0.08
+      multi_fault: 0.08          # the share of two-fault incidents among those with a fault (below)
       protected: 0.03
     dialect:                     # how the cluster speaks (simulator/dialect.py), drawn per incident
       sli: {http: 2, istio: 1, grpc: 1, none: 1}   # SLI profile weights; none: no request metrics
@@ -20,6 +20,19 @@
       statefulset: 0.2           # share whose alerted workload is a StatefulSet
       secret_digests: 0          # share in which the agent digests mounted Secrets (live: never)
       alert_for: true            # alerts fire after their rule's for:
+    dynamics:                    # how the world behaves (simulator/dynamics.py): defaults change nothing
+      restart_fixes_crashloop: 0.8
+      pod_startup_s: [5, 20]     # a new pod's start-up until Ready, drawn per pod
+      fault_params:              # fault: {knob: [low, high]}, each fault's named ranges (Fault.knobs)
+        memory_leak: {plateau: [1.1, 1.35], tau_s: [90, 200], lead_s: [540, 720]}
+
+Two-fault incidents: an incident whose first fault is not `no_fault` gets a second one with
+probability `variants.multi_fault`, drawn uniformly among the mix's faults of another family, and
+kept only when one service suits both. So `multi_fault` is the share of two-fault incidents among
+the incidents with a fault, a little less where few services suit both; among all incidents it is
+about `multi_fault` times the share of faulted ones.
+
+A bad value is refused with `SuiteError`, one line per problem: `file:line: key.path: why`.
 """
 
 from __future__ import annotations
@@ -33,8 +46,9 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from remediator import yamllines
 from simulator.dialect import NO_SLI, SLI_CHOICES
-from simulator.dynamics import Dynamics
+from simulator.dynamics import Dynamics, Located
 from simulator.faults import FAULTS
 from simulator.incident import HORIZON_S, IncidentSpec
 from simulator.topology import ServiceSpec, Topology, generate
@@ -75,7 +89,7 @@ def _check_weights(what: str, weights: Mapping[str, float], known: Iterable[str]
     """Every name known, at least one weight positive; errors say which and what is known."""
     unknown = sorted(set(weights) - set(known))
     if unknown:
-        raise ValueError(f"unknown {what}(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        raise Located((unknown[0],), f"unknown {what}(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
     if not any(w > 0 for w in weights.values()):
         raise ValueError(f"at least one {what} needs a positive weight")
 
@@ -235,13 +249,31 @@ def load_suite(name_or_path: str) -> Suite:
                              "(or give a path to a YAML file)")
         text, where = res.read_text(), f"suite {name_or_path}"
     try:
+        node = yaml.compose(text)
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
         raise SuiteError(f"{where}: not valid YAML: {e}") from e
-    if not isinstance(data, dict):
+    if node is None or not isinstance(data, dict):
         raise SuiteError(f"{where}: a suite is a mapping with at least 'name' and 'faults'")
+    lines, duplicates = yamllines.key_lines(node)
+    if duplicates:
+        d = duplicates[0]
+        raise SuiteError(str(yamllines.Issue(where, d.line, yamllines.dotted(d.loc),
+                                             f"given twice (first on line {d.first})")))
     try:
         return Suite.model_validate(data)
     except ValidationError as e:
-        lines = [f"{where}: {'.'.join(str(x) for x in err['loc']) or '(top)'}: {err['msg']}" for err in e.errors()]
-        raise SuiteError("\n".join(lines)) from e
+        raise SuiteError("\n".join(str(_issue(where, err, lines)) for err in e.errors())) from e
+
+
+def _issue(where: str, err: Any, lines: dict[yamllines.Loc, int]) -> yamllines.Issue:
+    """One validation error as `file:line: key.path: message`, down to the very key a `Located`
+    problem names below its field."""
+    loc: yamllines.Loc = tuple(err["loc"])
+    msg = err["msg"]
+    exc = (err.get("ctx") or {}).get("error")
+    if isinstance(exc, Located):
+        loc = loc + exc.loc
+    if isinstance(exc, ValueError):
+        msg = str(exc)  # without pydantic's "Value error, "
+    return yamllines.Issue(where, yamllines.line_of(loc, lines), yamllines.dotted(loc) or "(top)", msg)

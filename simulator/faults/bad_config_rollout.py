@@ -1,7 +1,7 @@
 """A rollout with a bad configuration: pods run and stay ready, a share of requests fail."""
 
 from simulator.cluster import Cluster
-from simulator.faults.base import A, Effect, Fault, register, service_alert
+from simulator.faults.base import A, Effect, Fault, Knob, register, service_alert
 
 
 @register
@@ -14,9 +14,10 @@ class BadConfigRollout(Fault):
                A.DELETE_POD: Effect.NOTHING, A.RESTART_DEPENDENCY: Effect.NOTHING}
     best = (A.ROLLBACK_ROLLOUT,)
     lead_s = (240.0, 420.0)
+    knobs = {"error_ratio": Knob((0.08, 0.5), ceiling=1.0, doc="share of requests the new revision fails")}
 
     def inject(self, cluster: Cluster) -> None:
-        cluster.add_revision(cluster.focus, error_ratio=self.rng.uniform(0.08, 0.5))
+        cluster.add_revision(cluster.focus, error_ratio=self.draw("error_ratio"))
 
     def alert(self, cluster: Cluster) -> tuple[str, dict[str, str]]:
         return service_alert(cluster, "ServiceErrorBudgetBurn")

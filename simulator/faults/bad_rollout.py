@@ -8,7 +8,7 @@ rollout's and a rollback still fixes it, but "was there a rollout in the last ho
 from dataclasses import replace
 
 from simulator.cluster import Cluster
-from simulator.faults.base import A, Effect, Fault, pod_alert, register
+from simulator.faults.base import A, Effect, Fault, Knob, pod_alert, register
 
 
 @register
@@ -21,17 +21,18 @@ class BadRollout(Fault):
     best = (A.ROLLBACK_ROLLOUT,)
     lead_s = (420.0, 600.0)
     latent_share = 0.3
-    latent_age_s = (5400.0, 28800.0)  # 1.5 to 8 hours
+    knobs = {"crash_after_s": Knob((15.0, 45.0), positive=True, doc="seconds after start the new image exits"),
+             "latent_age_s": Knob((5400.0, 28800.0), doc="age of a latent bad rollout (1.5 to 8 hours)")}
 
     def inject(self, cluster: Cluster) -> None:
         w = cluster.focus
-        crash = self.rng.uniform(15.0, 45.0)
+        crash = self.draw("crash_after_s")
         if self.rng.random() >= self.latent_share:
             cluster.add_revision(w, crash_after_s=crash)
         elif len(w.revisions) > 1:
             w.revisions[-1] = replace(w.current, crash_after_s=crash)  # the last rollout carried it
         else:
-            cluster.backdate_rollout(w, self.rng.uniform(*self.latent_age_s), crash_after_s=crash)
+            cluster.backdate_rollout(w, self.draw("latent_age_s"), crash_after_s=crash)
 
     def alert(self, cluster: Cluster) -> tuple[str, dict[str, str]]:
         return pod_alert(cluster, "KubePodCrashLooping")

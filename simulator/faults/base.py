@@ -4,8 +4,11 @@ mechanics of `simulator.cluster`, not a script the simulator follows."""
 
 from __future__ import annotations
 
+import math
 import random
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
 from enum import Enum
 from typing import ClassVar
 
@@ -24,8 +27,41 @@ class Effect(str, Enum):
     WORSE = "worse"
 
 
+Range = tuple[float, float]
+
+
+@dataclass(frozen=True)
+class Knob:
+    """A range a fault draws one of its parameters from, uniformly: the default (the value every
+    shipped suite runs with) and the bounds a suite's own range must stay within."""
+
+    default: Range
+    floor: float = 0.0
+    ceiling: float = math.inf
+    positive: bool = False  # the floor itself is not allowed (a time constant, a divisor)
+    doc: str = ""
+
+    def check(self, r: Range) -> str | None:
+        """Why `r` cannot replace the default, or None."""
+        lo, hi = r
+        if lo > hi:
+            return f"range [{lo:g}, {hi:g}] has low > high"
+        if lo < self.floor or (self.positive and lo <= self.floor):
+            return f"range [{lo:g}, {hi:g}] must be {'>' if self.positive else '>='} {self.floor:g}"
+        if hi > self.ceiling:
+            return f"range [{lo:g}, {hi:g}] must be <= {self.ceiling:g}"
+        return None
+
+
+LEAD = "lead_s"  # every fault's onset, seconds before its alert: the Knob is built from `lead_s`
+
+
 class Fault(ABC):
-    """One fault kind. Subclasses are registered by name with `@register`."""
+    """One fault kind. Subclasses are registered by name with `@register`.
+
+    Every range its `inject()` draws from is a `Knob` in `knobs`, by name, with today's values as
+    its default; a suite's `dynamics.fault_params` replaces any of them (`draw` reads them). The
+    onset's lead before the alert is the knob `lead_s` of every fault."""
 
     name: ClassVar[str]
     family: ClassVar[str]  # faults in one family raise look-alike alerts
@@ -42,9 +78,22 @@ class Fault(ABC):
     # agent, so suites never draw it there (Suite.sample) and Incident refuses it. A fault with a
     # kube-prometheus symptom as well raises that rule's alert there instead.
     slo_only: ClassVar[bool] = False
+    knobs: ClassVar[dict[str, Knob]] = {}
 
-    def __init__(self, rng: random.Random) -> None:
+    def __init__(self, rng: random.Random, params: Mapping[str, Range] | None = None) -> None:
         self.rng = rng
+        self.params: dict[str, Range] = {LEAD: self.lead_s, **{k: v.default for k, v in self.knobs.items()},
+                                         **(params or {})}
+
+    @classmethod
+    def all_knobs(cls) -> dict[str, Knob]:
+        """Its named ranges, the onset's lead among them."""
+        return {LEAD: Knob(cls.lead_s, doc="onset, seconds before the alert"), **cls.knobs}
+
+    def draw(self, knob: str) -> float:
+        """One value of the named range (the same draw as `rng.uniform(lo, hi)` always was)."""
+        lo, hi = self.params[knob]
+        return self.rng.uniform(lo, hi)
 
     def suits(self, spec: ServiceSpec) -> bool:
         """Whether the fault can happen to this service as it is."""

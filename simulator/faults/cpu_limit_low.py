@@ -4,7 +4,7 @@ from dataclasses import replace
 
 from simulator.cluster import Cluster
 from simulator.dialect import NO_SLI
-from simulator.faults.base import A, Effect, Fault, pod_alert, register, service_alert
+from simulator.faults.base import A, Effect, Fault, Knob, pod_alert, register, service_alert
 from simulator.topology import ServiceSpec
 
 
@@ -17,6 +17,7 @@ class CpuLimitLow(Fault):
                A.RESTART_DEPENDENCY: Effect.NOTHING, A.RAISE_MEMORY_LIMIT: Effect.WORSE}
     best = (A.RAISE_CPU_LIMIT,)
     fallback = (A.SCALE_OUT,)
+    knobs = {"demand_over_limit": Knob((1.1, 1.25), positive=True, doc="normal CPU demand / the new limit")}
 
     def suits(self, spec: ServiceSpec) -> bool:
         return spec.hpa_max == 0  # an HPA on CPU would scale this away by itself
@@ -27,7 +28,7 @@ class CpuLimitLow(Fault):
     def inject(self, cluster: Cluster) -> None:
         w = cluster.focus
         demand = w.spec.cpu_per_request * w.spec.base_rps / w.spec.replicas
-        limit = demand / self.rng.uniform(1.1, 1.25)
+        limit = demand / self.draw("demand_over_limit")
         w.revisions = [replace(r, cpu_limit=limit) for r in w.revisions]
 
     def alert(self, cluster: Cluster) -> tuple[str, dict[str, str]]:

@@ -2,7 +2,7 @@
 on start, crash-loops. Restarting the dependency fixes it; restarting the caller does not."""
 
 from simulator.cluster import Cluster
-from simulator.faults.base import A, Effect, Fault, pod_alert, register, service_alert
+from simulator.faults.base import A, Effect, Fault, Knob, pod_alert, register, service_alert
 from simulator.topology import ServiceSpec
 
 
@@ -63,10 +63,11 @@ class DependencySlow(_DependencyFault):
                A.SCALE_OUT: Effect.NOTHING, A.RAISE_CPU_LIMIT: Effect.NOTHING,
                A.RAISE_HPA_MAX: Effect.NOTHING, A.ROLLBACK_ROLLOUT: Effect.NOTHING}
     best = (A.RESTART_DEPENDENCY,)
+    knobs = {"slow_s": Knob((0.8, 2.5), doc="seconds of latency the dependency adds")}
 
     def inject(self, cluster: Cluster) -> None:
         dep = cluster.workloads[self.broken(cluster)]
-        slow = self.rng.uniform(0.8, 2.5)
+        slow = self.draw("slow_s")
         for pod in dep.pods:
             pod.slow_s = slow
 

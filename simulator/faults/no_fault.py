@@ -7,7 +7,7 @@ pods does not end them sooner: acting only adds risk.
 from functools import partial
 
 from simulator.cluster import Cluster, Workload
-from simulator.faults.base import A, Effect, Fault, register, service_alert
+from simulator.faults.base import A, Effect, Fault, Knob, register, service_alert
 
 
 @register
@@ -19,17 +19,20 @@ class NoFault(Fault):
                A.SCALE_OUT: Effect.NOTHING, A.ROLLBACK_ROLLOUT: Effect.NOTHING}
     best = (A.NOOP,)
     lead_s = (30.0, 60.0)
+    knobs = {"duration_s": Knob((90.0, 180.0), doc="how long the blip lasts"),
+             "extra_latency_s": Knob((0.5, 1.5), doc="latency a latency blip adds"),
+             "error_ratio": Knob((0.05, 0.3), ceiling=1.0, doc="share of requests an error blip fails")}
 
     def inject(self, cluster: Cluster) -> None:
         w = cluster.focus
         self.kind = kind = self.rng.choice(("latency", "errors"))
-        end = cluster.now + self.rng.uniform(90.0, 180.0)
+        end = cluster.now + self.draw("duration_s")
         if kind == "latency":
-            extra = self.rng.uniform(0.5, 1.5)
+            extra = self.draw("extra_latency_s")
             w.extra_latency_s += extra
             cluster.at(end, partial(_add, w, -extra))
         else:
-            err = self.rng.uniform(0.05, 0.3)
+            err = self.draw("error_ratio")
             w.extra_error = err
             cluster.at(end, partial(setattr, w, "extra_error", 0.0))
 

@@ -12,7 +12,7 @@ the values from wherever they keep them (`by_hand`); the kubelet's sync brings t
 """
 
 from simulator.cluster import Cluster
-from simulator.faults.base import A, Effect, Fault, pod_alert, register, service_alert
+from simulator.faults.base import A, Effect, Fault, Knob, pod_alert, register, service_alert
 
 
 class _SecretFault(Fault):
@@ -32,9 +32,10 @@ class SecretEdited(_SecretFault):
     effects = {A.ROLLBACK_ROLLOUT: Effect.NOTHING, A.RESTART_ROLLOUT: Effect.NOTHING,
                A.RESTART_DEPENDENCY: Effect.NOTHING, A.SCALE_OUT: Effect.NOTHING, A.DELETE_POD: Effect.NOTHING}
     lead_s = (240.0, 420.0)
+    knobs = {"error_ratio": Knob((0.1, 0.6), ceiling=1.0, doc="share of requests the edited Secret fails")}
 
     def inject(self, cluster: Cluster) -> None:
-        cluster.edit_secret(cluster.focus, error_ratio=self.rng.uniform(0.1, 0.6))
+        cluster.edit_secret(cluster.focus, error_ratio=self.draw("error_ratio"))
 
     def alert(self, cluster: Cluster) -> tuple[str, dict[str, str]]:
         return service_alert(cluster, "ServiceErrorBudgetBurn")
@@ -51,9 +52,10 @@ class SecretEditedCrash(_SecretFault):
     effects = {A.ROLLBACK_ROLLOUT: Effect.NOTHING, A.RESTART_DEPENDENCY: Effect.NOTHING,
                A.RESTART_ROLLOUT: Effect.PARTLY, A.RAISE_MEMORY_LIMIT: Effect.PARTLY}
     lead_s = (420.0, 600.0)
+    knobs = {"crash_after_s": Knob((15.0, 45.0), positive=True, doc="seconds after start it exits on the edit")}
 
     def inject(self, cluster: Cluster) -> None:
-        cluster.edit_secret(cluster.focus, crash_after_s=self.rng.uniform(15.0, 45.0))
+        cluster.edit_secret(cluster.focus, crash_after_s=self.draw("crash_after_s"))
 
     def alert(self, cluster: Cluster) -> tuple[str, dict[str, str]]:
         return pod_alert(cluster, "KubePodCrashLooping")

@@ -4,7 +4,7 @@ from dataclasses import replace
 
 from simulator.cluster import Cluster
 from simulator.dialect import NO_SLI
-from simulator.faults.base import A, Effect, Fault, register, service_alert
+from simulator.faults.base import A, Effect, Fault, Knob, register, service_alert
 from simulator.topology import ServiceSpec
 
 
@@ -17,6 +17,7 @@ class TrafficSpike(Fault):
                A.RESTART_DEPENDENCY: Effect.NOTHING, A.DELETE_POD: Effect.NOTHING}
     best = (A.RAISE_HPA_MAX,)
     fallback = (A.RAISE_CPU_LIMIT,)
+    knobs = {"load_at_max": Knob((1.15, 1.45), positive=True, doc="a pod's CPU use at the HPA's maximum / its limit")}
 
     def suits(self, spec: ServiceSpec) -> bool:
         return spec.hpa_max > 0
@@ -28,7 +29,7 @@ class TrafficSpike(Fault):
         w = cluster.focus
         base_u = w.spec.cpu_per_request * w.spec.base_rps / w.spec.replicas / w.current.cpu_limit
         # Even at the HPA's maximum each pod runs 115-145% of its CPU limit.
-        u_at_max = self.rng.uniform(1.15, 1.45)
+        u_at_max = self.draw("load_at_max")
         w.traffic_factor = u_at_max * w.hpa_max / (w.spec.replicas * base_u)
 
     def alert(self, cluster: Cluster) -> tuple[str, dict[str, str]]:
