@@ -10,13 +10,17 @@ it sees the SLO hold, and the snapshot compares them with what the cluster shows
   only on restart);
 - a workload pointed at another ConfigMap or Secret (`app-config-v3` where `app-config-v2` was
   good, the way kustomize's name suffixes roll configuration) is pointed back at the good name;
-- a Secret edited in place cannot be reverted: its values are never stored or logged (only a
-  keyed digest that detects the change), so the agent escalates with that reason;
+- a Secret edited in place is reverted only when secret reverts are on (opt-in, `secrets.revert` of
+  the live configuration): the healthy-time sweep then keeps its values *sealed* (authenticated
+  encryption with a key the operator supplies, remediator/live/sealing.py), never in plain text.
+  Without a sealed copy of its good values the agent escalates with that reason;
 - a Service whose selector, ports or targetPort changed is put back from its recorded version.
 
 Digests: a ConfigMap's is the SHA-256 of its canonical data. A Secret's is a BLAKE2b keyed with
 the Secret's identity (namespace, name, uid), so two clusters' digests of one value differ and no
-table of common values matches it; it is a change detector, not a store of the value.
+table of common values matches it; it is a change detector, not a store of the value. The live
+observer hands the core a Secret *redacted* (`redact_secret`: its metadata and that digest, no data),
+so no snapshot, trace or log ever holds a value.
 
 Pure: no client, no I/O. `snapshot.build_snapshot` calls `current_configs`, `service_version`,
 `config_drift` and `service_drift`; the ledger stores `KnownGood`; the executor writes it back.
@@ -27,18 +31,20 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from remediator.actions import ObjectRef
 
-__all__ = ["CONFIG_KINDS", "ConfigDrift", "ConfigVersion", "KnownGood", "ServiceDrift", "ServiceVersion",
-           "changed_at", "config_digest", "config_drift", "config_refs", "config_version", "known_good_from_doc",
-           "known_good_of", "known_good_to_doc", "retarget_template", "same_versions", "service_digest",
-           "service_drift", "service_version"]
+__all__ = ["CONFIG_KINDS", "DIGEST_FIELD", "ConfigDrift", "ConfigVersion", "KnownGood", "ServiceDrift",
+           "ServiceVersion", "changed_at", "config_digest", "config_drift", "config_refs", "config_version",
+           "known_good_from_doc", "known_good_of", "known_good_to_doc", "redact_secret", "retarget_template",
+           "same_versions", "service_digest", "service_drift", "service_version", "with_sealed"]
 
 CONFIG_KINDS = ("ConfigMap", "Secret")
+#: The key of a redacted Secret (`redact_secret`) that holds its digest: no Kubernetes object has it.
+DIGEST_FIELD = "remediator.io/digest"
 
 K8sObject = Mapping[str, Any]
 
@@ -77,15 +83,18 @@ class ConfigVersion:
     """One version of a ConfigMap or Secret: which object, a digest of its data, when it was written.
 
     `data` is the ConfigMap's `data` and `binaryData` (what `revert_config` writes back); it is
-    always empty for a Secret, whose values are never kept. An empty `digest` is a reference whose
-    object was not read (the live observer reads no Secrets) or does not exist: its name counts
-    (a renamed reference is seen), its content is unknown."""
+    always empty for a Secret, whose values are never kept in plain text. `sealed` is a Secret's
+    data sealed by the healthy-time sweep (an opaque token only the operator's key opens;
+    "" when secret reverts are off). An empty `digest` is a reference whose object was not read
+    (by default the live observer reads no Secrets) or does not exist: its name counts (a renamed
+    reference is seen), its content is unknown."""
 
     ref: ObjectRef
     digest: str
     changed_at: float = 0.0
     immutable: bool = False
     data: Mapping[str, Mapping[str, str]] = field(default_factory=dict, compare=False)
+    sealed: str = field(default="", compare=False)
 
     @property
     def secret(self) -> bool:
@@ -93,7 +102,10 @@ class ConfigVersion:
 
 
 def config_digest(obj: K8sObject) -> str:
-    """The digest of a ConfigMap's or Secret's content (see the module docstring)."""
+    """The digest of a ConfigMap's or Secret's content (see the module docstring); a redacted Secret's
+    is the one it carries."""
+    if obj.get("kind") == "Secret" and obj.get(DIGEST_FIELD):
+        return str(obj[DIGEST_FIELD])
     body = json.dumps({k: obj.get(k) or {} for k in ("data", "binaryData", "stringData")},
                       sort_keys=True, separators=(",", ":")).encode()
     if obj.get("kind") == "Secret":
@@ -101,6 +113,19 @@ def config_digest(obj: K8sObject) -> str:
         key = f"{meta.get('namespace', '')}/{meta.get('name', '')}/{meta.get('uid', '')}".encode()[:64]
         return "blake2b:" + hashlib.blake2b(body, key=key, digest_size=16).hexdigest()
     return "sha256:" + hashlib.sha256(body).hexdigest()[:32]
+
+
+def redact_secret(obj: K8sObject) -> dict[str, Any]:
+    """A Secret without its values: its metadata, type, `immutable` and digest (`DIGEST_FIELD`), what
+    the snapshot needs to see whether it changed. An already redacted Secret comes back as it was."""
+    meta = _meta(obj)
+    kept = ("name", "namespace", "uid", "resourceVersion", "creationTimestamp", "managedFields", "labels")
+    out: dict[str, Any] = {"apiVersion": obj.get("apiVersion", "v1"), "kind": "Secret",
+                           "metadata": {k: meta[k] for k in kept if k in meta}, DIGEST_FIELD: config_digest(obj)}
+    for key in ("type", "immutable"):
+        if obj.get(key) is not None:
+            out[key] = obj[key]
+    return out
 
 
 def config_version(obj: K8sObject) -> ConfigVersion:
@@ -194,8 +219,13 @@ def config_drift(current: Sequence[ConfigVersion], good: Iterable[ConfigVersion]
     for c in current:
         g = good_by.get((c.ref.kind, c.ref.name))
         if g is not None and c.digest and g.digest and g.digest != c.digest:
-            blocked = (f"Secret {c.ref} was edited in place; remediator never stores Secret values, so its "
-                       "previous values cannot be put back: a human restores them" if c.secret else "")
+            blocked = (f"Secret {c.ref} was edited in place; remediator never stores Secret values unless "
+                       "secret reverts are on with a sealing key (secrets.revert), and no sealed copy of its good "
+                       "values was recorded, so they cannot be put back: a human restores them"
+                       if c.secret and not g.sealed else "")
+            if c.secret and c.immutable and not blocked:
+                blocked = (f"Secret {c.ref} is immutable (immutable: true): the API server refuses to edit its "
+                           "data; a human creates a new Secret and points the workload at it")
             if not c.secret and not g.data:
                 blocked = f"no data of the good version of {c.ref} was recorded"
             out.append(ConfigDrift(c, g, "edited", blocked))
@@ -293,11 +323,13 @@ def _ref(doc: Mapping[str, Any]) -> ObjectRef:
 
 def known_good_to_doc(record: KnownGood) -> dict[str, Any]:
     """The JSON form the ledger stores. A Secret's version is written without any data, whatever
-    the object says: the one place the rule "Secret values are never stored" is enforced."""
+    the object says (only its sealed token, when there is one): the one place the rule "Secret values
+    are never stored in plain text" is enforced."""
     return {
         "workload": _ref_doc(record.workload), "at": record.at,
         "configs": [{"ref": _ref_doc(c.ref), "digest": c.digest, "changed_at": c.changed_at,
-                     "immutable": c.immutable, "data": {} if c.secret else {k: dict(v) for k, v in c.data.items()}}
+                     "immutable": c.immutable, "data": {} if c.secret else {k: dict(v) for k, v in c.data.items()},
+                     **({"sealed": c.sealed} if c.secret and c.sealed else {})}
                     for c in record.configs],
         "services": [{"ref": _ref_doc(s.ref), "selector": dict(s.selector), "ports": [dict(p) for p in s.ports],
                       "digest": s.digest, "changed_at": s.changed_at} for s in record.services],
@@ -308,7 +340,8 @@ def known_good_from_doc(doc: Mapping[str, Any]) -> KnownGood:
     return KnownGood(
         _ref(doc["workload"]), float(doc["at"]),
         tuple(ConfigVersion(_ref(c["ref"]), str(c["digest"]), float(c.get("changed_at", 0.0)),
-                            bool(c.get("immutable")), {} if c["ref"]["kind"] == "Secret" else dict(c.get("data") or {}))
+                            bool(c.get("immutable")), {} if c["ref"]["kind"] == "Secret" else dict(c.get("data") or {}),
+                            str(c.get("sealed") or "") if c["ref"]["kind"] == "Secret" else "")
               for c in doc.get("configs") or ()),
         tuple(ServiceVersion(_ref(s["ref"]), dict(s["selector"]), tuple(dict(p) for p in s["ports"]),
                              str(s["digest"]), float(s.get("changed_at", 0.0)))
@@ -321,10 +354,22 @@ def known_good_of(workload: ObjectRef, at: float, configs: Sequence[ConfigVersio
     return KnownGood(workload, at, tuple(configs), (service,) if service is not None else ())
 
 
+def with_sealed(record: KnownGood, previous: KnownGood | None) -> KnownGood:
+    """`record` with each Secret version that has no sealed token taking the one `previous` holds for the
+    same digest (a record made without sealing, at a verified recovery, keeps what the sweep sealed)."""
+    if previous is None:
+        return record
+    kept = {(c.ref, c.digest): c.sealed for c in previous.configs if c.sealed}
+    configs = tuple(replace(c, sealed=kept.get((c.ref, c.digest), "")) if c.secret and not c.sealed else c
+                    for c in record.configs)
+    return replace(record, configs=configs)
+
+
 def same_versions(a: KnownGood, b: KnownGood) -> bool:
-    """Whether two records hold the same versions (only when they were seen differs)."""
-    def configs(k: KnownGood) -> set[tuple[ObjectRef, str]]:
-        return {(c.ref, c.digest) for c in k.configs}
+    """Whether two records hold the same versions (only when they were seen differs); a Secret version
+    sealed in one and not in the other differs (the sealed one can be put back)."""
+    def configs(k: KnownGood) -> set[tuple[ObjectRef, str, bool]]:
+        return {(c.ref, c.digest, bool(c.sealed)) for c in k.configs}
 
     def services(k: KnownGood) -> set[tuple[ObjectRef, str]]:
         return {(s.ref, s.digest) for s in k.services}

@@ -221,12 +221,53 @@ class KnownGoodSettings(_Model):
     DaemonSet of `namespaces`, at most `max_workloads` a sweep. A version written less than
     `settle_s` ago is not recorded yet: the kubelet takes up to a minute to bring a ConfigMap into
     the pods, the SLIs are rates over minutes, and an alert waits for its `for:`. Secrets are
-    recorded by name only: the agent's RBAC grants no read of any Secret, so no digest either."""
+    recorded by name only, unless secret reverts are on (`SecretSettings`): then with their digest
+    and their values sealed."""
 
     interval_s: float = Field(default=300.0, ge=0)
     settle_s: float = Field(default=600.0, ge=0)
     namespaces: list[str] = []
     max_workloads: int = Field(default=50, ge=1)
+
+
+class SecretSettings(_Model):
+    """Reverting a Secret edited in place (opt-in; docs/live.md, remediator/live/sealing.py).
+
+    Off (the default), the agent reads no Secret: it sees which Secrets a pod template names, and
+    an edited one is escalated. With `revert: true` and a sealing key, it reads (`get`) the Secrets
+    the watched workloads reference (the chart grants that only then), the healthy-time sweep keeps
+    each one's digest and its values sealed with the key, and `revert_config` can write them back.
+    The key is read from the environment variable `key_env` (or the file `key_file`, e.g. a
+    mounted Secret), never from this file; without one, reverts stay off and the agent says why.
+    """
+
+    revert: bool = False
+    key_env: str = "REMEDIATOR_SECRET_KEY"
+    key_file: Path | None = None
+
+    def key(self, env: Mapping[str, str] | None = None) -> str | None:
+        """The sealing secret from the file or the environment; None when neither holds one."""
+        if self.key_file is not None:
+            try:
+                text = Path(self.key_file).read_text().strip()
+            except OSError:
+                text = ""
+            if text:
+                return text
+        value = (os.environ if env is None else env).get(self.key_env, "").strip()
+        return value or None
+
+    def off_reason(self, env: Mapping[str, str] | None = None) -> str:
+        """Why Secret reverts are off ("" when they are on: switched on, with a usable key)."""
+        if not self.revert:
+            return "secrets.revert is off"
+        key = self.key(env)
+        if key is None:
+            where = f"the file {self.key_file} or " if self.key_file is not None else ""
+            return f"secrets.revert is on but no sealing key was found in {where}${self.key_env}"
+        if len(key) < 32:
+            return f"secrets.revert is on but the sealing key has {len(key)} characters (at least 32)"
+        return ""
 
 
 class ExecutorSettings(_Model):
@@ -291,6 +332,7 @@ class LiveConfig(_Model):
     slack: SlackSettings | None = None
     verify: VerifySettings = VerifySettings()
     known_good: KnownGoodSettings = KnownGoodSettings()
+    secrets: SecretSettings = SecretSettings()
     executor: ExecutorSettings = ExecutorSettings()
     sli: SliSettings = SliSettings()
     operator: OperatorSettings = OperatorSettings()
@@ -443,6 +485,7 @@ def _resolve_paths(doc: dict[str, Any], base: Path) -> None:
     fix(doc.get("kubernetes"), "kubeconfig")
     fix(doc.get("prometheus"), "queries")
     fix(doc.get("slack"), "signing_secret_file")
+    fix(doc.get("secrets"), "key_file")
 
 
 def parse_yaml(file: str, text: str) -> tuple[yaml.Node | None, Any]:

@@ -95,8 +95,8 @@ from remediator.live.ledger import ExecutionRow, Ledger, ref_to_dict
 from remediator.snapshot import REVISION_ANNOTATION, Snapshot, drain_evicts, object_keeps_data
 from remediator.versions import KnownGood, config_digest, retarget_template, service_version
 
-__all__ = ["ACTION_ANNOTATION", "API_CALLS", "ApiCall", "ExecutionResult", "Executor", "KubeExecutor", "PlanError",
-           "UndoError", "field_changes", "idempotency_key"]
+__all__ = ["ACTION_ANNOTATION", "API_CALLS", "SECRET_API_CALLS", "ApiCall", "ExecutionResult", "Executor",
+           "KubeExecutor", "PlanError", "UndoError", "field_changes", "idempotency_key"]
 
 ACTION_ANNOTATION = "remediator.io/action"
 PREVIEW_KEY = "preview"  # the action annotation's value in a preview (a dry run: it is never stored)
@@ -145,6 +145,12 @@ API_CALLS: tuple[ApiCall, ...] = (
     ApiCall("patch", "", "configmaps"),                     # revert_config: its last-known-good data back
     ApiCall("get", "", "services"),                         # restore_service
     ApiCall("patch", "", "services"),                       # restore_service: selector and ports back
+)
+
+#: The executor's calls with secret reverts on (`secrets.revert`): revert_config of a Secret edited in place.
+SECRET_API_CALLS: tuple[ApiCall, ...] = (
+    ApiCall("get", "", "secrets"),                          # revert_config: the Secret as it is now
+    ApiCall("patch", "", "secrets"),                        # revert_config: its sealed good values back
 )
 
 

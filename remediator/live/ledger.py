@@ -33,7 +33,7 @@ from remediator.actions import PASSIVE_KINDS, SPECS, Action, ActionKind, ObjectR
 from remediator.guards import Executed
 from remediator.incident import ACTIVE, REOPENABLE, ApprovalState, IncidentStatus, check_transition
 from remediator.snapshot import Alert, Attempt
-from remediator.versions import KnownGood, known_good_from_doc, known_good_to_doc, same_versions
+from remediator.versions import KnownGood, known_good_from_doc, known_good_to_doc, same_versions, with_sealed
 
 __all__ = ["ACTIVE", "MIGRATIONS", "AlertReceipt", "ApprovalDecision", "ApprovalRow", "ExecutionRow", "IncidentRow",
            "Ledger", "ReceivedAlert", "approval_summary"]
@@ -160,7 +160,8 @@ CREATE TABLE outcomes (
     # or answered nothing valid), on the snapshot the decision was taken on.
     ("proposer notes", "ALTER TABLE snapshots ADD COLUMN proposer_note TEXT;"),
     # What each workload used while its SLO held (remediator.versions.KnownGood): its ConfigMaps
-    # (with their data), its Secrets (a keyed digest only, never a value) and its Service. One row
+    # (with their data), its Secrets (a keyed digest, and with secret reverts on their values sealed,
+    # never in plain text) and its Service. One row
     # per distinct set of versions; `last_seen` moves while the same versions keep holding.
     ("last-known-good versions", """
 CREATE TABLE known_good (
@@ -953,15 +954,22 @@ class Ledger:
 
     def record_known_good(self, record: KnownGood) -> bool:
         """Keep what a workload used while its SLO held; True when these versions are new for it
-        (else only their `last_seen` moves). Secret values never reach the file
-        (`versions.known_good_to_doc` drops them)."""
+        (else only their `last_seen` moves). Secret values never reach the file in plain text
+        (`versions.known_good_to_doc` keeps a Secret's sealed token only). A record without a sealed
+        token keeps the one already held for the same digest; a fresh token (another key) replaces it."""
         w = record.workload
         key = f"{w.kind}/{w.name}"
         with self._tx() as db:
             row = db.execute("SELECT id, record FROM known_good WHERE namespace = ? AND workload = ? "
                              "ORDER BY last_seen DESC, id DESC LIMIT 1", (w.namespace, key)).fetchone()
-            if row is not None and same_versions(known_good_from_doc(json.loads(row["record"])), record):
-                db.execute("UPDATE known_good SET last_seen = MAX(last_seen, ?) WHERE id = ?", (record.at, row["id"]))
+            previous = known_good_from_doc(json.loads(row["record"])) if row is not None else None
+            record = with_sealed(record, previous)
+            if row is not None and previous is not None and same_versions(previous, record):
+                resealed = ({c.ref: c.sealed for c in record.configs if c.sealed}
+                            != {c.ref: c.sealed for c in previous.configs if c.sealed})
+                kept = dataclasses.replace(previous, configs=record.configs) if resealed else previous
+                db.execute("UPDATE known_good SET last_seen = MAX(last_seen, ?), record = ? WHERE id = ?",
+                           (record.at, _dumps(known_good_to_doc(kept)), row["id"]))
                 return False
             db.execute("INSERT INTO known_good (namespace, workload, first_seen, last_seen, record) "
                        "VALUES (?, ?, ?, ?, ?)", (w.namespace, key, record.at, record.at,

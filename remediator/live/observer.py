@@ -71,7 +71,7 @@ from remediator.versions import KnownGood, config_refs
 __all__ = [
     "API_CALLS", "CONTRACT_METRICS", "KubeObjectSource", "MetricsSource", "MissingMetric", "ObjectSource",
     "Observation", "ObservationError", "Observer", "PrometheusSource", "PrometheusUnavailable", "QueryError",
-    "QueryTemplates", "StaticObjects", "load_templates", "objects_from_alert",
+    "QueryTemplates", "SECRET_API_CALLS", "StaticObjects", "load_templates", "objects_from_alert",
 ]
 
 log = logging.getLogger("remediator.live")
@@ -122,6 +122,11 @@ API_CALLS: tuple[ApiCall, ...] = (
     ApiCall("get", "", "configmaps"),                               # the ConfigMaps the pod template references
     ApiCall("list", "", "services"),                                # the Services that route to the workload
     ApiCall("list", "", "nodes"),                                   # Ready but cordoned nodes, when pods are Pending
+)
+#: The observer's reads with secret reverts on (`secrets.revert`): the Secrets the pod template references,
+#: one by name (never listed), handed to the core redacted (`versions.redact_secret`: a digest, no value).
+SECRET_API_CALLS: tuple[ApiCall, ...] = (
+    ApiCall("get", "", "secrets"),
 )
 PLACEHOLDERS = ("namespace", "workload", "deployment", "deployments", "statefulset", "daemonset", "services", "pods",
                 "nodes", "hpa", "pvc")

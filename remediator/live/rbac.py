@@ -11,10 +11,14 @@ union into RBAC rules, one per resource, in three scopes:
   each watched namespace (`rbac.scope: namespaced`);
 * `release`: what is only ever touched in the operator's own namespace (its Lease), always a Role there.
 
-No rule has a wildcard, and nothing reads Secrets: the Slack and webhook secrets reach the
-pod as environment variables the kubelet resolves (`secretKeyRef`), never through the API, and
-`revert_config` only sees which Secret a pod template names. ConfigMaps are read one by name
-(the ones a workload's template references) and written back by `revert_config`; never listed.
+No rule has a wildcard, and by default nothing reads Secrets: the Slack and webhook secrets reach
+the pod as environment variables the kubelet resolves (`secretKeyRef`), never through the API, and
+`revert_config` only sees which Secret a pod template names. Secret reverts (`secrets.revert`,
+opt-in) need `get` and `patch` on Secrets: those calls (`observer.SECRET_API_CALLS`,
+`executor.SECRET_API_CALLS`) are kept apart, as `secret_rules()`, and the chart grants them, in the
+same scope as the namespaced rules, only when `secretRevert.enabled` is set. ConfigMaps and Secrets
+are read one by name (the ones a workload's template references) and written back by
+`revert_config`; never listed.
 
 The chart reads the rules from `helm/remediator/files/rbac.yaml`, which
 `python -m remediator.live.chart` writes; tests/helm/test_rbac.py renders the chart and checks
@@ -30,7 +34,7 @@ from remediator.live import executor, observer
 from remediator.live.executor import ApiCall
 
 __all__ = ["CLUSTER_SCOPED", "OPERATOR_API_CALLS", "RELEASE_ONLY", "Rule", "Scope", "api_calls", "rules",
-           "scope_of"]
+           "scope_of", "secret_api_calls", "secret_rules"]
 
 Scope = Literal["cluster", "namespaced", "release"]
 
@@ -71,6 +75,19 @@ class Rule(TypedDict):
 def api_calls() -> tuple[ApiCall, ...]:
     """Every API call the operator makes, each once, in the order the tables declare them."""
     return tuple(dict.fromkeys((*observer.API_CALLS, *executor.API_CALLS, *OPERATOR_API_CALLS)))
+
+
+def secret_api_calls() -> tuple[ApiCall, ...]:
+    """The calls secret reverts add (`secrets.revert`): granted only when the chart's switch is on."""
+    return tuple(dict.fromkeys((*observer.SECRET_API_CALLS, *executor.SECRET_API_CALLS)))
+
+
+def secret_rules() -> list[Rule]:
+    """The RBAC rules of `secret_api_calls()`: namespaced, so granted where the namespaced rules are."""
+    out = rules(secret_api_calls())
+    if out["cluster"] or out["release"]:
+        raise ValueError("the secret calls must all be namespaced")
+    return out["namespaced"]
 
 
 def scope_of(call: ApiCall) -> Scope:

@@ -11,7 +11,7 @@ import yaml
 from remediator.live import chart, executor, observer, rbac
 from remediator.live.executor import ApiCall
 from tests.helm.crd import crds
-from tests.helm.render import CHART, NAMESPACE, RELEASE, one, render
+from tests.helm.render import CHART, NAMESPACE, RELEASE, one, refusal, render
 from tests.support.kube import BUILTIN_RESOURCES, ResourceSpec
 
 pytestmark = pytest.mark.slow  # every test runs helm
@@ -46,7 +46,7 @@ def _bound(objects: list[dict[str, Any]]) -> dict[tuple[str, str, str], str]:
 def test_the_generated_table_is_current() -> None:
     assert chart.main(["--check"]) == 0, "helm/remediator is stale: run python -m remediator.live.chart"
     table = yaml.safe_load((CHART / chart.RBAC_FILE).read_text())
-    assert table == rbac.rules()
+    assert table == {**rbac.rules(), "secrets": rbac.secret_rules()}
 
 
 def test_a_stale_table_is_reported(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -62,6 +62,9 @@ def test_a_stale_table_is_reported(tmp_path: Path, capsys: pytest.CaptureFixture
 
 def test_the_table_is_every_declared_call() -> None:
     assert set(rbac.api_calls()) == set(observer.API_CALLS) | set(executor.API_CALLS) | set(rbac.OPERATOR_API_CALLS)
+    assert set(rbac.secret_api_calls()) == set(observer.SECRET_API_CALLS) | set(executor.SECRET_API_CALLS)
+    assert not any(c.resource == "secrets" for c in rbac.api_calls()), "a Secret call outside the opt-in table"
+    assert rbac.secret_rules() == [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "patch"]}]
 
 
 def test_scopes_agree_with_the_api_server() -> None:
@@ -71,7 +74,7 @@ def test_scopes_agree_with_the_api_server() -> None:
     for (group, _), crd in crds().items():
         known[(group, crd["spec"]["names"]["plural"])] = ResourceSpec(
             crd["spec"]["names"]["kind"], crd["spec"]["scope"] == "Namespaced", ("status",), builtin=False)
-    for call in rbac.api_calls():
+    for call in (*rbac.api_calls(), *rbac.secret_api_calls()):
         base, _, sub = call.resource.partition("/")
         spec = known.get((call.group, base))
         assert spec is not None, f"{call}: not a resource the API serves"
@@ -117,6 +120,38 @@ def test_no_wildcards_and_no_secrets(tmp_path: Path, values: dict[str, Any]) -> 
                 assert set(rule["verbs"]) <= {"get", "patch"}, rule
             assert "resourceNames" not in rule and "nonResourceURLs" not in rule
             assert not {"escalate", "bind", "impersonate", "delete", "deletecollection"} & set(rule["verbs"]), rule
+
+
+SECRETS_ON = {"secretRevert": {"enabled": True}}
+
+
+@pytest.mark.parametrize("values", [SECRETS_ON, {**NAMESPACED, **SECRETS_ON}], ids=["cluster", "namespaced"])
+def test_secret_reverts_grant_get_and_patch_on_secrets_where_the_namespaced_rules_are(
+        tmp_path: Path, values: dict[str, Any]) -> None:
+    """The switch on: exactly the opt-in rules added, in the ClusterRole (cluster scope) or in each
+    namespace's Role (namespaced), never in the leader's Role; and the agent's config and key follow."""
+    objects = render(tmp_path, values)
+    table = rbac.rules()
+    secret = rbac.secret_rules()
+    if "rbac" in values:
+        want = {("Role", ns, FULLNAME): table["namespaced"] + secret for ns in ("shop", "web")}
+    else:
+        want = {("ClusterRole", "", FULLNAME): table["cluster"] + table["namespaced"] + secret}
+    want[("Role", NAMESPACE, f"{FULLNAME}-leader")] = table["release"]
+    assert _roles(objects) == want
+    config = yaml.safe_load(one(objects, "ConfigMap", f"{FULLNAME}-config")["data"]["config.yaml"])
+    assert config["secrets"] == {"revert": True, "key_env": "REMEDIATOR_SECRET_KEY"}
+    env = {e["name"]: e for e in one(objects, "Deployment")["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["REMEDIATOR_SECRET_KEY"]["valueFrom"] == {"secretKeyRef": {"name": "remediator-sealing", "key": "key"}}
+
+
+def test_secret_reverts_are_off_by_default_and_cannot_be_switched_on_without_their_rbac(tmp_path: Path) -> None:
+    objects = render(tmp_path)
+    config = yaml.safe_load(one(objects, "ConfigMap", f"{FULLNAME}-config")["data"]["config.yaml"])
+    assert config["secrets"]["revert"] is False
+    env = one(objects, "Deployment")["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert "REMEDIATOR_SECRET_KEY" not in {e["name"] for e in env}
+    assert "secrets" in refusal(tmp_path, {"config": {"secrets": {"revert": True}}})
 
 
 def test_rbac_can_be_left_to_the_cluster_admin(tmp_path: Path) -> None:

@@ -56,6 +56,8 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- $_ := set $operator "namespaces" .Values.rbac.namespaces -}}
 {{- end -}}
 {{- $_ := set $config "operator" $operator -}}
+{{- /* Secret reverts: on only with their RBAC (templates/rbac.yaml) and the sealing key's env var (deployment.yaml). */ -}}
+{{- $_ := set $config "secrets" (dict "revert" (.Values.secretRevert.enabled | default false) "key_env" "REMEDIATOR_SECRET_KEY") -}}
 {{- toYaml $config -}}
 {{- end -}}
 
