@@ -128,6 +128,7 @@ class Workload:
     error_ratio: float = 0.0
     p99: float = 0.0
     rps: float = 0.0
+    forwarded: float = 0.0  # requests/s that reached its pods last tick, making its calls (at first: its base)
     # Its ConfigMap now and before the last write (pods started before it see the old one until the
     # kubelet syncs), and its Service's selector and targetPort with the last time it was written.
     config: ConfigData = ConfigData(1, 0.0)
@@ -248,9 +249,16 @@ class Cluster:
         names = (focus, *spec.deps)
         self.workloads: dict[str, Workload] = {}
         for name in names:
-            self.workloads[name] = self._make_workload(topology.service(name),
-                                                       "StatefulSet" if statefulset and name == focus else "Deployment")
+            s = topology.service(name)
+            self.workloads[name] = self._make_workload(
+                s, s.kind or ("StatefulSet" if statefulset and name == focus else "Deployment"))
         self.focus = self.workloads[focus]
+        # Who among the simulated workloads calls whom, how many times per request (explicit graphs).
+        self._callers: dict[str, list[tuple[Workload, float]]] = {}
+        for w in self.workloads.values():
+            for dep, rate in zip(w.spec.deps, w.spec.call_rates):
+                if dep in self.workloads and rate > 0:
+                    self._callers.setdefault(dep, []).append((w, rate))
         # One frame per tick: (t, nodes, workloads, focus pods); see `_record`.
         self._frames: list[_Frame] = []
         self._label_dicts: dict[tuple[str, _Labels, str], dict[str, str]] = {}
@@ -270,7 +278,7 @@ class Cluster:
                      labels=dict(spec.labels), pdb_min=spec.pdb_min_available, kind=kind,
                      config=ConfigData(1, rev.created_at), config_prev=ConfigData(1, rev.created_at),
                      secret=ConfigData(1, rev.created_at), secret_prev=ConfigData(1, rev.created_at),
-                     svc_selector={"app": spec.name}, svc_written_at=rev.created_at)
+                     svc_selector={"app": spec.name}, svc_written_at=rev.created_at, forwarded=spec.base_rps)
         for _ in range(spec.replicas):
             w.pods.append(self._new_pod(w, rev.number, started=self.now - 3600.0))
         return w
@@ -579,9 +587,14 @@ class Cluster:
 
     def _traffic_tick(self, w: Workload, t: float) -> None:
         diurnal = 1.0 + 0.15 * math.sin(2 * math.pi * t / 86400.0)
-        rps = w.spec.base_rps * diurnal * w.traffic_factor * (1.0 + self.rng.gauss(0.0, self.noise))
+        own = w.spec.base_rps * diurnal * w.traffic_factor
+        callers = self._callers.get(w.name)
+        if callers:  # its simulated callers send what they pass on beyond their normal load
+            own = max(0.0, own + sum(rate * (c.forwarded - c.spec.base_rps * diurnal) for c, rate in callers))
+        rps = own * (1.0 + self.rng.gauss(0.0, self.noise))
         rps = max(rps, 0.0)
         serving = [p for p in w.pods if p.ready] if w.routed else []  # a Service routing nowhere serves none
+        w.forwarded = rps if serving else 0.0
         dep_err = 0.0
         dep_lat = 0.0
         for d in w.spec.deps:

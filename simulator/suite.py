@@ -1,5 +1,20 @@
 """Scenario suites: a topology, a weighted fault mix, variants, a count and a seed, as YAML.
 
+The topology is generated from a seed (below), or stated service by service, your own
+application's graph (`topology.graph`, schema in simulator/graph.py; the shipped `boutique`
+suite is Online Boutique's eleven services):
+
+    topology:
+      namespace: boutique
+      graph:
+        frontend: {replicas: 3, rps: 100, calls: {cartservice: 0.8, productcatalogservice: 2},
+                   cpu_limit: 200m, memory_limit: 128Mi, hpa_max: 9, pdb_min_available: 2}
+        cartservice: {replicas: 2, calls: [redis-cart]}
+        redis-cart: {kind: StatefulSet, keeps_data: true, replicas: 1, pvc: 10Gi}
+        productcatalogservice: {replicas: 3}
+
+A generated suite:
+
     name: eval
     seed: 7
     incidents: 260
@@ -50,6 +65,7 @@ from remediator import yamllines
 from simulator.dialect import NO_SLI, SLI_CHOICES
 from simulator.dynamics import Dynamics, Located
 from simulator.faults import FAULTS
+from simulator.graph import ServiceConfig, build_graph, check_graph
 from simulator.incident import HORIZON_S, IncidentSpec
 from simulator.topology import ServiceSpec, Topology, generate
 
@@ -64,14 +80,34 @@ class FaultWeight(BaseModel):
 
 
 class TopologyConfig(BaseModel):
+    """A generated graph (`services`, `seed`, `name_offset`), or an explicit one (`graph`,
+    simulator/graph.py)."""
+
     model_config = ConfigDict(extra="forbid")
     services: int = Field(12, ge=2, le=500)
     seed: int = 0
     namespace: str = "shop"
     nodes: int | None = Field(None, ge=2)
     name_offset: int = 0
+    graph: dict[str, ServiceConfig] | None = None
+
+    @model_validator(mode="after")
+    def _explicit(self) -> TopologyConfig:
+        if self.graph is None:
+            return self
+        generated = sorted({"services", "seed", "name_offset"} & self.model_fields_set)
+        if generated:
+            raise Located((generated[0],), "an explicit graph is generated from nothing: give graph, or "
+                          "services/seed/name_offset, not both")
+        try:
+            check_graph(self.graph)
+        except Located as e:
+            raise Located(("graph", *e.loc), str(e)) from None
+        return self
 
     def build(self) -> Topology:
+        if self.graph is not None:
+            return build_graph(self.graph, self.namespace, self.nodes)
         return generate(self.services, self.seed, namespace=self.namespace, n_nodes=self.nodes,
                         name_offset=self.name_offset)
 

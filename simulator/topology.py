@@ -1,4 +1,5 @@
-"""Cluster topologies: nodes, Deployments and the service dependency graph."""
+"""Cluster topologies: nodes, Deployments and the service dependency graph, generated from a seed
+(`generate`) or stated service by service in a suite (`simulator.suite`, `settled_rates`)."""
 
 from __future__ import annotations
 
@@ -38,6 +39,10 @@ class ServiceSpec:
     pdb_min_available: int | None = None
     deps: tuple[str, ...] = ()
     labels: dict[str, str] = field(default_factory=dict)
+    kind: str = ""  # Deployment or StatefulSet; "": the dialect draws it (generated graphs)
+    # Requests sent to each of `deps` per request served: how load propagates from this caller to
+    # its callees (`Cluster`). Empty (generated graphs): each service's load is its own.
+    call_rates: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -90,3 +95,19 @@ def generate(n_services: int, seed: int, namespace: str = "shop", n_nodes: int |
     n_nodes = n_nodes or max(3, n_services // 3)
     nodes = tuple(NodeSpec(f"node-{i}") for i in range(n_nodes))
     return Topology(nodes, tuple(services))
+
+
+def settled_rates(external: dict[str, float], calls: dict[str, dict[str, float]]) -> dict[str, float]:
+    """Each service's request rate once its callers' calls are added to its own (external) rate:
+    rate(s) = external(s) + sum over callers c of rate(c) * calls[c][s]. Cycles are allowed as long
+    as a request does not come back around them as one or more requests (ValueError)."""
+    rates = dict(external)
+    for _ in range(10_000):
+        new = {s: external[s] + sum(rates[c] * cs.get(s, 0.0) for c, cs in calls.items()) for s in external}
+        if all(abs(new[s] - rates[s]) <= 1e-9 * max(1.0, new[s]) for s in new):
+            return new
+        if max(new.values(), default=0.0) > 1e12:
+            break
+        rates = new
+    raise ValueError("the calls around a cycle multiply without bound: a request comes back around it "
+                     "as one or more requests; lower a call rate on the cycle")

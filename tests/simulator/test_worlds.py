@@ -101,3 +101,115 @@ def test_no_fault_draws_a_range_that_is_not_a_knob() -> None:
     src = Path(__file__).parents[2] / "simulator" / "faults"
     literal = re.compile(r"rng\.uniform\(\s*[-\d.]")
     assert not [p.name for p in src.glob("*.py") if literal.search(p.read_text())]
+
+
+# ---------------------------------------------------------------- an explicit service graph
+
+BOUTIQUE_EDGES = {  # Online Boutique's call graph (microservices-demo)
+    "frontend": {"adservice", "cartservice", "checkoutservice", "currencyservice", "productcatalogservice",
+                 "recommendationservice", "shippingservice"},
+    "checkoutservice": {"cartservice", "currencyservice", "emailservice", "paymentservice",
+                        "productcatalogservice", "shippingservice"},
+    "recommendationservice": {"productcatalogservice"},
+    "cartservice": {"redis-cart"},
+}
+
+
+def _rate(inc: Incident, name: str, lo: float, hi: float) -> float:
+    """Requests/s the workload received between two moments, from its recorded counters."""
+    c = inc.cluster
+    i = list(c.workloads).index(name)
+    frames = [f for f in c._frames if lo <= f[0] <= hi]
+    first, last = frames[0], frames[-1]
+    return ((last[2][i][3] + last[2][i][4]) - (first[2][i][3] + first[2][i][4])) / (last[0] - first[0])
+
+
+def test_the_boutique_suite_states_online_boutiques_graph() -> None:
+    suite = load_suite("boutique")
+    topo = suite.topology.build()
+    assert {s.name for s in topo.services} == {*BOUTIQUE_EDGES, "redis-cart", "productcatalogservice",
+                                               "currencyservice", "adservice", "shippingservice", "paymentservice",
+                                               "emailservice"}
+    assert {s.name: set(s.deps) for s in topo.services if s.deps} == BOUTIQUE_EDGES
+    redis = topo.service("redis-cart")
+    assert redis.kind == "StatefulSet" and redis.labels == {"remediator.io/keeps-data": "true"} and redis.pvc_bytes
+    # Load settles along the calls: the catalogue serves the frontend, checkout and recommendations.
+    assert topo.service("productcatalogservice").base_rps == pytest.approx(100 * 2 + 100 * 0.05 * 2 + 100 * 0.5)
+    assert topo.service("redis-cart").base_rps == pytest.approx(topo.service("cartservice").base_rps)
+
+
+def test_the_boutique_suite_builds_and_injects_every_fault_on_its_services() -> None:
+    suite = load_suite("boutique")
+    topo = suite.topology.build()
+    names = {s.name for s in topo.services}
+    seen: set[str] = set()
+    for spec in suite.specs(count=120):
+        inc = Incident(topo, spec, suite.horizon_s, suite.dynamics)
+        assert spec.service in names and inc.alert.name
+        snap = inc.observe()
+        if snap.workload is not None:  # a node's alert names no workload
+            assert snap.workload.name == spec.service
+            assert (snap.workload.kind == "StatefulSet") == (spec.service == "redis-cart")
+        seen.update(spec.faults)
+    assert seen == set(suite.faults)
+
+
+def test_load_on_a_callee_rises_when_its_callers_traffic_spikes() -> None:
+    suite = load_suite("boutique")
+    topo = suite.topology.build()
+    inc = Incident(topo, IncidentSpec(("traffic_spike",), "frontend", 5, noise=0.02), suite.horizon_s, suite.dynamics)
+    before = (inc.onset - 600.0, inc.onset - 15.0)
+    after = (inc.onset + 60.0, inc.alert_at)
+    front = _rate(inc, "frontend", *after) / _rate(inc, "frontend", *before)
+    assert front > 2.5
+    for callee in ("productcatalogservice", "currencyservice", "cartservice"):
+        assert _rate(inc, callee, *after) > 0.8 * front * _rate(inc, callee, *before), callee
+    # A generated graph's load stays each service's own: its callees do not see the spike.
+    gen = Incident(TOPOLOGY, IncidentSpec(("traffic_spike",), next(
+        s.name for s in TOPOLOGY.services if s.hpa_max and s.deps), 5, noise=0.02))
+    dep = gen.cluster.focus.spec.deps[0]
+    assert _rate(gen, dep, gen.onset + 60.0, gen.alert_at) == pytest.approx(
+        _rate(gen, dep, gen.onset - 600.0, gen.onset - 15.0), rel=0.05)
+
+
+def test_a_caller_that_serves_nothing_sends_its_callees_nothing() -> None:
+    suite = load_suite("boutique")
+    topo = suite.topology.build()
+    inc = Incident(topo, IncidentSpec(("scaled_to_zero",), "cartservice", 5), suite.horizon_s, suite.dynamics)
+    assert _rate(inc, "redis-cart", inc.onset - 600.0, inc.onset - 15.0) == pytest.approx(90.0, rel=0.1)
+    assert _rate(inc, "redis-cart", inc.onset + 120.0, inc.alert_at) == 0.0
+
+
+def test_a_graph_may_have_cycles(tmp_path: Path) -> None:
+    path = tmp_path / "cycle.yaml"
+    path.write_text("name: c\nfaults: {dependency_slow: 1}\ntopology:\n  graph:\n"
+                    "    a: {rps: 10, calls: {b: 1}}\n    b: {calls: {a: 0.5}}\n")
+    topo = load_suite(str(path)).topology.build()
+    assert topo.service("a").base_rps == pytest.approx(20.0) and topo.service("b").base_rps == pytest.approx(20.0)
+    inc = Incident(topo, IncidentSpec(("dependency_slow",), "a", 3))
+    assert inc.alert.name == "ServiceLatencyHigh"
+
+
+GRAPH = "name: x\nfaults: {memory_leak: 1}\ntopology:\n  graph:\n    web:\n      rps: 10\n"
+
+
+@pytest.mark.parametrize(("body", "line", "key", "needle"), [
+    (GRAPH + "      calls: [api]\n    db: {rps: 1}\n", 7, "topology.graph.web.calls.api", "not a service of the graph"),
+    (GRAPH + "      calls: {web: 1}\n", 7, "topology.graph.web.calls.web", "calls itself"),
+    (GRAPH + "      calls: {db: 2}\n    db:\n      calls: {web: 0.5}\n", 4, "topology.graph",
+     "multiply without bound"),
+    (GRAPH + "    db: {replicas: 2}\n", 7, "topology.graph.db", "gets no requests"),
+    (GRAPH + "      rps: -3\n", 7, "topology.graph.web.rps", "given twice (first on line 6)"),
+    (GRAPH.replace("rps: 10", "rps: -3"), 6, "topology.graph.web.rps", "greater than or equal to 0"),
+    (GRAPH + "      replicas: 3\n      hpa_max: 2\n", 8, "topology.graph.web.hpa_max", "below replicas"),
+    (GRAPH + "      memory_limit: 12 parsecs\n", 7, "topology.graph.web.memory_limit", "not a quantity"),
+    (GRAPH + "      kind: DaemonSet\n", 7, "topology.graph.web.kind", "Deployment"),
+    (GRAPH + "      colour: blue\n", 7, "topology.graph.web.colour", "Extra inputs"),
+    (GRAPH + "  seed: 3\n", 7, "topology.seed", "not both"),
+])
+def test_a_bad_graph_names_file_line_and_key(tmp_path: Path, body: str, line: int, key: str, needle: str) -> None:
+    path = tmp_path / "suite.yaml"
+    path.write_text(body)
+    with pytest.raises(SuiteError) as e:
+        load_suite(str(path))
+    assert f"{path}:{line}: {key}: " in str(e.value) and needle in str(e.value), str(e.value)
