@@ -223,17 +223,24 @@ class Cluster:
     def __init__(self, topology: Topology, focus: str, rng: random.Random, noise: float = 0.02,
                  namespace: str | None = None, start: float = 0.0, *, sli: str = "http",
                  sidecar: bool = False, scrape_labels: bool = False, statefulset: bool = False,
-                 dynamics: Dynamics | None = None, secret_digests: bool = False) -> None:
+                 dynamics: Dynamics | None = None, secret_digests: bool = False,
+                 scrape_interval_s: float = TICK_S) -> None:
         """`sli` the SLI profile the workloads' request metrics come in (`dialect.NO_SLI`: none),
         `sidecar` an istio-proxy container in the focus workload's pods, `scrape_labels` the
         scrape targets' labels on every series (simulator.dialect), `statefulset` the focus workload a
         StatefulSet rather than a Deployment. `secret_digests` whether the agent reads the Secrets
         the workloads mount (only to digest them); without it, as the live observer (which reads
-        no Secret), their objects are not among `objects()`."""
+        no Secret), their objects are not among `objects()`. `scrape_interval_s` how often Prometheus
+        scrapes, a multiple of the tick: the series carry those samples only (the simulation and
+        the alert rules still step every tick)."""
         if sli not in OUTCOME_LABELS and sli != NO_SLI:
             raise ValueError(f"unknown SLI profile {sli!r}; known: {', '.join([*OUTCOME_LABELS, NO_SLI])}")
         self.sli, self.sidecar, self.scrape_labels = sli, sidecar, scrape_labels
         self.secret_digests = secret_digests
+        self.scrape_every = round(scrape_interval_s / TICK_S)
+        if self.scrape_every < 1 or abs(self.scrape_every * TICK_S - scrape_interval_s) > 1e-9:
+            raise ValueError(f"scrape interval {scrape_interval_s:g} s is not a positive multiple of the "
+                             f"simulator's {TICK_S:g} s tick")
         self.sidecar_mem_limit = SIDECAR_MEM_LIMIT
         self._start = start
         self.topology = topology
@@ -686,10 +693,13 @@ class Cluster:
         if not end:
             return []
         out = _Emitter(self._label_dicts, self.scrape_labels)
-        recent = self._frames[0 if history else max(0, end - WINDOW_POINTS):end]
+        recent = self._scraped(self._frames[0 if history else max(0, end - WINDOW_POINTS):end])
+        if not recent:
+            return []
         self._node_series(out, recent)
-        long = recent if history else self._frames[max(0, end - LONG_POINTS):end]
-        self._workload_series(out, recent, [] if history else self._baseline_frames(end, alert_start), long)
+        long = recent if history else self._scraped(self._frames[max(0, end - LONG_POINTS):end])
+        pre = [] if history else self._scraped(self._baseline_frames(end, alert_start))
+        self._workload_series(out, recent, pre, long)
         self._pod_series(out, recent)
         if history:
             self._rule_inputs(out, recent)
@@ -723,6 +733,14 @@ class Cluster:
             for phase, pending in (("Pending", 1.0), ("Running", 0.0)):  # unscheduled: Pending
                 out.emit("kube_pod_status_phase", (("namespace", ns), ("phase", phase), ("pod", pod)),
                          [(t, pending if not r[11] else 1.0 - pending) for t, r in prow])
+
+    def _scraped(self, frames: list[_Frame]) -> list[_Frame]:
+        """The frames Prometheus scraped: every tick, or every `scrape_every`-th one (the windows stay
+        as long in seconds, with fewer samples, as `selector[window]` returns them)."""
+        k = self.scrape_every
+        if k == 1:
+            return frames
+        return [fr for fr in frames if round((fr[0] - self._start) / TICK_S) % k == 0]
 
     def _baseline_frames(self, end: int, alert_start: float) -> list[_Frame]:
         """Frames from 15 to 5 minutes before the alert, older than the trailing window."""

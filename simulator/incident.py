@@ -70,6 +70,8 @@ class IncidentSpec:
     # Secret (its RBAC grants none), so every suite keeps this off: the agent sees only which Secret
     # the pod template names. On, it models an observer that digests them (versions.config_digest).
     secret_digests: bool = False
+    # How often Prometheus scrapes (a multiple of the 15 s tick): the series carry those samples only.
+    scrape_interval_s: float = TICK_S
 
     @property
     def fault(self) -> str:
@@ -108,7 +110,7 @@ class Incident:
         self.cluster = c = Cluster(topology, spec.service, rng, noise=spec.noise, namespace=namespace,
                                    start=EPOCH, sli=spec.sli, sidecar=spec.sidecar, statefulset=spec.statefulset,
                                    scrape_labels=spec.scrape_labels, dynamics=dynamics,
-                                   secret_digests=spec.secret_digests)
+                                   secret_digests=spec.secret_digests, scrape_interval_s=spec.scrape_interval_s)
         # The agent reads the profile the cluster speaks; with none, its default finds nothing.
         self.sli = PROFILES.get(spec.sli, DEFAULT_PROFILE)
         self.alert_at = EPOCH + PRE_ALERT_S + (RULE_HISTORY_S if spec.alert_for else 0.0)

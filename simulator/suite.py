@@ -35,6 +35,7 @@ A generated suite:
       statefulset: 0.2           # share whose alerted workload is a StatefulSet
       secret_digests: 0          # share in which the agent digests mounted Secrets (live: never)
       alert_for: true            # alerts fire after their rule's for:
+      scrape_interval_s: {15: 3, 30: 1}   # Prometheus's scrape interval (or one number), drawn per incident
     dynamics:                    # how the world behaves (simulator/dynamics.py): defaults change nothing
       restart_fixes_crashloop: 0.8
       pod_startup_s: [5, 20]     # a new pod's start-up until Ready, drawn per pod
@@ -62,6 +63,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from remediator import yamllines
+from simulator.cluster import TICK_S
 from simulator.dialect import NO_SLI, SLI_CHOICES
 from simulator.dynamics import Dynamics, Located
 from simulator.faults import FAULTS
@@ -121,6 +123,11 @@ class Variants(BaseModel):
     pdb_at_min: float = Field(0.0, ge=0, le=1)
 
 
+def _key(x: float) -> str:
+    """A number as the YAML key it was most likely written as (15, not 15.0), for the error's key path."""
+    return str(int(x)) if x == int(x) else str(x)
+
+
 def _check_weights(what: str, weights: Mapping[str, float], known: Iterable[str]) -> None:
     """Every name known, at least one weight positive; errors say which and what is known."""
     unknown = sorted(set(weights) - set(known))
@@ -146,6 +153,28 @@ class Dialect(BaseModel):
     # Secret changed, never what it held. The live observer reads no Secret, so keep it 0 to train
     # for the live path; it models a digesting observer.
     secret_digests: float = Field(0.0, ge=0, le=1)
+    # Prometheus's scrape interval, seconds: one, or weights of several, each a multiple of the 15 s
+    # tick up to 120 s (a window of 150 s keeps a sample). Drawn per incident from a stream of its own.
+    scrape_interval_s: dict[float, float] = Field(default_factory=lambda: {TICK_S: 1.0})
+
+    @field_validator("scrape_interval_s", mode="before")
+    @classmethod
+    def _one_interval(cls, v: Any) -> Any:
+        return {v: 1.0} if isinstance(v, (int, float)) else v
+
+    @field_validator("scrape_interval_s")
+    @classmethod
+    def _intervals(cls, v: dict[float, float]) -> dict[float, float]:
+        for interval, w in v.items():
+            k = round(interval / TICK_S)
+            if not 1 <= k <= 8 or abs(k * TICK_S - interval) > 1e-9:
+                raise Located((_key(interval),), f"scrape interval {interval:g} s must be a multiple of "
+                              f"{TICK_S:g} s between {TICK_S:g} and {8 * TICK_S:g}")
+            if w < 0:
+                raise Located((_key(interval),), f"weight {w:g} must be >= 0")
+        if not any(w > 0 for w in v.values()):
+            raise ValueError("at least one scrape interval needs a positive weight")
+        return v
 
     @field_validator("sli")
     @classmethod
@@ -169,10 +198,14 @@ class Dialect(BaseModel):
         if sli == NO_SLI and slo_only:
             seen = [n for n in names if n != NO_SLI]
             sli = random.Random(seed ^ 0x5100).choices(seen, [self.sli[n] for n in seen])[0]
-        return {"sli": sli,
-                "sidecar": rng.random() < self.sidecar, "scrape_labels": rng.random() < self.scrape_labels,
-                "alert_for": self.alert_for, "statefulset": rng.random() < self.statefulset,
-                "secret_digests": rng.random() < self.secret_digests}
+        out = {"sli": sli,
+               "sidecar": rng.random() < self.sidecar, "scrape_labels": rng.random() < self.scrape_labels,
+               "alert_for": self.alert_for, "statefulset": rng.random() < self.statefulset,
+               "secret_digests": rng.random() < self.secret_digests}
+        intervals = sorted(i for i, w in self.scrape_interval_s.items() if w > 0)
+        out["scrape_interval_s"] = intervals[0] if len(intervals) == 1 else random.Random(seed ^ 0x5C2A9E).choices(
+            intervals, [self.scrape_interval_s[i] for i in intervals])[0]
+        return out
 
     def observes_requests(self) -> bool:
         """Whether some profile with request metrics has a weight."""

@@ -9,13 +9,14 @@ fault ranges, start-up times), and those features must not have moved them.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 
 import pytest
 
 from remediator.actions import Action
 from simulator.cluster import TICK_S
-from simulator.incident import Incident
+from simulator.incident import Incident, IncidentSpec
 from simulator.suite import load_suite
 
 COUNT = 30  # incidents per suite: every fault of the mix, variants and dialects among them
@@ -35,7 +36,7 @@ def suite_digest(name: str, count: int = COUNT) -> str:
     topology = suite.topology.build()
     h = hashlib.sha256()
     for spec in suite.specs(count=count):
-        h.update(repr(spec).encode())
+        h.update(_recorded_repr(spec).encode())
         inc = Incident(topology, spec, suite.horizon_s, suite.dynamics)
         a = inc.alert
         h.update(repr((a.name, sorted(a.labels.items()), a.starts_at)).encode())
@@ -47,6 +48,19 @@ def suite_digest(name: str, count: int = COUNT) -> str:
         inc.advance(300.0)
         _scrape(h, inc)
     return h.hexdigest()
+
+
+# IncidentSpec's fields when the digests were recorded; a field added since must sit at its
+# default in the shipped suites (the world they always were), and is left out of the digest.
+RECORDED_FIELDS = ("faults", "service", "seed", "variant", "noise", "sli", "sidecar", "scrape_labels", "alert_for",
+                   "statefulset", "secret_digests")
+
+
+def _recorded_repr(spec: IncidentSpec) -> str:
+    for f in dataclasses.fields(spec):
+        if f.name not in RECORDED_FIELDS:
+            assert getattr(spec, f.name) == f.default, f"{f.name} is {getattr(spec, f.name)!r}, not its default"
+    return f"IncidentSpec({', '.join(f'{n}={getattr(spec, n)!r}' for n in RECORDED_FIELDS)})"
 
 
 def _scrape(h: hashlib._Hash, inc: Incident) -> None:

@@ -3,6 +3,7 @@ Each bad value is refused naming its file, line and key."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -213,3 +214,49 @@ def test_a_bad_graph_names_file_line_and_key(tmp_path: Path, body: str, line: in
     with pytest.raises(SuiteError) as e:
         load_suite(str(path))
     assert f"{path}:{line}: {key}: " in str(e.value) and needle in str(e.value), str(e.value)
+
+
+# ---------------------------------------------------------------- the scrape interval
+
+
+def test_a_slower_scrape_carries_fewer_samples_over_the_same_windows() -> None:
+    spec = IncidentSpec(("memory_leak",), TOPOLOGY.services[0].name, 4)
+    fast, slow = Incident(TOPOLOGY, spec), Incident(TOPOLOGY, replace(spec, scrape_interval_s=30.0))
+    by_name = {}
+    for inc in (fast, slow):
+        c = inc.cluster
+        series = c.series(until=c.now - 15.0, alert_start=inc.alert_at)
+        by_name[inc] = {(s.name, tuple(sorted(s.labels.items()))): s.points for s in series}
+    assert by_name[fast].keys() == by_name[slow].keys()
+    for key, points in by_name[slow].items():
+        ts = [t for t, _ in points]
+        assert all(b - a >= 30.0 - 1e-6 for a, b in zip(ts, ts[1:])), key
+        assert set(ts) <= {t for t, _ in by_name[fast][key]}  # the same samples, every other one
+    # The agent reads the same crash loop and traffic off fewer samples.
+    f, s = fast.observe().signals, slow.observe().signals
+    assert s.restarts_per_min > 1.0 and f.restarts_per_min > 1.0
+    assert s.request_rate == pytest.approx(f.request_rate, rel=0.05)
+    assert s.request_rate_baseline == pytest.approx(f.request_rate_baseline, rel=0.05)
+
+
+def test_every_fault_is_observed_under_a_30s_scrape() -> None:
+    suite = load_suite("default")
+    topo = suite.topology.build()
+    seen = set()
+    for spec in suite.specs(count=80):
+        inc = Incident(topo, replace(spec, scrape_interval_s=30.0), suite.horizon_s, suite.dynamics)
+        inc.observe()
+        seen.add(spec.fault)
+    assert len(seen) >= 18
+
+
+def test_a_suite_draws_its_scrape_intervals(tmp_path: Path) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text("name: s\nfaults: {memory_leak: 1}\ndialect:\n  scrape_interval_s: {15: 1, 30: 1}\n")
+    drawn = [s.scrape_interval_s for s in load_suite(str(path)).specs(count=60)]
+    assert set(drawn) == {15.0, 30.0}
+    path.write_text("name: s\nfaults: {memory_leak: 1}\ndialect:\n  scrape_interval_s: 60\n")
+    assert {s.scrape_interval_s for s in load_suite(str(path)).specs(count=10)} == {60.0}
+    path.write_text("name: s\nfaults: {memory_leak: 1}\ndialect:\n  scrape_interval_s: {15: 1, 20: 1}\n")
+    with pytest.raises(SuiteError, match=rf"{path}:4: dialect.scrape_interval_s.20: scrape interval 20 s must be"):
+        load_suite(str(path))
