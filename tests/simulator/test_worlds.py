@@ -260,3 +260,15 @@ def test_a_suite_draws_its_scrape_intervals(tmp_path: Path) -> None:
     path.write_text("name: s\nfaults: {memory_leak: 1}\ndialect:\n  scrape_interval_s: {15: 1, 20: 1}\n")
     with pytest.raises(SuiteError, match=rf"{path}:4: dialect.scrape_interval_s.20: scrape interval 20 s must be"):
         load_suite(str(path))
+
+
+def test_the_docs_list_every_knob_as_it_is() -> None:
+    import math
+
+    doc = (Path(__file__).parents[2] / "docs" / "suites.md").read_text()
+    for name in sorted(FAULTS):
+        for knob, k in FAULTS[name].all_knobs().items():
+            bounds = f"{'>' if k.positive else '>='} {k.floor:g}"
+            bounds += "" if math.isinf(k.ceiling) else f", <= {k.ceiling:g}"
+            row = f"| `{name}` | `{knob}` | [{k.default[0]:g}, {k.default[1]:g}] | {bounds} | {k.doc} |"
+            assert row in doc, row
