@@ -46,7 +46,8 @@ Two-fault incidents: an incident whose first fault is not `no_fault` gets a seco
 probability `variants.multi_fault`, drawn uniformly among the mix's faults of another family, and
 kept only when one service suits both. So `multi_fault` is the share of two-fault incidents among
 the incidents with a fault, a little less where few services suit both; among all incidents it is
-about `multi_fault` times the share of faulted ones.
+about `multi_fault` times the share of faulted ones. `variants.two_faults` states the share among
+all incidents instead (then without `multi_fault`).
 
 A bad value is refused with `SuiteError`, one line per problem: `file:line: key.path: why`.
 """
@@ -117,7 +118,9 @@ class TopologyConfig(BaseModel):
 class Variants(BaseModel):
     model_config = ConfigDict(extra="forbid")
     misleading: float = Field(0.0, ge=0, le=1)
-    multi_fault: float = Field(0.0, ge=0, le=1)
+    multi_fault: float = Field(0.0, ge=0, le=1)  # of the incidents with a fault, the share given a second
+    # Or: of all incidents, the share with two faults (multi_fault is then this over the faulted share).
+    two_faults: float | None = Field(None, ge=0, le=1)
     protected: float = Field(0.0, ge=0, le=1)
     kube_system: float = Field(0.0, ge=0, le=1)
     pdb_at_min: float = Field(0.0, ge=0, le=1)
@@ -253,6 +256,28 @@ class Suite(BaseModel):
                              f"give dialect.sli a profile other than {NO_SLI!r} a weight")
         return self
 
+    def second_fault_share(self) -> float:
+        """Of the incidents whose first fault is not no_fault, the share given a second one."""
+        v = self.variants
+        if v.two_faults is None:
+            return v.multi_fault
+        total = sum(w.weight for w in self.faults.values())
+        faulted = total - (self.faults["no_fault"].weight if "no_fault" in self.faults else 0.0)
+        return v.two_faults * total / faulted if faulted else 0.0
+
+    @model_validator(mode="after")
+    def _two_faults(self) -> Suite:
+        v = self.variants
+        if v.two_faults is None:
+            return self
+        if "multi_fault" in v.model_fields_set:
+            raise Located(("variants", "two_faults"), "give two_faults (a share of all incidents) or "
+                          "multi_fault (a share of those with a fault), not both")
+        if self.second_fault_share() > 1:
+            raise Located(("variants", "two_faults"), f"{v.two_faults:g} of all incidents cannot have two faults "
+                          f"when only {v.two_faults / self.second_fault_share():.3g} of them have a fault")
+        return self
+
     def sample(self, rng: random.Random, topology: Topology) -> IncidentSpec:
         """One incident drawn from the mix; deterministic for a given rng state."""
         names = sorted(self.faults)
@@ -260,7 +285,7 @@ class Suite(BaseModel):
         fault = rng.choices(names, weights)[0]
         faults = [fault]
         v = self.variants
-        if fault != "no_fault" and rng.random() < v.multi_fault:
+        if fault != "no_fault" and rng.random() < self.second_fault_share():
             others = [n for n in names if n not in (fault, "no_fault") and FAULTS[n].family != FAULTS[fault].family]
             if others:
                 faults.append(rng.choice(others))

@@ -272,3 +272,38 @@ def test_the_docs_list_every_knob_as_it_is() -> None:
             bounds += "" if math.isinf(k.ceiling) else f", <= {k.ceiling:g}"
             row = f"| `{name}` | `{knob}` | [{k.default[0]:g}, {k.default[1]:g}] | {bounds} | {k.doc} |"
             assert row in doc, row
+
+
+# ---------------------------------------------------------------- two-fault incidents
+
+
+def _two_fault_share(body: str, tmp_path: Path) -> float:
+    path = tmp_path / "two.yaml"
+    path.write_text(body)
+    specs = load_suite(str(path)).specs(count=3000)
+    return sum(len(s.faults) == 2 for s in specs) / len(specs)
+
+
+MIX = "name: t\ntopology: {services: 12, seed: 3}\nfaults: {memory_leak: 1, traffic_spike: 1, bad_config_rollout: 1, " \
+      "no_fault: 1}\n"
+
+
+def test_two_faults_is_the_share_of_all_incidents_multi_fault_of_the_faulted(tmp_path: Path) -> None:
+    # A quarter of the draws are no_fault, which never gets a second fault; a second fault is kept
+    # only where one service suits both, so the shares come out a little under what is asked.
+    share = _two_fault_share(MIX + "variants: {two_faults: 0.3}\n", tmp_path)
+    assert 0.26 <= share <= 0.31, share
+    share = _two_fault_share(MIX + "variants: {multi_fault: 0.3}\n", tmp_path)
+    assert 0.75 * 0.26 <= share <= 0.75 * 0.31, share
+
+
+@pytest.mark.parametrize(("variants", "needle"), [
+    ("{two_faults: 0.9}", "cannot have two faults when only 0.75 of them have a fault"),
+    ("{two_faults: 0.1, multi_fault: 0.1}", "not both"),
+])
+def test_a_bad_two_fault_share_names_its_line(tmp_path: Path, variants: str, needle: str) -> None:
+    path = tmp_path / "two.yaml"
+    path.write_text(MIX + f"variants:\n  {variants.strip('{}').replace(', ', chr(10) + '  ')}\n")
+    with pytest.raises(SuiteError) as e:
+        load_suite(str(path))
+    assert f"{path}:5: variants.two_faults: " in str(e.value) and needle in str(e.value), str(e.value)
