@@ -307,3 +307,14 @@ def test_a_bad_two_fault_share_names_its_line(tmp_path: Path, variants: str, nee
     with pytest.raises(SuiteError) as e:
         load_suite(str(path))
     assert f"{path}:5: variants.two_faults: " in str(e.value) and needle in str(e.value), str(e.value)
+
+
+def test_a_fork_of_an_explicit_graph_incident_propagates_load_on_its_own() -> None:
+    suite = load_suite("boutique")
+    inc = Incident(suite.topology.build(), IncidentSpec(("traffic_spike",), "frontend", 2), suite.horizon_s,
+                   suite.dynamics)
+    fork = inc.fork()
+    inc.advance(300.0)
+    fork.advance(300.0)
+    assert fork.cluster._callers["cartservice"][0][0] is fork.cluster.workloads["frontend"]
+    assert [w.rps for w in fork.cluster.workloads.values()] == [w.rps for w in inc.cluster.workloads.values()]
