@@ -115,9 +115,13 @@ class ActionSpec:
     # `WORKLOAD_KINDS` it supports (a DaemonSet has no replicas to scale).
     targets: tuple[str, ...] = ()
 
-    def approval_text(self) -> str:
-        """What a human approving this kind must know beyond its description."""
-        return f"IRREVERSIBLE: {self.irreversible}" if self.irreversible else "reversible (remediator undo)"
+    def approval_text(self, target: ObjectRef | None = None) -> str:
+        """What a human approving this kind (on `target`) must know beyond its description."""
+        text = f"IRREVERSIBLE: {self.irreversible}" if self.irreversible else "reversible (remediator undo)"
+        if self.kind is ActionKind.REVERT_CONFIG and target is not None and target.kind == "Secret":
+            text += (f"; the values of Secret {target.namespace}/{target.name} will be replaced by its last-known-good "
+                     "values, which remediator keeps sealed and never shows")
+        return text
 
 
 IRREVERSIBLE_EXPANSION = ("irreversible: a volume never shrinks, the API server refuses a storage request "

@@ -55,9 +55,14 @@ planned to zero replicas and never to a template that drops a volume (`guards.vo
   ledger's `known_good`, recorded while the SLO held). A ConfigMap edited in place: merge patch of
   its `data`/`binaryData` back to the recorded data, then a rolling restart (restartedAt) of every
   workload that uses it; inverse: the data before and the previous annotations. Refused for an
-  immutable ConfigMap, one changed again since the decision, and a Secret edited in place (its
-  values were never kept). A reference moved to another ConfigMap or Secret: JSON patch of the pod
-  template pointing back at the good name (a Secret is never read); inverse: the template before.
+  immutable ConfigMap and one changed again since the decision. A Secret edited in place only with
+  secret reverts on (`sealer`, remediator/live/sealing.py): its sealed last-known-good values are
+  opened in memory and written back (merge patch of `data`), then the same restarts; the patch and
+  its inverse (the values before) are recorded sealed, never in plain text, and every summary, Event
+  and preview says the values are replaced without showing them. Refused without a sealer (the
+  values were never kept), for an immutable Secret and one changed again since the decision.
+  A reference moved to another ConfigMap or Secret: JSON patch of the pod template pointing back at
+  the good name (that Secret is not read); inverse: the template before.
 - restore_service: JSON patch of the Service's `selector` and `ports` back to the recorded version
   (allocated nodePorts kept); inverse: the selector and ports before.
 - uncordon_node: only a cordoned node that is Ready; SMP `spec.unschedulable: null`; inverse: cordon.
@@ -92,8 +97,17 @@ from remediator.actions import (
 from remediator.guards import ParamError, planned_replicas, target_key, via_hpa, volume_loss
 from remediator.live.kube import Backoff, KubeError, is_status, raw_json, status_of, to_dict, with_backoff
 from remediator.live.ledger import ExecutionRow, Ledger, ref_to_dict
+from remediator.live.sealing import Sealer, SealError
 from remediator.snapshot import REVISION_ANNOTATION, Snapshot, drain_evicts, object_keeps_data
-from remediator.versions import KnownGood, config_digest, retarget_template, service_version
+from remediator.versions import (
+    ConfigDrift,
+    ConfigVersion,
+    KnownGood,
+    config_digest,
+    redact_secret,
+    retarget_template,
+    service_version,
+)
 
 __all__ = ["ACTION_ANNOTATION", "API_CALLS", "SECRET_API_CALLS", "ApiCall", "ExecutionResult", "Executor",
            "KubeExecutor", "PlanError", "UndoError", "field_changes", "idempotency_key"]
@@ -273,9 +287,11 @@ class KubeExecutor:
 
     def __init__(self, api: Any, ledger: Ledger, *, dry_run: bool, backoff: Backoff | None = None,
                  clock: Callable[[], float] = time.time, drain_timeout_s: float = 300.0,
-                 field_manager: str = "remediator", max_conflicts: int = 5, instance: str | None = None) -> None:
+                 field_manager: str = "remediator", max_conflicts: int = 5, instance: str | None = None,
+                 sealer: Sealer | None = None) -> None:
         import kubernetes.client as k
 
+        self.sealer = sealer  # secret reverts on: opens sealed Secret values, seals what it replaces
         self.api = api
         self.k = k
         self.ledger = ledger
@@ -499,6 +515,8 @@ class KubeExecutor:
         what = f"{op} {step.get('kind', '')} {step.get('namespace') or ''}/{step['name']}".replace(" /", " ")
         if op == "patch":
             kind, name, ns, body, ctype = step["kind"], step["name"], step.get("namespace"), step["body"], step["type"]
+            if step.get("sealed"):  # a Secret's values: opened here, in memory, for this one call
+                body = {**body, **self._open(ObjectRef(kind, ns or "", name), str(step["sealed"]))}
             calls: dict[str, Callable[[], Any]] = {
                 "Deployment": lambda: a.apps.patch_namespaced_deployment(name, ns, body, _content_type=ctype, **raw),
                 "StatefulSet": lambda: a.apps.patch_namespaced_stateful_set(name, ns, body, _content_type=ctype, **raw),
@@ -510,6 +528,7 @@ class KubeExecutor:
                     name, ns, body, _content_type=ctype, **raw),
                 "ConfigMap": lambda: a.core.patch_namespaced_config_map(name, ns, body, _content_type=ctype, **raw),
                 "Service": lambda: a.core.patch_namespaced_service(name, ns, body, _content_type=ctype, **raw),
+                "Secret": lambda: a.core.patch_namespaced_secret(name, ns, body, _content_type=ctype, **raw),
             }
             return raw_json(with_backoff(calls[kind], self.backoff, what=what))
         if op == "scale":
@@ -554,6 +573,8 @@ class KubeExecutor:
                     after = self._step(run, step)
                     if before is None or after is None:
                         raise PlanError(f"{step.get('kind')} {step.get('namespace') or ''}/{step['name']} is gone")
+                    if step.get("kind") == "Secret":  # its values never leave: the digest says they change
+                        before, after = redact_secret(before), redact_secret(after)
                     if step["op"] == "scale":  # the answer is a Scale: only spec.replicas can differ
                         before = {"spec": {"replicas": (before.get("spec") or {}).get("replicas")}}
                         after = {"spec": {"replicas": (after.get("spec") or {}).get("replicas")}}
@@ -714,6 +735,8 @@ class KubeExecutor:
             "ConfigMap": (lambda: a.core.read_namespaced_config_map(name, ns, **raw), "v1"),
             "Service": (lambda: a.core.read_namespaced_service(name, ns, **raw), "v1"),
         }
+        if self.sealer is not None:  # only with secret reverts on (its RBAC granted with them)
+            readers["Secret"] = (lambda: a.core.read_namespaced_secret(name, ns, **raw), "v1")
         if kind not in readers:
             raise PlanError(f"cannot act on a {kind}")
         call, api_version = readers[str(kind)]
@@ -893,6 +916,8 @@ class KubeExecutor:
             inverse_summary = [f"Node {name}: uncordoned"]
             note = ("uncordons the node; evicted pods are not brought back (their controllers recreated them)"
                     if not was else "the node was cordoned before: nothing to undo")
+        elif kind is ActionKind.REVERT_CONFIG and intent.get("secret"):
+            steps, inverse_steps, summary, inverse_summary, note = self._secret_steps(intent, obj, patch, mark, rv)
         elif kind in (ActionKind.REVERT_CONFIG, ActionKind.RESTORE_SERVICE, ActionKind.UNCORDON_NODE):
             steps, inverse_steps, summary, inverse_summary, note = _plan_around(kind, intent, obj, patch, mark, rv)
             notes.extend(intent.get("notes") or [])
@@ -983,6 +1008,8 @@ class KubeExecutor:
         intent: dict[str, Any] = {"kind": action.kind.value, "how": drift.how, "good": good.digest}
         if drift.how == "renamed":
             return self._plan_retarget(action, snapshot, intent, drift.current.ref, good.ref, key)
+        if action.target.kind == "Secret":
+            return self._plan_secret(action, snapshot, intent, drift, good, key)
         obj = self._read(_target_doc(action.target))
         if obj is None:
             raise PlanError(f"{action.target} does not exist")
@@ -995,6 +1022,60 @@ class KubeExecutor:
         intent.update(config_data={k: dict(v) for k, v in good.data.items()}, users=users,
                       restarted_at=_iso(self.clock()))
         return self._plan_from(action, intent, obj, key)
+
+    def _plan_secret(self, action: Action, snapshot: Snapshot, intent: dict[str, Any], drift: ConfigDrift,
+                     good: ConfigVersion, key: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """A Secret edited in place: its sealed good values back, and its users restarted. The intent
+        holds the sealed token, never the values; a wrong key fails here, before any write."""
+        if self.sealer is None:
+            raise PlanError(f"{action.target} was edited in place, and Secret reverts are off here (secrets.revert "
+                            "with a sealing key): remediator keeps no copy of its values; a human restores them")
+        if not good.sealed:
+            raise PlanError(f"the ledger holds no sealed values of {good.ref} ({good.digest}): a human restores them")
+        self._open(good.ref, good.sealed)
+        obj = self._read(_target_doc(action.target))
+        if obj is None:
+            raise PlanError(f"{action.target} does not exist")
+        if obj.get("immutable"):
+            raise PlanError(f"{action.target} is immutable (immutable: true): the API server refuses to edit its "
+                            "data; a human creates a new Secret and points the workload at it")
+        if config_digest(obj) != drift.current.digest:
+            raise PlanError(f"{action.target} changed again since the decision ({drift.current.digest} was judged)")
+        users = [self._restart_of(u.ref) for u in snapshot.config_users] or [self._restart_of(snapshot.workload)]
+        intent.update(secret=True, sealed_good=good.sealed, users=users, restarted_at=_iso(self.clock()))
+        return self._plan_from(action, intent, obj, key)
+
+    def _open(self, ref: ObjectRef, token: str) -> dict[str, Any]:
+        if self.sealer is None:
+            raise PlanError(f"the values of {ref} are sealed, and no sealing key is configured (secrets.revert)")
+        try:
+            return self.sealer.open(ref, token)
+        except SealError as e:
+            raise PlanError(str(e)) from None
+
+    def _secret_steps(self, intent: Mapping[str, Any], obj: Mapping[str, Any], patch: _PatchStep,
+                      mark: Mapping[str, Any], rv: Any
+                      ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[str], list[str], str]:
+        """revert_config of a Secret: the merge patch to its good values and its inverse, each sealed."""
+        assert self.sealer is not None  # `_plan_secret` refused without one
+        meta = _meta(obj)
+        ref = ObjectRef("Secret", str(meta.get("namespace") or ""), str(meta.get("name")))
+        want = {"data": dict(self._open(ref, str(intent["sealed_good"])).get("data") or {})}
+        have = {"data": dict(obj.get("data") or {})}
+        forward, back = patch({"metadata": {**mark, "resourceVersion": rv}}, MERGE), patch({}, MERGE)
+        forward["sealed"] = self.sealer.seal(ref, _data_patch(have, want))
+        back["sealed"] = self.sealer.seal(ref, _data_patch(want, have))
+        users = list(intent["users"])
+        restarted = ", ".join(f"{u['kind']} {u['namespace']}/{u['name']}" for u in users)
+        keys = ", ".join(sorted(set(want["data"]) | set(have["data"]))) or "none"
+        return ([forward, *_restart_steps(users, intent["restarted_at"])], [back, *_restart_steps(users, None)],
+                [f"Secret {ref.namespace}/{ref.name}: its values (keys {keys}) replaced by its last-known-good "
+                 f"version {intent['good']}, kept sealed in the ledger (not shown)",
+                 f"rolling restart of the workloads that use it: {restarted} (restartedAt {intent['restarted_at']})"],
+                [f"Secret {ref.namespace}/{ref.name}: the values it had before the revert put back (sealed, not "
+                 f"shown); {restarted} restarted"],
+                "puts the Secret's values from before the revert back (sealed in the ledger) and restores the "
+                "restartedAt annotations")
 
     def _restart_of(self, ref: ObjectRef | None) -> dict[str, Any]:
         """A workload a revert restarts, with its restartedAt annotation as it is now (for the inverse)."""
@@ -1341,6 +1422,8 @@ def _reached(intent: Mapping[str, Any], obj: Mapping[str, Any]) -> bool:
     """Does the object already show what the intent asks for (so applying it again is moot)?"""
     spec = obj.get("spec") or {}
     kind = intent.get("kind")
+    if intent.get("secret"):
+        return config_digest(obj) == str(intent["good"])
     if "config_data" in intent:
         return all(dict(obj.get(f) or {}) == dict(intent["config_data"].get(f) or {}) for f in ("data", "binaryData"))
     if "selector" in intent:

@@ -19,9 +19,12 @@ so that incidents keep moving, and for each:
    (`remediator.verify.unmet`: an SLO whose request metrics are not observed never holds) and
    every version was written at least `known_good.settle_s` ago.
 
-Secrets are recorded by name only, with no digest: the agent's RBAC grants no read of any Secret
-(remediator/live/rbac.py), so the sweep cannot tell whether one changed; `revert_config` can point
-a moved reference back, never restore a Secret's values.
+Secrets are recorded by name only, with no digest, unless secret reverts are on (`secrets.revert`
+with a sealing key; by default the agent's RBAC grants no read of any Secret, remediator/live/rbac.py):
+then the observer reads the Secrets a workload references (handing the core only their digests), and
+the sweep reads each one again, checks that it still has the digest observed, and records its data
+sealed (remediator/live/sealing.py), reusing the token already recorded for that digest and key.
+Without it `revert_config` can point a moved reference back, never restore a Secret's values.
 
     >>> KnownGoodSettings().interval_s, KnownGoodSettings().settle_s
     (300.0, 600.0)
@@ -31,18 +34,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Protocol
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
 
 from remediator.actions import ObjectRef
 from remediator.live.config import KnownGoodSettings
 from remediator.live.ledger import OPEN, Ledger
 from remediator.live.observer import ObservationError, Observer
+from remediator.live.sealing import Sealer
 from remediator.snapshot import WORKLOAD_LABELS, Alert, Snapshot
 from remediator.verify import unmet
-from remediator.versions import known_good_of
+from remediator.versions import ConfigVersion, KnownGood, config_digest, known_good_of
 
-__all__ = ["SWEEP_ALERT", "KnownGoodSweep", "SweepReport", "WorkloadLister"]
+__all__ = ["SWEEP_ALERT", "KnownGoodSweep", "SecretReader", "SweepReport", "WorkloadLister"]
 
 log = logging.getLogger("remediator.live")
 
@@ -58,6 +62,12 @@ class WorkloadLister(Protocol):
     """The workloads of a namespace (`KubeObjectSource.workloads`)."""
 
     def workloads(self, namespace: str) -> list[ObjectRef]: ...
+
+
+class SecretReader(Protocol):
+    """One Secret with its data, None when it does not exist (`KubeObjectSource.secret`)."""
+
+    def secret(self, namespace: str, name: str) -> dict[str, Any] | None: ...
 
 
 @dataclass
@@ -81,8 +91,11 @@ class KnownGoodSweep:
     """Records last-known-good versions of watched workloads while they are healthy (see the module)."""
 
     def __init__(self, ledger: Ledger, observer: Observer, settings: KnownGoodSettings, *,
-                 lister: WorkloadLister | None = None, per_tick: int = PER_TICK) -> None:
+                 lister: WorkloadLister | None = None, per_tick: int = PER_TICK,
+                 sealer: Sealer | None = None, secrets: SecretReader | None = None) -> None:
         self.ledger = ledger
+        self.sealer = sealer  # both set: secret reverts are on (the Secrets' values are sealed)
+        self.secrets = secrets
         self.observer = observer
         self.settings = settings
         self.lister = lister
@@ -147,19 +160,44 @@ class KnownGoodSweep:
             report.skipped.append((ref, busy))
             return
         alert = Alert(SWEEP_ALERT, {"namespace": ref.namespace, _LABEL[ref.kind]: ref.name}, starts_at=now)
+        recorded = self.ledger.known_good(ref.namespace)
         try:
-            obs = self.observer.observe(alert, now=now, known_good=self.ledger.known_good(ref.namespace))
+            obs = self.observer.observe(alert, now=now, known_good=recorded)
         except ObservationError as e:
             report.skipped.append((ref, f"not observed: {e.reason}"))
             return
         snap = obs.snapshot
         why = (obs.problem if not obs.usable else
                f"resolved to {snap.workload}" if snap.workload != ref else self._not_good(snap, now))
-        if why:
-            report.skipped.append((ref, why))
+        configs: list[ConfigVersion] | str = why or self._sealed(snap.configs, recorded)
+        if isinstance(configs, str):
+            report.skipped.append((ref, configs))
             return
-        record = known_good_of(ref, now, snap.configs, snap.service)
+        record = known_good_of(ref, now, configs, snap.service)
         (report.recorded if self.ledger.record_known_good(record) else report.kept).append(ref)
+
+    def _sealed(self, configs: Sequence[ConfigVersion], recorded: Sequence[KnownGood]) -> list[ConfigVersion] | str:
+        """The configs with each read Secret's data sealed (secret reverts on); why not, if one changed
+        since it was observed. The values stay in this frame: only the token leaves it."""
+        if self.sealer is None or self.secrets is None:
+            return list(configs)
+        held = {(c.ref, c.digest): c.sealed for k in recorded for c in k.configs
+                if c.sealed and self.sealer.sealed_by_me(c.sealed)}
+        out = []
+        for c in configs:
+            if c.secret and c.digest:
+                token = held.get((c.ref, c.digest))
+                if token is None:
+                    try:
+                        secret = self.secrets.secret(c.ref.namespace, c.ref.name)
+                    except ObservationError as e:
+                        return f"{c.ref} not read: {e.reason}"
+                    if secret is None or config_digest(secret) != c.digest:
+                        return f"{c.ref} changed while it was read: not known good yet"
+                    token = self.sealer.seal(c.ref, {"data": dict(secret.get("data") or {})})
+                c = replace(c, sealed=token)
+            out.append(c)
+        return out
 
     def _open_incident(self, ref: ObjectRef) -> str:
         for inc in self.ledger.incidents(status=OPEN, limit=10_000):

@@ -372,7 +372,7 @@ class Loop:
         preview: dict[str, Any] = preview_of(action, snap) if callable(preview_of) else {
             "dry_run": None, "action": action.describe(), "summary": [], "objects": [],
             "error": "no executor: nothing was dry-run"}
-        text = SPECS[action.kind].approval_text()
+        text = SPECS[action.kind].approval_text(action.target)
         shown = message(snap, rows, chosen, why, text)
         approval = self.ledger.request_approval(
             inc.id, candidate_id=candidate_id, snapshot_id=snapshot_id, action=action, reason=why,

@@ -66,7 +66,7 @@ from remediator.snapshot import (
     dependencies_of,
     resolve_workload,
 )
-from remediator.versions import KnownGood, config_refs
+from remediator.versions import KnownGood, config_refs, redact_secret
 
 __all__ = [
     "API_CALLS", "CONTRACT_METRICS", "KubeObjectSource", "MetricsSource", "MissingMetric", "ObjectSource",
@@ -444,12 +444,15 @@ class KubeObjectSource:
 
     def __init__(self, api: Any, *, backoff: Backoff | None = None, events_window_s: float = 3600.0,
                  clock: Callable[[], float] = time.time, timeout_s: float | None = 10.0,
-                 drains: Callable[[Alert], bool] | None = None) -> None:
+                 drains: Callable[[Alert], bool] | None = None, read_secrets: bool = False) -> None:
         import kubernetes.client as k
 
         # Whether a drain can be a candidate for the alert (its runbook lists one; None: always).
         # Only then are the pods on the workload's nodes read, in every namespace.
         self.drains = drains
+        # Secret reverts on (`secrets.revert` with a key): the Secrets the pod template references are
+        # read, and handed on redacted (a digest, never a value).
+        self.read_secrets = read_secrets
 
         self.api = api
         self.timeout_s = timeout_s
@@ -774,15 +777,23 @@ class KubeObjectSource:
     def _around(self, ns: str, obj: Mapping[str, Any], pods: Sequence[dict[str, Any]],
                 add: Callable[[Iterable[dict[str, Any]]], None]) -> None:
         """What `revert_config`, `restore_service` and `uncordon_node` judge by: the ConfigMaps the
-        pod template references (never a Secret: the agent reads no Secret, it sees only which one
-        the template names), the namespace's Services and Deployments (the other users of a config),
-        and the cluster's nodes when a pod of the workload waits Pending."""
+        pod template references (a Secret only with `read_secrets`, and then redacted: by default the
+        agent reads no Secret, it sees only which one the template names), the namespace's Services
+        and Deployments (the other users of a config), and the cluster's nodes when a pod of the
+        workload waits Pending."""
         for ref in config_refs(workloads.pod_template(obj), ns):
             if ref.kind == "ConfigMap":
                 cm = self._call(f"read configmap {ns}/{ref.name}",
                                 lambda name=ref.name: self.core.read_namespaced_config_map(name, ns))  # type: ignore[misc]
                 if cm is not None:
                     add([self._dict(cm, "ConfigMap", "v1")])
+            elif self.read_secrets:
+                try:
+                    secret = self.secret(ns, ref.name)
+                except _Forbidden:  # no RBAC for it in this namespace: by name only, as with the switch off
+                    continue
+                if secret is not None:
+                    add([redact_secret(secret)])
         add(self._items("list services", lambda: self.core.list_namespaced_service(ns), "Service", "v1"))
         add(self._items("list deployments", lambda: self.apps.list_namespaced_deployment(ns), "Deployment", "apps/v1"))
         if any((p.get("status") or {}).get("phase") == "Pending" for p in pods):
@@ -790,6 +801,15 @@ class KubeObjectSource:
                 add(self._items("list nodes", lambda: self.core.list_node(), "Node", "v1"))
             except _Forbidden:
                 pass
+
+    def secret(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """One Secret with its data (the healthy-time sweep seals it; nothing else may keep it); None when
+        it does not exist. Only with `read_secrets`."""
+        if not self.read_secrets:
+            raise PermissionError("secret reverts are off (secrets.revert): remediator reads no Secret")
+        model = self._call(f"read secret {namespace}/{name}",
+                           lambda: self.core.read_namespaced_secret(name, namespace))
+        return self._dict(model, "Secret", "v1") if model is not None else None
 
     def _neighbours(self, nodes: Sequence[str], own_ns: str, add: Callable[[Iterable[dict[str, Any]]], None]) -> None:
         """Pods on the nodes (all namespaces) with their owners (ReplicaSets, Deployments,

@@ -86,6 +86,10 @@ class Sealer:
         sealed = self._aead.encrypt(nonce, body, self._aad(ref))
         return f"{_VERSION}:{self.key_id}:{base64.b64encode(nonce + sealed).decode()}"
 
+    def sealed_by_me(self, token: str) -> bool:
+        """Whether `token` was sealed with this key (by its key id; `open` still authenticates it)."""
+        return token.startswith(f"{_VERSION}:{self.key_id}:")
+
     def open(self, ref: ObjectRef, token: str) -> dict[str, Any]:
         """The data sealed in `token` for `ref`; `SealError` if this key cannot open it."""
         parts = token.split(":", 2)

@@ -95,8 +95,10 @@ class Agent:
                 self.server.server_close()
                 raise located(config, e) from None
             self.executor = make_executor(config, api, self.ledger, dry_run=config.dry_run, clock=clock)
-            sweep = KnownGoodSweep(self.ledger, observer, config.known_good,
-                                   lister=observer.objects if isinstance(observer.objects, KubeObjectSource) else None)
+            source = observer.objects if isinstance(observer.objects, KubeObjectSource) else None
+            secrets = source if source is not None and source.read_secrets else None
+            sweep = KnownGoodSweep(self.ledger, observer, config.known_good, lister=source,
+                                   sealer=self.executor.sealer if secrets is not None else None, secrets=secrets)
             self.loop = Loop(self.ledger, observer, proposer, ranker, config.policy_for_guards(), self.executor,
                              mode=config.mode, verify=config.verify, clock=clock, background=True,
                              approval_deadline_s=config.approval.deadline_s, notifiers=notifiers,

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +26,14 @@ from remediator.live.executor import KubeExecutor
 from remediator.live.kube import Backoff
 from remediator.live.ledger import Ledger
 from remediator.live.observer import KubeObjectSource, Observer, PrometheusSource, StaticObjects, load_templates
+from remediator.live.sealing import Sealer
 from remediator.propose import registry as proposers
 from remediator.propose.base import Proposer
 from remediator.rank import Ranker
 from remediator.rank import registry as rankers
 
 __all__ = ["WiringError", "kube_client", "located", "make_executor", "make_observer", "make_proposer", "make_ranker",
-           "open_ledger"]
+           "make_sealer", "open_ledger"]
 
 log = logging.getLogger("remediator.live")
 
@@ -81,12 +82,31 @@ def make_ranker(name: str = "auto", policy: str | None = None, *, seed: int = 0)
         raise WiringError(str(e), key="policy" if e.names_policy else "ranker") from e
 
 
+_told_off: set[str] = set()
+
+
+def make_sealer(config: LiveConfig | None, env: Mapping[str, str] | None = None) -> Sealer | None:
+    """The sealer of Secret reverts (`secrets:`), None when they are off; a revert asked for but off
+    (no key, a short one) is logged once with the reason, and an edited Secret is escalated."""
+    if config is None:
+        return None
+    why = config.secrets.off_reason(env)
+    if why:
+        if config.secrets.revert and why not in _told_off:
+            _told_off.add(why)
+            log.warning("%s: Secret reverts are off, no Secret is read, and an edited Secret is escalated", why)
+        return None
+    key = config.secrets.key(env)
+    assert key is not None  # off_reason checked it
+    return Sealer.from_secret(key)
+
+
 def make_executor(config: LiveConfig, api: Any, ledger: Ledger, *, dry_run: bool,
                   clock: Callable[[], float] = time.time) -> KubeExecutor:
     """The executor the configuration's `executor:` section describes (the loop's and `undo`'s)."""
     ex = config.executor
     return KubeExecutor(api, ledger, dry_run=dry_run, clock=clock, drain_timeout_s=ex.drain_timeout_s,
-                        field_manager=ex.field_manager,
+                        field_manager=ex.field_manager, sealer=make_sealer(config),
                         backoff=Backoff(max_attempts=ex.max_attempts, base_s=ex.backoff_base_s, max_s=ex.backoff_max_s))
 
 
@@ -110,7 +130,7 @@ def make_observer(config: LiveConfig | None, *, kube_api: Any = None, clock: Cal
         token = prom.bearer_token.get_secret_value() if prom.bearer_token else None
         metrics = PrometheusSource(prom.url, timeout_s=prom.timeout_s, retries=prom.retries, bearer_token=token)
     objects: Any = (KubeObjectSource(kube_api, clock=clock, timeout_s=config.kubernetes.timeout_s,
-                                     drains=_drain_in_runbook())
+                                     drains=_drain_in_runbook(), read_secrets=make_sealer(config) is not None)
                     if kube_api is not None else _AlertObjects())
     return Observer(metrics, objects, templates=templates, sli=config.sli.resolve(),
                     max_staleness_s=prom.max_staleness_s if prom is not None else 180.0, clock=clock)

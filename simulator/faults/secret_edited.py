@@ -5,9 +5,10 @@ restart brings the same broken Secret back. Unlike a ConfigMap, the agent cannot
 it never keeps a Secret's values (remediator/versions.py), and by default it does not even read
 Secrets (its RBAC grants none), so live it sees errors (or a crash loop) with no rollout and no
 config change. An observer that digested Secrets (the simulator's `secret_digests`, off in every
-suite: the live observer has no such mode) would see *that* the Secret changed, and when, but
-still not what it held. Either way the remedy is a human's: escalate, with the evidence, and the human restores
-the values from wherever they keep them (`by_hand`); the kubelet's sync brings them into the pods.
+suite; live, the opt-in `secrets.revert`) would see *that* the Secret changed, and when; without a
+sealed copy of the good values (the simulator models none) still not what it held. Either way the
+remedy is a human's: escalate, with the evidence, and the human restores the values from wherever
+they keep them (`by_hand`); the kubelet's sync brings them into the pods.
 `revert_config` on the Secret is refused by the guards and counted unsafe by the referee.
 """
 
