@@ -188,7 +188,8 @@ def finetune(experience: Experience, out: Path | str, *, policy: Path | str | No
 
     torch.set_num_threads(1)
     escalate_cost = float(base.hyperparams.get("escalate_cost_s", ESCALATE_COST_S))
-    env = DummyVecEnv([_make_env(s, escalate_cost)])
+    no_fault_cost = base.hyperparams.get("no_fault_cost_s")  # the base's reward, where it set one
+    env = DummyVecEnv([_make_env(s, escalate_cost, no_fault_cost_s=float(no_fault_cost) if no_fault_cost else None)])
     started = time.perf_counter()
     with warnings.catch_warnings():  # "n_steps is ignored": the saved NStepReplayBuffer keeps its own
         warnings.filterwarnings("ignore", message=".*n_steps.*", category=UserWarning)

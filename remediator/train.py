@@ -50,13 +50,17 @@ __all__ = ["DEFAULT_HYPERPARAMS", "EpisodePoint", "PolicyView", "TrainResult", "
 # Chosen for this problem's short episodes (a handful of decisions, returns of -1 to -30).
 DEFAULT_HYPERPARAMS: dict[str, dict[str, Any]] = {
     "ppo": {"learning_rate": 3e-4, "n_steps": 1024, "batch_size": 256, "n_epochs": 10, "gamma": 0.99,
-            "gae_lambda": 0.95, "ent_coef": 0.01, "clip_range": 0.2, "net_arch": [128, 128]},
+            "gae_lambda": 0.95, "ent_coef": 0.01, "clip_range": 0.2, "net_arch": [128, 128],
+            "no_fault_cost_s": 600.0},
     "dqn": {"learning_rate": 5e-4, "buffer_size": 100_000, "learning_starts": 2_000, "batch_size": 128,
             "gamma": 0.99, "train_freq": 4, "gradient_steps": 1, "target_update_interval": 2_000, "n_steps": 3,
             "exploration_fraction": 0.4, "exploration_initial_eps": 1.0, "exploration_final_eps": 0.03,
-            "net_arch": [128, 128]},
+            "net_arch": [128, 128], "no_fault_cost_s": 600.0},
 }
 _POLICY_KWARGS = ("net_arch",)
+# Hyperparameters of the reward, not of the algorithm: `no_fault_cost_s` is the env's price on
+# changing a healthy service for a noisy alert (simulator.env.PENALTY_S["acted_on_no_fault"]).
+_REWARD_KWARGS = ("no_fault_cost_s",)
 ESCALATE_COST_S = 120.0  # what a page costs a human's rota, in the reward's seconds
 
 
@@ -106,11 +110,12 @@ def _recovery_callback(points: list[EpisodePoint]) -> Any:
     return RecoveryCurve()
 
 
-def _make_env(suite: Any, escalate_cost_s: float, branches: int = 1) -> Any:
+def _make_env(suite: Any, escalate_cost_s: float, branches: int = 1, no_fault_cost_s: float | None = None) -> Any:
     def _init() -> Any:
         from simulator.env import RemediationEnv
 
-        return PolicyView(RemediationEnv(suite, branches=branches), escalate_cost_s)
+        penalties = {"acted_on_no_fault": no_fault_cost_s} if no_fault_cost_s is not None else None
+        return PolicyView(RemediationEnv(suite, branches=branches, penalties=penalties), escalate_cost_s)
 
     return _init
 
@@ -195,10 +200,10 @@ def train(algo: str, suite: str, timesteps: int, seed: int, out: Path | str, *, 
     from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecMonitor
 
     torch.set_num_threads(1)
-    fns = [_make_env(s, escalate_cost_s, branches) for _ in range(n_envs)]
+    fns = [_make_env(s, escalate_cost_s, branches, float(hp["no_fault_cost_s"])) for _ in range(n_envs)]
     venv = SubprocVecEnv(fns, start_method="fork") if subprocess and n_envs > 1 else DummyVecEnv(fns)
     env = VecMonitor(venv)
-    kw = {k: v for k, v in hp.items() if k not in _POLICY_KWARGS}
+    kw = {k: v for k, v in hp.items() if k not in _POLICY_KWARGS + _REWARD_KWARGS}
     policy_kwargs = {k: hp[k] for k in _POLICY_KWARGS if k in hp}
     base: PolicyMetadata | None = None
     model: Any

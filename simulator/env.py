@@ -11,6 +11,7 @@ guard denials, invalid picks and acting on an incident that needed no action.
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 from typing import Any
 
 import gymnasium as gym
@@ -33,7 +34,7 @@ from simulator.topology import Topology
 
 _AS_CHOSEN = ProposerOrderRanker()  # one candidate: the order is the policy's choice
 
-PENALTY_S = {
+PENALTY_S: dict[str, float] = {
     "capacity_cut": 30.0,  # a pod deleted or a node drained takes serving capacity away
     "denied": 60.0,  # a guard refused it: a wasted decision and a human's attention
     "invalid": 60.0,  # a kind that was not among the candidates
@@ -49,13 +50,18 @@ class RemediationEnv(gym.Env[npt.NDArray[np.float32], int]):
 
     def __init__(self, suite: Suite | str = "default", *, faults: tuple[str, ...] | None = None,
                  topology: Topology | None = None, policy: GuardPolicy | None = None,
-                 proposer: Proposer | None = None, reward_scale: float = 1.0 / 60.0, branches: int = 1) -> None:
+                 proposer: Proposer | None = None, reward_scale: float = 1.0 / 60.0, branches: int = 1,
+                 penalties: Mapping[str, float] | None = None) -> None:
         """`branches` > 1 explores that many trajectories from each sampled incident's alert (each
         from an `Incident.fork` of it) before sampling the next: the same incidents, as often each,
-        with the run-up to the alert simulated once per `branches` episodes."""
+        with the run-up to the alert simulated once per `branches` episodes. `penalties` overrides
+        prices of `PENALTY_S` (seconds)."""
         super().__init__()
         if branches < 1:
             raise ValueError(f"branches must be at least 1, not {branches}")
+        if extra := sorted(set(penalties or {}) - set(PENALTY_S)):
+            raise ValueError(f"unknown penalty {', '.join(extra)}; known: {', '.join(PENALTY_S)}")
+        self.penalties = {**PENALTY_S, **(penalties or {})}
         self.branches = branches
         self._origin: Incident | None = None  # the alert's state, kept to fork the next branch from
         self._uses = 0
@@ -112,7 +118,7 @@ class RemediationEnv(gym.Env[npt.NDArray[np.float32], int]):
         penalty = 0.0
         cand = candidate_for(self.candidates, kind)
         if cand is None:
-            penalty += PENALTY_S["invalid"]
+            penalty += self.penalties["invalid"]
             cand = candidate_for(self.candidates, ActionKind.NOOP)
             assert cand is not None
         # The loop's own decision step, on the one candidate the policy chose: a denial is the
@@ -121,13 +127,13 @@ class RemediationEnv(gym.Env[npt.NDArray[np.float32], int]):
         choice = decide(snap, [cand], _AS_CHOSEN, inc.executed, self.policy, inc.now)
         verdict = choice.verdicts[0]
         if verdict.decision is Decision.DENY:
-            penalty += PENALTY_S["denied"]
+            penalty += self.penalties["denied"]
             inc.deny(cand.action)
         else:
             if SPECS[cand.kind].cuts_capacity:
-                penalty += PENALTY_S["capacity_cut"]
+                penalty += self.penalties["capacity_cut"]
             if inc.spec.fault == "no_fault" and cand.kind not in PASSIVE_KINDS:
-                penalty += PENALTY_S["acted_on_no_fault"]
+                penalty += self.penalties["acted_on_no_fault"]
             inc.execute(cand.action, approval=verdict.decision is Decision.NEEDS_APPROVAL)
         # Time spent, capped at the horizon: the return is minus the recovery time.
         elapsed_end = min(inc.elapsed, inc.horizon_s) if not inc.recovered else inc.recovery_s

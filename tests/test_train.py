@@ -82,9 +82,11 @@ def test_init_continues_a_policy_and_counts_both_runs(tmp_path: Path) -> None:
     second = tmp_path / "second.zip"
     res = runner.invoke(app, ["train", "--algo", "dqn", "--suite", "default", "--timesteps", "96", "--seed", "3",
                               "--out", str(second), "--no-progress", "--init", str(first), "--branches", "2",
-                              "--hp", "exploration_initial_eps=0.1", *TINY["dqn"]])
+                              "--hp", "exploration_initial_eps=0.1", "--hp", "no_fault_cost_s=900",
+                              *TINY["dqn"]])
     assert res.exit_code == 0, res.output
     meta = json.loads(second.with_suffix(".json").read_text())
+    assert meta["hyperparams"]["no_fault_cost_s"] == 900.0  # the env's price; SB3 never sees it
     assert meta["timesteps"] == 224 and meta["extra"]["continued_from"]["timesteps"] == 128
     assert meta["extra"]["continued_from"]["policy"] == str(first)
     assert meta["hyperparams"]["branches"] == 2 and meta["hyperparams"]["exploration_initial_eps"] == 0.1

@@ -70,6 +70,21 @@ def test_acting_on_a_no_fault_incident_is_penalised() -> None:
     assert r_act < r_wait - 200
 
 
+def test_the_no_fault_price_is_a_knob_and_unknown_prices_are_refused() -> None:
+    """`penalties` sets what acting on a healthy service costs; the same step costs that much more."""
+    rewards = []
+    for price in (600.0, 1500.0):
+        env = RemediationEnv("default", faults=("no_fault",), reward_scale=1.0,
+                             penalties={"acted_on_no_fault": price})
+        env.reset(seed=4)
+        mask = env.action_masks()
+        kind = next(k for k in (ActionKind.RESTART_ROLLOUT, ActionKind.SCALE_OUT) if mask[ACTION_INDEX[k]])
+        rewards.append(env.step(ACTION_INDEX[kind])[1])
+    assert rewards[0] - rewards[1] == pytest.approx(900.0)
+    with pytest.raises(ValueError, match="unknown penalty acted_on_nofault"):
+        RemediationEnv("default", penalties={"acted_on_nofault": 1.0})
+
+
 def test_invalid_action_is_penalised_not_executed() -> None:
     env = RemediationEnv("default", faults=("volume_filling",), reward_scale=1.0)
     env.reset(seed=2)
