@@ -13,6 +13,7 @@ can only be escalated.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,15 +27,19 @@ import pytest
 from remediator.actions import SPECS, Action, ActionKind, ObjectRef
 from remediator.guards import Decision, GuardPolicy, judge
 from remediator.live.config import LiveConfig, SecretSettings, load_config
-from remediator.live.executor import API_CALLS, RESTARTED_AT, SECRET_API_CALLS
+from remediator.live.executor import API_CALLS, RESTARTED_AT, SECRET_API_CALLS, KubeExecutor
+from remediator.live.kube import Backoff
+from remediator.live.ledger import Ledger
 from remediator.live.observer import API_CALLS as OBSERVER_CALLS
 from remediator.live.observer import SECRET_API_CALLS as OBSERVER_SECRET_CALLS
+from remediator.live.sealing import Sealer
 from remediator.live.service import Agent
 from remediator.live.wiring import make_executor, make_observer
 from remediator.propose.catalog import CatalogProposer
 from remediator.rank.rules import expert_plan
-from remediator.snapshot import Alert, Snapshot
-from tests.live.conftest import requires_prometheus, validating
+from remediator.snapshot import Alert, Neighbour, Snapshot
+from remediator.versions import ConfigDrift, ConfigVersion, KnownGood, config_version, redact_secret
+from tests.live.conftest import requires_prometheus, seed_workload, snapshot_for, validating
 from tests.live.sim import incident, manifests, prometheus_with
 from tests.live.test_loop import SimClock, timeline, write_config
 from tests.live.test_scope import _api_call
@@ -209,3 +214,62 @@ def test_with_the_switch_off_or_no_key_no_secret_is_read_and_the_secret_is_not_r
     result = executor.execute(Action(ActionKind.REVERT_CONFIG, SECRET), world.observe())
     assert result.state == "failed" and "Secret reverts are off here" in (result.error or ""), result.error
     assert world.secret_value() == BAD_VALUE
+
+
+# ---------------------------------------------------------------------------- the executor's refusals
+# (the emulator alone, as tests/live/test_remedies.py: a sealed record, a Secret edited since)
+
+
+def _sealed_world(kube: KubeServer, ledger: Ledger, *, immutable: bool = False) -> tuple[KubeExecutor, Snapshot]:
+    """cart seeded with its Secret edited in place (immutable if asked), the ledger holding the good
+    values sealed, and the incident as the guards judged it."""
+    seed_workload(kube)
+    edited = {**_secret(BAD_VALUE, 0), **({"immutable": True} if immutable else {})}
+    k.CoreV1Api(kube.api_client()).create_namespaced_secret("shop", edited)
+    stored = kube.get("v1", "Secret", "shop", SECRET.name)
+    assert stored is not None
+    sealer = Sealer.from_secret(KEY)
+    good = config_version({**stored, "data": _secret(GOOD_VALUE, 0)["data"]})  # the same object, its good values
+    sealed = dataclasses.replace(good, sealed=sealer.seal(SECRET, {"data": _secret(GOOD_VALUE, 0)["data"]}))
+    ledger.record_known_good(KnownGood(CART, 900.0, (sealed,)))
+    now = config_version(redact_secret(stored))
+    snap = dataclasses.replace(snapshot_for(), configs=(now,),
+                               config_drift=(ConfigDrift(now, ConfigVersion(SECRET, good.digest), "edited"),),
+                               config_users=(Neighbour(CART, {"app": "cart"}),))
+    executor = KubeExecutor(kube.api_client(retries=False), ledger, dry_run=False, sealer=sealer,
+                            backoff=Backoff(base_s=0.01, max_s=0.05, sleep=lambda s: None))
+    return executor, snap
+
+
+def _value(kube: KubeServer) -> str:
+    secret = kube.get("v1", "Secret", "shop", SECRET.name)
+    assert secret is not None
+    return base64.b64decode(secret["data"]["password"]).decode()
+
+
+def test_a_secret_edited_again_since_the_decision_is_not_reverted(kube: KubeServer, ledger: Ledger) -> None:
+    executor, snap = _sealed_world(kube, ledger)
+    k.CoreV1Api(kube.api_client()).patch_namespaced_secret(SECRET.name, "shop", {"data": {"password": _b64("x")}})
+    before = len(kube.requests())
+    result = executor.execute(Action(ActionKind.REVERT_CONFIG, SECRET), snap)
+    assert result.state == "failed" and "changed again since the decision" in (result.error or ""), result.error
+    assert [r for r in kube.requests()[before:] if r.method != "GET"] == [] and _value(kube) == "x"
+
+
+def test_an_immutable_secret_is_not_reverted(kube: KubeServer, ledger: Ledger) -> None:
+    executor, snap = _sealed_world(kube, ledger, immutable=True)
+    before = len(kube.requests())
+    result = executor.execute(Action(ActionKind.REVERT_CONFIG, SECRET), snap)
+    assert result.state == "failed" and "immutable" in (result.error or ""), result.error
+    assert [r for r in kube.requests()[before:] if r.method != "GET"] == [] and _value(kube) == BAD_VALUE
+
+
+def test_the_same_decision_again_reverts_once_and_its_record_holds_no_value(kube: KubeServer, ledger: Ledger) -> None:
+    """The sealed plan runs; the same decision (its idempotency key) again does nothing twice."""
+    executor, snap = _sealed_world(kube, ledger)
+    result = executor.execute(Action(ActionKind.REVERT_CONFIG, SECRET), snap, key="rm-secret-once")
+    assert result.ok and _value(kube) == GOOD_VALUE, result.error
+    again = executor.execute(Action(ActionKind.REVERT_CONFIG, SECRET), snap, key="rm-secret-once")
+    assert again.already_applied and again.execution_id == result.execution_id
+    row = ledger.execution(result.execution_id)
+    assert row is not None and not _values_in(repr(row.plan)) and not _values_in(repr(row.inverse))
