@@ -273,3 +273,16 @@ def test_the_same_decision_again_reverts_once_and_its_record_holds_no_value(kube
     assert again.already_applied and again.execution_id == result.execution_id
     row = ledger.execution(result.execution_id)
     assert row is not None and not _values_in(repr(row.plan)) and not _values_in(repr(row.inverse))
+
+
+def test_a_conflict_rereads_the_secret_and_records_a_new_sealed_inverse(kube: KubeServer, ledger: Ledger) -> None:
+    executor, snap = _sealed_world(kube, ledger)
+    path = f"/api/v1/namespaces/shop/secrets/{SECRET.name}"
+    fault = kube.inject_fault(409, times=1, method="PATCH", path=path)
+    result = executor.execute(Action(ActionKind.REVERT_CONFIG, SECRET), snap)
+    assert result.ok, result.error
+    assert len(fault.hits) == 1 and [r.status for r in kube.requests("PATCH", path)] == [409, 200]
+    row = ledger.execution(result.execution_id)
+    assert row is not None and row.attempts == 1 and not _values_in(repr(row.inverse))
+    assert _value(kube) == GOOD_VALUE
+    assert executor.undo(result.execution_id).ok and _value(kube) == BAD_VALUE
