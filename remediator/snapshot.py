@@ -947,7 +947,7 @@ def _dependencies(idx: _Objects, obj: K8sObject | None, workload: ObjectRef,
     annotation = str((_meta(obj).get("annotations") or {}).get(DEPENDS_ON_ANNOTATION, "")).strip() if obj else ""
     if annotation:
         named = [d.strip() for d in annotation.split(",") if d.strip()]
-        return tuple(ObjectRef("Deployment", *(d.split("/", 1) if "/" in d else (workload.namespace, d)))
+        return tuple(_named_workload(idx, *(d.split("/", 1) if "/" in d else (workload.namespace, d)))
                      for d in named)
     found: list[ObjectRef] = []
     for svc_ns, svc in workloads.services_named_in_env(obj, workload.namespace):
@@ -959,6 +959,15 @@ def _dependencies(idx: _Objects, obj: K8sObject | None, workload: ObjectRef,
         if ref is not None and ref != workload and ref not in found:
             found.append(ref)
     return tuple(found)
+
+
+def _named_workload(idx: _Objects, namespace: str, name: str) -> ObjectRef:
+    """The observed workload of that name, of whichever kind (a StatefulSet `redis-cart` is no
+    Deployment); a Deployment when none was observed, as the annotation has always meant."""
+    for kind in workloads.WORKLOAD_KINDS:
+        if idx.get(kind, namespace, name) is not None:
+            return ObjectRef(kind, namespace, name)
+    return ObjectRef("Deployment", namespace, name)
 
 
 def _slo(scope: _Scope, default: Slo) -> Slo:

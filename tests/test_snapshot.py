@@ -408,3 +408,15 @@ def test_a_drain_counts_every_pod_a_budget_selects_whoever_owns_it() -> None:
     assert build_snapshot(alert, [], [*objects, unready], now=NOW).signals.node_pdb_disruptions_allowed == 2
     elsewhere = {**web, "metadata": {**web["metadata"], "namespace": "other"}}
     assert build_snapshot(alert, [], [*objects, elsewhere], now=NOW).signals.node_pdb_disruptions_allowed == 2
+
+
+def test_the_depends_on_annotation_names_the_observed_workload_of_its_real_kind() -> None:
+    """`redis` is a StatefulSet here: the dependency (and the executor's restart) names a
+    StatefulSet, not a Deployment of that name that does not exist; an unobserved name stays a Deployment."""
+    objects = [o for o in _objects() if (o["kind"], o.get("metadata", {}).get("name")) != ("Deployment", "redis")]
+    objects.append({"kind": "StatefulSet", "metadata": {"name": "redis", "namespace": NS}, "spec": {"replicas": 1}})
+    objects[0]["metadata"]["annotations"] = {DEPENDS_ON_ANNOTATION: "redis, billing/ledger"}
+    alert = Alert("KubePodCrashLooping", {"namespace": NS, "pod": "cart-bbb-0"}, starts_at=NOW - 60)
+    snap = build_snapshot(alert, _series(), objects, now=NOW)
+    assert snap.dependencies[0] == ObjectRef("StatefulSet", NS, "redis")
+    assert ObjectRef("Deployment", "billing", "ledger") in snap.dependencies
