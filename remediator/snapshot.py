@@ -719,7 +719,7 @@ def build_snapshot(alert: Alert, series: Sequence[Series], objects: Sequence[K8s
     worst = tuple(sorted(pods, key=lambda p: (r.ready.get(p, 1.0), -r.restarts.get(p, 0.0),
                                               -mem_ratios.get((p, container or ""), 0.0), p)))
     health = _dep_health(idx, scope, r, traffic)
-    deps = _deps_worst_first(scope, health)
+    deps = _deps_worst_first(scope, health, _slo(scope, default_slo))
     judged_nodes = nodes | ({node} if node else set())
     signals = _signals(idx, scope, r, traffic, health, pods, judged_nodes, node, container, now)
     around = _around(idx, scope, alert, r, now)
@@ -1222,12 +1222,15 @@ def _dep_health(idx: _Objects, scope: _Scope, r: _Readings, traffic: Mapping[tup
 _Health = tuple[dict[tuple[str, str], float], dict[tuple[str, str], float], dict[tuple[str, str], float]]
 
 
-def _deps_worst_first(scope: _Scope, health: _Health) -> tuple[ObjectRef, ...]:
+def _deps_worst_first(scope: _Scope, health: _Health, slo: Slo) -> tuple[ObjectRef, ...]:
+    """Least available first; then the one furthest past the SLO on either SLI, each measured
+    against its threshold (so a scrape's stray 0.2% of errors does not outrank a second of latency)."""
     ratio, err, lat = health
 
-    def key(d: ObjectRef) -> tuple[float, float, float, str, str]:
+    def key(d: ObjectRef) -> tuple[float, float, str, str]:
         k = (d.namespace, d.name)
-        return ratio.get(k, 1.0), -err.get(k, 0.0), -lat.get(k, 0.0), d.name, d.namespace
+        past = max(err.get(k, 0.0) / slo.error_ratio, lat.get(k, 0.0) / slo.latency_p99_s)
+        return ratio.get(k, 1.0), -past, d.name, d.namespace
     return tuple(sorted(scope.deps, key=key))
 
 
