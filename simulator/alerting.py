@@ -47,7 +47,7 @@ class RuleClock:
         while self._cfs and self._cfs[0][0] < t - RULE_WINDOW_S - 1e-6:
             self._cfs.popleft()
         if w.kind == "StatefulSet":
-            self._updated.append((t, sum(1 for p in w.pods if p.revision == w.current.number)))
+            self._updated.append((t, w.updated_replicas))
             while self._updated[0][0] < t - ROLLOUT_STALL_WINDOW_S - 1e-6:
                 self._updated.popleft()
         # Every rule is evaluated every time, whichever alert the fault would raise now: a rule's
@@ -59,10 +59,6 @@ class RuleClock:
                 self._pending.pop(rule_name, None)
         since = self._pending.get(name)
         return since is not None and t - since >= RULE_FOR_S.get(name, 0.0) - 1e-6
-
-    def pending_since(self, name: str) -> float | None:
-        """When `name`'s expression last turned true and has held since (None: it does not hold)."""
-        return self._pending.get(name)
 
     def rollout_stalled(self) -> bool:
         """No change in the StatefulSet's updated replicas over the window (`changes(...[10m]) == 0`)."""

@@ -172,6 +172,12 @@ class Workload:
     def current(self) -> Revision:
         return self.revisions[-1]
 
+    @property
+    def updated_replicas(self) -> int:
+        """`status.updatedReplicas`: its pods at the current revision."""
+        number = self.current.number
+        return sum(1 for p in self.pods if p.revision == number)
+
     def revision(self, number: int) -> Revision:
         for r in self.revisions:
             if r.number == number:
@@ -676,7 +682,7 @@ class Cluster:
         nodes = tuple((n.name, 1.0 if n.ready else 0.0, 1.0 if n.cordoned else 0.0) for n in self.nodes.values())
         wls = tuple((w.name, float(w.desired), float(w.available), w.requests[0], w.requests[1],
                      tuple(w.buckets), float(w.hpa_max), w.pvc_used, w.pvc_cap, w.pods[0].node if w.pods else "",
-                     float(w.hpa_min), _updated(w))
+                     float(w.hpa_min), float(w.updated_replicas) if w.kind == "StatefulSet" else 0.0)
                     for w in self.workloads.values())
         f = self.focus
         pods = tuple((p.name, 1.0 if p.ready else 0.0, float(p.restarts), p.last_reason, t < p.waiting_until,
@@ -966,14 +972,6 @@ def asked_replicas(action: Action, w: Workload) -> int:
 def secret_name(workload: str) -> str:
     """The Secret a workload mounts (its TLS key, its credentials)."""
     return f"{workload}-credentials"
-
-
-def _updated(w: Workload) -> float:
-    """A StatefulSet's `status.updatedReplicas`: its pods at the update revision (Deployments: unused)."""
-    if w.kind != "StatefulSet":
-        return 0.0
-    number = w.current.number
-    return float(sum(1 for p in w.pods if p.revision == number))
 
 
 def replicaset_name(workload: str, revision: int) -> str:
