@@ -146,6 +146,19 @@ class ApprovalSettings(_Model):
     token: SecretStr | None = None
 
 
+
+def _secret_from(path: Path | None, env_name: str, env: Mapping[str, str] | None) -> str | None:
+    """A secret from a file (e.g. a mounted Secret), else from an environment variable; None when neither holds one."""
+    if path is not None:
+        try:
+            text = Path(path).read_text().strip()
+        except OSError:
+            text = ""
+        if text:
+            return text
+    value = (os.environ if env is None else env).get(env_name, "").strip()
+    return value or None
+
 class SlackSettings(_Model):
     """The Slack channel: an incoming webhook for the message, the app's signing secret for the clicks.
 
@@ -163,15 +176,7 @@ class SlackSettings(_Model):
 
     def signing_secret(self, env: Mapping[str, str] | None = None) -> str | None:
         """The signing secret from the file or the environment; None when neither holds one."""
-        if self.signing_secret_file is not None:
-            try:
-                text = Path(self.signing_secret_file).read_text().strip()
-            except OSError:
-                text = ""
-            if text:
-                return text
-        value = (os.environ if env is None else env).get(self.signing_secret_env, "").strip()
-        return value or None
+        return _secret_from(self.signing_secret_file, self.signing_secret_env, env)
 
 
 class OperatorSettings(_Model):
@@ -247,15 +252,7 @@ class SecretSettings(_Model):
 
     def key(self, env: Mapping[str, str] | None = None) -> str | None:
         """The sealing secret from the file or the environment; None when neither holds one."""
-        if self.key_file is not None:
-            try:
-                text = Path(self.key_file).read_text().strip()
-            except OSError:
-                text = ""
-            if text:
-                return text
-        value = (os.environ if env is None else env).get(self.key_env, "").strip()
-        return value or None
+        return _secret_from(self.key_file, self.key_env, env)
 
     def off_reason(self, env: Mapping[str, str] | None = None) -> str:
         """Why Secret reverts are off ("" when they are on: switched on, with a usable key)."""

@@ -1010,15 +1010,7 @@ class KubeExecutor:
             return self._plan_retarget(action, snapshot, intent, drift.current.ref, good.ref, key)
         if action.target.kind == "Secret":
             return self._plan_secret(action, snapshot, intent, drift, good, key)
-        obj = self._read(_target_doc(action.target))
-        if obj is None:
-            raise PlanError(f"{action.target} does not exist")
-        if obj.get("immutable"):
-            raise PlanError(f"{action.target} is immutable (immutable: true): the API server refuses to edit its "
-                            "data; a human creates a new ConfigMap and points the workload at it")
-        if config_digest(obj) != drift.current.digest:
-            raise PlanError(f"{action.target} changed again since the decision ({drift.current.digest} was judged)")
-        users = [self._restart_of(u.ref) for u in snapshot.config_users] or [self._restart_of(snapshot.workload)]
+        obj, users = self._edited_in_place(action, snapshot, drift)
         intent.update(config_data={k: dict(v) for k, v in good.data.items()}, users=users,
                       restarted_at=_iso(self.clock()))
         return self._plan_from(action, intent, obj, key)
@@ -1033,17 +1025,24 @@ class KubeExecutor:
         if not good.sealed:
             raise PlanError(f"the ledger holds no sealed values of {good.ref} ({good.digest}): a human restores them")
         self._open(good.ref, good.sealed)
+        obj, users = self._edited_in_place(action, snapshot, drift)
+        intent.update(secret=True, sealed_good=good.sealed, users=users, restarted_at=_iso(self.clock()))
+        return self._plan_from(action, intent, obj, key)
+
+    def _edited_in_place(self, action: Action, snapshot: Snapshot, drift: ConfigDrift
+                         ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """The ConfigMap or Secret to write back, as it stands (refused when gone, immutable or changed
+        since the decision), and the restarts of the workloads that use it."""
         obj = self._read(_target_doc(action.target))
         if obj is None:
             raise PlanError(f"{action.target} does not exist")
         if obj.get("immutable"):
             raise PlanError(f"{action.target} is immutable (immutable: true): the API server refuses to edit its "
-                            "data; a human creates a new Secret and points the workload at it")
+                            f"data; a human creates a new {action.target.kind} and points the workload at it")
         if config_digest(obj) != drift.current.digest:
             raise PlanError(f"{action.target} changed again since the decision ({drift.current.digest} was judged)")
         users = [self._restart_of(u.ref) for u in snapshot.config_users] or [self._restart_of(snapshot.workload)]
-        intent.update(secret=True, sealed_good=good.sealed, users=users, restarted_at=_iso(self.clock()))
-        return self._plan_from(action, intent, obj, key)
+        return obj, users
 
     def _open(self, ref: ObjectRef, token: str) -> dict[str, Any]:
         if self.sealer is None:

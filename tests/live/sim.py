@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -109,3 +110,11 @@ def manifests(objects: Sequence[dict[str, Any]], *, image: str = "app:1", node_n
         elif kind == "PodDisruptionBudget":
             out.append({"apiVersion": "policy/v1", **o})
     return out
+
+
+def written(obj: dict[str, Any], t: float) -> dict[str, Any]:
+    """The object as the API server keeps it after a write at `t` (the emulator keeps no managedFields)."""
+    stamp = datetime.fromtimestamp(t, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    meta = obj.setdefault("metadata", {})
+    meta["managedFields"] = [{"manager": "kubectl", "operation": "Update", "apiVersion": "v1", "time": stamp}]
+    return obj

@@ -25,7 +25,7 @@ from remediator.live.observer import API_CALLS
 from remediator.live.service import Agent
 from remediator.versions import config_version
 from tests.live.conftest import requires_prometheus
-from tests.live.sim import incident, manifests, prometheus_with
+from tests.live.sim import incident, manifests, prometheus_with, written
 from tests.live.test_loop import SimClock, post_webhook, timeline, write_config
 from tests.live.test_scope import _api_call
 from tests.support.kube import KubeEmulator, KubeServer
@@ -38,15 +38,8 @@ def _iso(t: float) -> str:
     return datetime.fromtimestamp(t, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _written(obj: dict[str, Any], t: float) -> dict[str, Any]:
-    """The object as the API server keeps it after a write at `t` (the emulator keeps no managedFields)."""
-    meta = obj.setdefault("metadata", {})
-    meta["managedFields"] = [{"manager": "kubectl", "operation": "Update", "apiVersion": "v1", "time": _iso(t)}]
-    return obj
-
-
 def _config(mode: str, t: float) -> dict[str, Any]:
-    return _written({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cart-config", "namespace": "shop"},
+    return written({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cart-config", "namespace": "shop"},
                      "data": {"mode": mode}}, t)
 
 
@@ -64,7 +57,7 @@ def test_a_config_edited_while_healthy_becomes_known_good_and_one_edited_during_
     assert a - inc.onset > 400
     with KubeServer(KubeEmulator()) as kube:
         objects = manifests(inc.cluster.objects(), node_names=list(inc.cluster.nodes))
-        kube.seed(*[_written(o, a - 86400) for o in objects], _config("v1", a - 86400))
+        kube.seed(*[written(o, a - 86400) for o in objects], _config("v1", a - 86400))
         with prometheus_with(tmp_path / "p", timeline(inc, a + 120)) as prom:
             config = load_config(write_config(tmp_path, kube, prom.url, mode="dry-run", horizon_s=1800.0,
                                               known_good={"interval_s": 30, "settle_s": 60, "namespaces": ["shop"]}))

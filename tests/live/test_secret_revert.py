@@ -17,7 +17,6 @@ import dataclasses
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +39,7 @@ from remediator.rank.rules import expert_plan
 from remediator.snapshot import Alert, Neighbour, Snapshot
 from remediator.versions import ConfigDrift, ConfigVersion, KnownGood, config_version, redact_secret
 from tests.live.conftest import requires_prometheus, seed_workload, snapshot_for, validating
-from tests.live.sim import incident, manifests, prometheus_with
+from tests.live.sim import incident, manifests, prometheus_with, written
 from tests.live.test_loop import SimClock, timeline, write_config
 from tests.live.test_scope import _api_call
 from tests.support.kube import KubeEmulator, KubeServer
@@ -56,19 +55,8 @@ def _b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
 
 
-def _iso(t: float) -> str:
-    return datetime.fromtimestamp(t, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _written(obj: dict[str, Any], t: float) -> dict[str, Any]:
-    """The object as the API server keeps it after a write at `t` (the emulator keeps no managedFields)."""
-    meta = obj.setdefault("metadata", {})
-    meta["managedFields"] = [{"manager": "kubectl", "operation": "Update", "apiVersion": "v1", "time": _iso(t)}]
-    return obj
-
-
 def _secret(value: str, t: float) -> dict[str, Any]:
-    return _written({"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+    return written({"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
                      "metadata": {"name": SECRET.name, "namespace": "shop"}, "data": {"password": _b64(value)}}, t)
 
 
@@ -108,8 +96,8 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCap
     a = inc.alert_at
     with KubeServer(KubeEmulator()) as kube:
         objects = manifests(inc.cluster.objects(), node_names=list(inc.cluster.nodes))
-        kube.seed(*[_written(o, a - 86400) for o in objects], _secret(GOOD_VALUE, a - 86400),
-                  _written({"apiVersion": "v1", "kind": "ConfigMap", "data": {"mode": "v1"},
+        kube.seed(*[written(o, a - 86400) for o in objects], _secret(GOOD_VALUE, a - 86400),
+                  written({"apiVersion": "v1", "kind": "ConfigMap", "data": {"mode": "v1"},
                             "metadata": {"name": "cart-config", "namespace": "shop"}}, a - 86400))
         validating(kube)
         with prometheus_with(tmp_path / "p", timeline(inc, a + 120)) as prom:
