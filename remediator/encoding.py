@@ -8,7 +8,10 @@ Bump ENCODER_VERSION whenever the layout changes; models record it and refuse a 
 A signal that was not observed (`Snapshot.unknown_signals`: no request metric in the SLI profile,
 no kube-state-metrics or cAdvisor series, ...) is *missing*, not healthy: its features are 0 and
 its group's indicator (`SIGNAL_GROUPS`) is 1, so the policy never reads "no data" as "no errors".
-Version 2 added those indicators, the workload's kind and whether it keeps data.
+Version 2 added those indicators, the workload's kind and whether it keeps data. Version 3 added
+what changed around the workload (`ADDED_FEATURES[3]`): since when errors rose, its configs and
+Service against their last-known-good versions, Pending pods beside cordoned nodes. A policy of an
+older version is widened into the new layout by `widen_index` (`remediator train --init`).
 """
 
 from __future__ import annotations
@@ -19,10 +22,10 @@ import numpy as np
 import numpy.typing as npt
 
 from remediator.actions import ACTION_INDEX, ACTION_KINDS
-from remediator.snapshot import SIGNAL_GROUPS, Snapshot
+from remediator.snapshot import SIGNAL_GROUPS, Signals, Snapshot
 from remediator.workloads import WORKLOAD_KINDS
 
-ENCODER_VERSION = 2
+ENCODER_VERSION = 3
 
 # Alerts the encoder knows by name; anything else is "other" and is read from signals alone.
 KNOWN_ALERTS: tuple[str, ...] = (
@@ -45,7 +48,11 @@ _SIGNAL_FEATURES: tuple[str, ...] = (
     "crashloop", "mem_ratio", "mem_slope", "cpu_ratio", "throttle", "request_rate", "traffic/normal",
     "error_ratio", "error/slo", "latency/slo", "hpa", "hpa_ratio", "hpa_at_max", "node_ready", "pvc", "pvc_used",
     "pvc_filling", "deps", "dep_errors", "dep_available", "dep_latency/slo", "recent_rollout",
-    "has_previous_revision", "pdb_at_min", "protected")
+    "has_previous_revision", "pdb_at_min", "protected",
+    # Version 3: what changed, and when against the errors (a config the SLO held with for minutes
+    # after its edit is a bystander; one the errors began with is the suspect).
+    "errors_since", "config_changed", "config_held", "config_revertible", "secret_edited",
+    "service_changed", "service_revertible", "service_no_endpoints", "pending_pods", "cordoned_nodes")
 # The `Signals` fields a feature is computed from, where one can be unobserved: the feature is
 # then 0, and its group's indicator says why.
 _NEEDS: dict[str, frozenset[str]] = {
@@ -58,6 +65,7 @@ _NEEDS: dict[str, frozenset[str]] = {
     "hpa_at_max": frozenset({"hpa_current", "hpa_max"}), "node_ready": frozenset({"node_ready"}),
     "pvc_used": frozenset({"pvc_used_ratio"}), "pvc_filling": frozenset({"pvc_minutes_to_full"}),
     "dep_errors": frozenset({"dep_error_ratio"}), "dep_latency/slo": frozenset({"dep_latency_p99_s"}),
+    "errors_since": frozenset({"error_ratio"}), "config_held": frozenset({"error_ratio"}),
 }
 _MASKED: tuple[tuple[int, frozenset[str]], ...] = tuple((_SIGNAL_FEATURES.index(f), n) for f, n in _NEEDS.items())
 OBS_SIZE = len(KNOWN_ALERTS) + 1 + len(_SIGNAL_FEATURES) + _CONTEXT + 2 * len(ACTION_KINDS) + 2
@@ -76,6 +84,19 @@ def _squash(x: float, scale: float) -> float:
     if math.isinf(x):
         return 1.0
     return x / (x + scale)
+
+
+def _recency(age_s: float, scale: float = 600.0) -> float:
+    """1 for a change just now, falling towards 0 with age; 0 for never (an infinite age)."""
+    return 0.0 if math.isinf(age_s) or math.isnan(age_s) else 1.0 - _squash(max(age_s, 0.0), scale)
+
+
+def _held_s(s: Signals) -> float:
+    """How long the SLO held after the last config edit: its age minus how long errors have been up
+    (0 when the errors began with it, or when nothing is erroring or nothing was edited)."""
+    if s.errors_since_s <= 0 or math.isinf(s.config_changed_age_s):
+        return 0.0
+    return max(s.config_changed_age_s - s.errors_since_s, 0.0)
 
 
 def encode(snapshot: Snapshot) -> npt.NDArray[np.float32]:
@@ -119,6 +140,16 @@ def encode(snapshot: Snapshot) -> npt.NDArray[np.float32]:
         s.has_previous_revision,
         1.0 if s.pdb_disruptions_allowed <= 0 else 0.0,
         1.0 if snapshot.protected else 0.0,
+        _squash(s.errors_since_s, 300.0),
+        _recency(s.config_changed_age_s),
+        _squash(_held_s(s), 120.0),
+        _clip(s.config_revertible),
+        _clip(s.config_secret_edited),
+        _recency(s.service_changed_age_s),
+        _clip(s.service_revertible),
+        1.0 if s.service_ready_endpoints < 1 else 0.0,
+        _squash(s.pending_pods, 1.0),
+        1.0 if s.cordoned_ready_nodes > 0 else 0.0,
     )
     start = len(KNOWN_ALERTS) + 1
     out[start:start + len(_SIGNAL_FEATURES)] = feats
@@ -155,3 +186,20 @@ def feature_names() -> tuple[str, ...]:
     return (tuple(f"alert:{a}" for a in KNOWN_ALERTS) + ("alert:other",) + sig + context
             + tuple(f"tried:{k.value}" for k in ACTION_KINDS)
             + tuple(f"denied:{k.value}" for k in ACTION_KINDS) + ("since_alert", "actions"))
+
+
+# The features each version added; an older layout is the current one without what came later.
+ADDED_FEATURES: dict[int, tuple[str, ...]] = {
+    3: _SIGNAL_FEATURES[_SIGNAL_FEATURES.index("errors_since"):],
+}
+
+
+def widen_index(version: int) -> list[int]:
+    """Where each feature of encoder `version`'s layout sits in this version's: a policy trained on
+    it is widened by giving the new features zero weight (it then computes what it did, until
+    training teaches it to read them). Raises ValueError for a version this code cannot widen."""
+    if not 2 <= version <= ENCODER_VERSION:
+        raise ValueError(f"encoder version {version} cannot be widened to {ENCODER_VERSION}")
+    later = {f for v, added in ADDED_FEATURES.items() if v > version for f in added}
+    names = feature_names()
+    return [i for i, n in enumerate(names) if n not in later]

@@ -223,6 +223,11 @@ class Signals:
     config_changed_age_s: float = math.inf  # since a ConfigMap/Secret it references was last written
     config_revertible: float = 0.0  # 1: a config differs from its last-known-good version and can be put back
     config_secret_edited: float = 0.0  # 1: a Secret it uses was edited in place (cannot be put back)
+    # How long its error ratio has been over the SLO, read back over the request counters' trend
+    # window and pre-alert baseline in steps of ERRORS_SINCE_STEP_S (0: not over it now; inf: over it
+    # as far back as the samples go). A stretch without requests neither holds nor breaks the SLO
+    # (pods in back-off serve nothing).
+    errors_since_s: float = 0.0
     pending_pods: float = 0.0  # its pods Pending because no node has room (PodScheduled False, Unschedulable)
     cordoned_ready_nodes: float = 0.0  # nodes Ready but cordoned (spec.unschedulable)
 
@@ -636,6 +641,9 @@ def _quantile(buckets: Mapping[float, float], q: float) -> float:
     return bounds[-1]
 
 
+ERRORS_SINCE_STEP_S = 30.0
+
+
 @dataclass
 class _ServiceTraffic:
     requests: float = 0.0
@@ -646,6 +654,8 @@ class _ServiceTraffic:
     seen: bool = False
     seen_baseline: bool = False
     seen_duration: bool = False
+    # The request counters' samples, each with whether it counts errors (for `errors_since`).
+    calls: list[tuple[Sequence[tuple[float, float]], bool]] = field(default_factory=list)
 
     @property
     def error_ratio(self) -> float:
@@ -654,6 +664,21 @@ class _ServiceTraffic:
     @property
     def p99(self) -> float:
         return _quantile(self.buckets, 0.99)
+
+    def errors_since(self, now: float, threshold: float) -> float:
+        """Seconds the error ratio has been over `threshold`: stepping back from `now` to the last
+        moment it held with requests served; infinite when it was over it in the oldest samples read."""
+        oldest = min((pts[0][0] for pts, _ in self.calls if pts), default=now)
+        since, t = 0.0, now
+        while t - RATE_WINDOW_S >= oldest - 1e-6:
+            rates = [(_rate(pts, t), error) for pts, error in self.calls]
+            total = sum(r for r, _ in rates)
+            if total > 0:
+                if sum(r for r, error in rates if error) / total <= threshold:
+                    return since
+                since = now - t + ERRORS_SINCE_STEP_S
+            t -= ERRORS_SINCE_STEP_S
+        return math.inf if since > 0 else 0.0
 
 
 def _has_point(points: Sequence[tuple[float, float]], start: float, end: float) -> bool:
@@ -680,8 +705,10 @@ def _traffic(series: Sequence[Series], now: float, alert_start: float, sli: SliP
             t.baseline += _rate(s.points, base_end, BASELINE_WINDOW_S)
             t.seen = t.seen or _has_point(s.points, now - RATE_WINDOW_S, now)
             t.seen_baseline = t.seen_baseline or _has_point(s.points, base_end - BASELINE_WINDOW_S, base_end)
-            if sli.is_error(s.labels):
+            error = sli.is_error(s.labels)
+            if error:
                 t.errors += r
+            t.calls.append((s.points, error))
         else:
             le = float(s.labels.get("le", "+Inf")) * sli.unit_s
             t.buckets[le] = t.buckets.get(le, 0.0) + _rate(s.points, now)
@@ -719,11 +746,14 @@ def build_snapshot(alert: Alert, series: Sequence[Series], objects: Sequence[K8s
     worst = tuple(sorted(pods, key=lambda p: (r.ready.get(p, 1.0), -r.restarts.get(p, 0.0),
                                               -mem_ratios.get((p, container or ""), 0.0), p)))
     health = _dep_health(idx, scope, r, traffic)
-    deps = _deps_worst_first(scope, health, _slo(scope, default_slo))
+    slo = _slo(scope, default_slo)
+    deps = _deps_worst_first(scope, health, slo)
     judged_nodes = nodes | ({node} if node else set())
     signals = _signals(idx, scope, r, traffic, health, pods, judged_nodes, node, container, now)
     around = _around(idx, scope, alert, r, now)
-    signals = replace(signals, **around.signals)
+    own = traffic.get((scope.ns, scope.name))
+    since = own.errors_since(now, slo.error_ratio) if own is not None else 0.0
+    signals = replace(signals, errors_since_s=since, **around.signals)
     replicas = REPLICA_SERIES.get(scope.workload.kind if scope.workload else "")
     expected = [*(replicas[1:] if replicas else ()), sli.requests, "container_memory_working_set_bytes"]
     # The request counter counts only when the workload's own traffic is in it.
@@ -735,7 +765,7 @@ def build_snapshot(alert: Alert, series: Sequence[Series], objects: Sequence[K8s
                    if ((e.get("involvedObject") or {}).get("name", "") in involved)
                    or ((e.get("regarding") or {}).get("name", "") in involved))
     return Snapshot(
-        alert=alert, at=now, workload=scope.workload, signals=signals, slo=_slo(scope, default_slo), node=node,
+        alert=alert, at=now, workload=scope.workload, signals=signals, slo=slo, node=node,
         pods=worst, hpa=scope.hpa, pvc=scope.pvc, dependencies=deps,
         workload_labels=dict(scope.labels), events=events[-20:], keeps_data=object_keeps_data(scope.obj),
         node_pods=_evicted_by_drain(idx, node) if node else (),

@@ -43,6 +43,7 @@ from typing import Any
 
 import gymnasium as gym
 
+from remediator.actions import ACTION_KINDS
 from remediator.rank.rl import ALGOS, PolicyMetadata, embed_metadata, guard_view, metadata_path
 
 __all__ = ["DEFAULT_HYPERPARAMS", "EpisodePoint", "PolicyView", "TrainResult", "TrainingError", "curve_path", "train"]
@@ -183,6 +184,7 @@ def train(algo: str, suite: str, timesteps: int, seed: int, out: Path | str, *, 
     `init` continues training a policy of the same algorithm and encoder (its weights; the replay
     buffer starts empty) for `timesteps` more, under `hyperparams` (for a DQN, usually a lower
     `exploration_initial_eps`); the metadata counts both runs' steps and names the one it continued.
+    A DQN of an older encoder version is widened into this one's layout first (`_widened`).
     """
     out = Path(out)
     hp = resolve_hyperparams(algo, hyperparams)
@@ -232,7 +234,7 @@ def train(algo: str, suite: str, timesteps: int, seed: int, out: Path | str, *, 
     tail = points[-max(1, len(points) // 10):] if points else []
     continued = {} if base is None else {"continued_from": {
         "policy": str(init), "created": base.created, "timesteps": base.timesteps, "command": base.command,
-        "train_wall_s": base.train_wall_s}}
+        "train_wall_s": base.train_wall_s, "encoder_version": base.encoder_version}}
     meta = PolicyMetadata.current(
         algo=algo, suite=s.name if not Path(suite).suffix else str(suite), seed=seed,
         timesteps=timesteps + (base.timesteps if base else 0),
@@ -254,10 +256,14 @@ def _continued(algo: str, init: Path, env: Any, seed: int, kw: Mapping[str, Any]
                policy_kwargs: Mapping[str, Any]) -> tuple[Any, PolicyMetadata]:
     """The model at `init` (checked like any policy: encoder version, actions), set to go on
     training in `env` under the hyperparameters `kw`."""
-    from remediator.rank.rl import PolicyError, load_policy
+    from remediator.rank.rl import ModelMismatchError, PolicyError, load_policy
 
     try:
         _, base = load_policy(init, algo)
+    except ModelMismatchError as e:
+        if e.field != "encoder_version" or algo != "dqn":
+            raise TrainingError(str(e)) from e
+        return _widened(init, env, seed, kw, policy_kwargs)
     except PolicyError as e:
         raise TrainingError(str(e)) from e
     arch = base.hyperparams.get("net_arch")
@@ -277,6 +283,44 @@ def _continued(algo: str, init: Path, env: Any, seed: int, kw: Mapping[str, Any]
     # Loading keeps the saved schedule; this run explores on its own.
     model.exploration_schedule = LinearSchedule(float(kw["exploration_initial_eps"]),
                                                 float(kw["exploration_final_eps"]), float(kw["exploration_fraction"]))
+    return model, base
+
+
+def _widened(init: Path, env: Any, seed: int, kw: Mapping[str, Any],
+             policy_kwargs: Mapping[str, Any]) -> tuple[Any, PolicyMetadata]:
+    """A DQN of an older encoder version carried into this one's layout (`encoding.widen_index`):
+    a new model whose input layer has the old weights in the old features' columns and zeros in the
+    new ones, so that it starts out choosing what the old one chose; the rest is copied as is."""
+    import torch
+    from stable_baselines3 import DQN
+
+    from remediator.encoding import ENCODER_VERSION, widen_index
+    from remediator.rank.rl import read_metadata
+
+    base = read_metadata(init)
+    if base.algo != "dqn" or base.actions != tuple(k.value for k in ACTION_KINDS):
+        raise TrainingError(f"{init}: only a DQN with this code's actions can be widened "
+                            f"from encoder version {base.encoder_version} to {ENCODER_VERSION}")
+    try:
+        columns = widen_index(base.encoder_version)
+    except ValueError as e:
+        raise TrainingError(f"{init}: {e}") from e
+    if len(columns) != base.obs_size:
+        raise TrainingError(f"{init}: {base.obs_size} features, but encoder version {base.encoder_version} "
+                            f"had {len(columns)}")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*n_steps.*", category=UserWarning)
+        old = DQN.load(init, device="cpu")
+    arch = base.hyperparams.get("net_arch") or list(policy_kwargs.get("net_arch") or [64, 64])
+    model = DQN("MlpPolicy", env, seed=seed, device="cpu", policy_kwargs={**policy_kwargs, "net_arch": arch}, **kw)
+    state = old.policy.state_dict()
+    for key, value in model.policy.state_dict().items():
+        if tuple(value.shape) == tuple(state[key].shape):
+            continue
+        wide = torch.zeros_like(value)  # an input layer: the old columns moved, the new ones zero
+        wide[:, columns] = state[key]
+        state[key] = wide
+    model.policy.load_state_dict(state)
     return model, base
 
 

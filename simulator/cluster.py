@@ -229,20 +229,22 @@ class Cluster:
     def __init__(self, topology: Topology, focus: str, rng: random.Random, noise: float = 0.02,
                  namespace: str | None = None, start: float = 0.0, *, sli: str = "http",
                  sidecar: bool = False, scrape_labels: bool = False, statefulset: bool = False,
-                 dynamics: Dynamics | None = None, secret_digests: bool = False,
+                 dynamics: Dynamics | None = None, secret_digests: bool = False, secret_revert: bool = False,
                  scrape_interval_s: float = TICK_S) -> None:
         """`sli` the SLI profile the workloads' request metrics come in (`dialect.NO_SLI`: none),
         `sidecar` an istio-proxy container in the focus workload's pods, `scrape_labels` the
         scrape targets' labels on every series (simulator.dialect), `statefulset` the focus workload a
         StatefulSet rather than a Deployment. `secret_digests` whether the agent reads the Secrets
         the workloads mount (only to digest them); without it, as the live observer (which reads
-        no Secret), their objects are not among `objects()`. `scrape_interval_s` how often Prometheus
-        scrapes, a multiple of the tick: the series carry those samples only (the simulation and
-        the alert rules still step every tick)."""
+        no Secret by default), their objects are not among `objects()`; `secret_revert` that it also
+        kept their good values sealed, so `revert_config` can put a Secret back. `scrape_interval_s`
+        how often Prometheus scrapes, a multiple of the tick: the series carry those samples only
+        (the simulation and the alert rules still step every tick)."""
         if sli not in OUTCOME_LABELS and sli != NO_SLI:
             raise ValueError(f"unknown SLI profile {sli!r}; known: {', '.join([*OUTCOME_LABELS, NO_SLI])}")
         self.sli, self.sidecar, self.scrape_labels = sli, sidecar, scrape_labels
         self.secret_digests = secret_digests
+        self.secret_revert = secret_digests and secret_revert
         self.scrape_every = round(scrape_interval_s / TICK_S)
         if self.scrape_every < 1 or abs(self.scrape_every * TICK_S - scrape_interval_s) > 1e-9:
             raise ValueError(f"scrape interval {scrape_interval_s:g} s is not a positive multiple of the "
@@ -344,7 +346,7 @@ class Cluster:
         w.secret = ConfigData(w.secret.content + 1, self.now, **effects)
 
     def restore_secret(self, w: Workload) -> bool:
-        """A human puts the Secret's good values back (from their vault: the agent never kept them)."""
+        """The Secret's good values back: a human's from their vault, or the agent's sealed copy."""
         if w.secret.content == 1:
             return False
         w.secret_prev, w.secret = w.secret, ConfigData(1, self.now)
@@ -472,7 +474,14 @@ class Cluster:
         return True
 
     def _revert_config(self, action: Action, w: Workload) -> bool:
-        """Put the ConfigMap's first (last-known-good) content back and restart the workload."""
+        """Put the ConfigMap's first (last-known-good) content back and restart the workload; a Secret's
+        only when the agent kept its values sealed (`secret_revert`)."""
+        if action.target.kind == "Secret":
+            w = next((x for x in self.workloads.values() if secret_name(x.name) == action.target.name), w)
+            if not self.secret_revert or secret_name(w.name) != action.target.name or not self.restore_secret(w):
+                return False
+            self.add_revision(w)
+            return True
         w = next((x for x in self.workloads.values() if f"{x.name}-config" == action.target.name), w)
         if w.config.content == 1 or f"{w.name}-config" != action.target.name:
             return False  # nothing differs from what held
@@ -764,6 +773,8 @@ class Cluster:
         """Replicas, requests and latency per workload; the autoscaler and volume where it has them."""
         ns = self.namespace
         both = pre + recent
+        # Request counters over the trend window too (remediator/data/promql.yaml): since when errors rose.
+        calls = [fr for fr in pre if fr[0] < long[0][0]] + long
         for i, wl in enumerate(recent[-1][2]):
             name = wl[0]
             kind = self.workloads[name].kind
@@ -773,13 +784,13 @@ class Cluster:
             out.emit(spec_metric, dep, [(fr[0], fr[2][i][1]) for fr in both])
             out.emit(available_metric, dep, [(fr[0], fr[2][i][2]) for fr in recent])
             if self.sli == "http":  # the shape (and label order) every recorded figure was made with
-                out.emit("http_requests_total", (("code", "200"),) + svc, [(fr[0], fr[2][i][3]) for fr in both])
-                out.emit("http_requests_total", (("code", "500"),) + svc, [(fr[0], fr[2][i][4]) for fr in both])
+                out.emit("http_requests_total", (("code", "200"),) + svc, [(fr[0], fr[2][i][3]) for fr in calls])
+                out.emit("http_requests_total", (("code", "500"),) + svc, [(fr[0], fr[2][i][4]) for fr in calls])
                 for j, le in enumerate(_LE):
                     out.emit("http_request_duration_seconds_bucket", (("le", le),) + svc,
                              [(fr[0], fr[2][i][5][j]) for fr in recent])
             elif self.sli != NO_SLI:
-                self._profile_series(out, name, i, both, recent)
+                self._profile_series(out, name, i, calls, recent)
             if wl[6]:
                 h = (("horizontalpodautoscaler", name), ("namespace", ns))
                 out.emit("kube_horizontalpodautoscaler_status_current_replicas", h,
@@ -792,13 +803,13 @@ class Cluster:
                 out.emit("kubelet_volume_stats_used_bytes", c, [(fr[0], fr[2][i][7]) for fr in long], node)
                 out.emit("kubelet_volume_stats_capacity_bytes", c, [(fr[0], fr[2][i][8]) for fr in long], node)
 
-    def _profile_series(self, out: _Emitter, name: str, i: int, both: list[_Frame], recent: list[_Frame]) -> None:
+    def _profile_series(self, out: _Emitter, name: str, i: int, calls: list[_Frame], recent: list[_Frame]) -> None:
         """Workload `name`'s requests and latency in the SLI profile's names, labels and unit."""
         p = PROFILES[self.sli]
         own = {**p.match, p.workload_label: name, **({p.namespace_label: self.namespace} if p.namespace_label else {})}
         for col, outcome in zip((3, 4), OUTCOME_LABELS[self.sli]):
             labels = tuple(sorted({**own, **outcome}.items()))
-            out.emit(p.requests, labels, [(fr[0], fr[2][i][col]) for fr in both])
+            out.emit(p.requests, labels, [(fr[0], fr[2][i][col]) for fr in calls])
         if p.duration:
             for j, le in enumerate(BUCKETS):
                 labels = tuple(sorted({**own, "le": le_label(le, p.unit_s)}.items()))

@@ -66,10 +66,13 @@ class IncidentSpec:
     # fixed moment after the fault's onset.
     alert_for: bool = False
     statefulset: bool = False  # the alerted workload is a StatefulSet
-    # The agent reads the Secrets the workload mounts, to digest them. The live observer reads no
-    # Secret (its RBAC grants none), so every suite keeps this off: the agent sees only which Secret
-    # the pod template names. On, it models an observer that digests them (versions.config_digest).
+    # The agent reads the Secrets the workload mounts, to digest them (versions.config_digest), as the
+    # live observer does with `secrets.revert` on; off (its default RBAC grants no Secret read), it
+    # sees only which Secret the pod template names.
     secret_digests: bool = False
+    # With digests, the agent also kept the Secret's good values sealed (live: `secrets.revert` with
+    # a sealing key), so `revert_config` can put them back.
+    secret_revert: bool = False
     # How often Prometheus scrapes (a multiple of the 15 s tick): the series carry those samples only.
     scrape_interval_s: float = TICK_S
 
@@ -110,7 +113,8 @@ class Incident:
         self.cluster = c = Cluster(topology, spec.service, rng, noise=spec.noise, namespace=namespace,
                                    start=EPOCH, sli=spec.sli, sidecar=spec.sidecar, statefulset=spec.statefulset,
                                    scrape_labels=spec.scrape_labels, dynamics=dynamics,
-                                   secret_digests=spec.secret_digests, scrape_interval_s=spec.scrape_interval_s)
+                                   secret_digests=spec.secret_digests,
+                                   secret_revert=spec.secret_revert, scrape_interval_s=spec.scrape_interval_s)
         # The agent reads the profile the cluster speaks; with none, its default finds nothing.
         self.sli = PROFILES.get(spec.sli, DEFAULT_PROFILE)
         self.alert_at = EPOCH + PRE_ALERT_S + (RULE_HISTORY_S if spec.alert_for else 0.0)
@@ -372,7 +376,9 @@ def _dress(svc: ServiceSpec, herrings: tuple[str, ...], rng: random.Random,
 
 def _known_good(cluster: Cluster) -> KnownGood:
     """The focus workload's ConfigMap, Secret and Service as the agent sees them now: a Secret it
-    does not read (no `secret_digests`) by its name only, with no digest, as the live ledger records it."""
+    does not read (no `secret_digests`) by its name only, with no digest, as the live ledger records it;
+    with `secret_revert`, its values sealed."""
+    c = cluster
     w, objects = cluster.focus, cluster.objects()
 
     def find(kind: str, name: str) -> dict[str, Any] | None:
@@ -381,8 +387,10 @@ def _known_good(cluster: Cluster) -> KnownGood:
     configs = []
     for kind, name in (("ConfigMap", f"{w.name}-config"), ("Secret", secret_name(w.name))):
         obj = find(kind, name)
-        configs.append(config_version(obj) if obj is not None else ConfigVersion(ObjectRef(kind, w.namespace, name),
-                                                                                   ""))
+        version = config_version(obj) if obj is not None else ConfigVersion(ObjectRef(kind, w.namespace, name), "")
+        if kind == "Secret" and c.secret_revert:  # the healthy-time sweep sealed its values (an opaque token)
+            version = replace(version, sealed=f"sealed:{version.digest}")
+        configs.append(version)
     service = find("Service", w.name)
     assert service is not None, f"the simulator always emits the Service of {w.name}"
     return KnownGood(ObjectRef(w.kind, w.namespace, w.name), cluster.now, tuple(configs),

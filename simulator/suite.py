@@ -33,7 +33,8 @@ A generated suite:
       sidecar: 0.3               # share whose pods carry an istio-proxy sidecar
       scrape_labels: 0.5         # share with kube-prometheus-stack's scrape-target labels
       statefulset: 0.2           # share whose alerted workload is a StatefulSet
-      secret_digests: 0          # share in which the agent digests mounted Secrets (live: never)
+      secret_digests: 0          # share in which the agent digests mounted Secrets (live: secrets.revert)
+      secret_revert: 0           # of those, the share in which it also keeps their good values sealed
       alert_for: true            # alerts fire after their rule's for:
       scrape_interval_s: {15: 3, 30: 1}   # Prometheus's scrape interval (or one number), drawn per incident
     dynamics:                    # how the world behaves (simulator/dynamics.py): defaults change nothing
@@ -153,9 +154,12 @@ class Dialect(BaseModel):
     alert_for: bool = False
     statefulset: float = Field(0.0, ge=0, le=1)  # share whose alerted workload is a StatefulSet
     # Share in which the agent reads the Secrets workloads mount, to digest them: it then sees that a
-    # Secret changed, never what it held. The live observer reads no Secret, so keep it 0 to train
-    # for the live path; it models a digesting observer.
+    # Secret changed, never what it held. The live observer reads no Secret unless secret reverts
+    # are on (`secrets.revert`, off by default).
     secret_digests: float = Field(0.0, ge=0, le=1)
+    # Of the incidents with digests, the share in which the agent also kept each Secret's good values
+    # sealed (live: `secrets.revert` with a sealing key): `revert_config` can then put one back.
+    secret_revert: float = Field(0.0, ge=0, le=1)
     # Prometheus's scrape interval, seconds: one, or weights of several, each a multiple of the 15 s
     # tick up to 120 s (a window of 150 s keeps a sample). Drawn per incident from a stream of its own.
     scrape_interval_s: dict[float, float] = Field(default_factory=lambda: {TICK_S: 1.0})
@@ -205,6 +209,8 @@ class Dialect(BaseModel):
                "sidecar": rng.random() < self.sidecar, "scrape_labels": rng.random() < self.scrape_labels,
                "alert_for": self.alert_for, "statefulset": rng.random() < self.statefulset,
                "secret_digests": rng.random() < self.secret_digests}
+        # From a stream of its own, so that adding it moved no other draw.
+        out["secret_revert"] = out["secret_digests"] and random.Random(seed ^ 0x5EA1ED).random() < self.secret_revert
         intervals = sorted(i for i, w in self.scrape_interval_s.items() if w > 0)
         out["scrape_interval_s"] = intervals[0] if len(intervals) == 1 else random.Random(seed ^ 0x5C2A9E).choices(
             intervals, [self.scrape_interval_s[i] for i in intervals])[0]

@@ -23,7 +23,7 @@ def _healthy() -> Snapshot:
 
 
 def test_layout() -> None:
-    assert ENCODER_VERSION == 2 and len(feature_names()) == OBS_SIZE == len(set(feature_names()))
+    assert ENCODER_VERSION == 3 and len(feature_names()) == OBS_SIZE == len(set(feature_names()))
     assert encode(_healthy()).shape == (OBS_SIZE,)
 
 

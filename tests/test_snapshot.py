@@ -420,3 +420,41 @@ def test_the_depends_on_annotation_names_the_observed_workload_of_its_real_kind(
     snap = build_snapshot(alert, _series(), objects, now=NOW)
     assert snap.dependencies[0] == ObjectRef("StatefulSet", NS, "redis")
     assert ObjectRef("Deployment", "billing", "ledger") in snap.dependencies
+
+
+
+def _requests(errors_per_s: list[float], served_per_s: float | list[float] = 100.0, step: float = 15.0) -> list[Series]:
+    """Request counters: `served_per_s` requests a second, `errors_per_s[i]` of them failing in scrape interval i."""
+    served = served_per_s if isinstance(served_per_s, list) else [served_per_s] * len(errors_per_s)
+    ok, bad, good_total, bad_total = [], [], 0.0, 0.0
+    for e, n in zip(errors_per_s, served):
+        good_total += (n - e) * step
+        bad_total += e * step
+        ok.append(good_total)
+        bad.append(bad_total)
+    svc = {"namespace": NS, "service": "cart"}
+    return [Series("http_requests_total", {**svc, "code": "200"}, _pts(ok, step)),
+            Series("http_requests_total", {**svc, "code": "500"}, _pts(bad, step))]
+
+
+def _errors_since(series: list[Series]) -> float:
+    alert = Alert("ServiceErrorBudgetBurn", {"namespace": NS, "service": "cart"}, starts_at=NOW - 60)
+    return build_snapshot(alert, series, _objects(), now=NOW).signals.errors_since_s
+
+
+@pytest.mark.parametrize("errors, since", [
+    ([0.0] * 40, (0.0, 0.0)),                    # healthy
+    ([0.0] * 30 + [20.0] * 10, (150.0, 180.0)),  # errors for the last 150 s
+    ([0.0] * 10 + [20.0] * 30, (450.0, 480.0)),  # for the last 450 s
+    ([20.0] * 40, (math.inf, math.inf)),         # for as long as the samples go
+])
+def test_errors_since_reads_back_to_when_the_slo_last_held(errors: list[float], since: tuple[float, float]) -> None:
+    assert since[0] <= _errors_since(_requests(errors)) <= since[1]
+
+
+def test_errors_since_skips_a_stretch_with_no_requests_served() -> None:
+    # Healthy, then failing for 150 s, then every pod in back-off (nothing served) for 5 minutes, then
+    # failing again: the errors began 555 s ago (37 scrapes).
+    errors = [0.0] * 10 + [20.0] * 10 + [0.0] * 20 + [20.0] * 8
+    served = [100.0] * 20 + [0.0] * 20 + [100.0] * 8
+    assert 540.0 <= _errors_since(_requests(errors, served)) <= 600.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -95,3 +96,57 @@ def test_init_continues_a_policy_and_counts_both_runs(tmp_path: Path) -> None:
     a, b = load_rl_ranker(str(first)).model.q_net, load_rl_ranker(str(second)).model.q_net
     moved = [not torch.equal(x, y) for x, y in zip(a.parameters(), b.parameters(), strict=True)]
     assert any(moved)
+
+
+def test_init_widens_a_policy_of_the_previous_encoder_version(tmp_path: Path) -> None:
+    """A DQN trained on encoder version 2 (its 97 features) is carried into this version's layout:
+    before any learning the widened model gives exactly the old Q-values, whatever the new features
+    say; a model of an unknown version is refused with the reason."""
+    import gymnasium as gym
+    import numpy as np
+    import torch
+    from stable_baselines3 import DQN
+
+    from remediator.encoding import feature_names, widen_index
+    from remediator.rank.rl import embed_metadata
+
+    first = tmp_path / "v3.zip"
+    res = runner.invoke(app, ["train", "--algo", "dqn", "--suite", "default", "--timesteps", "64", "--seed", "2",
+                              "--out", str(first), "--no-progress", *TINY["dqn"]])
+    assert res.exit_code == 0, res.output
+    # Narrow it into a version-2 model: its input layer keeps the columns version 2 had.
+    cols = widen_index(2)
+    model = load_rl_ranker(str(first)).model
+
+    class V2Spaces(gym.Env):  # type: ignore[type-arg]
+        observation_space = gym.spaces.Box(0.0, 2.0, (len(cols),), np.float32)
+        action_space = gym.spaces.Discrete(len(ACTION_KINDS))
+
+    old = DQN("MlpPolicy", V2Spaces(), policy_kwargs={"net_arch": model.policy.net_arch}, device="cpu")
+    state = model.policy.state_dict()
+    for key, value in old.policy.state_dict().items():
+        if value.shape != state[key].shape:
+            state[key] = state[key][:, cols]
+    old.policy.load_state_dict(state)
+    v2 = tmp_path / "v2.zip"
+    old.save(v2)
+    meta = replace(read_metadata(first), encoder_version=2, obs_size=len(cols))
+    embed_metadata(v2, meta)
+
+    wide = tmp_path / "wide.zip"
+    res = runner.invoke(app, ["train", "--algo", "dqn", "--suite", "default", "--timesteps", "32", "--seed", "3",
+                              "--out", str(wide), "--no-progress", "--init", str(v2), *TINY["dqn"],
+                              "--hp", "learning_starts=100000"])
+    assert res.exit_code == 0, res.output
+    assert read_metadata(wide).encoder_version == ENCODER_VERSION
+    assert json.loads(wide.with_suffix(".json").read_text())["extra"]["continued_from"]["encoder_version"] == 2
+    x = torch.rand(64, len(feature_names())) * 2
+    with torch.no_grad():
+        q_old = old.q_net(x[:, cols])
+        q_wide = load_rl_ranker(str(wide)).model.q_net(x)
+    assert torch.allclose(q_old, q_wide)
+
+    embed_metadata(v2, replace(meta, encoder_version=1))
+    res = runner.invoke(app, ["train", "--algo", "dqn", "--suite", "default", "--timesteps", "32", "--seed", "3",
+                              "--out", str(tmp_path / "x.zip"), "--no-progress", "--init", str(v2), *TINY["dqn"]])
+    assert res.exit_code == 2 and "encoder version 1 cannot be widened" in res.output

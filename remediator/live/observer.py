@@ -241,10 +241,11 @@ class QueryTemplates(_Strict):
 
     def for_profile(self, sli: SliProfile) -> dict[str, MetricQuery]:
         """The queries to run: the contract's, and the SLI profile's request counter (with its
-        pre-alert baseline) and duration histogram, unless this file gives their selectors."""
+        pre-alert baseline, over the trend window: since when errors rose) and duration histogram,
+        unless this file gives their selectors."""
         out = {m: q for m, q in self.metrics.items() if m not in _SLI_METRICS}
         out[sli.requests] = self.metrics.get(sli.requests) or MetricQuery(query=sli.selector("requests"),
-                                                                          baseline=True)
+                                                                          window="trend", baseline=True)
         if sli.duration:
             out[sli.duration] = self.metrics.get(sli.duration) or MetricQuery(query=sli.selector("duration"))
         return out

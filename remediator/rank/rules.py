@@ -35,6 +35,7 @@ class _Reading:
     slow: bool
     erroring: bool
     deps_broken: bool
+    since_alert_s: float = 0.0
     unknown: frozenset[str] = frozenset()  # signals not observed: no row reads their default as a fact
 
     def knows(self, signal: str) -> bool:
@@ -45,8 +46,10 @@ class _Reading:
         g, slo = s.signals, s.slo
         deps_broken = g.deps > 0 and (g.dep_available_ratio < 1 or g.dep_latency_p99_s > slo.latency_p99_s
                                       or g.dep_error_ratio > slo.error_ratio * t.dep_error_factor)
-        return cls(g=g, slo=slo, t=t, unknown=s.unknown_signals,
-                   recent_rollout=g.rollout_age_s < t.rollout_window_s and g.has_previous_revision > 0,
+        return cls(g=g, slo=slo, t=t, unknown=s.unknown_signals, since_alert_s=s.since_alert_s,
+                   # A rollout made during the incident is the agent's own restart or rollback, not a suspect.
+                   recent_rollout=(s.since_alert_s < g.rollout_age_s < t.rollout_window_s
+                                   and g.has_previous_revision > 0),
                    crashing=g.crashloop_fraction > 0 or g.restarts_per_min > 0.2,
                    slow=g.latency_p99_s > slo.latency_p99_s,
                    erroring=g.error_ratio > slo.error_ratio,
@@ -59,10 +62,16 @@ class _Reading:
 
     @property
     def config_changed(self) -> bool:
-        """A config it uses differs from its last-known-good version, changed after the last rollout."""
+        """A config it uses differs from its last-known-good version: edited within the config window,
+        after the last rollout from before the incident (one made during it is the agent's own), and
+        not followed by minutes of a healthy SLO (then the errors have another cause)."""
         g = self.g
-        return (g.config_revertible > 0 and g.config_changed_age_s < self.t.rollout_window_s
-                and g.config_changed_age_s < g.rollout_age_s)
+        if not (g.config_revertible > 0 and g.config_changed_age_s < self.t.config_window_s):
+            return False
+        if self.since_alert_s < g.rollout_age_s <= g.config_changed_age_s:
+            return False  # rolled out after the edit, before the alert: the rollout is the suspect
+        held = g.config_changed_age_s - g.errors_since_s if g.errors_since_s > 0 else 0.0
+        return held < self.t.config_held_s
 
     @property
     def oom(self) -> bool:
@@ -177,14 +186,17 @@ class RulesRanker:
     def rank(self, snapshot: Snapshot, candidates: Sequence[Candidate]) -> list[Ranked]:
         plan = expert_plan(snapshot, self.thresholds)
         n = len(plan)
+        # When no step of the plan can be taken (not proposed, or the guards deny it): wait while
+        # nothing was tried; after acting in vain, hand over rather than watch.
+        acted = any(a.executed and a.kind not in (A.NOOP, A.ESCALATE) for a in snapshot.history)
         scores = []
         for c in candidates:
             if c.action.kind in plan:
                 scores.append(float(n - plan.index(c.action.kind)))
             elif c.action.kind is A.NOOP:
-                scores.append(-1.0)
+                scores.append(-2.0 if acted else -1.0)
             elif c.action.kind is A.ESCALATE:
-                scores.append(-2.0)
+                scores.append(-1.0 if acted else -2.0)
             else:
                 scores.append(-3.0 - c.score * 0.01)
         return by_scores(candidates, scores)

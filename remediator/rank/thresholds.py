@@ -35,6 +35,11 @@ class RuleThresholds:
 
     # A rollout younger than this is a suspect for crashes and errors (seconds).
     rollout_window_s: float
+    # A config edited longer ago than this is not a suspect (seconds): a crash loop's alert waits
+    # 15 minutes for its `for:`, so the window must outlast it.
+    config_window_s: float
+    # A config edit the SLO held with for this long (seconds) before errors began is a bystander.
+    config_held_s: float
     # The share of pods whose last termination was OOMKilled that says "memory": one old kill
     # on one pod of several is a bystander.
     oom_ratio: float
@@ -62,7 +67,8 @@ class RuleThresholds:
 
 # The allowed range of each threshold: a value outside it is a typo, not a choice.
 _RANGES: dict[str, tuple[float, float]] = {
-    "rollout_window_s": (0.0, 7 * 86400.0), "oom_ratio": (0.0, 1.0), "throttle_ratio": (0.0, 1.0),
+    "rollout_window_s": (0.0, 7 * 86400.0), "config_window_s": (0.0, 7 * 86400.0),
+    "config_held_s": (0.0, 86400.0), "oom_ratio": (0.0, 1.0), "throttle_ratio": (0.0, 1.0),
     "transient_s": (0.0, 3600.0), "settle_s": (0.0, 3600.0), "spike_ratio": (1.0, 100.0),
     "hung_latency_s": (0.0, 600.0), "dep_error_factor": (1.0, 1000.0), "pvc_used_ratio": (0.0, 1.0),
     "pvc_minutes_to_full": (0.0, 100_000.0),

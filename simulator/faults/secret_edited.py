@@ -4,12 +4,13 @@ Like `config_edited`, nothing was rolled out: the pod template is unchanged, so 
 restart brings the same broken Secret back. Unlike a ConfigMap, the agent cannot put it back:
 it never keeps a Secret's values (remediator/versions.py), and by default it does not even read
 Secrets (its RBAC grants none), so live it sees errors (or a crash loop) with no rollout and no
-config change. An observer that digested Secrets (the simulator's `secret_digests`, off in every
-suite; live, the opt-in `secrets.revert`) would see *that* the Secret changed, and when; without a
-sealed copy of the good values (the simulator models none) still not what it held. Either way the
-remedy is a human's: escalate, with the evidence, and the human restores the values from wherever
-they keep them (`by_hand`); the kubelet's sync brings them into the pods.
-`revert_config` on the Secret is refused by the guards and counted unsafe by the referee.
+config change. An observer that digests Secrets (the suites' `dialect.secret_digests`; live, the
+opt-in `secrets.revert`) sees *that* the Secret changed, and when. Without a sealed copy of the good
+values the remedy is a human's: escalate, with the evidence, and the human restores the values from
+wherever they keep them (`by_hand`); the kubelet's sync brings them into the pods. `revert_config`
+on the Secret is then refused by the guards and counted unsafe by the referee. With a sealed copy
+(`dialect.secret_revert`; live, `secrets.revert` with a sealing key) `revert_config` puts the
+values back and restarts the pods, as for a ConfigMap.
 """
 
 from simulator.cluster import Cluster
@@ -17,7 +18,13 @@ from simulator.faults.base import A, Effect, Fault, Knob, pod_alert, register, s
 
 
 class _SecretFault(Fault):
-    best = (A.ESCALATE,)
+    best: tuple[A, ...] = (A.ESCALATE,)
+
+    def edit(self, cluster: Cluster, **effect: float) -> None:
+        cluster.edit_secret(cluster.focus, **effect)
+        if cluster.secret_revert:  # the agent kept the good values sealed: it can put them back itself
+            self.best = (A.REVERT_CONFIG,)
+            self.effects = {**self.effects, A.REVERT_CONFIG: Effect.FIXES}
 
     def by_hand(self, cluster: Cluster) -> bool:
         return cluster.restore_secret(cluster.focus)
@@ -36,7 +43,7 @@ class SecretEdited(_SecretFault):
     knobs = {"error_ratio": Knob((0.1, 0.6), ceiling=1.0, doc="share of requests the edited Secret fails")}
 
     def inject(self, cluster: Cluster) -> None:
-        cluster.edit_secret(cluster.focus, error_ratio=self.draw("error_ratio"))
+        self.edit(cluster, error_ratio=self.draw("error_ratio"))
 
     def alert(self, cluster: Cluster) -> tuple[str, dict[str, str]]:
         return service_alert(cluster, "ServiceErrorBudgetBurn")
@@ -56,7 +63,7 @@ class SecretEditedCrash(_SecretFault):
     knobs = {"crash_after_s": Knob((15.0, 45.0), positive=True, doc="seconds after start it exits on the edit")}
 
     def inject(self, cluster: Cluster) -> None:
-        cluster.edit_secret(cluster.focus, crash_after_s=self.draw("crash_after_s"))
+        self.edit(cluster, crash_after_s=self.draw("crash_after_s"))
 
     def alert(self, cluster: Cluster) -> tuple[str, dict[str, str]]:
         return pod_alert(cluster, "KubePodCrashLooping")

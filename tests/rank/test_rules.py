@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from remediator.actions import ActionKind, ObjectRef
+from remediator.actions import Action, ActionKind, ObjectRef
 from remediator.calibrate import CalibrationError, calibrate
+from remediator.propose.base import Candidate
 from remediator.rank import RulesRanker, RuleThresholds, RuleThresholdsError, expert_plan
 from remediator.rank.registry import RankerError, make_ranker
 from remediator.rank.thresholds import SHIPPED_THRESHOLDS, as_yaml, load_thresholds, shipped_thresholds
@@ -59,6 +60,38 @@ def test_dependencies_are_checked_before_the_workload_is_restarted() -> None:
     assert expert_plan(after)[0] is A.RESTART_ROLLOUT
 
 
+def test_a_config_edit_is_the_suspect_only_when_the_errors_began_with_it() -> None:
+    edited = dict(config_revertible=1.0, config_changed_age_s=150.0, error_ratio=0.2, rollout_age_s=90000.0)
+    assert expert_plan(snap(errors_since_s=120.0, **edited))[0] is A.REVERT_CONFIG
+    # The SLO held for five minutes after the edit: a bystander, watched like any page without a cause.
+    assert expert_plan(snap(errors_since_s=60.0, **{**edited, "config_changed_age_s": 360.0})) == [A.NOOP]
+    # A crash loop's alert waits 15 minutes: an edit 16 minutes old, erroring ever since, is still the suspect.
+    assert expert_plan(snap(errors_since_s=float("inf"), **{**edited, "config_changed_age_s": 960.0},
+                            **CRASHING))[0] is A.REVERT_CONFIG
+    # A rollout after the edit (before the alert) is the suspect instead; one of the agent's own is not.
+    assert A.REVERT_CONFIG not in expert_plan(snap(errors_since_s=120.0, **{**edited, "rollout_age_s": 100.0}))
+    assert expert_plan(snap(since_alert_s=200.0, errors_since_s=320.0,
+                            **{**edited, "config_changed_age_s": 350.0, "rollout_age_s": 100.0}))[0] is A.REVERT_CONFIG
+
+
+def test_the_agents_own_restart_is_not_a_rollout_to_roll_back() -> None:
+    restarted = snap(since_alert_s=400.0, history=(Attempt(A.RESTART_ROLLOUT, 1200.0, executed=True),),
+                     rollout_age_s=200.0, error_ratio=0.3, latency_p99_s=0.9)
+    assert A.ROLLBACK_ROLLOUT not in expert_plan(restarted)
+
+
+def test_after_acting_in_vain_it_hands_over_rather_than_watch() -> None:
+    def cands(*kinds: ActionKind) -> list[Candidate]:
+        return [Candidate(Action(k, ObjectRef("Deployment", "shop", "cart")), "catalog", 0.5, "") for k in kinds]
+    # The plan's next step (a scale-out) is not on offer: wait before acting, escalate after.
+    fresh = snap(since_alert_s=400.0, error_ratio=0.3)
+    tried = snap(since_alert_s=400.0, history=(Attempt(A.RESTART_ROLLOUT, 1100.0, executed=True),),
+                 error_ratio=0.3)
+    offered = cands(A.NOOP, A.ESCALATE)
+    assert RulesRanker().rank(fresh, offered)[0].candidate.action.kind is A.NOOP
+    assert RulesRanker().rank(tried, offered)[0].candidate.action.kind is A.ESCALATE
+
+
 def test_throttling_is_a_cause_only_when_heavy() -> None:
     assert expert_plan(snap(latency_p99_s=2.0, throttle_ratio=0.35))[0] is A.NOOP  # watched as a transient
     assert expert_plan(snap(latency_p99_s=2.0, throttle_ratio=0.9))[0] is A.RAISE_CPU_LIMIT
@@ -97,8 +130,8 @@ def test_a_thresholds_file_round_trips_and_is_a_ranker(tmp_path: Path) -> None:
     (lambda s: s.replace("oom_ratio: 0.6", "oom_ratio: high"), ":8: oom_ratio: must be a number in [0, 1], not"),
     (lambda s: s.replace("throttle_ratio: 0.5", "throttle_ratio: 1.5"), ":9: throttle_ratio: must be a number"),
     (lambda s: s.replace("transient_s: 180", "transient_s: true"), ":10: transient_s: must be a number"),
-    (lambda s: s + "oom_ration: 0.5\n", ":17: oom_ration: unknown threshold"),
-    (lambda s: s + "oom_ratio: 0.5\n", ":17: oom_ratio: given twice (first on line 8)"),
+    (lambda s: s + "oom_ration: 0.5\n", ":19: oom_ration: unknown threshold"),
+    (lambda s: s + "oom_ratio: 0.5\n", ":19: oom_ratio: given twice (first on line 8)"),
     (lambda s: s.replace("settle_s: 150\n", ""), "missing threshold(s): settle_s"),
     (lambda s: s + "a: [\n", "not valid YAML"),
     (lambda s: "- 1\n", "a mapping of name: number"),

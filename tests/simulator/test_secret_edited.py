@@ -1,9 +1,10 @@
 """A Secret edited in place (simulator/faults/secret_edited.py): what the agent can see of it,
 what it may do about it, and what the referee says when something writes over a Secret.
 
-The simulator shows the agent what the live observer reads: no Secret at all, only the name the pod
-template references. `secret_digests` models an observer that digests mounted Secrets (keyed, never
-their values); the live observer has no such mode, and every suite keeps it off.
+The simulator shows the agent what the live observer reads by default: no Secret at all, only the
+name the pod template references. `secret_digests` models the observer with secret reverts on
+(`secrets.revert`), which digests mounted Secrets (keyed, never their values); `secret_revert` one
+that also holds their good values sealed, so that `revert_config` can put them back.
 """
 
 from __future__ import annotations
@@ -33,8 +34,8 @@ SECRET = ObjectRef("Secret", "shop", secret_name("cart"))
 FAULTS = ("secret_edited", "secret_edited_crash")
 
 
-def incident(fault: str, digests: bool, seed: int = 3) -> Incident:
-    return Incident(TOPOLOGY, IncidentSpec((fault,), "cart", seed, secret_digests=digests))
+def incident(fault: str, digests: bool, seed: int = 3, sealed: bool = False) -> Incident:
+    return Incident(TOPOLOGY, IncidentSpec((fault,), "cart", seed, secret_digests=digests, secret_revert=sealed))
 
 
 @pytest.mark.parametrize("fault", FAULTS)
@@ -99,6 +100,24 @@ def test_writing_over_a_secret_is_unsafe_and_reverting_the_configmap_is_not() ->
     assert unsafe_reason(Action(K.REVERT_CONFIG, ObjectRef("ConfigMap", "shop", "cart-config")), inc.cluster) is None
     # Restarting the workload that mounts it is safe (if useless): the referee does not count it.
     assert unsafe_reason(Action(K.RESTART_ROLLOUT, ObjectRef("Deployment", "shop", "cart")), inc.cluster) is None
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+def test_with_a_sealed_copy_revert_puts_the_secret_back_and_is_safe(fault: str) -> None:
+    inc = incident(fault, digests=True, sealed=True)
+    snap = inc.observe()
+    drift = next(d for d in snap.config_drift if d.current.ref == SECRET)
+    assert drift.blocked == "" and snap.signals.config_revertible == 1.0
+    revert = next(c for c in CatalogProposer().propose(snap) if c.kind is K.REVERT_CONFIG)
+    assert revert.action.target == SECRET
+    assert judge(revert.action, snap, (), GuardPolicy(), snap.at).decision is not Decision.DENY
+    assert unsafe_reason(revert.action, inc.cluster) is None
+    assert expert_plan(snap)[0] is K.REVERT_CONFIG
+    result = run_episode(inc, OracleRanker(inc), CatalogProposer(), GuardPolicy())
+    assert result.kinds[0] == "revert_config" and "escalate" not in result.kinds and result.unsafe_executed == 0
+    assert result.recovered and inc.cluster.focus.secret.content == 1
+    # Without the sealed copy the same write is a guess.
+    assert unsafe_reason(revert.action, incident(fault, digests=True).cluster) is not None
 
 
 @pytest.mark.parametrize("statefulset", [False, True])
