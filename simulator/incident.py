@@ -303,12 +303,12 @@ class Incident:
         from simulator.faults import Effect
 
         if len(self.faults) > 1:
-            for kind in self.faults[0].best + self.faults[1].best:
+            for kind in self.faults[0].remedy() + self.faults[1].remedy():
                 if all(f.effect(kind) is Effect.FIXES for f in self.faults):
                     return [kind]
         plan: list[ActionKind] = []
         for f in self.faults:
-            plan += [k for k in f.best if k not in plan]
+            plan += [k for k in f.remedy() if k not in plan]
         return sorted(plan, key=lambda k: k is not ActionKind.ROLLBACK_ROLLOUT)
 
     def fallback_plan(self) -> list[ActionKind]:

@@ -128,6 +128,10 @@ class Fault(ABC):
     def effect(self, kind: ActionKind) -> Effect:
         return self.effects.get(kind, Effect.NOTHING)
 
+    def remedy(self) -> tuple[ActionKind, ...]:
+        """`best` in this incident (a fault whose remedy depends on the cluster overrides it)."""
+        return self.best
+
 
 def worst_pod(w: Workload) -> str:
     pods = sorted(w.pods, key=lambda p: (p.ready, -p.restarts, p.name))

@@ -18,13 +18,18 @@ from simulator.faults.base import A, Effect, Fault, Knob, pod_alert, register, s
 
 
 class _SecretFault(Fault):
-    best: tuple[A, ...] = (A.ESCALATE,)
+    best = (A.ESCALATE,)
+    sealed = False  # the agent kept the good values sealed: it can put them back itself
 
     def edit(self, cluster: Cluster, **effect: float) -> None:
         cluster.edit_secret(cluster.focus, **effect)
-        if cluster.secret_revert:  # the agent kept the good values sealed: it can put them back itself
-            self.best = (A.REVERT_CONFIG,)
-            self.effects = {**self.effects, A.REVERT_CONFIG: Effect.FIXES}
+        self.sealed = cluster.secret_revert
+
+    def remedy(self) -> tuple[A, ...]:
+        return (A.REVERT_CONFIG,) if self.sealed else self.best
+
+    def effect(self, kind: A) -> Effect:
+        return Effect.FIXES if self.sealed and kind is A.REVERT_CONFIG else super().effect(kind)
 
     def by_hand(self, cluster: Cluster) -> bool:
         return cluster.restore_secret(cluster.focus)
