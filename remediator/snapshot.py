@@ -41,6 +41,7 @@ and the SLI profile's request counter and duration histogram, e.g. the `http` pr
 
 from __future__ import annotations
 
+import bisect
 import functools
 import math
 from collections import defaultdict
@@ -668,10 +669,11 @@ class _ServiceTraffic:
     def errors_since(self, now: float, threshold: float) -> float:
         """Seconds the error ratio has been over `threshold`: stepping back from `now` to the last
         moment it held with requests served; infinite when it was over it in the oldest samples read."""
-        oldest = min((pts[0][0] for pts, _ in self.calls if pts), default=now)
+        counters = [(_Counter(pts), error) for pts, error in self.calls if pts]
+        oldest = min((c.times[0] for c, _ in counters), default=now)
         since, t = 0.0, now
         while t - RATE_WINDOW_S >= oldest - 1e-6:
-            rates = [(_rate(pts, t), error) for pts, error in self.calls]
+            rates = [(c.rate(t), error) for c, error in counters]
             total = sum(r for r, _ in rates)
             if total > 0:
                 if sum(r for r, error in rates if error) / total <= threshold:
@@ -679,6 +681,25 @@ class _ServiceTraffic:
                 since = now - t + ERRORS_SINCE_STEP_S
             t -= ERRORS_SINCE_STEP_S
         return math.inf if since > 0 else 0.0
+
+
+class _Counter:
+    """A counter's samples with their running increase (resets tolerated), so that its rate over
+    any window costs two bisections: `rate(t)` is `_rate(points, t)`."""
+
+    def __init__(self, points: Sequence[tuple[float, float]]) -> None:
+        self.times = [p[0] for p in points]
+        self.increase = [0.0]
+        for (_, a), (_, b) in zip(points, points[1:]):
+            self.increase.append(self.increase[-1] + (b - a if b >= a else b))
+
+    def rate(self, now: float, window: float = RATE_WINDOW_S) -> float:
+        lo = bisect.bisect_left(self.times, now - window - 1e-6)
+        hi = bisect.bisect_right(self.times, now + 1e-6) - 1
+        if hi - lo < 1:
+            return 0.0
+        span = self.times[hi] - self.times[lo]
+        return (self.increase[hi] - self.increase[lo]) / span if span > 0 else 0.0
 
 
 def _has_point(points: Sequence[tuple[float, float]], start: float, end: float) -> bool:
