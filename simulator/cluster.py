@@ -427,9 +427,13 @@ class Cluster:
                    for pod in w.pods)
 
     def _rollback(self, action: Action, w: Workload) -> bool:
+        """Back to the newest earlier template that differs from the running one: a rolling restart
+        (a revert's, say) is a revision with the same template, not a change to undo."""
         if len(w.revisions) < 2:
             return False
-        prev = w.revisions[-2]
+        same = replace(w.current, number=0, created_at=0.0)
+        prev = next((r for r in reversed(w.revisions[:-1]) if replace(r, number=0, created_at=0.0) != same),
+                    w.revisions[-2])
         w.revisions.append(replace(prev, number=w.current.number + 1, created_at=self.now))
         self._roll(w, slow=self.dynamics.rollback_time_factor)
         return True

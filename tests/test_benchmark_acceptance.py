@@ -1,4 +1,5 @@
-"""Issue 2 acceptance: the eval benchmark orders oracle < rules < random and nothing unsafe runs."""
+"""Issue 2 acceptance: the eval benchmark orders oracle < rules < random and nothing unsafe runs;
+issue 11's: so does every remedy kind it added, fault by fault."""
 
 from __future__ import annotations
 
@@ -18,3 +19,16 @@ def test_eval_benchmark_orders_rankers_and_stays_safe() -> None:
     assert len(report["per_fault"]) >= 12 and "no_fault" in report["per_fault"]
     # The suite holds incidents where the tempting action is unsafe, and the guards refused it.
     assert r["random"]["guard_denials"] > 0
+    # The faults behind issue 11's remedies: the rule table beats random on each, and the oracle
+    # is never slower than it but on node_left_cordoned, where one incident needs a restart after the
+    # uncordon and the oracle (which knows only the fault's one remedy) waits for the horizon instead.
+    per_fault = report["per_fault"]
+    for fault in NEW_KINDS:
+        mttr = {name: per_fault[fault][name]["mttr_s"] for name in ("oracle", "rules", "random")}
+        assert mttr["rules"] < mttr["random"], (fault, mttr)
+        if fault != "node_left_cordoned":
+            assert mttr["oracle"] <= mttr["rules"], (fault, mttr)
+
+
+NEW_KINDS = ("config_edited", "config_edited_crash", "secret_edited", "secret_edited_crash",
+             "service_selector_changed", "service_target_port_changed", "node_left_cordoned")

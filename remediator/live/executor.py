@@ -28,12 +28,13 @@ planned to zero replicas and never to a template that drops a volume (`guards.vo
   inverse: the previous annotation. A paused Deployment is refused, as by `kubectl rollout
   restart` ("can't restart paused deployment"): its template change would not roll; the same
   for a limit raise. (The API server itself accepts both, and a scale of a paused Deployment.)
-- rollback_rollout: JSON patch `replace /spec/template` with the previous ReplicaSet's
-  template (as `kubectl rollout undo`), read as raw JSON so no field the client models do not
-  know is dropped; inverse: the current template. A paused Deployment is refused, and a
-  previous template equal to the current one is skipped (no change, a note), as by kubectl.
-  A StatefulSet or DaemonSet rolls back to its previous ControllerRevision (apps/v1): the
-  revision's `data.spec.template`, as `kubectl rollout undo` does.
+- rollback_rollout: JSON patch `replace /spec/template` with the template of the newest earlier
+  ReplicaSet that differs from the current one other than by a rolling restart's `restartedAt`
+  (`kubectl rollout undo --to-revision` of it: plain `undo` after a restart would bring back the
+  template that broke), read as raw JSON so no field the client models do not know is dropped;
+  inverse: the current template. A paused Deployment is refused, and a previous template equal
+  to the current one is skipped (no change, a note), as by kubectl. A StatefulSet or DaemonSet
+  rolls back to a ControllerRevision picked the same way (apps/v1): its `data.spec.template`.
 - scale_out, restore_replicas: PATCH `deployments/scale` (`statefulsets/scale`); inverse: the
   previous count. Under an HPA (`guards.via_hpa`) the HPA would reset a direct scale, so the
   HPA's `minReplicas` is raised to the count asked for (`maxReplicas` with it if below);
@@ -928,7 +929,9 @@ class KubeExecutor:
         return plan, inverse
 
     def _previous_template(self, action: Action, dep: dict[str, Any]) -> dict[str, Any]:
-        """The template of the revision before the current one, as `kubectl rollout undo` takes it."""
+        """The template of the newest earlier revision that differs from the current one other than by
+        a rolling restart (`_as_changed`): `kubectl rollout undo --to-revision` of it. Plain `undo`
+        after a restart (a revert's, or the agent's own) would bring back the very template that broke."""
         from remediator.live.kube import selector_text
 
         ns, name = action.target.namespace, action.target.name
@@ -951,7 +954,9 @@ class KubeExecutor:
         previous = [(rev, rs) for rev, rs in owned if rev < current_rev]
         if not previous:
             raise PlanError(f"Deployment {ns}/{name} has no revision before {current_rev} to roll back to")
-        rev, rs = previous[-1]
+        current = _as_changed((dep.get("spec") or {}).get("template") or {})
+        rev, rs = next(((r, x) for r, x in reversed(previous)
+                        if _as_changed((x.get("spec") or {}).get("template") or {}) != current), previous[-1])
         template = copy.deepcopy((rs.get("spec") or {}).get("template") or {})
         labels = dict((template.get("metadata") or {}).get("labels") or {})
         labels.pop("pod-template-hash", None)
@@ -962,9 +967,9 @@ class KubeExecutor:
     def _previous_revision(self, action: Action, obj: dict[str, Any]) -> dict[str, Any]:
         """The template of a StatefulSet's or DaemonSet's previous ControllerRevision, as `kubectl rollout undo`.
 
-        The revisions it owns, by `revision` number: the highest is the current one, the one below
-        it the target. A revision's `data` is the patch that restores it: `spec.template` with
-        `$patch: replace`.
+        The revisions it owns, by `revision` number: the highest is the current one, the target the
+        newest below it whose template differs other than by a rolling restart (as for a Deployment).
+        A revision's `data` is the patch that restores it: `spec.template` with `$patch: replace`.
         """
         from remediator.live.kube import selector_text
 
@@ -977,9 +982,10 @@ class KubeExecutor:
                                for o in _meta(cr).get("ownerReferences") or ())), key=lambda r: r[0])
         if len(owned) < 2:
             raise PlanError(f"{kind} {ns}/{name} has no ControllerRevision before the current one to roll back to")
-        (rev, cr), (current, _) = owned[-2], owned[-1]
-        template = copy.deepcopy(((cr.get("data") or {}).get("spec") or {}).get("template") or {})
-        template.pop("$patch", None)
+        current, running = owned[-1][0], _as_changed(_revision_template(owned[-1][1]))
+        rev, cr = next(((r, x) for r, x in reversed(owned[:-1]) if _as_changed(_revision_template(x)) != running),
+                       owned[-2])
+        template = _revision_template(cr)
         if not template:
             raise PlanError(f"ControllerRevision {ns}/{_meta(cr).get('name')} holds no pod template")
         return {"template": template, "from_revision": current, "to_revision": rev,
@@ -1449,3 +1455,21 @@ def _reached(intent: Mapping[str, Any], obj: Mapping[str, Any]) -> bool:
     if "template" in intent:
         return bool(spec.get("template") == intent["template"])
     return False
+
+
+def _revision_template(cr: dict[str, Any]) -> dict[str, Any]:
+    """The pod template a ControllerRevision restores (its `data` patch without `$patch`)."""
+    template = copy.deepcopy(((cr.get("data") or {}).get("spec") or {}).get("template") or {})
+    template.pop("$patch", None)
+    return template
+
+
+def _as_changed(template: Mapping[str, Any]) -> dict[str, Any]:
+    """A pod template as a rollback compares it: without the rolling restart's `restartedAt` annotation
+    and the ReplicaSet's `pod-template-hash` label, which say nothing about what the pods run."""
+    out = copy.deepcopy(dict(template))
+    meta = dict(out.get("metadata") or {})
+    meta["annotations"] = {k: v for k, v in (meta.get("annotations") or {}).items() if k != RESTARTED_AT}
+    meta["labels"] = {k: v for k, v in (meta.get("labels") or {}).items() if k != "pod-template-hash"}
+    out["metadata"] = meta
+    return out

@@ -40,6 +40,7 @@ from tests.support.kube import KubeEmulator, KubeServer, parse_api_path, validat
 
 A = ActionKind
 CART = ObjectRef("Deployment", NS, APP)
+REVISION = "deployment.kubernetes.io/revision"
 
 
 def _containers(dep: dict[str, Any]) -> dict[str, Any]:
@@ -696,6 +697,28 @@ def test_rollback_to_a_template_equal_to_the_current_one_is_skipped(kube: KubeSe
     assert "already matched the previous revision" in " ".join((row.result or {})["notes"])
     with pytest.raises(UndoError, match="nothing changed"):
         executor.undo(result.execution_id)
+
+
+def test_rollback_after_a_rolling_restart_goes_back_past_it(kube: KubeServer, ledger: Ledger) -> None:
+    """Revision 2 (cart:2) broke; a restart (a revert's) made revision 3 of the same template. Plain
+    `kubectl rollout undo` would bring back revision 2; the rollback goes to revision 1, the last
+    template that differs other than by restartedAt."""
+    seeded = seed_workload(kube)
+    stamp = {"kubectl.kubernetes.io/restartedAt": "2026-01-01T00:10:00Z"}
+    bad = next(rs for rs in seeded["replicasets"] if rs["metadata"]["annotations"][REVISION] == "2")
+    restarted = copy.deepcopy(bad)
+    restarted["metadata"] = {**{k: v for k, v in bad["metadata"].items() if k not in ("uid", "resourceVersion")},
+                             "name": f"{APP}-restarted", "annotations": {REVISION: "3"}}
+    restarted["spec"]["template"]["metadata"]["annotations"] = stamp
+    kube.seed(restarted)
+    _apps(kube).patch_namespaced_deployment(APP, NS, {"metadata": {"annotations": {REVISION: "3"}},
+                                                      "spec": {"template": {"metadata": {"annotations": stamp}}}})
+    result = _executor(kube, ledger).execute(Action(A.ROLLBACK_ROLLOUT, CART), snapshot_for())
+
+    assert result.ok, result.error
+    assert _containers(kube.get("apps/v1", "Deployment", NS, APP))[APP]["image"] == "cart:1"  # type: ignore[arg-type]
+    row = ledger.execution(result.execution_id)
+    assert row is not None and row.plan["intent"]["to_revision"] == 1 and row.plan["intent"]["from_revision"] == 3
 
 
 def _previous_rs(kube: KubeServer) -> str:

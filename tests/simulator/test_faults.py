@@ -153,3 +153,19 @@ def test_classify_tells_the_four_effects_apart() -> None:
     assert classify(waiting, capacity) is Effect.PARTLY
     one = [Run(True, 100.0, 0.01, 0.0), *waiting[1:]]
     assert classify(waiting, one) is Effect.PARTLY
+
+
+def test_a_rollback_after_a_restart_still_undoes_the_bad_rollout() -> None:
+    """The restart (a revert's, or a guess) is a revision with the bad template; the rollback goes
+    back past it to the last template that differs, as the live executor does."""
+    inc = Incident(TOPOLOGY, IncidentSpec(("bad_rollout",), _service("bad_rollout"), 5))
+    w = inc.cluster.focus
+    target = inc.observe().workload
+    assert target is not None
+    bad = w.current
+    inc.execute(Action(ActionKind.RESTART_ROLLOUT, target))
+    assert w.current.crash_after_s == bad.crash_after_s > 0  # the restart kept the broken template
+    inc.execute(Action(ActionKind.ROLLBACK_ROLLOUT, target))
+    assert w.current.crash_after_s == 0
+    inc.advance(600.0)
+    assert inc.recovered
