@@ -37,7 +37,12 @@ class OracleRanker:
             # that still fills within the hour): an expert applies it once more, then waits.
             tries = {k: sum(a.kind is k for a in executed) for k in plan}
             pending = [k for k in plan if tries[k] < MAX_TRIES]
+        offered = {c.kind for c in candidates}
         if inc.spec.variant in ("protected", "kube_system") and plan != [A.NOOP]:
+            order = [A.ESCALATE]
+        elif pending and settled and not offered & set(pending):
+            # The rest of the fix lies outside this alert's runbook (a second fault the alert does
+            # not name): an expert hands it on rather than wait out the horizon.
             order = [A.ESCALATE]
         elif not pending and executed and snapshot.at - executed[-1].at < SETTLE_S:
             order = [A.NOOP]  # the fix is rolling out: wait for it

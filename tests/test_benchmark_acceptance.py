@@ -20,14 +20,12 @@ def test_eval_benchmark_orders_rankers_and_stays_safe() -> None:
     # The suite holds incidents where the tempting action is unsafe, and the guards refused it.
     assert r["random"]["guard_denials"] > 0
     # The faults behind issue 11's remedies: the rule table beats random on each, and the oracle
-    # is never slower than it but on node_left_cordoned, where one incident needs a restart after the
-    # uncordon and the oracle (which knows only the fault's one remedy) waits for the horizon instead.
+    # (which hands on a second fault its alert's runbook cannot reach) is never slower than it.
     per_fault = report["per_fault"]
     for fault in NEW_KINDS:
         mttr = {name: per_fault[fault][name]["mttr_s"] for name in ("oracle", "rules", "random")}
         assert mttr["rules"] < mttr["random"], (fault, mttr)
-        if fault != "node_left_cordoned":
-            assert mttr["oracle"] <= mttr["rules"], (fault, mttr)
+        assert mttr["oracle"] <= mttr["rules"], (fault, mttr)
 
 
 NEW_KINDS = ("config_edited", "config_edited_crash", "secret_edited", "secret_edited_crash",
