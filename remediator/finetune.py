@@ -8,8 +8,11 @@ The method, for the DQN policy (the shipped one):
    ranker saw, the kind that ran, when in the incident it ran and the incident's measured recovery
    time. Consecutive decisions of one incident make transitions; the reward is the env's: minus the
    seconds until the next decision, and for the last one minus the seconds until verified recovery
-   (the horizon when it failed or was handed to a human: nobody measured when that one recovered),
-   times the env's `reward_scale`. Dry runs are left out: nothing ran,
+   (the horizon when it failed: nobody measured when that one recovered),
+   times the env's `reward_scale`. An escalation is priced as the env priced it in training: a
+   human's expected takeover (`simulator.incident.HUMAN_S`, then one fix) plus the page's cost, not
+   the horizon (the horizon made every logged escalation look twice as dear as the simulator
+   taught, and fine-tuning then avoided escalating where it should). Dry runs are left out: nothing ran,
    so the recovery time says nothing about the action. Observations of another encoder size are
    left out (and counted). `--from-traces` adds, per trace whose recording met the SLO again, one
    `noop` transition worth the recording's own time to recovery: what waiting cost there.
@@ -42,11 +45,14 @@ from remediator.actions import ACTION_INDEX, ActionKind
 from remediator.encoding import OBS_SIZE
 from remediator.rank.rl import DEFAULT_POLICY, PolicyMetadata, embed_metadata, load_policy, metadata_path
 from remediator.train import ESCALATE_COST_S, TrainingError, _make_env, _versions, training_suite
+from simulator.incident import HUMAN_S
 
 __all__ = ["FineTuneResult", "LoggedTransition", "finetune", "transitions_from_ledger", "transitions_from_traces"]
 
 REWARD_SCALE = 1.0 / 60.0  # simulator.env.RemediationEnv's default: rewards in minutes
-HORIZON_S = 1800.0  # what an incident closed unrecovered (escalated, failed) cost: the loop's default horizon
+HORIZON_S = 1800.0  # what an incident that failed cost: the loop's default horizon
+FIX_S = 180.0  # the human's fix once they have taken over (as simulator.incident's takeover advances)
+ESCALATED_S = sum(HUMAN_S) / 2 + FIX_S  # an escalated incident's expected wait after the page
 
 
 @dataclass(frozen=True)
@@ -83,7 +89,7 @@ def _obs(value: Any) -> npt.NDArray[np.float32] | None:
 
 
 def transitions_from_ledger(records: Sequence[Mapping[str, Any]], reward_scale: float = REWARD_SCALE,
-                            horizon_s: float = HORIZON_S) -> Experience:
+                            horizon_s: float = HORIZON_S, escalate_cost_s: float = ESCALATE_COST_S) -> Experience:
     """`Ledger.experience()` records as transitions (see the module doc for the reward)."""
     out = Experience()
     by_incident: dict[int, list[Mapping[str, Any]]] = defaultdict(list)
@@ -102,17 +108,20 @@ def transitions_from_ledger(records: Sequence[Mapping[str, Any]], reward_scale: 
         if end is None and rows[0].get("recovered"):
             out.skipped["recovered without a recovery time"] += len(rows)
             continue
-        if end is None:  # escalated or failed: nobody measured when it recovered; it cost the horizon
+        escalated = end is None and bool(rows[0].get("escalated"))
+        if escalated:  # a human took it: what the simulator's takeover costs on average
+            end = float(rows[-1]["since_alert_s"]) + ESCALATED_S
+        elif end is None:  # failed: nobody measured when it recovered; it cost the horizon
             end = horizon_s
         for i, r in enumerate(rows):
             last = i == len(rows) - 1
             until = float(end) if last else float(rows[i + 1]["since_alert_s"])
+            cost = max(0.0, until - float(r["since_alert_s"])) + (escalate_cost_s if last and escalated else 0.0)
             obs = _obs(r["observation"])
             nxt = obs if last else _obs(rows[i + 1]["observation"])
             assert obs is not None and nxt is not None
             out.transitions.append(LoggedTransition(
-                obs, ACTION_INDEX[ActionKind(r["chosen"])], -max(0.0, until - float(r["since_alert_s"])) * reward_scale,
-                nxt, last, f"ledger:{incident}"))
+                obs, ACTION_INDEX[ActionKind(r["chosen"])], -cost * reward_scale, nxt, last, f"ledger:{incident}"))
     return out
 
 

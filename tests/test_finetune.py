@@ -30,8 +30,8 @@ def _state() -> tuple[np.ndarray, list[ActionKind], ActionKind, ActionKind]:
     return encode(snap), kinds, active[0], active[1]
 
 
-def _log(ledger: Ledger, n: int, obs: np.ndarray, kinds: list[ActionKind], chosen: ActionKind, recovery_s: float,
-         start: int) -> None:
+def _log(ledger: Ledger, n: int, obs: np.ndarray, kinds: list[ActionKind], chosen: ActionKind,
+         recovery_s: float | None, start: int, status: IncidentStatus = IncidentStatus.RECOVERED) -> None:
     """Incidents as the live loop records them: the alert, the decision's snapshot and candidates, the outcome."""
     for i in range(start, start + n):
         alert = Alert("KubePodCrashLooping", {"namespace": "shop", "pod": f"cart-{i}"}, starts_at=1000.0 * i,
@@ -44,7 +44,7 @@ def _log(ledger: Ledger, n: int, obs: np.ndarray, kinds: list[ActionKind], chose
                  "proposer_score": 0.0, "source": "catalog", "rationale": "", "verdict": "allow", "reason": "",
                  "guard": "", "chosen": k is chosen} for k in kinds]
         ledger.record_candidates(inc, snap_id, rows)
-        ledger.update_incident(inc, status=IncidentStatus.RECOVERED, closed_at=1000.0 * i + recovery_s,
+        ledger.update_incident(inc, status=status, closed_at=1000.0 * i + (recovery_s or 1800.0),
                                recovery_s=recovery_s)
 
 
@@ -85,3 +85,20 @@ def test_logged_faster_recoveries_move_the_ranking_towards_that_action(tmp_path:
     stripped.with_suffix(".json").write_text(other.to_json())
     with pytest.raises(ModelMismatchError):
         load_policy(stripped)
+
+
+def test_an_escalation_costs_what_the_simulator_charged_for_it_and_a_failure_the_horizon(tmp_path: Path) -> None:
+    from remediator.finetune import ESCALATED_S, HORIZON_S, REWARD_SCALE
+    from remediator.train import ESCALATE_COST_S
+
+    obs, kinds, _, _ = _state()
+    ledger = Ledger(tmp_path / "ledger.db")
+    _log(ledger, 1, obs, kinds, ActionKind.ESCALATE, None, 1, IncidentStatus.ESCALATED)
+    _log(ledger, 1, obs, kinds, ActionKind.RESTART_ROLLOUT, None, 2, IncidentStatus.FAILED)
+    _log(ledger, 1, obs, kinds, ActionKind.RESTART_ROLLOUT, 330.0, 3)
+    by = {t.episode: t for t in transitions_from_ledger(ledger.experience()).transitions}
+    decided = 30.0  # _log's snapshot, 30 s after the alert
+    assert by["ledger:1"].reward == pytest.approx(-(ESCALATED_S + ESCALATE_COST_S) * REWARD_SCALE)
+    assert by["ledger:2"].reward == pytest.approx(-(HORIZON_S - decided) * REWARD_SCALE)
+    assert by["ledger:3"].reward == pytest.approx(-(330.0 - decided) * REWARD_SCALE)
+    assert ESCALATED_S + ESCALATE_COST_S < HORIZON_S - decided

@@ -1030,8 +1030,8 @@ class Ledger:
 
         `observation` is the encoded snapshot the ranker saw, `candidates` the proposed kinds
         (the action mask), `chosen` the kind that ran and `executed` whether it ran without
-        error; `recovered`/`recovery_s` are the incident's outcome (recovery_s is the horizon
-        when it failed), `since_alert_s` when in the incident the decision was taken.
+        error; `recovered`/`escalated`/`recovery_s` are the incident's outcome (recovery_s is the
+        horizon when it failed), `since_alert_s` when in the incident the decision was taken.
         """
         sql = ("SELECT c.snapshot_id, c.incident_id, s.at, s.observation, i.starts_at, i.status, i.recovery_s, "
                "GROUP_CONCAT(c.action, ',') AS kinds, MAX(CASE WHEN c.chosen THEN c.action END) AS chosen, "
@@ -1050,6 +1050,7 @@ class Ledger:
                 "executed": bool(execution) and execution[0]["state"] == "done",
                 "dry_run": bool(execution) and bool(execution[0]["dry_run"]),
                 "recovered": r["status"] in (IncidentStatus.RECOVERED, IncidentStatus.RESOLVED),
+                "escalated": r["status"] == IncidentStatus.ESCALATED,
                 "recovery_s": r["recovery_s"],
             })
         return out
