@@ -36,7 +36,6 @@ from remediator.live.ledger import Ledger  # noqa: E402
 from remediator.rank.registry import make_ranker  # noqa: E402
 from remediator.rank.rl import DEFAULT_POLICY, read_metadata  # noqa: E402
 from remediator.simlive import run_through_loop  # noqa: E402
-from simulator.incident import Incident  # noqa: E402
 from simulator.suite import load_suite  # noqa: E402
 
 SHIFTED = ROOT / "simulator" / "scenarios" / "shifted.yaml"
@@ -69,13 +68,10 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     db = args.out / "ledger.db"
     db.unlink(missing_ok=True)
-    ledger = Ledger(db)
-    topo = shifted.topology.build()
-    incidents = [Incident(topo, sp, shifted.horizon_s, shifted.dynamics)
-                 for sp in shifted.specs(seed=shifted.seed, count=args.incidents)]
-    logged = run_through_loop(incidents, make_ranker(f"dqn:{args.policy}"), ledger)
-    experience = transitions_from_ledger(ledger.experience())
-    ledger.close()
+    logged = run_through_loop(shifted, shifted.specs(seed=shifted.seed, count=args.incidents),
+                              make_ranker(f"dqn:{args.policy}"), db)
+    with Ledger(db) as ledger:
+        experience = transitions_from_ledger(ledger.experience())
     tuned = args.out / "tuned.zip"
     finetune(experience, tuned, policy=args.policy, suite="default", sim_timesteps=args.sim_timesteps,
              offline_steps=args.offline_steps, seed=args.seed,

@@ -9,6 +9,11 @@ the executor differs: `SimExecutor` records intent and result in the ledger as `
 does and applies the action to the simulated cluster. The ledger it leaves is what
 `train --from-ledger` learns from.
 
+The incidents share one timeline, a week apart, and the ledger keeps simulated time: its guards
+read an earlier incident's actions as long past, as a real ledger would (with every incident on
+the simulator's one start time, or the ledger on the wall clock, the cooldowns read the agent's
+own actions as made in the future and refused every second step).
+
 The simulator keeps its own truth as well (`Incident.recovery_s`, its tracker over the true
 signals), which is what a benchmark's MTTR reports; the loop's figure is in the ledger.
 """
@@ -17,8 +22,9 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from remediator.actions import PASSIVE_KINDS, Action, ActionKind
@@ -35,7 +41,8 @@ from remediator.replay.source import TraceMetrics
 from remediator.replay.trace import RecordedSeries
 from remediator.snapshot import Alert, Snapshot
 from simulator.cluster import TICK_S, true_signals
-from simulator.incident import Incident
+from simulator.incident import EPOCH, Incident, IncidentSpec
+from simulator.suite import Suite
 
 __all__ = ["LoopResult", "SimExecutor", "SimMetrics", "SimObjects", "run_through_loop"]
 
@@ -112,14 +119,17 @@ class LoopResult:
     actions: tuple[str, ...]
 
 
-class _SimClock:
-    """The loop's and the observer's clock: simulated time."""
+SPACING_S = 7 * 86_400.0  # between two incidents' starts: a week keeps the weekday and the hour
 
-    def __init__(self, incident: Incident) -> None:
-        self.incident = incident
+
+class _SimClock:
+    """The loop's, the observer's and the ledger's clock: the current incident's simulated time."""
+
+    def __init__(self) -> None:
+        self.incident: Incident | None = None
 
     def __call__(self) -> float:
-        return self.incident.cluster.now
+        return self.incident.cluster.now if self.incident is not None else EPOCH
 
 
 def _step(incident: Incident, seconds: float) -> None:
@@ -132,35 +142,52 @@ def _step(incident: Incident, seconds: float) -> None:
             incident.tracker.observe(true_signals(c), c.now)
 
 
-def run_through_loop(incidents: Iterable[Incident], ranker: Ranker, ledger: Ledger, *,
+def run_through_loop(suite: Suite, specs: Sequence[IncidentSpec], ranker: Ranker, store: Path, *,
                      policy: GuardPolicy | None = None, verify: VerifySettings | None = None) -> list[LoopResult]:
-    """Each incident, one after the other, handled by the live loop in `auto` mode. Nobody answers an
-    approval request here: pass a `policy` with `approval_risk=None` (the default one here)."""
+    """Each incident of `suite`, one after the other a week apart, handled by the live loop in `auto`
+    mode and logged to the ledger at `store`. Nobody answers an approval request here: pass a `policy`
+    with `approval_risk=None` (the default one here)."""
     out = []
     policy = policy or GuardPolicy(approval_risk=None)
     verify = verify or VerifySettings()
-    for inc in incidents:
-        clock = _SimClock(inc)
-        observer = Observer(SimMetrics(inc), SimObjects(inc), clock=clock, parallel=1)
-        loop = Loop(ledger, observer, CatalogProposer(), ranker, policy, SimExecutor(ledger, inc),
-                    mode="auto", verify=verify, clock=clock)
-        receipt = ledger.record_alerts([ReceivedAlert(inc.alert)], received_at=inc.cluster.now)[0]
-        incident_id = receipt.incident_id
-        assert incident_id is not None, receipt
-        limit = inc.alert_at + verify.horizon_s + 4 * verify.interval_s
-        while inc.cluster.now <= limit:
-            loop.tick(inc.cluster.now)
-            row = ledger.incident(incident_id)
-            if row is None or row.status not in ACTIVE:
-                break
-            _step(inc, TICK_S)
-        # The alert clears as Alertmanager would say so, and the next simulated incident (whose clock
-        # starts over) finds no incident of this one still open or reopened on the same workload.
-        ledger.record_alerts([ReceivedAlert(dataclasses.replace(inc.alert, status="resolved"),
-                                            ends_at=inc.cluster.now)], received_at=inc.cluster.now)
-        row = ledger.incident(incident_id)
-        kinds = tuple(e.action.kind.value for e in ledger.executions(incident_id=incident_id)
-                      if e.action.kind not in PASSIVE_KINDS or e.action.kind is ActionKind.ESCALATE)
-        out.append(LoopResult(inc.spec.fault, inc.recovery_s, inc.recovered, str(row.status) if row else "?",
-                              row.recovery_s if row else None, kinds))
+    clock = _SimClock()
+    ledger = Ledger(store, clock=clock)
+    topology = suite.topology.build()
+    try:
+        for i, spec in enumerate(specs):
+            clock.incident = inc = Incident(topology, spec, suite.horizon_s, suite.dynamics,
+                                            start=EPOCH + i * SPACING_S)
+            out.append(_one(inc, ranker, ledger, clock, policy, verify))
+    finally:
+        ledger.close()
     return out
+
+
+def _one(inc: Incident, ranker: Ranker, ledger: Ledger, clock: _SimClock, policy: GuardPolicy,
+         verify: VerifySettings) -> LoopResult:
+    # The operator is configured for the SLI profile the cluster speaks, and its healthy-time sweep
+    # recorded the workload's configuration before the fault, as the simulator's own agent knows it.
+    observer = Observer(SimMetrics(inc), SimObjects(inc), clock=clock, parallel=1, sli=inc.sli)
+    for record in inc.known_good:
+        ledger.record_known_good(record)
+    loop = Loop(ledger, observer, CatalogProposer(), ranker, policy, SimExecutor(ledger, inc),
+                mode="auto", verify=verify, clock=clock)
+    receipt = ledger.record_alerts([ReceivedAlert(inc.alert)], received_at=inc.cluster.now)[0]
+    incident_id = receipt.incident_id
+    assert incident_id is not None, receipt
+    limit = inc.alert_at + verify.horizon_s + 4 * verify.interval_s
+    while inc.cluster.now <= limit:
+        loop.tick(inc.cluster.now)
+        row = ledger.incident(incident_id)
+        if row is None or row.status not in ACTIVE:
+            break
+        _step(inc, TICK_S)
+    # The alert clears as Alertmanager would say so, and the next simulated incident finds no
+    # incident of this one still open or reopened on the same workload.
+    ledger.record_alerts([ReceivedAlert(dataclasses.replace(inc.alert, status="resolved"),
+                                        ends_at=inc.cluster.now)], received_at=inc.cluster.now)
+    row = ledger.incident(incident_id)
+    kinds = tuple(e.action.kind.value for e in ledger.executions(incident_id=incident_id)
+                  if e.action.kind not in PASSIVE_KINDS or e.action.kind is ActionKind.ESCALATE)
+    return LoopResult(inc.spec.fault, inc.recovery_s, inc.recovered, str(row.status) if row else "?",
+                      row.recovery_s if row else None, kinds)

@@ -83,7 +83,8 @@ class IncidentSpec:
 
 class Incident:
     def __init__(self, topology: Topology, spec: IncidentSpec, horizon_s: float = HORIZON_S,
-                 dynamics: Dynamics | None = None) -> None:
+                 dynamics: Dynamics | None = None, start: float = EPOCH) -> None:
+        """`start`: when the simulated clock begins (incidents logged to one ledger need one timeline)."""
         _check(spec)
         self.spec = spec
         self.horizon_s = horizon_s
@@ -111,13 +112,13 @@ class Incident:
             svc = replace(svc, pdb_min_available=svc.replicas)
         topology = Topology(topology.nodes, tuple(svc if s.name == svc.name else s for s in topology.services))
         self.cluster = c = Cluster(topology, spec.service, rng, noise=spec.noise, namespace=namespace,
-                                   start=EPOCH, sli=spec.sli, sidecar=spec.sidecar, statefulset=spec.statefulset,
+                                   start=start, sli=spec.sli, sidecar=spec.sidecar, statefulset=spec.statefulset,
                                    scrape_labels=spec.scrape_labels, dynamics=dynamics,
                                    secret_digests=spec.secret_digests,
                                    secret_revert=spec.secret_revert, scrape_interval_s=spec.scrape_interval_s)
         # The agent reads the profile the cluster speaks; with none, its default finds nothing.
         self.sli = PROFILES.get(spec.sli, DEFAULT_PROFILE)
-        self.alert_at = EPOCH + PRE_ALERT_S + (RULE_HISTORY_S if spec.alert_for else 0.0)
+        self.alert_at = start + PRE_ALERT_S + (RULE_HISTORY_S if spec.alert_for else 0.0)
         # What the agent recorded while the SLO held (here: before any fault), for revert_config/restore_service.
         self.known_good = (_known_good(c),)
         onsets = []
