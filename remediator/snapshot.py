@@ -52,6 +52,7 @@ from typing import Any
 
 from remediator import edges, workloads
 from remediator.actions import CONTAINER_PARAM, ActionKind, ObjectRef
+from remediator.actions import WORKLOAD_KINDS as ACTED_ON_KINDS
 from remediator.edges import Callee
 from remediator.slis import DEFAULT_PROFILE, SLI_SIGNALS, SliProfile
 from remediator.versions import (
@@ -1523,9 +1524,10 @@ def _around(idx: _Objects, scope: _Scope, alert: Alert, r: _Readings, now: float
         on_node[str((pod.get("spec") or {}).get("nodeName", ""))] += 1
     node = min(cordoned, key=lambda n: (on_node[n], n)) if pending and cordoned else None
     drifted = {d.current.ref for d in drift}
-    users = tuple(Neighbour(ObjectRef("Deployment", scope.ns, str(_meta(d).get("name"))),
-                            dict(_meta(d).get("labels") or {}))
-                  for d in idx.by_kind.get("Deployment", ()) if _meta(d).get("namespace") == scope.ns
+    # Every workload kind that mounts a drifted config restarts with the revert: a StatefulSet or
+    # DaemonSet reads its env and files on start like a Deployment does.
+    users = tuple(Neighbour(ObjectRef(kind, scope.ns, str(_meta(d).get("name"))), dict(_meta(d).get("labels") or {}))
+                  for kind in ACTED_ON_KINDS for d in idx.by_kind.get(kind, ()) if _meta(d).get("namespace") == scope.ns
                   and drifted & set(config_refs((d.get("spec") or {}).get("template") or {}, scope.ns)))
     written = [c.changed_at for c in configs if c.changed_at > 0]
     signals = {

@@ -171,3 +171,17 @@ def test_a_secret_reference_moved_to_another_name_is_revertible_without_reading_
     assert (drift.how, drift.current.ref.name, drift.good.ref.name, drift.blocked) == \
         ("renamed", "cart-db-v2", "cart-db", "")
     assert snap.signals.config_revertible == 1.0
+
+
+def test_every_workload_kind_that_mounts_an_edited_config_is_among_its_users() -> None:
+    good_cm, secret, svc = _configmap("cart-config", {"mode": "ok"}), _secret("cart-db", {"pw": "b2s="}), \
+        _service({"app": "cart"})
+    edited = _configmap("cart-config", {"mode": "broken"}, written=NOW - 300)
+    sts = {"kind": "StatefulSet", "metadata": {"name": "cart-cache", "namespace": NS, "labels": {"app": "cache"}},
+           "spec": {"template": _template()}}
+    ds = {"kind": "DaemonSet", "metadata": {"name": "cart-agent", "namespace": NS, "labels": {"app": "agent"}},
+          "spec": {"template": _template(config="other-config")}}
+    snap = build_snapshot(ALERT, [], [*_cluster(edited, secret, svc), sts, ds], now=NOW,
+                          known_good=[_good(good_cm, secret, svc)])
+    # The StatefulSet mounts the edited ConfigMap, so the revert restarts it too; the DaemonSet does not.
+    assert [u.ref for u in snap.config_users] == [CART, ObjectRef("StatefulSet", NS, "cart-cache")]

@@ -102,7 +102,7 @@ API_CALLS: tuple[ApiCall, ...] = (
     ApiCall("get", "apps", "statefulsets"),                         # the alerted workload, a pod's owner
     ApiCall("list", "apps", "statefulsets"),                        # a claim's workload; the neighbours' owners
     ApiCall("get", "apps", "daemonsets"),                           # the alerted workload, a pod's owner
-    ApiCall("list", "apps", "daemonsets"),                          # the known-good sweep's namespaces
+    ApiCall("list", "apps", "daemonsets"),                          # the known-good sweep; a config's other users
     ApiCall("get", "apps", "replicasets"),                          # a pod's owner
     ApiCall("list", "apps", "replicasets"),                         # the workload's revisions; the neighbours' owners
     ApiCall("list", "apps", "controllerrevisions"),                 # a StatefulSet's or DaemonSet's revisions
@@ -780,7 +780,7 @@ class KubeObjectSource:
         """What `revert_config`, `restore_service` and `uncordon_node` judge by: the ConfigMaps the
         pod template references (a Secret only with `read_secrets`, and then redacted: by default the
         agent reads no Secret, it sees only which one the template names), the namespace's Services
-        and Deployments (the other users of a config), and the cluster's nodes when a pod of the
+        and workloads (the other users of a config), and the cluster's nodes when a pod of the
         workload waits Pending."""
         for ref in config_refs(workloads.pod_template(obj), ns):
             if ref.kind == "ConfigMap":
@@ -796,7 +796,10 @@ class KubeObjectSource:
                 if secret is not None:
                     add([redact_secret(secret)])
         add(self._items("list services", lambda: self.core.list_namespaced_service(ns), "Service", "v1"))
-        add(self._items("list deployments", lambda: self.apps.list_namespaced_deployment(ns), "Deployment", "apps/v1"))
+        for kind, list_of in (("Deployment", self.apps.list_namespaced_deployment),
+                              ("StatefulSet", self.apps.list_namespaced_stateful_set),
+                              ("DaemonSet", self.apps.list_namespaced_daemon_set)):
+            add(self._items(f"list {kind.lower()}s", lambda list_of=list_of: list_of(ns), kind, "apps/v1"))  # type: ignore[misc]
         if any((p.get("status") or {}).get("phase") == "Pending" for p in pods):
             try:  # cluster-wide: without it no cordoned node is known, so none is uncordoned
                 add(self._items("list nodes", lambda: self.core.list_node(), "Node", "v1"))

@@ -50,18 +50,28 @@ def test_the_observer_reads_configmaps_and_services_and_never_a_secret(kube: Kub
               {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "cart-db", "namespace": NS},
                "data": {"pw": SECRET_VALUE}},
               {"apiVersion": "v1", "kind": "Service", "metadata": {"name": APP, "namespace": NS},
-               "spec": {"selector": {"app": APP}, "ports": [{"port": 80, "targetPort": 8080}]}})
+               "spec": {"selector": {"app": APP}, "ports": [{"port": 80, "targetPort": 8080}]}},
+              {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "cart-cache", "namespace": NS},
+               "spec": {"serviceName": "cart-cache", "selector": {"matchLabels": {"app": "cart-cache"}},
+                        "template": {"metadata": {"labels": {"app": "cart-cache"}}, "spec": {
+                            "volumes": [{"name": "cfg", "configMap": {"name": "cart-config"}}],
+                            "containers": [{"name": "cache", "image": "redis:7"}]}}}})
     k.AppsV1Api(kube.api_client()).patch_namespaced_deployment(APP, NS, {"spec": {"template": {"spec": {
         "volumes": [{"name": "cfg", "configMap": {"name": "cart-config"}}],
         "containers": [{"name": APP, "envFrom": [{"secretRef": {"name": "cart-db"}}]}]}}}})
     now = time.time()
     good = KnownGood(CART, now - 600, (ConfigVersion(ObjectRef("ConfigMap", NS, "cart-config"), "sha256:old",
                                                      data={"data": {"mode": "slow"}}),))
-    observer = Observer(None, KubeObjectSource(kube.api_client(), clock=lambda: now), clock=lambda: now)
+    # No drain in the runbook: the neighbours' owners stay unread, so the config's users come from the
+    # observation of the workload's surroundings alone.
+    source = KubeObjectSource(kube.api_client(), clock=lambda: now, drains=lambda alert: False)
+    observer = Observer(None, source, clock=lambda: now)
     snap = observer.observe(Alert("KubePodCrashLooping", {"namespace": NS, "deployment": APP}, starts_at=now - 60),
                             now=now, known_good=[good]).snapshot
     digests = {c.ref.kind: c.digest for c in snap.configs}
     assert digests["ConfigMap"].startswith("sha256:") and digests["Secret"] == ""  # named, never read
     assert [d.how for d in snap.config_drift] == ["edited"] and snap.signals.config_revertible == 1.0
+    # A StatefulSet mounting the same ConfigMap restarts with its revert.
+    assert [u.ref for u in snap.config_users] == [CART, ObjectRef("StatefulSet", NS, "cart-cache")]
     assert snap.service is not None and snap.service.ref.name == APP and snap.signals.service_ready_endpoints == 2
     assert not [r for r in kube.emulator.log if "/secrets" in r.path], "the observer read a Secret"

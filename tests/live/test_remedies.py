@@ -12,8 +12,9 @@ from remediator.actions import Action, ActionKind, ObjectRef
 from remediator.live.executor import RESTARTED_AT, KubeExecutor
 from remediator.live.kube import Backoff
 from remediator.live.ledger import Ledger
+from remediator.snapshot import Neighbour
 from remediator.versions import ConfigDrift, ConfigVersion, KnownGood, ServiceDrift, config_version, service_version
-from tests.live.conftest import APP, EDITED_CONFIG, NS, remember_good, seed_workload, snapshot_for
+from tests.live.conftest import APP, EDITED_CONFIG, NS, remember_good, seed_stateful, seed_workload, snapshot_for
 from tests.support.kube import KubeServer
 
 A = ActionKind
@@ -43,6 +44,29 @@ def test_revert_config_restarts_every_user_and_undo_puts_both_back(kube: KubeSer
     assert executor.undo(result.execution_id).ok
     assert kube.get("v1", "ConfigMap", NS, CONFIG.name)["data"] == EDITED_CONFIG["data"]  # type: ignore[index]
     assert RESTARTED_AT not in _template_annotations(kube)
+
+
+def test_revert_config_restarts_a_statefulset_that_uses_the_config_and_undo_puts_it_back(
+        kube: KubeServer, ledger: Ledger) -> None:
+    seed_workload(kube)
+    seed_stateful(kube)
+    remember_good(ledger)
+    db = ObjectRef("StatefulSet", NS, "db")
+    users = (Neighbour(CART, {"app": APP}), Neighbour(db, {"app": "db"}))
+    snap = dataclasses.replace(snapshot_for(), config_users=users)
+    executor = _executor(kube, ledger)
+    result = executor.execute(Action(A.REVERT_CONFIG, CONFIG), snap)
+    assert result.ok, result.error
+
+    def db_annotations() -> dict[str, Any]:
+        sts = kube.get("apps/v1", "StatefulSet", NS, "db")
+        assert sts is not None
+        return dict(sts["spec"]["template"]["metadata"].get("annotations") or {})
+
+    assert RESTARTED_AT in db_annotations() and RESTARTED_AT in _template_annotations(kube)
+    assert any(f"StatefulSet {NS}/db" in c for c in result.changes), result.changes
+    assert executor.undo(result.execution_id).ok
+    assert RESTARTED_AT not in db_annotations()
 
 
 def test_revert_config_refuses_an_immutable_configmap_and_one_edited_again(kube: KubeServer, ledger: Ledger) -> None:
