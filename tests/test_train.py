@@ -42,6 +42,7 @@ def test_train_writes_model_metadata_and_curve(tmp_path: Path, algo: str) -> Non
     (["--algo", "a2c"], "--algo must be one of dqn, ppo"),
     (["--out", "model.pt"], "must name a .zip file"),
     (["--suite", "eval"], "held out for evaluation"),
+    (["--suite", "validation"], "held out for choosing between policies"),
     (["--suite", "nope"], "no suite named 'nope'"),
     (["--suite", "missing.yaml"], "does not exist"),
     (["--timesteps", "0"], "positive number"),
