@@ -49,7 +49,7 @@ __all__ = ["LoopResult", "SimExecutor", "SimMetrics", "SimObjects", "run_through
 
 class SimMetrics:
     """The observer's `MetricsSource` over a simulated cluster: what Prometheus would hold now
-    (scrapes lag one interval, as in `Incident.observe`)."""
+    (`Incident.scraped`: scrapes lag one interval; the exporters the cluster lacks are not there)."""
 
     def __init__(self, incident: Incident) -> None:
         self.incident = incident
@@ -59,7 +59,7 @@ class SimMetrics:
     def raw(self, selector: str, at: float, window_s: float) -> list[RawSeries]:
         c = self.incident.cluster
         if self._source is None or self._at != c.now:
-            series = c.series(until=c.now - TICK_S, alert_start=self.incident.alert_at)
+            series = self.incident.scraped()
             self._source = TraceMetrics(RecordedSeries({"__name__": s.name, **s.labels}, tuple(s.points))
                                         for s in series)
             self._at = c.now

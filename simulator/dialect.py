@@ -42,6 +42,34 @@ CADVISOR_FAMILIES = frozenset({
 KUBELET_FAMILIES = frozenset({"kubelet_volume_stats_used_bytes", "kubelet_volume_stats_capacity_bytes",
                               "kubelet_volume_stats_available_bytes"})
 
+# Exporters a real cluster may lack (`Dialect.missing`): without kube-state-metrics the workload's
+# replicas, readiness, restarts, termination reasons and node conditions are unknown to the agent (the
+# Nezha recordings have none); without the kubelet's CFS counters (no CPU quota accounting) so is
+# throttling. A cluster raises no alert from an exporter it lacks, so an incident whose alert comes
+# from one keeps it (`missing_for`).
+MISSING_FAMILIES: Mapping[str, frozenset[str]] = {
+    "kube_state_metrics": KSM_FAMILIES,
+    "cfs_throttling": frozenset({"container_cpu_cfs_periods_total", "container_cpu_cfs_throttled_periods_total"}),
+}
+MISSING_ALERTS: Mapping[str, frozenset[str]] = {
+    "kube_state_metrics": frozenset({
+        "KubePodCrashLooping", "KubePodNotReady", "KubeDeploymentReplicasMismatch", "KubeHpaMaxedOut",
+        "KubeNodeNotReady", "KubeStatefulSetReplicasMismatch", "KubeContainerWaiting",
+        "KubeDaemonSetRolloutStuck", "KubeJobFailed"}),
+    "cfs_throttling": frozenset({"CPUThrottlingHigh"}),
+}
+
+
+def missing_for(missing: tuple[str, ...], alert: str) -> frozenset[str]:
+    """The series families the agent cannot read in a cluster lacking the exporters `missing`, given
+    the alert it raised (whose own exporter is there, or the alert could not have fired)."""
+    out: set[str] = set()
+    for exporter in missing:
+        if alert not in MISSING_ALERTS[exporter]:
+            out |= MISSING_FAMILIES[exporter]
+    return frozenset(out)
+
+
 # An incident whose application exports no request metric the agent reads (a gRPC app without
 # interceptors, a mesh not scraped): its SLO is unknown (Snapshot.slo_known).
 NO_SLI = "none"

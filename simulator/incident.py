@@ -12,12 +12,12 @@ from typing import Any
 from remediator.actions import Action, ActionKind, ObjectRef
 from remediator.guards import Executed
 from remediator.slis import DEFAULT_PROFILE, PROFILES
-from remediator.snapshot import PROTECTED_LABEL, Alert, Attempt, Slo, Snapshot, SnapshotError, build_snapshot
+from remediator.snapshot import PROTECTED_LABEL, Alert, Attempt, Series, Slo, Snapshot, SnapshotError, build_snapshot
 from remediator.verify import Outcome, RecoveryTracker, unmet
 from remediator.versions import ConfigVersion, KnownGood, config_version, service_version
 from simulator.alerting import RuleClock
 from simulator.cluster import TICK_S, Cluster, Workload, secret_name, true_signals
-from simulator.dialect import NO_SLI, SLI_CHOICES, rule_labels
+from simulator.dialect import NO_SLI, SLI_CHOICES, missing_for, rule_labels
 from simulator.dynamics import Dynamics
 from simulator.faults import FAULTS, Fault
 from simulator.faults.base import LEAD, worst_pod
@@ -73,6 +73,9 @@ class IncidentSpec:
     # With digests, the agent also kept the Secret's good values sealed (live: `secrets.revert` with
     # a sealing key), so `revert_config` can put them back.
     secret_revert: bool = False
+    # Exporters the cluster's Prometheus lacks (simulator.dialect.MISSING_FAMILIES): their series never
+    # reach the agent, unless the alert itself came from one.
+    missing: tuple[str, ...] = ()
     # How often Prometheus scrapes (a multiple of the 15 s tick): the series carry those samples only.
     scrape_interval_s: float = TICK_S
 
@@ -231,10 +234,18 @@ class Incident:
                        unmet=tuple(unmet(true_signals(self.cluster), self.tracker.slo)),
                        escalated=self.escalated)
 
+    def scraped(self) -> list[Series]:
+        """What the agent's Prometheus holds now: scrapes lag, so the newest sample is one interval
+        old, and the series of exporters the cluster lacks (`IncidentSpec.missing`) are not there."""
+        series = self.cluster.series(until=self.cluster.now - TICK_S, alert_start=self.alert_at)
+        if self.spec.missing:
+            absent = missing_for(self.spec.missing, self.alert.name)
+            series = [s for s in series if s.name not in absent]
+        return series
+
     def observe(self) -> Snapshot:
         c = self.cluster
-        # Scrapes lag: the newest sample the agent can see is one interval old.
-        series = c.series(until=c.now - TICK_S, alert_start=self.alert_at)
+        series = self.scraped()
         objects = c.objects()
         try:
             return build_snapshot(self.alert, series, objects, now=c.now, history=tuple(self.attempts), sli=self.sli,

@@ -66,7 +66,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from remediator import yamllines
 from simulator.cluster import TICK_S
-from simulator.dialect import NO_SLI, SLI_CHOICES
+from simulator.dialect import MISSING_FAMILIES, NO_SLI, SLI_CHOICES
 from simulator.dynamics import Dynamics, Located
 from simulator.faults import FAULTS
 from simulator.graph import ServiceConfig, build_graph, check_graph
@@ -163,6 +163,19 @@ class Dialect(BaseModel):
     # Prometheus's scrape interval, seconds: one, or weights of several, each a multiple of the 15 s
     # tick up to 120 s (a window of 150 s keeps a sample). Drawn per incident from a stream of its own.
     scrape_interval_s: dict[float, float] = Field(default_factory=lambda: {TICK_S: 1.0})
+    # Exporter (simulator.dialect.MISSING_FAMILIES): the share of incidents whose Prometheus lacks
+    # it, each drawn from a stream of its own. The agent then sees those signals as unknown.
+    missing: dict[str, float] = Field(default_factory=dict)
+
+    @field_validator("missing")
+    @classmethod
+    def _exporters(cls, v: dict[str, float]) -> dict[str, float]:
+        for name, share in v.items():
+            if name not in MISSING_FAMILIES:
+                raise Located((name,), f"unknown exporter {name!r}; known: {', '.join(MISSING_FAMILIES)}")
+            if not 0 <= share <= 1:
+                raise Located((name,), f"share {share:g} must be between 0 and 1")
+        return v
 
     @field_validator("scrape_interval_s", mode="before")
     @classmethod
@@ -214,6 +227,8 @@ class Dialect(BaseModel):
         intervals = sorted(i for i, w in self.scrape_interval_s.items() if w > 0)
         out["scrape_interval_s"] = intervals[0] if len(intervals) == 1 else random.Random(seed ^ 0x5C2A9E).choices(
             intervals, [self.scrape_interval_s[i] for i in intervals])[0]
+        out["missing"] = tuple(name for i, name in enumerate(sorted(self.missing))
+                               if random.Random(seed ^ (0x3155 + i)).random() < self.missing[name])
         return out
 
     def observes_requests(self) -> bool:

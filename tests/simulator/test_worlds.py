@@ -86,6 +86,10 @@ BASE = "name: x\nfaults: {memory_leak: 1, traffic_spike: 1}\n"
     (BASE + "dynamics:\n  fault_params:\n    bad_config_rollout: {error_ratio: [0.5, 1.5]}\n", 5,
      "dynamics.fault_params.bad_config_rollout.error_ratio", "must be <= 1"),
     (BASE + "dynamics:\n  fault_params: {}\n  fault_params: {}\n", 5, "dynamics.fault_params", "given twice"),
+    (BASE + "dialect:\n  missing: {node_exporter: 0.5}\n", 4, "dialect.missing.node_exporter",
+     "unknown exporter 'node_exporter'; known: kube_state_metrics, cfs_throttling"),
+    (BASE + "dialect:\n  missing: {cfs_throttling: 1.5}\n", 4, "dialect.missing.cfs_throttling",
+     "share 1.5 must be between 0 and 1"),
 ])
 def test_a_bad_value_names_file_line_and_key(tmp_path: Path, body: str, line: int, key: str, needle: str) -> None:
     path = tmp_path / "suite.yaml"
@@ -318,3 +322,41 @@ def test_a_fork_of_an_explicit_graph_incident_propagates_load_on_its_own() -> No
     fork.advance(300.0)
     assert fork.cluster._callers["cartservice"][0][0] is fork.cluster.workloads["frontend"]
     assert [w.rps for w in fork.cluster.workloads.values()] == [w.rps for w in inc.cluster.workloads.values()]
+
+
+# ---------------------------------------------------------------- exporters a cluster lacks
+
+
+def test_without_kube_state_metrics_its_signals_are_unknown_unless_the_alert_came_from_it() -> None:
+    svc = TOPOLOGY.services[0].name
+    slo_alerted = IncidentSpec(("dependency_slow",), svc, 4)
+    full, lacking = Incident(TOPOLOGY, slo_alerted), Incident(TOPOLOGY, replace(slo_alerted,
+                                                                                missing=("kube_state_metrics",)))
+    assert lacking.alert.name == "ServiceLatencyHigh"
+    assert "kube_state" not in full.observe().unknown_groups
+    snap = lacking.observe()
+    assert {"kube_state", "node"} <= snap.unknown_groups and "latency" not in snap.unknown_groups
+    assert not any(s.name.startswith("kube_") for s in lacking.scraped())
+    # A crash loop pages through kube-state-metrics: a cluster that raised it has the exporter.
+    crash = Incident(TOPOLOGY, IncidentSpec(("bad_rollout",), svc, 4, missing=("kube_state_metrics",)))
+    assert crash.alert.name == "KubePodCrashLooping" and "kube_state" not in crash.observe().unknown_groups
+
+
+def test_without_the_cfs_counters_throttling_is_unknown_unless_it_paged() -> None:
+    svc = TOPOLOGY.services[0].name
+    leak = Incident(TOPOLOGY, IncidentSpec(("memory_leak",), svc, 4, missing=("cfs_throttling",)))
+    assert "throttle_ratio" in leak.observe().unknown_signals
+    throttled = Incident(TOPOLOGY, IncidentSpec(("cpu_limit_low",), svc, 4, missing=("cfs_throttling",)))
+    assert throttled.alert.name == "CPUThrottlingHigh" and "throttle_ratio" not in throttled.observe().unknown_signals
+
+
+def test_a_suite_draws_the_exporters_its_clusters_lack_without_moving_other_draws(tmp_path: Path) -> None:
+    path = tmp_path / "m.yaml"
+    path.write_text(BASE + "dialect:\n  missing: {kube_state_metrics: 0.5, cfs_throttling: 0.25}\n")
+    specs = load_suite(str(path)).specs(count=400)
+    share = {e: sum(e in s.missing for s in specs) / len(specs) for e in ("kube_state_metrics", "cfs_throttling")}
+    assert share["kube_state_metrics"] == pytest.approx(0.5, abs=0.07)
+    assert share["cfs_throttling"] == pytest.approx(0.25, abs=0.07)
+    path.write_text(BASE)
+    plain = load_suite(str(path)).specs(count=400)
+    assert [replace(s, missing=()) for s in specs] == plain
