@@ -24,18 +24,17 @@ def test_shipped_policy_on_eval() -> None:
     r = report["rankers"]
     rl, oracle, rules = r["rl"], r["oracle"], r["rules"]
     # Issue 3 asked rl <= 1.15x oracle, >= 97% recovered, <= 5% no-fault actions. The shipped DQN
-    # (490k steps in six runs, chosen on `validation`) measured 1.16x oracle, 97.9% recovered and
-    # 2 of 18 no-fault incidents acted on (11.1%: a harmless ConfigMap edit reverted), seed 7:
-    # recovery is met, the other two are not. These bounds are the figures with a small margin,
-    # so a worse policy fails.
+    # (870k steps in ten runs, chosen on `validation` and `validation_sparse`) measured 1.167x oracle,
+    # 98.9% recovered and 0 of 18 no-fault incidents acted on, seed 7: recovery and the no-fault rate
+    # are met, MTTR misses by 0.02x. These bounds are the figures with a small margin, so a worse
+    # policy fails.
     assert rl["mttr_s"] <= 1.2 * oracle["mttr_s"], (rl["mttr_s"], oracle["mttr_s"])
-    assert rl["success_rate"] >= 0.97
+    assert rl["success_rate"] >= 0.98
     assert rl["unsafe_executed"] == 0
-    assert rl["noop_incident_actions"] <= 0.12
-    # Against the calibrated rule table: measured 0.60x overall, 0.42x on latency, 0.57x on crash loops.
-    # The rule table got stronger (config rule, own rollouts, rollback past a restart): eval not yet
-    # re-measured for the encoder-v3 policy; the bound is only "not slower than the table".
-    assert rl["mttr_s"] <= rules["mttr_s"], (rl["mttr_s"], rules["mttr_s"])
+    assert rl["noop_incident_actions"] <= 0.06  # at most 1 of 18
+    # Against the calibrated rule table: measured 0.76x overall, 0.42x on latency, 0.93x on crash loops.
+    assert rl["mttr_s"] <= 0.8 * rules["mttr_s"], (rl["mttr_s"], rules["mttr_s"])
+    assert _family(report, "latency", "rl") <= 0.5 * _family(report, "latency", "rules")
 
 
 @pytest.mark.slow
@@ -45,7 +44,21 @@ def test_shipped_policy_on_a_larger_topology() -> None:
     assert suite.topology.services >= 3 * train.topology.services
     report = run_benchmark(suite, ["oracle", "rules", "rl"], seed=suite.seed)
     r = report["rankers"]
-    # Measured 1.15x oracle and 0.64x the rule table (issue 3 asked 1.25x oracle: met).
-    assert r["rl"]["mttr_s"] <= 1.2 * r["oracle"]["mttr_s"], (r["rl"]["mttr_s"], r["oracle"]["mttr_s"])
+    # Measured 1.11x oracle and 0.79x the rule table (issue 3 asked 1.25x oracle: met).
+    assert r["rl"]["mttr_s"] <= 1.15 * r["oracle"]["mttr_s"], (r["rl"]["mttr_s"], r["oracle"]["mttr_s"])
     assert r["rl"]["unsafe_executed"] == 0
-    assert r["rl"]["mttr_s"] <= r["rules"]["mttr_s"], (r["rl"]["mttr_s"], r["rules"]["mttr_s"])
+    assert r["rl"]["mttr_s"] <= 0.85 * r["rules"]["mttr_s"], (r["rl"]["mttr_s"], r["rules"]["mttr_s"])
+
+
+@pytest.mark.slow
+def test_shipped_policy_in_clusters_that_lack_an_exporter() -> None:
+    # eval_sparse: eval where a third of the clusters have no kube-state-metrics and a third no CFS
+    # counters, more than training saw. Measured 1.22x oracle, 98.6% recovered, 1 of 18 no-fault
+    # incidents acted on, 0.77x the rule table (the policy before it: 1.41x, 5 of 18).
+    report = run_benchmark(load_suite("eval_sparse"), ["oracle", "rules", "rl"], seed=7)
+    r = report["rankers"]
+    assert r["rl"]["mttr_s"] <= 1.27 * r["oracle"]["mttr_s"], (r["rl"]["mttr_s"], r["oracle"]["mttr_s"])
+    assert r["rl"]["success_rate"] >= 0.97
+    assert r["rl"]["noop_incident_actions"] <= 0.06
+    assert r["rl"]["unsafe_executed"] == 0
+    assert r["rl"]["mttr_s"] <= 0.85 * r["rules"]["mttr_s"], (r["rl"]["mttr_s"], r["rules"]["mttr_s"])
