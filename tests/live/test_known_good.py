@@ -11,7 +11,7 @@ import kubernetes.client as k
 from remediator.actions import ObjectRef
 from remediator.live.ledger import Ledger
 from remediator.live.observer import KubeObjectSource, Observer
-from remediator.snapshot import Alert
+from remediator.snapshot import Alert, Snapshot
 from remediator.versions import ConfigVersion, KnownGood, config_version, service_version
 from tests.live.conftest import APP, NS
 from tests.support.kube import KubeServer
@@ -43,7 +43,9 @@ def test_the_ledger_keeps_versions_per_workload_and_never_a_secret_value(tmp_pat
         assert SECRET_VALUE.encode() not in file.read_bytes(), file
 
 
-def test_the_observer_reads_configmaps_and_services_and_never_a_secret(kube: KubeServer) -> None:
+def _observe_cart(kube: KubeServer) -> Snapshot:
+    """cart (its ConfigMap edited since the known-good record, a Secret by name) beside cart-cache, a
+    StatefulSet mounting the same ConfigMap, observed through the official client."""
     kube.seed_deployment(APP, NS, replicas=2, nodes=("node-a",))
     kube.seed({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cart-config", "namespace": NS},
                "data": {"mode": "fast"}},
@@ -66,8 +68,12 @@ def test_the_observer_reads_configmaps_and_services_and_never_a_secret(kube: Kub
     # observation of the workload's surroundings alone.
     source = KubeObjectSource(kube.api_client(), clock=lambda: now, drains=lambda alert: False)
     observer = Observer(None, source, clock=lambda: now)
-    snap = observer.observe(Alert("KubePodCrashLooping", {"namespace": NS, "deployment": APP}, starts_at=now - 60),
+    return observer.observe(Alert("KubePodCrashLooping", {"namespace": NS, "deployment": APP}, starts_at=now - 60),
                             now=now, known_good=[good]).snapshot
+
+
+def test_the_observer_reads_configmaps_and_services_and_never_a_secret(kube: KubeServer) -> None:
+    snap = _observe_cart(kube)
     digests = {c.ref.kind: c.digest for c in snap.configs}
     assert digests["ConfigMap"].startswith("sha256:") and digests["Secret"] == ""  # named, never read
     assert [d.how for d in snap.config_drift] == ["edited"] and snap.signals.config_revertible == 1.0
@@ -75,3 +81,9 @@ def test_the_observer_reads_configmaps_and_services_and_never_a_secret(kube: Kub
     assert [u.ref for u in snap.config_users] == [CART, ObjectRef("StatefulSet", NS, "cart-cache")]
     assert snap.service is not None and snap.service.ref.name == APP and snap.signals.service_ready_endpoints == 2
     assert not [r for r in kube.emulator.log if "/secrets" in r.path], "the observer read a Secret"
+
+
+def test_a_workload_kind_the_role_does_not_list_leaves_its_users_unknown(kube: KubeServer) -> None:
+    kube.inject_fault(403, times=100, method="GET", path=f"/apis/apps/v1/namespaces/{NS}/statefulsets")
+    snap = _observe_cart(kube)  # the observation stands; the revert restarts only the users it saw
+    assert [u.ref for u in snap.config_users] == [CART] and snap.signals.config_revertible == 1.0
