@@ -227,8 +227,10 @@ class Dialect(BaseModel):
         intervals = sorted(i for i, w in self.scrape_interval_s.items() if w > 0)
         out["scrape_interval_s"] = intervals[0] if len(intervals) == 1 else random.Random(seed ^ 0x5C2A9E).choices(
             intervals, [self.scrape_interval_s[i] for i in intervals])[0]
-        out["missing"] = tuple(name for i, name in enumerate(sorted(self.missing))
-                               if random.Random(seed ^ (0x3155 + i)).random() < self.missing[name])
+        # Each exporter's stream is keyed on its place among all exporters, not among the suite's, so
+        # stating another exporter moves no draw of the first.
+        out["missing"] = tuple(name for i, name in enumerate(sorted(MISSING_FAMILIES))
+                               if random.Random(seed ^ (0x3155 + i)).random() < self.missing.get(name, 0.0))
         return out
 
     def observes_requests(self) -> bool:

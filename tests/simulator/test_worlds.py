@@ -357,6 +357,9 @@ def test_a_suite_draws_the_exporters_its_clusters_lack_without_moving_other_draw
     share = {e: sum(e in s.missing for s in specs) / len(specs) for e in ("kube_state_metrics", "cfs_throttling")}
     assert share["kube_state_metrics"] == pytest.approx(0.5, abs=0.07)
     assert share["cfs_throttling"] == pytest.approx(0.25, abs=0.07)
+    path.write_text(BASE + "dialect:\n  missing: {kube_state_metrics: 0.5}\n")
+    alone = load_suite(str(path)).specs(count=400)
+    assert [("kube_state_metrics" in s.missing) for s in alone] == [("kube_state_metrics" in s.missing) for s in specs]
     path.write_text(BASE)
     plain = load_suite(str(path)).specs(count=400)
     assert [replace(s, missing=()) for s in specs] == plain
