@@ -363,3 +363,12 @@ def test_a_suite_draws_the_exporters_its_clusters_lack_without_moving_other_draw
     path.write_text(BASE)
     plain = load_suite(str(path)).specs(count=400)
     assert [replace(s, missing=()) for s in specs] == plain
+
+
+@pytest.mark.parametrize(("sparse", "base"), [("eval_sparse", "eval"), ("validation_sparse", "validation")])
+def test_a_sparse_suite_is_its_base_with_exporters_missing(sparse: str, base: str) -> None:
+    # The sparse suites are copies of their base: this keeps them from drifting apart.
+    s, b = load_suite(sparse), load_suite(base)
+    assert s.dialect.missing and not b.dialect.missing
+    assert s.model_copy(update={"name": b.name, "dialect": b.dialect}) == b
+    assert s.dialect.model_copy(update={"missing": {}}) == b.dialect
