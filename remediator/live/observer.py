@@ -43,6 +43,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from remediator import workloads
+from remediator.actions import WORKLOAD_KINDS as ACTED_ON_KINDS
 from remediator.actions import ObjectRef
 from remediator.edges import EDGE_SOURCES, Callee, EdgeSource
 from remediator.live.config import ConfigError, ConfigIssue
@@ -426,8 +427,9 @@ def objects_from_alert(alert: Alert) -> list[dict[str, Any]]:
     return out
 
 
-# The workload kinds the known-good sweep lists in a namespace (remediator/live/known_good.py).
-_SWEPT = ("Deployment", "StatefulSet", "DaemonSet")
+# The workload kinds the known-good sweep lists in a namespace (remediator/live/known_good.py) and
+# the users of a config a revert restarts: the kinds the executor acts on, as build_snapshot counts them.
+_SWEPT = ACTED_ON_KINDS
 
 
 class KubeObjectSource:
