@@ -48,21 +48,23 @@ from remediator.rank.rl import ALGOS, PolicyMetadata, embed_metadata, guard_view
 
 __all__ = ["DEFAULT_HYPERPARAMS", "EpisodePoint", "PolicyView", "TrainResult", "TrainingError", "curve_path", "train"]
 
+ESCALATE_COST_S = 120.0  # what a page costs a human's rota, in the reward's seconds
+
 # Chosen for this problem's short episodes (a handful of decisions, returns of -1 to -30).
 DEFAULT_HYPERPARAMS: dict[str, dict[str, Any]] = {
     "ppo": {"learning_rate": 3e-4, "n_steps": 1024, "batch_size": 256, "n_epochs": 10, "gamma": 0.99,
             "gae_lambda": 0.95, "ent_coef": 0.01, "clip_range": 0.2, "net_arch": [128, 128],
-            "no_fault_cost_s": 600.0},
+            "no_fault_cost_s": 600.0, "escalate_cost_s": ESCALATE_COST_S},
     "dqn": {"learning_rate": 5e-4, "buffer_size": 100_000, "learning_starts": 2_000, "batch_size": 128,
             "gamma": 0.99, "train_freq": 4, "gradient_steps": 1, "target_update_interval": 2_000, "n_steps": 3,
             "exploration_fraction": 0.4, "exploration_initial_eps": 1.0, "exploration_final_eps": 0.03,
-            "net_arch": [128, 128], "no_fault_cost_s": 600.0},
+            "net_arch": [128, 128], "no_fault_cost_s": 600.0, "escalate_cost_s": ESCALATE_COST_S},
 }
 _POLICY_KWARGS = ("net_arch",)
 # Hyperparameters of the reward, not of the algorithm: `no_fault_cost_s` is the env's price on
-# changing a healthy service for a noisy alert (simulator.env.PENALTY_S["acted_on_no_fault"]).
-_REWARD_KWARGS = ("no_fault_cost_s",)
-ESCALATE_COST_S = 120.0  # what a page costs a human's rota, in the reward's seconds
+# changing a healthy service for a noisy alert (simulator.env.PENALTY_S["acted_on_no_fault"]),
+# `escalate_cost_s` what a page costs on top of the human's time.
+_REWARD_KWARGS = ("no_fault_cost_s", "escalate_cost_s")
 
 
 class TrainingError(ValueError):
@@ -171,7 +173,7 @@ def resolve_hyperparams(algo: str, overrides: Mapping[str, Any] | None = None) -
 def train(algo: str, suite: str, timesteps: int, seed: int, out: Path | str, *, n_envs: int = 1,
           subprocess: bool = False, progress_bar: bool = False, hyperparams: Mapping[str, Any] | None = None,
           command: str = "", curve: bool = True, verbose: int = 0,
-          escalate_cost_s: float = ESCALATE_COST_S, branches: int = 1, init: Path | str | None = None
+          escalate_cost_s: float | None = None, branches: int = 1, init: Path | str | None = None
           ) -> TrainResult:
     """Train a policy on `suite` and write the model, its metadata and its training curve.
 
@@ -197,6 +199,8 @@ def train(algo: str, suite: str, timesteps: int, seed: int, out: Path | str, *, 
     if branches < 1:
         raise TrainingError(f"--branches must be at least 1, not {branches}")
     s = training_suite(suite)
+    if escalate_cost_s is None:
+        escalate_cost_s = float(hp["escalate_cost_s"])
 
     import torch
     from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecMonitor

@@ -23,9 +23,11 @@ TINY = {"ppo": ["--hp", "n_steps=128", "--hp", "batch_size=64", "--hp", "n_epoch
 def test_train_writes_model_metadata_and_curve(tmp_path: Path, algo: str) -> None:
     out = tmp_path / "policies" / f"{algo}.zip"
     res = runner.invoke(app, ["train", "--algo", algo, "--suite", "default", "--timesteps", "256",
-                              "--seed", "11", "--out", str(out), "--no-progress", *TINY[algo]])
+                              "--seed", "11", "--out", str(out), "--no-progress", *TINY[algo],
+                              "--hp", "escalate_cost_s=300"])
     assert res.exit_code == 0, res.output
     meta_doc = json.loads(out.with_suffix(".json").read_text())
+    assert meta_doc["hyperparams"]["escalate_cost_s"] == 300.0  # the page's price: a reward setting
     assert meta_doc["algo"] == algo and meta_doc["suite"] == "default" and meta_doc["seed"] == 11
     assert meta_doc["timesteps"] == 256 and meta_doc["encoder_version"] == ENCODER_VERSION
     assert meta_doc["actions"] == [k.value for k in ACTION_KINDS] and meta_doc["obs_size"] == OBS_SIZE
