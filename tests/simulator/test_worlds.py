@@ -372,3 +372,11 @@ def test_a_sparse_suite_is_its_base_with_exporters_missing(sparse: str, base: st
     assert s.dialect.missing and not b.dialect.missing
     assert s.model_copy(update={"name": b.name, "dialect": b.dialect}) == b
     assert s.dialect.model_copy(update={"missing": {}}) == b.dialect
+
+
+def test_validation_wide_is_eval_on_another_graph_and_seeds() -> None:
+    # A copy of eval (its noise, fault mix, variants and dialect) that differs only where a policy
+    # must not have seen it: the service graph and the incidents drawn.
+    w, e = load_suite("validation_wide"), load_suite("eval")
+    assert w.seed != e.seed and w.topology.seed != e.topology.seed and w.topology.name_offset != e.topology.name_offset
+    assert w.model_copy(update={"name": e.name, "seed": e.seed, "topology": e.topology}) == e
