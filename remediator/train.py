@@ -187,6 +187,7 @@ def train(algo: str, suite: str, timesteps: int, seed: int, out: Path | str, *, 
     buffer starts empty) for `timesteps` more, under `hyperparams` (for a DQN, usually a lower
     `exploration_initial_eps`); the metadata counts both runs' steps and names the one it continued.
     A DQN of an older encoder version is widened into this one's layout first (`_widened`).
+    `escalate_cost_s` None takes the page's price from `hyperparams` (`--hp escalate_cost_s`).
     """
     out = Path(out)
     hp = resolve_hyperparams(algo, hyperparams)
