@@ -173,7 +173,7 @@ def resolve_hyperparams(algo: str, overrides: Mapping[str, Any] | None = None) -
 def train(algo: str, suite: str, timesteps: int, seed: int, out: Path | str, *, n_envs: int = 1,
           subprocess: bool = False, progress_bar: bool = False, hyperparams: Mapping[str, Any] | None = None,
           command: str = "", curve: bool = True, verbose: int = 0,
-          escalate_cost_s: float | None = None, branches: int = 1, init: Path | str | None = None
+          branches: int = 1, init: Path | str | None = None
           ) -> TrainResult:
     """Train a policy on `suite` and write the model, its metadata and its training curve.
 
@@ -187,7 +187,6 @@ def train(algo: str, suite: str, timesteps: int, seed: int, out: Path | str, *, 
     buffer starts empty) for `timesteps` more, under `hyperparams` (for a DQN, usually a lower
     `exploration_initial_eps`); the metadata counts both runs' steps and names the one it continued.
     A DQN of an older encoder version is widened into this one's layout first (`_widened`).
-    `escalate_cost_s` None takes the page's price from `hyperparams` (`--hp escalate_cost_s`).
     """
     out = Path(out)
     hp = resolve_hyperparams(algo, hyperparams)
@@ -200,14 +199,12 @@ def train(algo: str, suite: str, timesteps: int, seed: int, out: Path | str, *, 
     if branches < 1:
         raise TrainingError(f"--branches must be at least 1, not {branches}")
     s = training_suite(suite)
-    if escalate_cost_s is None:
-        escalate_cost_s = float(hp["escalate_cost_s"])
 
     import torch
     from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecMonitor
 
     torch.set_num_threads(1)
-    fns = [_make_env(s, escalate_cost_s, branches, float(hp["no_fault_cost_s"])) for _ in range(n_envs)]
+    fns = [_make_env(s, float(hp["escalate_cost_s"]), branches, float(hp["no_fault_cost_s"])) for _ in range(n_envs)]
     venv = SubprocVecEnv(fns, start_method="fork") if subprocess and n_envs > 1 else DummyVecEnv(fns)
     env = VecMonitor(venv)
     kw = {k: v for k, v in hp.items() if k not in _POLICY_KWARGS + _REWARD_KWARGS}
@@ -244,7 +241,7 @@ def train(algo: str, suite: str, timesteps: int, seed: int, out: Path | str, *, 
         algo=algo, suite=s.name if not Path(suite).suffix else str(suite), seed=seed,
         timesteps=timesteps + (base.timesteps if base else 0),
         train_wall_s=round(wall + (base.train_wall_s if base else 0.0), 1), command=command,
-        hyperparams={**hp, "n_envs": n_envs, "escalate_cost_s": escalate_cost_s, "branches": branches},
+        hyperparams={**hp, "n_envs": n_envs, "branches": branches},
         versions=_versions(), created=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         extra={**continued, "episodes": len(points), "train_cpu_s": round(cpu, 1),
                "final_mttr_s": round(sum(p.recovery_s for p in tail) / len(tail), 1) if tail else None,

@@ -43,7 +43,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from remediator import workloads
-from remediator.actions import WORKLOAD_KINDS as ACTED_ON_KINDS
+from remediator.actions import WORKLOAD_KINDS as ACTED_ON_KINDS  # swept for known-good, a config's users
 from remediator.actions import ObjectRef
 from remediator.edges import EDGE_SOURCES, Callee, EdgeSource
 from remediator.live.config import ConfigError, ConfigIssue
@@ -377,7 +377,7 @@ class StaticObjects:
 
     def workloads(self, namespace: str) -> list[ObjectRef]:
         return [ObjectRef(str(o["kind"]), namespace, str(o["metadata"]["name"])) for o in self.objects
-                if o.get("kind") in _SWEPT and (o.get("metadata") or {}).get("namespace") == namespace]
+                if o.get("kind") in ACTED_ON_KINDS and (o.get("metadata") or {}).get("namespace") == namespace]
 
 
 def objects_from_alert(alert: Alert) -> list[dict[str, Any]]:
@@ -425,11 +425,6 @@ def objects_from_alert(alert: Alert) -> list[dict[str, Any]]:
     if labels.get("node"):
         out.append({"apiVersion": "v1", "kind": "Node", "metadata": {"name": labels["node"]}})
     return out
-
-
-# The workload kinds the known-good sweep lists in a namespace (remediator/live/known_good.py) and
-# the users of a config a revert restarts: the kinds the executor acts on, as build_snapshot counts them.
-_SWEPT = ACTED_ON_KINDS
 
 
 class KubeObjectSource:
@@ -753,7 +748,7 @@ class KubeObjectSource:
         """The Deployments, StatefulSets and DaemonSets of a namespace (the known-good sweep's); a
         kind the RBAC does not let the agent list is left out."""
         out = []
-        for kind in _SWEPT:
+        for kind in ACTED_ON_KINDS:
             try:
                 out += [ObjectRef(kind, namespace, str(o["metadata"]["name"])) for o in self._list(kind, namespace)]
             except _Forbidden as e:
@@ -798,7 +793,7 @@ class KubeObjectSource:
                 if secret is not None:
                     add([redact_secret(secret)])
         add(self._items("list services", lambda: self.core.list_namespaced_service(ns), "Service", "v1"))
-        for kind in _SWEPT:  # soft: a kind the Role does not list leaves its users unknown, none restarted
+        for kind in ACTED_ON_KINDS:  # soft: a kind the Role does not list leaves its users unknown, none restarted
             add(self._soft_list(kind, ns))
         if any((p.get("status") or {}).get("phase") == "Pending" for p in pods):
             try:  # cluster-wide: without it no cordoned node is known, so none is uncordoned
