@@ -30,7 +30,7 @@ Parameters per action kind (the guards and the executor read the same names):
     raise_memory_limit        {"factor": F}                      (default 1.5)
     raise_cpu_limit           {"factor": F}                      (default 1.5)
     raise_hpa_max             {"factor": F} or {"max_replicas": N} (default factor 1.5)
-    expand_volume             {"factor": F}                      (default 1.5)
+    expand_volume             {"factor": F}                      (default 1.5; at least enough for 2 h at the fill rate)
     every other kind          {}
 
 Where the shipped catalog lives: the YAML files are `runbooks/` at the top of the source

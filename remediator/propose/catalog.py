@@ -28,6 +28,7 @@ from remediator.actions import ACTION_INDEX, ACTION_KINDS, CONTAINER_KINDS, PASS
 from remediator.catalog import ActionEntry, Catalog, Runbook, load_catalog
 from remediator.propose.base import Candidate
 from remediator.snapshot import Alert, Snapshot
+from remediator.verify import PVC_MAX_USED, PVC_MIN_MINUTES_TO_FULL
 
 __all__ = ["CatalogProposer", "RunbookMatcher", "candidate_for", "candidate_mask"]
 
@@ -36,6 +37,9 @@ RunbookMatcher = Callable[[Alert], "Runbook | None"]
 
 SOURCE = "catalog"
 SCORE_DECAY = 0.9  # the n-th candidate (from 0) scores SCORE_DECAY ** n
+# How long an expanded volume should last at its current fill rate: twice the horizon the verifier
+# asks of a healthy volume, so that it still holds while the resize lands and the rate wobbles.
+EXPANSION_LASTS_MIN = 2 * PVC_MIN_MINUTES_TO_FULL
 
 _WORKLOAD_KINDS = frozenset({
     ActionKind.RESTART_ROLLOUT, ActionKind.ROLLBACK_ROLLOUT, ActionKind.SCALE_OUT,
@@ -115,9 +119,26 @@ def _resolve(kind: ActionKind, entry: ActionEntry | None,
         replicas = float(int(s.baseline_replicas))
         limit = entry.limits.get("replicas") if entry is not None else None
         params["replicas"] = max(int(limit.clamp(replicas) if limit is not None else replicas), 1)
+    if kind is ActionKind.EXPAND_VOLUME and "factor" in params:
+        factor = max(float(params["factor"]), _lasting_factor(snapshot))
+        limit = entry.limits.get("factor") if entry is not None else None
+        params["factor"] = round(limit.clamp(factor) if limit is not None else factor, 2)
     if kind in CONTAINER_KINDS:
         params.update(snapshot.container_param())
     return target, params
+
+
+def _lasting_factor(snapshot: Snapshot) -> float:
+    """The expansion after which the volume lasts EXPANSION_LASTS_MIN at the fill rate it shows now and
+    is no fuller than the verifier allows: an SRE sizes the expansion from `predict_linear`, so that a
+    fast fill does not need a second one an hour later. 1.0 (the runbook's own factor wins) when the
+    volume is not filling."""
+    s = snapshot.signals
+    used, minutes = s.pvc_used_ratio, s.pvc_minutes_to_full
+    if not (math.isfinite(used) and math.isfinite(minutes)) or used <= 0.0:
+        return 1.0
+    per_min = max(1.0 - used, 0.0) / max(minutes, 1e-6)  # share of today's size written per minute
+    return max(used + per_min * EXPANSION_LASTS_MIN, used / PVC_MAX_USED)
 
 
 def _target(kind: ActionKind, snapshot: Snapshot) -> ObjectRef | None:

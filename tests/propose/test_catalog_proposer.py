@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -177,6 +179,21 @@ def test_volume_filling_up_expands_the_claim(proposer: CatalogProposer) -> None:
 
     no_claim = snap("KubePersistentVolumeFillingUp", objects=cluster(claim=""))
     assert kinds(proposer.propose(no_claim)) == [K.ESCALATE, K.NOOP]
+
+
+@pytest.mark.parametrize(("used", "minutes", "factor"), [
+    (0.75, 300.0, 1.5),        # a slow fill: the runbook's 1.5x lasts far beyond 2 h
+    (0.95, math.inf, 1.5),     # full but not growing: the runbook's factor
+    (0.8, 30.0, 1.6),          # 0.8 + 0.2/30 * 120: 1.6x lasts 2 h at this rate
+    (0.85, 10.0, 2.0),         # would need 2.65x: the runbook's limit (2.0) caps it
+])
+def test_volume_expansion_is_sized_by_the_fill_rate(proposer: CatalogProposer, used: float, minutes: float,
+                                                    factor: float) -> None:
+    """A fast fill gets an expansion that lasts twice the verifier's hour, so one expansion suffices."""
+    s = snap("KubePersistentVolumeFillingUp", {"persistentvolumeclaim": "cart-data"})
+    s = dataclasses.replace(s, signals=dataclasses.replace(s.signals, pvc_used_ratio=used,
+                                                           pvc_minutes_to_full=minutes))
+    assert by_kind(proposer.propose(s), K.EXPAND_VOLUME).action.params == {"factor": factor}
 
 
 def test_node_not_ready_is_about_the_node(proposer: CatalogProposer) -> None:
