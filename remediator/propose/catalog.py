@@ -120,9 +120,9 @@ def _resolve(kind: ActionKind, entry: ActionEntry | None,
         limit = entry.limits.get("replicas") if entry is not None else None
         params["replicas"] = max(int(limit.clamp(replicas) if limit is not None else replicas), 1)
     if kind is ActionKind.EXPAND_VOLUME and "factor" in params:
-        factor = max(float(params["factor"]), _lasting_factor(snapshot))
+        factor = round(max(float(params["factor"]), _lasting_factor(snapshot)), 2)
         limit = entry.limits.get("factor") if entry is not None else None
-        params["factor"] = round(limit.clamp(factor) if limit is not None else factor, 2)
+        params["factor"] = limit.clamp(factor) if limit is not None else factor
     if kind in CONTAINER_KINDS:
         params.update(snapshot.container_param())
     return target, params
